@@ -1,0 +1,204 @@
+"""The ``voicetune`` command: a thin layer over the library API. User errors print one line, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from voicetune.errors import VoicetuneError
+
+app = typer.Typer(help="Post-train a voice agent's text model so that what it says aloud sounds right.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Import transcripts, export built-in data, split by conversation.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from voicetune import __version__
+
+        print(f"voicetune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """voicetune: data, voice-quality scoring, judging."""
+
+
+def _report_skipped(skipped: list[str]) -> None:
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} invalid line{'s' * (len(skipped) > 1)}:[/yellow]")
+        for reason in skipped[:10]:
+            console.print(f"  {reason}", markup=False, highlight=False)
+        if len(skipped) > 10:
+            console.print(f"  … and {len(skipped) - 10} more")
+
+
+@data_app.command("import")
+def data_import(
+    source: Path = typer.Argument(..., help="The transcript file."),
+    format: str = typer.Option(..., "--format", "-f", help="tau-bench | tau-bench-fewshot | openai-chat | csv"),
+    output: Path = typer.Option(..., "--out", "-o", help="Where to write the turn records (JSONL)."),
+    domain: Optional[str] = typer.Option(None, help="Set the records' domain (default: from the data or file name)."),
+) -> None:
+    """Import transcripts: one turn record per agent text turn.
+
+    Example: voicetune data import --format tau-bench ../shared/data/tau-bench/gpt-4o-airline.json --out turns.jsonl
+    """
+    from voicetune.data import import_transcripts
+    from voicetune.records import write_records
+
+    turns = import_transcripts(source, format, domain)
+    write_records(output, turns)
+    conversations = len({t.meta.get("conversation_id") for t in turns})
+    console.print(f"wrote {len(turns)} turns from {conversations} conversations to {output}")
+
+
+@data_app.command("split")
+def data_split(
+    source: Path = typer.Argument(..., help="Turn records (JSONL)."),
+    output: Path = typer.Option(..., "--out", "-o", help="Folder for train.jsonl, dev.jsonl, test.jsonl."),
+    ratios: str = typer.Option("0.8,0.1,0.1", help="Train, dev and test shares."),
+    seed: int = typer.Option(0, help="Shuffle seed."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
+) -> None:
+    """Split turns into train/dev/test by conversation (and by task id when present).
+
+    Example: voicetune data split turns.jsonl --out data/
+    """
+    from voicetune.data import split_records
+    from voicetune.records import load_records, write_records
+
+    try:
+        shares = [float(x) for x in ratios.split(",")]
+    except ValueError:
+        raise VoicetuneError(f"--ratios should be three numbers like 0.8,0.1,0.1, got '{ratios}'") from None
+    skipped: list[str] = []
+    records = load_records(source, skip_invalid=skip_invalid, skipped=skipped)
+    _report_skipped(skipped)
+    for name, part in split_records(records, shares, seed).items():
+        write_records(output / f"{name}.jsonl", part)
+        console.print(f"{name}: {len(part)} turns -> {output / f'{name}.jsonl'}")
+
+
+@data_app.command("builtin")
+def data_builtin(
+    output: Path = typer.Option(..., "--out", "-o", help="Where to write the records (JSONL)."),
+    split: Optional[str] = typer.Option(None, help="Only this split: train, dev or test."),
+    pairs: bool = typer.Option(False, "--pairs", help="Export the hand-labelled pairs instead of the turns."),
+) -> None:
+    """Export the built-in turns (with spoken references) or labelled pairs.
+
+    Example: voicetune data builtin --split test --out test.jsonl
+    """
+    from voicetune.data import builtin_pairs, builtin_turns
+    from voicetune.records import write_records
+
+    if split not in (None, "train", "dev", "test"):
+        raise VoicetuneError(f"--split must be train, dev or test, not '{split}'")
+    records = builtin_pairs() if pairs else builtin_turns(split)
+    write_records(output, records)
+    console.print(f"wrote {len(records)} {'pairs' if pairs else 'turns'} to {output}")
+
+
+@app.command()
+def score(
+    input: Path = typer.Option(..., "--input", "-i", help="Turn records (JSONL)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the scored records."),
+    field: str = typer.Option("response", help="Which text to score: response, reference or draft."),
+    tts: str = typer.Option("estimate", help="Speaking time from a words-per-minute estimate, or real espeak-ng audio."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
+) -> None:
+    """Score spoken responses on non-repetition, conciseness, clarity, humanness and faithfulness.
+
+    Example: voicetune score --input turns.jsonl --output scored.jsonl --field draft
+    """
+    from voicetune.quality import ScorerConfig, score_records
+    from voicetune.records import load_records, write_records
+    from voicetune.summary import print_scores
+
+    if tts not in ("estimate", "espeak"):
+        raise VoicetuneError(f"--tts must be estimate or espeak, not '{tts}'")
+    skipped: list[str] = []
+    records = load_records(input, skip_invalid=skip_invalid, skipped=skipped)
+    _report_skipped(skipped)
+    scored = score_records(records, field=field, config=ScorerConfig(tts=tts), progress=True)
+    write_records(output, scored)
+    print_scores(scored, field, out)
+    console.print(f"wrote {len(scored)} scored records to {output}")
+
+
+@app.command()
+def judge(
+    pairs: Path = typer.Option(..., "--pairs", "-p", help="Pair records (JSONL)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the judged pairs."),
+    judge_name: str = typer.Option("rubric", "--judge", help="The judge: rubric (the embedded default)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
+) -> None:
+    """Judge pairs of responses: a winner and a verdict per quality. Labelled pairs also get agreement.
+
+    Example: voicetune judge --pairs pairs.jsonl --judge rubric --output judged.jsonl
+    """
+    from voicetune.judge import judge_pairs, label_agreement
+    from voicetune.records import Pair, load_records, write_records
+
+    if judge_name != "rubric":
+        raise VoicetuneError(f"unknown judge '{judge_name}': this version has 'rubric'")
+    skipped: list[str] = []
+    records = load_records(pairs, Pair, skip_invalid=skip_invalid, skipped=skipped)
+    _report_skipped(skipped)
+    judged = judge_pairs(records)
+    write_records(output, judged)
+    wins = {v: sum(1 for p in judged if p.winner == v) for v in ("a", "b", "tie")}
+    out.print(f"verdicts: a {wins['a']}, b {wins['b']}, tie {wins['tie']}")
+    agreement = label_agreement(judged)
+    if agreement["n"]:
+        out.print(f"agreement with labels: {agreement['agree']}/{agreement['n']} = {agreement['accuracy']:.1%} ({agreement['ties']} ties)")
+    console.print(f"wrote {len(judged)} judged pairs to {output}")
+
+
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="The run directory."),
+) -> None:
+    """Score the built-in data (drafts vs spoken references) and check the rubric judge against labels.
+
+    Example: voicetune demo --out runs/demo
+    """
+    from voicetune.pipeline import run_demo
+    from voicetune.summary import scores_table
+
+    summary = run_demo(output)
+    out.print(f"{summary['turns']} built-in turns, {summary['conversations']} conversations, domains: {', '.join(summary['domains'])}")
+    out.print(scores_table(summary["mean_scores"], "drafts read aloud vs spoken references"))
+    beats = summary["reference_beats_draft"]
+    out.print(f"reference beats its draft on {beats['reference_wins']}/{beats['n']} turns ({beats['share']:.1%})")
+    agreement = summary["rubric_judge_vs_labels"]
+    out.print(f"rubric judge agrees with the labelled pairs on {agreement['agree']}/{agreement['n']} ({agreement['accuracy']:.1%}), {agreement['ties']} ties")
+    out.print(f"run directory: {output} (summary.json)")
+
+
+def main() -> None:
+    """Entry point: user errors are one line on stderr with exit code 2, never a traceback (usage errors are
+    reported by typer, also with exit code 2)."""
+    try:
+        app()
+    except VoicetuneError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

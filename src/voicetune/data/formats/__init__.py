@@ -1,0 +1,48 @@
+"""Importers, one module per transcript format; :func:`import_transcripts` picks one by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voicetune.data.formats import csv_transcripts, openai_chat, tau_bench, tau_bench_fewshot
+from voicetune.errors import VoicetuneError
+from voicetune.records import Turn
+
+FORMATS = {
+    "tau-bench": tau_bench.load,
+    "tau-bench-fewshot": tau_bench_fewshot.load,
+    "openai-chat": openai_chat.load,
+    "csv": csv_transcripts.load,
+}
+
+
+def import_transcripts(path: str | Path, format: str, domain: str | None = None) -> list[Turn]:
+    """Read transcripts in ``format`` and return one turn record per agent text turn.
+
+    Args:
+        path: the transcript file.
+        format: one of ``tau-bench``, ``tau-bench-fewshot``, ``openai-chat``, ``csv``.
+        domain: the records' domain; by default taken from the data (a τ-bench policy's title, a CSV
+            ``domain`` column) or the file name, else ``general``.
+    """
+    if format not in FORMATS:
+        raise VoicetuneError(f"unknown format '{format}': choose one of {', '.join(FORMATS)}")
+    path = Path(path)
+    if not path.is_file():
+        raise VoicetuneError(f"{path}: no such file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise VoicetuneError(f"{path}: the file is empty")
+    if b"\x00" in raw[:8192]:
+        raise VoicetuneError(f"{path}: looks like a binary file, expected {format} text")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise VoicetuneError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    return FORMATS[format](path, text, domain)
+
+
+def domain_from_name(path: Path, known: tuple[str, ...] = ("airline", "retail", "telecom", "banking", "healthcare")) -> str | None:
+    """A domain named in the file name ("gpt-4o-airline.json" -> "airline")."""
+    name = path.name.lower()
+    return next((d for d in known if d in name), None)

@@ -1,0 +1,45 @@
+"""τ-bench trajectories: a JSON list of ``{"task_id", "traj": [OpenAI chat messages], "trial"?, "reward"?}``.
+
+Works for every τ-bench domain: the domain comes from the policy's title in the system message
+("# Airline Agent Policy") unless given.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from voicetune.data.conversation import turns_from_events
+from voicetune.data.formats._json import parse_json, require
+from voicetune.data.formats.openai_chat import chat_events
+from voicetune.errors import VoicetuneError
+from voicetune.records import Turn
+
+_POLICY_TITLE = re.compile(r"#\s*([A-Za-z]+)\s+agent\s+policy", re.I)
+
+
+def load(path: Path, text: str, domain: str | None) -> list[Turn]:
+    from voicetune.data.formats import domain_from_name
+
+    data = parse_json(path, text)
+    if isinstance(data, dict) and "traj" in data:
+        data = [data]
+    if not isinstance(data, list):
+        raise VoicetuneError(f"{path}: expected a JSON list of trajectories ({{task_id, traj}}), got {type(data).__name__}")
+    turns: list[Turn] = []
+    for index, item in enumerate(data):
+        where = f"{path}: item {index}"
+        if not isinstance(item, dict):
+            raise VoicetuneError(f"{where}: expected an object, got {type(item).__name__}")
+        trajectory = require(item, "traj", list, where)
+        task_id = item.get("task_id", index)
+        trial = item.get("trial", 0)
+        events = chat_events(trajectory, where)
+        system = next((e.text for e in events if e.role == "system"), "")
+        title = _POLICY_TITLE.search(system)
+        item_domain = domain or (title.group(1).lower() if title else None) or domain_from_name(path) or "general"
+        meta = {"source": "tau-bench", "task_id": f"{item_domain}-{task_id}", "trial": trial}
+        if "reward" in item:
+            meta["reward"] = item["reward"]
+        turns += turns_from_events(f"tau-{item_domain}-{task_id}-{trial}", events, domain=item_domain, meta=meta)
+    return turns

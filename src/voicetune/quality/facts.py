@@ -1,0 +1,338 @@
+"""Must-convey facts: extract them from a draft, and find them in a response in their spoken forms.
+
+A draft written for a screen says "$1,095.55", "06:00 AM", "2024-05-20", "#W4923227"; a good spoken
+response says "one thousand ninety-five dollars and fifty-five cents", "six in the morning", "May
+twentieth", "W four nine two three two two seven". Both sides are brought to one canonical form: spoken
+numbers become digits (text2num), codes are compared letters-and-digits only, money and times by value.
+
+Internal identifiers (``credit_card_8554680``, ``mia_li_3668``) and URLs are never must-convey: a person
+would not read them out. Facts inside a long enumeration past its third item are optional: a good spoken
+response gives the first few and offers the rest.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from voicetune.quality.text import compact, spoken_to_digits, words
+
+MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+MONTHS["sept"] = 9
+_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+_ORD = r"(?:st|nd|rd|th)?"
+_AMPM = r"(?:[AaPp]\.?\s?[Mm]\.?)"
+
+EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+|\b[a-z0-9-]+\.(?:com|org|net|io|co)(?:/\S*)?\b", re.I)
+INTERNAL_ID = re.compile(r"\b[A-Za-z]+(?:_[A-Za-z0-9]+)+\b")
+PHONE = re.compile(r"(?:\+?1[\s.-]?)?\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
+MONEY = re.compile(r"(?:[$€£]\s?\d[\d,]*(?:\.\d{1,2})?|\b\d[\d,]*(?:\.\d{1,2})?\s?(?:dollars|USD|usd)\b)")
+TIME = re.compile(rf"\b\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:\s?{_AMPM})?(?![\w])|\b\d{{1,2}}\s?{_AMPM}(?![\w])")
+DATE = re.compile(
+    rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{1,2}}/\d{{1,2}}(?:/\d{{2,4}})?\b"
+    rf"|\b{_MONTH}\.?\s+\d{{1,2}}{_ORD}\b(?:,?\s+\d{{4}})?|\b\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH}\b(?:,?\s+\d{{4}})?"
+)
+CODE = re.compile(r"#\s?[A-Za-z0-9-]{3,}\b|\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+)*\b|\b\d{6,}\b")
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%?(?![\w])")
+NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+([A-Z][a-z]+)|\b(?:[Tt]hank you|[Tt]hanks|Hi|Hello|Dear),?\s+([A-Z][a-z]+)\b")
+LIST_ITEM = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
+LIST_MARKER = re.compile(r"(?m)^\s*\d+[.)]\s")
+
+#: The order in which spans are claimed: an email's digits are not also a number, and so on.
+_EXTRACTORS = (("email", EMAIL), ("phone", PHONE), ("money", MONEY), ("time", TIME), ("date", DATE), ("code", CODE), ("number", NUMBER))
+_NOT_NAMES = {"for", "you", "so", "again", "there", "everyone", "sir", "madam", "and", "the"}
+_STOPWORDS = frozenset(
+    "a an the of to in on at for and or but is are was were be been it its this that these those your you i we "
+    "my our with by from as will would can could please".split()
+)
+#: How many items of an enumeration a listener can take in; later items' facts are optional.
+SPOKEN_LIST_LIMIT = 3
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One must-convey item: its text as written, its kind, and whether a response must carry it."""
+
+    text: str
+    kind: str
+    required: bool = True
+
+
+def classify_fact(text: str) -> Fact:
+    """Type a fact given as a string (a record's ``facts``): the first pattern that covers most of it."""
+    stripped = text.strip()
+    if INTERNAL_ID.fullmatch(stripped):
+        return Fact(stripped, "internal_id", required=False)
+    for kind, pattern in _EXTRACTORS:
+        match = pattern.search(stripped)
+        if match and len(match.group(0)) >= 0.6 * len(stripped):
+            return Fact(stripped, kind)
+    if NAME.fullmatch(stripped) or (stripped[:1].isupper() and stripped.isalpha() and len(stripped) > 1):
+        return Fact(stripped, "name")
+    return Fact(stripped, "phrase")
+
+
+def _list_item_index(draft: str) -> list[int]:
+    """For each character offset's line, the 1-based index of the enumeration item it belongs to (0: none)."""
+    indexes: list[int] = []
+    item = 0
+    for line in draft.splitlines(keepends=True):
+        if LIST_ITEM.match(line):  # a top-level item (not indented)
+            item += 1
+        elif line.strip() and not line.startswith((" ", "\t")):
+            item = 0  # prose between lists ends the enumeration
+        indexes.extend([item] * len(line))
+    return indexes
+
+
+@lru_cache(maxsize=16384)
+def extract_facts(draft: str) -> tuple[Fact, ...]:
+    """Find the must-convey facts in a draft: money, phone numbers, emails, times, dates, codes, numbers, names.
+
+    List markers ("1.", "2.") are not facts; internal ids and URLs never are. Facts in enumeration items past
+    :data:`SPOKEN_LIST_LIMIT` are returned with ``required=False``.
+    """
+    claimed = bytearray(len(draft))
+
+    def claim(start: int, end: int) -> bool:
+        if any(claimed[start:end]):
+            return False
+        claimed[start:end] = b"\x01" * (end - start)
+        return True
+
+    item_of = _list_item_index(draft)
+    found: list[tuple[int, Fact]] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(kind: str, match: re.Match[str]) -> None:
+        start, end = match.span()
+        if not claim(start, end):
+            return
+        text = match.group(0).strip().rstrip(".")
+        if kind == "number" and _is_trivial_number(text):
+            return
+        key = (kind, compact(text))
+        if key not in seen:
+            seen.add(key)
+            found.append((start, Fact(text, kind, required=item_of[start] <= SPOKEN_LIST_LIMIT)))
+
+    for match in EMAIL.finditer(draft):  # before URLs: an email contains a domain name
+        add("email", match)
+    for pattern in (URL, INTERNAL_ID, LIST_MARKER):  # never facts
+        for match in pattern.finditer(draft):
+            claim(*match.span())
+    for kind, pattern in _EXTRACTORS[1:]:
+        for match in pattern.finditer(draft):
+            add(kind, match)
+    for match in NAME.finditer(draft):
+        name = match.group(1) or match.group(2)
+        if name.lower() not in _NOT_NAMES and ("name", name.lower()) not in seen:
+            seen.add(("name", name.lower()))
+            found.append((match.start(), Fact(name, "name")))
+    return tuple(fact for _, fact in sorted(found, key=lambda pair: pair[0]))
+
+
+def _is_trivial_number(text: str) -> bool:
+    """Single small counts ("1 passenger", "2 bags") are worth saying but not worth gating a response on."""
+    return text.isdigit() and int(text) <= 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Matching in a response
+
+
+@dataclass(frozen=True)
+class SpokenView:
+    """A response brought to canonical form once, so that every fact is matched against the same view."""
+
+    digits: str  # spoken numbers as digits, lower case
+    compact: str  # letters and digits only
+    words: frozenset[str]
+
+
+@lru_cache(maxsize=65536)
+def spoken_view(text: str) -> SpokenView:
+    digits = spoken_to_digits(text).lower()
+    return SpokenView(digits=digits, compact=compact(digits), words=frozenset(words(digits)))
+
+
+def _money_value(text: str) -> tuple[int, int]:
+    number = re.search(r"\d[\d,]*(?:\.\d{1,2})?", text).group(0).replace(",", "")
+    dollars, _, cents = number.partition(".")
+    return int(dollars), int((cents + "00")[:2]) if cents else 0
+
+
+def _time_value(text: str) -> tuple[int, int]:
+    hour_min = re.match(r"\s*(\d{1,2})(?::(\d{2}))?", text)
+    hour, minute = int(hour_min.group(1)), int(hour_min.group(2) or 0)
+    if re.search(r"[Pp]\.?\s?[Mm]", text) and hour < 12:
+        hour += 12
+    if re.search(r"[Aa]\.?\s?[Mm]", text) and hour == 12:
+        hour = 0
+    return hour, minute
+
+
+def _date_value(text: str) -> tuple[int, int] | None:
+    iso = re.match(r"(\d{4})-(\d{2})-(\d{2})", text)
+    if iso:
+        return int(iso.group(2)), int(iso.group(3))
+    slash = re.match(r"(\d{1,2})/(\d{1,2})", text)
+    if slash:
+        return int(slash.group(1)), int(slash.group(2))
+    month = re.search(_MONTH, text, re.I)
+    day = re.search(r"\b(\d{1,2})(?:st|nd|rd|th)?\b", text)
+    if month and day:
+        return MONTHS[month.group(0).lower().rstrip(".")], int(day.group(1))
+    return None
+
+
+@lru_cache(maxsize=16384)
+def _fact_patterns(fact: Fact) -> tuple[re.Pattern[str], ...]:
+    """Regular expressions over a :class:`SpokenView`'s ``digits`` text that mean ``fact`` was said."""
+    kind = fact.kind
+    if kind == "money":
+        dollars, cents = _money_value(fact.text)
+        if cents:
+            return (re.compile(rf"(?<![\d.]){dollars}(?:\.|\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?){cents:02d}(?!\d)|(?<![\d.]){dollars}\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?{cents}\s*cents?"),)
+        patterns = [rf"(?<![\d.]){dollars}(?![\d]|\.\d)"]
+        if 100 <= dollars < 1000 and dollars % 100:  # "one twenty-one" for $121
+            patterns.append(rf"(?<![\d.]){dollars // 100}\s+{dollars % 100}(?!\d)")
+        return (re.compile("|".join(patterns)),)
+    if kind == "time":
+        hour, minute = _time_value(fact.text)
+        h12 = hour % 12 or 12
+        hours = rf"0?(?:{h12}|{hour})" if hour != h12 else rf"0?{h12}"
+        alternatives = []
+        if minute:
+            alternatives.append(rf"(?<!\d){hours}(?::|\s|\.)?{minute:02d}(?!\d)")
+            named = {15: rf"quarter past {h12}", 30: rf"half past {h12}", 45: rf"quarter to {h12 % 12 + 1}"}
+            if minute in named:
+                alternatives.append(named[minute])
+        else:
+            alternatives.append(rf"(?<!\d){hours}(?::00)?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the (?:morning|afternoon|evening)|at night|sharp)")
+            alternatives.append(rf"(?:\bat|\bby|\buntil|\bfrom|\bafter|\bbefore|\baround|\bto|\btill)\s+{hours}(?![\d:])")
+            alternatives.append(rf"(?<![\d:]){hours}:00(?!\d)")
+            if hour == 12:
+                alternatives.append(r"\bnoon\b|\bmidday\b")
+            if hour == 0:
+                alternatives.append(r"\bmidnight\b")
+        return (re.compile("|".join(alternatives)),)
+    if kind == "date":
+        value = _date_value(fact.text)
+        if value is None:
+            return ()
+        month, day = value
+        names = [name for name, number in MONTHS.items() if number == month]
+        month_re = "(?:" + "|".join(sorted(names, key=len, reverse=True)) + r")\.?"
+        return (
+            re.compile(rf"\b{month_re}\s+(?:the\s+)?0?{day}(?:st|nd|rd|th)?\b|\b0?{day}(?:st|nd|rd|th)?\s+(?:of\s+)?{month_re}\b|(?<!\d)0?{month}/0?{day}(?!\d)|\d{{4}}-0?{month}-0?{day}\b"),
+        )
+    return ()
+
+
+def fact_conveyed(fact: Fact, response: str | SpokenView) -> bool:
+    """Whether a response says ``fact``, in any of its spoken or written forms."""
+    view = response if isinstance(response, SpokenView) else spoken_view(response)
+    kind = fact.kind
+    if kind in ("money", "time", "date"):
+        patterns = _fact_patterns(fact)
+        if patterns:
+            return any(p.search(view.digits) for p in patterns)
+        kind = "code"
+    if kind == "phone":
+        digits = re.sub(r"\D", "", fact.text)
+        digits = digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+        return digits in re.sub(r"\D", "", view.digits)
+    if kind == "email":
+        spoken = fact.text.lower().replace(".", " dot ").replace("@", " at ").replace("_", " underscore ").replace("-", " dash ")
+        return compact(fact.text) in view.compact or compact(spoken_to_digits(spoken)) in view.compact
+    if kind in ("code", "internal_id"):
+        key = compact(spoken_to_digits(fact.text.lstrip("#")))
+        return bool(key) and key in view.compact
+    if kind == "number":
+        value = fact.text.rstrip("%")
+        return re.search(rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)", view.digits) is not None or (
+            value.isdigit() and int(value) <= 20 and _number_word(int(value)) in view.words
+        )
+    if kind == "name":
+        return fact.text.lower() in view.words
+    content = [w for w in words(spoken_to_digits(fact.text).lower()) if w not in _STOPWORDS] or words(fact.text)
+    present = sum(1 for w in content if w in view.words or w.rstrip("s") in view.words or w + "s" in view.words)
+    return present >= max(1, round(0.75 * len(content)))
+
+
+@lru_cache(maxsize=64)
+def _number_word(value: int) -> str:
+    from num2words import num2words
+
+    return num2words(value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Invented facts
+
+
+_NUMBER_TOKEN = re.compile(r"\d+(?:\.\d+)?")
+_CLOCK = re.compile(r"\b(\d{1,2}):\d{2}")
+
+
+@lru_cache(maxsize=65536)
+def context_numbers(text: str) -> frozenset[str]:
+    """Every number a text contains, canonical (no leading zeros, no thousands commas), with 12/24-hour
+    variants of clock times and the whole and cents parts of money."""
+    digits = spoken_to_digits(text)
+    found: set[str] = set()
+    for token in _NUMBER_TOKEN.findall(digits):
+        found.add(_canonical(token))
+        if "." in token:
+            whole, _, frac = token.partition(".")
+            found.update({_canonical(whole), _canonical(frac)})
+    for hour in _CLOCK.findall(digits):
+        value = int(hour)
+        found.update({str(value % 12 or 12), str(value + 12) if value < 12 else str(value)})
+    return frozenset(found)
+
+
+def _canonical(token: str) -> str:
+    if "." in token:
+        whole, _, frac = token.partition(".")
+        frac = frac.rstrip("0")
+        return f"{int(whole)}.{frac}" if frac else str(int(whole))
+    return str(int(token))
+
+
+_MONEY_CONTEXT = re.compile(r"(?:\$\s?|\b)(\d+(?:\.\d+)?)(?=\s*(?:dollars?|bucks|usd)\b)|\$\s?(\d+(?:\.\d+)?)", re.I)
+
+
+def invented_numbers(response: str, context_texts: tuple[str, ...]) -> list[str]:
+    """Numbers the response states that appear nowhere in its context (history, draft, tool results).
+
+    Small counts (ten or less) are left alone unless they are money, and two adjacent numbers that together
+    make a context number ("one twenty-one" for 121, "555 201" of a phone number) are accepted.
+    """
+    known: set[str] = set()
+    for text in context_texts:
+        known |= context_numbers(text)
+    digits = spoken_view(response).digits
+    money = {_canonical(a or b) for a, b in _MONEY_CONTEXT.findall(digits)}
+    tokens = [(m.start(), m.end(), _canonical(m.group(0))) for m in _NUMBER_TOKEN.finditer(digits)]
+    invented: list[str] = []
+    for i, (start, end, value) in enumerate(tokens):
+        if value in known:
+            continue
+        neighbours = []
+        if i > 0 and start - tokens[i - 1][1] <= 2:
+            neighbours.append(tokens[i - 1][2] + value)
+        if i + 1 < len(tokens) and tokens[i + 1][0] - end <= 2:
+            neighbours.append(value + tokens[i + 1][2])
+        if any(_canonical(n) in known for n in neighbours if "." not in n):
+            continue
+        is_money = value in money
+        if not is_money and "." not in value and int(value) <= 10:
+            continue
+        invented.append(("$" if is_money else "") + value)
+    return invented

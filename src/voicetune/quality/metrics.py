@@ -1,0 +1,242 @@
+"""The five voice qualities, one pure function each. Every function returns a score in [0, 1] (1 is best)
+and the findings a listener would report, so that a score can always be explained."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from voicetune.quality import phrases
+from voicetune.quality.facts import (
+    INTERNAL_ID,
+    URL,
+    Fact,
+    fact_conveyed,
+    invented_numbers,
+    spoken_view,
+)
+from voicetune.quality.text import sentences, words
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """One quality's score and the findings behind it."""
+
+    score: float
+    reasons: tuple[str, ...] = ()
+
+
+def _result(penalty: float, reasons: list[str]) -> QualityResult:
+    return QualityResult(round(max(0.0, min(1.0, 1.0 - penalty)), 4), tuple(reasons))
+
+
+_STOP = frozenset(
+    "a an the of to in on at for and or but is are was were be been it its this that your you i we my our with by "
+    "from as so if do can will would could just me us they them he she his her there here what which".split()
+)
+
+
+def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def _content(tokens: Sequence[str]) -> set[str]:
+    return {t for t in tokens if t not in _STOP and len(t) > 2}
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def non_repetition(
+    response: str, earlier_agent_turns: Sequence[str] = (), last_user_text: str = "", repeated_facts: Sequence[Fact] = ()
+) -> QualityResult:
+    """Whether the response says each thing once and only what is new.
+
+    Finds sentences said twice, repeated four-word runs within the response, long runs copied from the
+    agent's previous turns (unless the caller asked for a repeat), the caller's own words echoed back, and
+    codes or amounts already said last turn that this turn does not need (``repeated_facts``).
+    """
+    reasons: list[str] = []
+    penalty = 0.0
+    said = sentences(response)
+    token_sets = [set(words(s)) for s in said]
+    for i in range(len(said)):
+        for j in range(i):
+            a, b = token_sets[i], token_sets[j]
+            if min(len(a), len(b)) >= 4 and len(a & b) / len(a | b) >= 0.7:
+                penalty += 0.35
+                reasons.append(f"says the same thing twice (\"{said[j][:50]}\")")
+                break
+    tokens = words(response)
+    grams = _ngrams(tokens, 4)
+    if grams:
+        repeated = len(grams) - len(set(grams))
+        if repeated >= 2:
+            penalty += min(0.3, 1.5 * repeated / len(grams))
+            reasons.append(f"repeats {repeated} four-word runs within the response")
+    asked_again = bool(phrases.REPEAT_REQUEST.search(last_user_text))
+    if not asked_again and grams:
+        earlier = set()
+        for text in earlier_agent_turns[-2:]:
+            earlier.update(_ngrams(words(text), 4))
+        if earlier:
+            overlap = sum(1 for g in grams if g in earlier) / len(grams)
+            if overlap >= 0.25:
+                penalty += min(0.5, overlap)
+                reasons.append(f"repeats what it said last turn ({overlap:.0%} of it)")
+        user_grams = set(_ngrams(words(last_user_text), 4))
+        if user_grams:
+            echoed = sum(1 for g in grams if g in user_grams)
+            if echoed >= 3 and echoed / max(1, len(user_grams)) >= 0.3:
+                penalty += 0.25
+                reasons.append("echoes the caller's words back")
+    if not asked_again:
+        for fact in repeated_facts:
+            penalty += 0.15
+            reasons.append(f"repeats the {_KIND_NAMES.get(fact.kind, fact.kind)} {fact.text} said last turn")
+    return _result(penalty, reasons)
+
+
+def conciseness(response: str, seconds: float, facts_conveyed: int) -> QualityResult:
+    """Whether the speaking time is earned by the content conveyed, with no filler or boilerplate.
+
+    A turn gets a budget of six seconds plus two and a half per fact it conveys; time past the budget costs
+    in proportion. Each filler phrase ("I'd be happy to help", "Is there anything else...") costs too.
+    """
+    reasons: list[str] = []
+    penalty = 0.0
+    budget = 6.0 + 2.5 * facts_conveyed
+    if seconds > budget:
+        penalty += 1.0 - (budget / seconds) ** 0.8
+        reasons.append(f"takes {seconds:.0f} s to say {facts_conveyed} fact{'s' * (facts_conveyed != 1)} (budget {budget:.0f} s)")
+    for pattern, finding in phrases.FILLER:
+        if pattern.search(response):
+            penalty += 0.12
+            reasons.append(finding)
+    return _result(penalty, reasons)
+
+
+_MARKDOWN = (
+    (re.compile(r"\*\*|__|(?<!\w)\*(?=\w)"), "reads markdown emphasis (** or *) aloud"),
+    (re.compile(r"(?m)^\s*#{1,6}\s"), "reads a markdown header aloud"),
+    (re.compile(r"`"), "reads code formatting aloud"),
+    (re.compile(r"(?m)^\s*\|.*\|\s*$"), "reads a table aloud"),
+    (re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+"), "reads list bullets aloud"),
+)
+_LIST_LINE = re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+")
+_SCREEN_NUMBER = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}:\d{2}:\d{2}\b|\b0\d:\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\(\d{3}\)\s?\d{3}-\d{4}|\b\d{7,}\b"
+)
+_DIGITS = re.compile(r"\d+(?:[.,:]\d+)*")
+_SYMBOLS = re.compile(r"[&/\\|<>\[\]{}=~^]|\be\.g\.|\bi\.e\.|\betc\.|\(|\)")
+
+
+def clarity(response: str) -> QualityResult:
+    """Whether a listener can follow it through a TTS voice.
+
+    Penalises markdown, URLs and internal ids read aloud, screen-format numbers (ISO dates, "06:00:00", long
+    digit strings) and, mildly, any number left in digits, symbols and parentheses, sentences over 25 words,
+    and enumerations of more than three items in one turn.
+    """
+    reasons: list[str] = []
+    penalty = 0.0
+    for pattern, finding in _MARKDOWN:
+        if pattern.search(response):
+            penalty += 0.15
+            reasons.append(finding)
+    for url in URL.findall(response)[:3]:
+        penalty += 0.25
+        reasons.append(f"reads the URL {url} aloud")
+    for identifier in INTERNAL_ID.findall(response)[:3]:
+        penalty += 0.25
+        reasons.append(f"reads the internal id {identifier} aloud")
+    screen = _SCREEN_NUMBER.findall(response)
+    if screen:
+        penalty += min(0.3, 0.1 * len(screen))
+        reasons.append(f"has screen-format numbers a voice misreads ({', '.join(screen[:3])})")
+    digits = _DIGITS.findall(response)
+    if digits:
+        penalty += min(0.15, 0.03 * len(digits))
+        reasons.append(f"leaves {len(digits)} number{'s' * (len(digits) != 1)} in digits")
+    symbols = _SYMBOLS.findall(response)
+    if symbols:
+        penalty += min(0.15, 0.05 * len(symbols))
+        reasons.append("has symbols or parentheses a voice reads badly")
+    for sentence in sentences(response):
+        length = len(words(sentence))
+        if length > 25:
+            penalty += 0.1 if length <= 40 else 0.2
+            reasons.append(f"has a {length}-word sentence")
+    items = len(_LIST_LINE.findall(response))
+    inline = max((s.count(",") + 1 for s in sentences(response) if " or " in s or " and " in s), default=0)
+    enumerated = max(items, inline if inline >= 5 else 0)
+    if enumerated > 3:
+        penalty += min(0.4, 0.08 * (enumerated - 3))
+        reasons.append(f"enumerates {enumerated} items in one turn")
+    return _result(penalty, reasons)
+
+
+def humanness(response: str) -> QualityResult:
+    """Whether it sounds like a person: contractions, no robotic or form-letter phrases, no stiff register,
+    at most one apology, few exclamation marks."""
+    reasons: list[str] = []
+    penalty = 0.0
+    for group, cost in ((phrases.ROBOTIC, 0.2), (phrases.STIFF, 0.1)):
+        for pattern, finding in group:
+            if pattern.search(response):
+                penalty += cost
+                reasons.append(finding)
+    if len(words(response)) >= 8:
+        stiff = phrases.UNCONTRACTED.findall(response)
+        if stiff:
+            penalty += min(0.3, 0.07 * len(stiff))
+            reasons.append(f"doesn't contract ({', '.join(dict.fromkeys(s.lower() for s in stiff[:3]))})")
+    apologies = len(re.findall(r"\b(?:sorry|apologi[sz]e|apologies)\b", response, re.I))
+    if apologies > 1:
+        penalty += 0.15 * (apologies - 1)
+        reasons.append(f"apologises {apologies} times")
+    exclamations = response.count("!")
+    if exclamations > 1:
+        penalty += min(0.2, 0.05 * (exclamations - 1))
+        reasons.append(f"uses {exclamations} exclamation marks")
+    return _result(penalty, reasons)
+
+
+_KIND_NAMES = {
+    "money": "amount", "time": "time", "date": "date", "code": "code", "phone": "phone number",
+    "email": "email", "number": "number", "name": "name", "phrase": "point",
+}
+_BOILERPLATE_QUESTION = re.compile(r"anything else|further (?:assistance|questions)|help (?:you )?with today|any (?:other )?questions", re.I)
+
+
+def faithfulness(response: str, facts: Sequence[Fact], context_texts: Sequence[str] = (), draft: str = "") -> QualityResult:
+    """Whether the facts still get across and nothing is made up.
+
+    The score is the share of the required facts conveyed (in any spoken form), minus 0.5 for each amount
+    and 0.35 for each other number stated that the context (history, draft, tool results) does not contain
+    (an invented price is worse than a missing one), minus 0.2 when the draft asks the caller something and
+    the response asks nothing, and minus 0.5 when the response shares no content with the draft at all.
+    """
+    view = spoken_view(response)
+    reasons: list[str] = []
+    required = [f for f in facts if f.required]
+    conveyed = [f for f in required if fact_conveyed(f, view)]
+    score = len(conveyed) / len(required) if required else 1.0
+    for fact in required:
+        if fact not in conveyed:
+            reasons.append(f"drops the {_KIND_NAMES.get(fact.kind, fact.kind)} {fact.text}")
+    penalty = 0.0
+    for number in invented_numbers(response, tuple(context_texts)):
+        penalty += 0.5 if number.startswith("$") else 0.35
+        reasons.append(f"states {number} that the context does not contain")
+    if draft:
+        asks = [s for s in sentences(draft) if s.rstrip().endswith("?") and not _BOILERPLATE_QUESTION.search(s)]
+        if asks and "?" not in response:
+            penalty += 0.2
+            reasons.append("doesn't ask what the draft asks")
+        draft_words = _content(words(draft))
+        if not required and len(draft_words) >= 3 and not (draft_words & _content(view.words)):
+            penalty += 0.5
+            reasons.append("says nothing the draft says")
+    return _result(1.0 - score + penalty, reasons)

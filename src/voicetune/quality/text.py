@@ -1,0 +1,52 @@
+"""Text helpers shared by the facts matcher and the quality metrics: tokens, sentences, spoken numbers.
+
+Everything here is a pure function; the hot ones are cached because a scorer sees the same history
+messages and drafts many times (every candidate of a context, every turn of a conversation).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from text_to_num import alpha2digit
+
+WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+MARKDOWN_LINE = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+|#{1,6}\s)", re.M)
+
+_DIGIT_WORDS = "zero|one|two|three|four|five|six|seven|eight|nine|[0-9]"
+# "two oh one" is how people read a zero inside a number; text2num does not know it.
+_OH_AFTER_DIGIT = re.compile(rf"\b((?:{_DIGIT_WORDS})[\s,-]+)oh\b", re.I)
+_REPEATED_DIGIT = re.compile(r"\b(double|triple)[\s-]+(zero|one|two|three|four|five|six|seven|eight|nine|[0-9])\b", re.I)
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters and digits, apostrophes kept inside words)."""
+    return [w.lower().replace("’", "'") for w in WORD.findall(text)]
+
+
+def sentences(text: str) -> list[str]:
+    """Split into sentences and lines, dropping empty pieces."""
+    return [s.strip() for s in SENTENCE_END.split(text) if s and s.strip()]
+
+
+@lru_cache(maxsize=65536)
+def spoken_to_digits(text: str) -> str:
+    """Rewrite spoken numbers as digits so spoken and written forms compare equal.
+
+    "one thousand ninety-five dollars and fifty-five cents" -> "1095 dollars and 55 cents";
+    "five five five, two oh one" -> "5 5 5, 2 0 1"; thousands separators are removed ("1,095" -> "1095").
+    """
+    text = _REPEATED_DIGIT.sub(lambda m: " ".join([m.group(2)] * (2 if m.group(1).lower() == "double" else 3)), text)
+    if "oh" in text.lower():
+        text = _OH_AFTER_DIGIT.sub(r"\1zero", _OH_AFTER_DIGIT.sub(r"\1zero", text))
+    text = alpha2digit(text, "en", threshold=0)
+    return _THOUSANDS.sub("", text)
+
+
+@lru_cache(maxsize=65536)
+def compact(text: str) -> str:
+    """Lower-case letters and digits only: how a spelled-out code ("H A T 0 6 9") compares to "HAT069"."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
