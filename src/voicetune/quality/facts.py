@@ -37,7 +37,7 @@ DATE = re.compile(
     rf"|\b{_MONTH}\.?\s+\d{{1,2}}{_ORD}\b(?:,?\s+\d{{4}})?|\b\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH}\b(?:,?\s+\d{{4}})?"
 )
 CODE = re.compile(r"#\s?[A-Za-z0-9-]{3,}\b|\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+)*\b|\b\d{6,}\b")
-NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%?(?![\w])")
+NUMBER = re.compile(r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?(?![\w])")
 NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+([A-Z][a-z]+)|\b(?:[Tt]hank you|[Tt]hanks|Hi|Hello|Dear),?\s+([A-Z][a-z]+)\b")
 LIST_ITEM = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 LIST_MARKER = re.compile(r"(?m)^\s*\d+[.)]\s")
@@ -60,18 +60,38 @@ class Fact:
     text: str
     kind: str
     required: bool = True
+    parts: tuple["Fact", ...] = ()  # for a "composite" fact: the typed items it is made of
+
+    @property
+    def weight(self) -> float:
+        """Free-text facts count half: their paraphrases can only be matched loosely."""
+        return 0.5 if self.kind == "phrase" else 1.0
 
 
 def classify_fact(text: str) -> Fact:
-    """Type a fact given as a string (a record's ``facts``): the first pattern that covers most of it."""
+    """Type a fact given as a string (a record's ``facts``).
+
+    A string that is one typed item ("$1,095.55", "HAT069") gets that kind; a string that contains typed
+    items ("Fri 5/17 2:30 PM", "7.4 GB of 10 GB") is a ``composite`` of them, conveyed when all of them
+    are; a capitalised word is a ``name``; anything else is a ``phrase`` matched by its content words.
+    """
     stripped = text.strip()
     if INTERNAL_ID.fullmatch(stripped):
         return Fact(stripped, "internal_id", required=False)
     for kind, pattern in _EXTRACTORS:
-        match = pattern.search(stripped)
-        if match and len(match.group(0)) >= 0.6 * len(stripped):
+        match = pattern.fullmatch(stripped)
+        if match:
             return Fact(stripped, kind)
-    if NAME.fullmatch(stripped) or (stripped[:1].isupper() and stripped.isalpha() and len(stripped) > 1):
+    parts = tuple(Fact(f.text, f.kind) for f in extract_facts(stripped) if f.kind != "name")
+    if not parts:
+        single = re.fullmatch(r"[*#]?\s?(\d+)", stripped)  # "*86", "#5"
+        if single:
+            parts = (Fact(single.group(1), "number"),)
+    if len(parts) == 1 and len(compact(parts[0].text)) >= 0.6 * len(compact(stripped)):
+        return parts[0]
+    if parts:
+        return Fact(stripped, "composite", parts=parts)
+    if stripped[:1].isupper() and stripped.isalpha() and len(stripped) > 1:
         return Fact(stripped, "name")
     return Fact(stripped, "phrase")
 
@@ -150,6 +170,8 @@ class SpokenView:
     """A response brought to canonical form once, so that every fact is matched against the same view."""
 
     digits: str  # spoken numbers as digits, lower case
+    spelled: str  # letters and digits only, with the words people put between spelled parts removed
+    joined: str  # digit groups said apart joined up ("12 07" -> "1207", "555 201 8890" -> "5552018890")
     compact: str  # letters and digits only
     words: frozenset[str]
 
@@ -157,7 +179,13 @@ class SpokenView:
 @lru_cache(maxsize=65536)
 def spoken_view(text: str) -> SpokenView:
     digits = spoken_to_digits(text).lower()
-    return SpokenView(digits=digits, compact=compact(digits), words=frozenset(words(digits)))
+    spelled = compact(spoken_to_digits(_SPELLING_FILLER.sub(" ", text)))
+    return SpokenView(digits=digits, spelled=spelled, joined=_DIGIT_GAP.sub("", digits), compact=compact(digits), words=frozenset(words(digits)))
+
+
+# "T C, then seven seven two four, then Q as in queen" / "read more, all one word, then ten"
+_SPELLING_FILLER = re.compile(r"\b(?:then|dash|hyphen|space|(?:all )?one word|as in \w+|like \w+|for \w+)\b", re.I)
+_DIGIT_GAP = re.compile(r"(?<=\d)[ ,-]+(?=\d)")
 
 
 def _money_value(text: str) -> tuple[int, int]:
@@ -198,7 +226,7 @@ def _fact_patterns(fact: Fact) -> tuple[re.Pattern[str], ...]:
         dollars, cents = _money_value(fact.text)
         if cents:
             return (re.compile(rf"(?<![\d.]){dollars}(?:\.|\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?){cents:02d}(?!\d)|(?<![\d.]){dollars}\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?{cents}\s*cents?"),)
-        patterns = [rf"(?<![\d.]){dollars}(?![\d]|\.\d)"]
+        patterns = [rf"(?<![\d.]){dollars}(?:\.00?)?(?![\d]|\.\d)"]
         if 100 <= dollars < 1000 and dollars % 100:  # "one twenty-one" for $121
             patterns.append(rf"(?<![\d.]){dollars // 100}\s+{dollars % 100}(?!\d)")
         return (re.compile("|".join(patterns)),)
@@ -216,6 +244,10 @@ def _fact_patterns(fact: Fact) -> tuple[re.Pattern[str], ...]:
             alternatives.append(rf"(?<!\d){hours}(?::00)?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the (?:morning|afternoon|evening)|at night|sharp)")
             alternatives.append(rf"(?:\bat|\bby|\buntil|\bfrom|\bafter|\bbefore|\baround|\bto|\btill)\s+{hours}(?![\d:])")
             alternatives.append(rf"(?<![\d:]){hours}:00(?!\d)")
+            # the start of a range: "eight to ten in the morning", "one to three p.m.", "ten to noon"
+            alternatives.append(
+                rf"(?<![\d:]){hours}\s*(?:to|-|–|until|till|and)\s*(?:\d{{1,2}}(?::\d{{2}})?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the|at night)|noon|midnight)"
+            )
             if hour == 12:
                 alternatives.append(r"\bnoon\b|\bmidday\b")
             if hour == 0:
@@ -229,7 +261,7 @@ def _fact_patterns(fact: Fact) -> tuple[re.Pattern[str], ...]:
         names = [name for name, number in MONTHS.items() if number == month]
         month_re = "(?:" + "|".join(sorted(names, key=len, reverse=True)) + r")\.?"
         return (
-            re.compile(rf"\b{month_re}\s+(?:the\s+)?0?{day}(?:st|nd|rd|th)?\b|\b0?{day}(?:st|nd|rd|th)?\s+(?:of\s+)?{month_re}\b|(?<!\d)0?{month}/0?{day}(?!\d)|\d{{4}}-0?{month}-0?{day}\b"),
+            re.compile(rf"\b{month_re}\s+(?:the\s+)?0?{day}(?:st|nd|rd|th)?\b|\b0?{day}(?:st|nd|rd|th)?\s+(?:of\s+)?{month_re}\b|(?<!\d)0?{month}/0?{day}(?!\d)|\d{{4}}-0?{month}-0?{day}\b|\bthe 0?{day}(?:st|nd|rd|th)\b"),
         )
     return ()
 
@@ -238,10 +270,18 @@ def fact_conveyed(fact: Fact, response: str | SpokenView) -> bool:
     """Whether a response says ``fact``, in any of its spoken or written forms."""
     view = response if isinstance(response, SpokenView) else spoken_view(response)
     kind = fact.kind
+    if kind == "composite":
+        return all(fact_conveyed(part, view) for part in fact.parts)
     if kind in ("money", "time", "date"):
         patterns = _fact_patterns(fact)
         if patterns:
-            return any(p.search(view.digits) for p in patterns)
+            if any(p.search(view.digits) for p in patterns):
+                return True
+            if kind == "money":  # "eighteen fifty-eight ninety-nine" for $1,858.99
+                dollars, cents = _money_value(fact.text)
+                key = f"{dollars}{cents:02d}" if cents else str(dollars)
+                return len(key) >= 4 and re.search(rf"(?<![\d.]){key}(?!\d)", view.joined) is not None
+            return False
         kind = "code"
     if kind == "phone":
         digits = re.sub(r"\D", "", fact.text)
@@ -252,17 +292,22 @@ def fact_conveyed(fact: Fact, response: str | SpokenView) -> bool:
         return compact(fact.text) in view.compact or compact(spoken_to_digits(spoken)) in view.compact
     if kind in ("code", "internal_id"):
         key = compact(spoken_to_digits(fact.text.lstrip("#")))
-        return bool(key) and key in view.compact
+        return bool(key) and (key in view.compact or key in view.spelled)
     if kind == "number":
         value = fact.text.rstrip("%")
-        return re.search(rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)", view.digits) is not None or (
-            value.isdigit() and int(value) <= 20 and _number_word(int(value)) in view.words
+        pattern = rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)"
+        value = _canonical(value.replace(",", "")) if re.fullmatch(r"[\d,]+(?:\.\d+)?", value) else value
+        pattern = rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)"
+        if re.search(pattern, view.digits) or (len(value) >= 2 and re.search(pattern, view.joined)):
+            return True
+        return value.isdigit() and int(value) <= 20 and (
+            _number_word(int(value)) in view.words or (int(value) == 1 and bool({"a", "an"} & view.words))
         )
     if kind == "name":
         return fact.text.lower() in view.words
-    content = [w for w in words(spoken_to_digits(fact.text).lower()) if w not in _STOPWORDS] or words(fact.text)
-    present = sum(1 for w in content if w in view.words or w.rstrip("s") in view.words or w + "s" in view.words)
-    return present >= max(1, round(0.75 * len(content)))
+    content = [w for w in words(spoken_to_digits(fact.text).lower()) if w not in _STOPWORDS and len(w) > 2] or words(fact.text)
+    present = sum(1 for w in content if w in view.words or any(w[:5] in said for said in view.words))  # "lock" ~ "unlocked"
+    return present >= max(1, 0.5 * len(content))
 
 
 @lru_cache(maxsize=64)

@@ -37,6 +37,10 @@ _STOP = frozenset(
 )
 
 
+_CLAUSE = re.compile(r"[.!?;]\s+|,\s+(?:and|but|so)?\s*|\s+(?:and|but|so)\s+|\n+")
+_ALREADY_SAID = re.compile(r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previously|already) (?:mentioned|stated|noted)\b|\bonce again\b", re.I)
+
+
 def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
@@ -68,6 +72,16 @@ def non_repetition(
                 penalty += 0.35
                 reasons.append(f"says the same thing twice (\"{said[j][:50]}\")")
                 break
+    clauses = [c for c in (_content(words(c)) for c in _CLAUSE.split(response)) if len(c) >= 3]
+    for i in range(len(clauses)):
+        if any(len(clauses[i] & clauses[j]) / min(len(clauses[i]), len(clauses[j])) >= 0.75 for j in range(i)):
+            if not any("says the same thing twice" in r for r in reasons):
+                penalty += 0.3
+                reasons.append("says the same thing twice in other words")
+            break
+    if _ALREADY_SAID.search(response):
+        penalty += 0.15
+        reasons.append("announces it is repeating itself ('like I said')")
     tokens = words(response)
     grams = _ngrams(tokens, 4)
     if grams:
@@ -126,9 +140,20 @@ _MARKDOWN = (
 )
 _LIST_LINE = re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+")
 _SCREEN_NUMBER = re.compile(
-    r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}:\d{2}:\d{2}\b|\b0\d:\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\(\d{3}\)\s?\d{3}-\d{4}|\b\d{7,}\b"
+    r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}:\d{2}:\d{2}\b|\b0\d:\d{2}\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\(\d{3}\)\s?\d{3}-\d{4}|\b\d{7,}\b"
 )
 _DIGITS = re.compile(r"\d+(?:[.,:]\d+)*")
+_SPELLED_SYMBOLS = re.compile(
+    r"\b(?:underscore|backslash|slash|colon|asterisk|star star|hashtag|open paren|close paren|greater than|less than|"
+    r"h t t p s?|w w w)\b",
+    re.I,
+)
+#: Written abbreviations a TTS voice reads letter by letter or mangles.
+_ABBREVIATIONS = re.compile(
+    r"\b(?:approx|acct|appt|dept|bldg|ste|pkwy|blvd|hrs?|mins?|yrs?|mos?|wk|qty|amt|bal|txn|pmt|info|eff|req|conf|"
+    r"mg|ml|gb|mb|kb|tb|mbps|gbps|w/o?|b/c|n/a|asap|fyi|eta|tbd|pls|thx)\b\.?",
+    re.I,
+)
 _SYMBOLS = re.compile(r"[&/\\|<>\[\]{}=~^]|\be\.g\.|\bi\.e\.|\betc\.|\(|\)")
 
 
@@ -151,6 +176,14 @@ def clarity(response: str) -> QualityResult:
     for identifier in INTERNAL_ID.findall(response)[:3]:
         penalty += 0.25
         reasons.append(f"reads the internal id {identifier} aloud")
+    spelled = _SPELLED_SYMBOLS.findall(response)
+    if spelled:
+        penalty += min(0.4, 0.15 * len(spelled))
+        reasons.append(f"reads symbols aloud by name ({', '.join(dict.fromkeys(s.lower() for s in spelled[:3]))})")
+    abbreviations = _ABBREVIATIONS.findall(response)
+    if abbreviations:
+        penalty += min(0.3, 0.07 * len(abbreviations))
+        reasons.append(f"uses written abbreviations ({', '.join(dict.fromkeys(a.strip('.') for a in abbreviations[:3]))})")
     screen = _SCREEN_NUMBER.findall(response)
     if screen:
         penalty += min(0.3, 0.1 * len(screen))
@@ -177,6 +210,12 @@ def clarity(response: str) -> QualityResult:
     return _result(penalty, reasons)
 
 
+_NOT_NAMES = frozenset(
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July August "
+    "September October November December The This That Your You".split()
+)
+
+
 def humanness(response: str) -> QualityResult:
     """Whether it sounds like a person: contractions, no robotic or form-letter phrases, no stiff register,
     at most one apology, few exclamation marks."""
@@ -192,6 +231,12 @@ def humanness(response: str) -> QualityResult:
         if stiff:
             penalty += min(0.3, 0.07 * len(stiff))
             reasons.append(f"doesn't contract ({', '.join(dict.fromkeys(s.lower() for s in stiff[:3]))})")
+    names = [w for w in re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b", response) if w not in _NOT_NAMES]
+    for name in dict.fromkeys(names):
+        count = len(re.findall(rf"\b{name}\b", response))
+        if count >= 3:
+            penalty += 0.1 * (count - 2)
+            reasons.append(f"says '{name}' {count} times")
     apologies = len(re.findall(r"\b(?:sorry|apologi[sz]e|apologies)\b", response, re.I))
     if apologies > 1:
         penalty += 0.15 * (apologies - 1)
@@ -207,6 +252,12 @@ _KIND_NAMES = {
     "money": "amount", "time": "time", "date": "date", "code": "code", "phone": "phone number",
     "email": "email", "number": "number", "name": "name", "phrase": "point",
 }
+# Questions that ask the caller for something; offers ("Would you like...?", "Shall I...?") can fairly
+# become statements ("I can send it now if you like").
+_INFO_QUESTION = re.compile(
+    r"\b(?:which|what|when|where|who|whom|whose|how)\b|\b(?:could|can|would|will) you (?:please )?(?:provide|give|tell|confirm|share|send|verify|read|spell|let me know)\b|\bmay i (?:have|get|ask)\b",
+    re.I,
+)
 _BOILERPLATE_QUESTION = re.compile(r"anything else|further (?:assistance|questions)|help (?:you )?with today|any (?:other )?questions", re.I)
 
 
@@ -215,14 +266,15 @@ def faithfulness(response: str, facts: Sequence[Fact], context_texts: Sequence[s
 
     The score is the share of the required facts conveyed (in any spoken form), minus 0.5 for each amount
     and 0.35 for each other number stated that the context (history, draft, tool results) does not contain
-    (an invented price is worse than a missing one), minus 0.2 when the draft asks the caller something and
-    the response asks nothing, and minus 0.5 when the response shares no content with the draft at all.
+    (an invented price is worse than a missing one), minus 0.2 when the draft asks the caller for something
+    ("which order?") and the response asks nothing, and minus 0.3 when the response shares no content word
+    with a substantial draft.
     """
     view = spoken_view(response)
     reasons: list[str] = []
     required = [f for f in facts if f.required]
     conveyed = [f for f in required if fact_conveyed(f, view)]
-    score = len(conveyed) / len(required) if required else 1.0
+    score = sum(f.weight for f in conveyed) / sum(f.weight for f in required) if required else 1.0
     for fact in required:
         if fact not in conveyed:
             reasons.append(f"drops the {_KIND_NAMES.get(fact.kind, fact.kind)} {fact.text}")
@@ -231,12 +283,15 @@ def faithfulness(response: str, facts: Sequence[Fact], context_texts: Sequence[s
         penalty += 0.5 if number.startswith("$") else 0.35
         reasons.append(f"states {number} that the context does not contain")
     if draft:
-        asks = [s for s in sentences(draft) if s.rstrip().endswith("?") and not _BOILERPLATE_QUESTION.search(s)]
+        asks = [
+            s for s in sentences(draft)
+            if s.rstrip().endswith("?") and _INFO_QUESTION.search(s) and not _BOILERPLATE_QUESTION.search(s)
+        ]
         if asks and "?" not in response:
             penalty += 0.2
-            reasons.append("doesn't ask what the draft asks")
+            reasons.append("doesn't ask the caller what the draft asks")
         draft_words = _content(words(draft))
-        if not required and len(draft_words) >= 3 and not (draft_words & _content(view.words)):
-            penalty += 0.5
+        if not required and len(draft_words) >= 6 and not (draft_words & _content(view.words)):
+            penalty += 0.3
             reasons.append("says nothing the draft says")
     return _result(1.0 - score + penalty, reasons)

@@ -44,7 +44,7 @@ ROBOTIC = _compile([
     (r"\bi hope this (?:message|email) finds you", "writes a letter opening"),
     (r"\byour (?:satisfaction|request) is (?:our|my) (?:top )?priority", "says 'your satisfaction is our priority'"),
     (r"\b(?:dear|regards|sincerely),?\s*$", "writes a letter salutation"),
-    (r"\bthe user\b", "calls the caller 'the user'"),
+    (r"\bthe (?:user|customer|caller|account holder)\b(?!\s+(?:service|support|care|portal))", "talks about the caller in the third person"),
 ])
 
 #: Stiff written register that nobody uses on the phone.
@@ -52,13 +52,14 @@ STIFF = _compile([
     (r"\b(?:furthermore|moreover|additionally|henceforth|thereby|herein|aforementioned|pursuant)\b", "uses written connectives (furthermore, additionally)"),
     (r"\b(?:utili[sz]e|commence|facilitate|endeavou?r|pertaining|regarding your inquiry|procure)\b", "uses stiff vocabulary (utilize, commence)"),
     (r"\bit (?:is|would be) my (?:pleasure|privilege)\b|\bi would be delighted\b", "sounds like a form letter ('it is my pleasure')"),
+    (r"\b(?:has|have) been (?:noted|logged|received|documented|recorded|submitted)\b|\bper our\b|\bin accordance with\b", "sounds procedural ('has been logged', 'per our policy')"),
 ])
 
 #: Uncontracted forms a person would contract when speaking.
 UNCONTRACTED = re.compile(
     r"\b(?:i am|i will|i would|you are|you will|we are|we will|it is|that is|there is|do not|does not|did not|"
     r"is not|are not|was not|cannot|can not|will not|would not|could not|should not|have not|has not|let us|"
-    r"what is|here is|they are)\b",
+    r"what is|here is|they are)\b(?!\s*[.,!?;:]|\s*$)",  # "there it is." cannot be contracted
     re.I,
 )
 

@@ -15,16 +15,27 @@ WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 MARKDOWN_LINE = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+|#{1,6}\s)", re.M)
 
-_DIGIT_WORDS = "zero|one|two|three|four|five|six|seven|eight|nine|[0-9]"
+_DIGIT_WORDS = (
+    "zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    "seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|[0-9]+"
+)
 # "two oh one" is how people read a zero inside a number; text2num does not know it.
 _OH_AFTER_DIGIT = re.compile(rf"\b((?:{_DIGIT_WORDS})[\s,-]+)oh\b", re.I)
+_OH_BEFORE_DIGITS = re.compile(rf"\boh(?=[\s,-]+(?:{_DIGIT_WORDS})[\s,-]+(?:{_DIGIT_WORDS})\b)", re.I)
+# "two thousand, one hundred": a pause inside one number, not two numbers.
+_COMMA_IN_NUMBER = re.compile(r"\b(thousand|million|billion),(?=\s+(?:one|two|three|four|five|six|seven|eight|nine|a)\b)", re.I)
 _REPEATED_DIGIT = re.compile(r"\b(double|triple)[\s-]+(zero|one|two|three|four|five|six|seven|eight|nine|[0-9])\b", re.I)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+# text2num reads "forty and three" as 43 (British usage); in American speech "and" joins numbers only after
+# "hundred", "thousand" or "million".
+_LOOSE_AND = re.compile(r"(?<!hundred )(?<!thousand )(?<!million )(?<!billion )\band\b", re.I)
+# "fifteen-dollar", "twenty-four-month": split a hyphen unless it joins the parts of one number.
+_WORD_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?!(?:one|two|three|four|five|six|seven|eight|nine)\b)(?=[A-Za-z])", re.I)
 
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (letters and digits, apostrophes kept inside words)."""
-    return [w.lower().replace("’", "'") for w in WORD.findall(text)]
+    return [w.lower().replace("’", "'").removesuffix("'s") for w in WORD.findall(text)]
 
 
 def sentences(text: str) -> list[str]:
@@ -41,8 +52,10 @@ def spoken_to_digits(text: str) -> str:
     """
     text = _REPEATED_DIGIT.sub(lambda m: " ".join([m.group(2)] * (2 if m.group(1).lower() == "double" else 3)), text)
     if "oh" in text.lower():
-        text = _OH_AFTER_DIGIT.sub(r"\1zero", _OH_AFTER_DIGIT.sub(r"\1zero", text))
-    text = alpha2digit(text, "en", threshold=0)
+        text = _OH_AFTER_DIGIT.sub(r"\1zero", _OH_AFTER_DIGIT.sub(r"\1zero", _OH_BEFORE_DIGITS.sub("zero", text)))
+    text = _COMMA_IN_NUMBER.sub(r"\1", text)
+    text = _WORD_HYPHEN.sub(" ", _LOOSE_AND.sub("\x00", text))
+    text = alpha2digit(text, "en", threshold=0).replace("\x00", "and")
     return _THOUSANDS.sub("", text)
 
 
