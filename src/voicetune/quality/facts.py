@@ -296,7 +296,8 @@ def fact_conveyed(fact: Fact, response: str | SpokenView) -> bool:
     if kind == "number":
         value = fact.text.rstrip("%")
         pattern = rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)"
-        value = _canonical(value.replace(",", "")) if re.fullmatch(r"[\d,]+(?:\.\d+)?", value) else value
+        if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+", value):  # "1,014" -> "1014", "8.0" -> "8"
+            value = _canonical(value.replace(",", ""))
         pattern = rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)"
         if re.search(pattern, view.digits) or (len(value) >= 2 and re.search(pattern, view.joined)):
             return True

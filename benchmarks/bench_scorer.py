@@ -1,0 +1,65 @@
+"""How fast the voice scorer runs: responses scored per second on one core, on imported τ-bench turns.
+
+Run: .venv/bin/python benchmarks/bench_scorer.py [--tau PATH] [--repeat N]
+
+It imports the τ-bench airline trajectories from ../shared (the built-in data when absent), scores every
+turn's draft as the response with cold caches (each draft and history seen for the first time), then again
+warm (the training case: several candidates per context), and prints responses per second and the ratio to
+the 5,000/s target. The process is pinned to one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from voicetune.data import builtin_turns, import_transcripts
+from voicetune.quality import facts, scorer, speech, text
+
+TARGET_PER_SECOND = 5000
+DEFAULT_TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "gpt-4o-airline.json"
+
+
+def clear_caches() -> None:
+    for module in (facts, text, speech):
+        for value in vars(module).values():
+            if hasattr(value, "cache_clear"):
+                value.cache_clear()
+
+
+def rate(turns, responses) -> float:
+    start = time.perf_counter()
+    for turn, response in zip(turns, responses):
+        scorer.score_response(turn, response)
+    return len(turns) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tau", type=Path, default=DEFAULT_TAU)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    if args.tau.exists():
+        turns, source = import_transcripts(args.tau, "tau-bench"), f"τ-bench ({args.tau.name})"
+    else:
+        turns, source = builtin_turns(), "built-in turns (τ-bench data absent)"
+    drafts = [t.draft or "" for t in turns]
+    words = sum(len(d.split()) for d in drafts) / len(drafts)
+    print(f"data: {len(turns)} turns from {source}, {words:.0f} words per response on average, one core")
+    cold = []
+    for _ in range(args.repeat):
+        clear_caches()
+        cold.append(rate(turns, drafts))
+    warm = rate(turns, drafts)
+    best = max(cold)
+    print(f"cold caches: {best:,.0f} responses/s (best of {args.repeat}; runs: {', '.join(f'{r:,.0f}' for r in cold)})")
+    print(f"warm caches: {warm:,.0f} responses/s (same contexts scored again, as for N candidates per context)")
+    print(f"ratio to the {TARGET_PER_SECOND:,}/s target: cold {best / TARGET_PER_SECOND:.2f}x, warm {warm / TARGET_PER_SECOND:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
