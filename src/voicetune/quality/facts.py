@@ -163,29 +163,82 @@ def _is_trivial_number(text: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------------------
 # Matching in a response
+#
+# A response is analysed once (cached) into sets of the values it says: numbers, adjacent number pairs
+# ("1095 and 55 cents", "2 30"), clock hours, (month, day) dates. Each fact is then a set lookup, which
+# keeps the scorer fast enough to be a training reward.
+
+_NUMBER_TOKEN = re.compile(r"\d+(?:\.\d+)?")
+_PAIR_GAP = re.compile(r"(?:\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?|:|\s*\.\s*)")
+_CLOCK_SUFFIX = re.compile(r"(?::00)?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the (?:morning|afternoon|evening)|at night|sharp|\s*(?:to|-|–|until|till|and)\s*(?:\d{1,2}(?::\d{2})?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the|at night)|noon|midnight))")
+_CLOCK_PREFIX = re.compile(r"(?:\bat|\bby|\buntil|\bfrom|\bafter|\bbefore|\baround|\bto|\btill)\s+$")
+_NAMED_TIME = re.compile(r"\b(half|quarter) (past|to) (\d{1,2})\b")
+_MONTH_NAME = re.compile(rf"\b({_MONTH})\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\b", re.I)
+_NUMERIC_DATE = re.compile(r"\b\d{4}-(\d{1,2})-(\d{1,2})\b|(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d])")
+_ORDINAL_DAY = re.compile(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b")
+# "T C, then seven seven two four, then Q as in queen" / "read more, all one word, then ten"
+_SPELLING_FILLER = re.compile(r"\b(?:then|dash|hyphen|space|(?:all )?one word|as in \w+|like \w+|for \w+)\b", re.I)
+_DIGIT_GAP = re.compile(r"(?<=\d)[ ,-]+(?=\d)")
 
 
 @dataclass(frozen=True)
 class SpokenView:
-    """A response brought to canonical form once, so that every fact is matched against the same view."""
+    """What a response says, brought to canonical form once so that every fact is matched against it."""
 
     digits: str  # spoken numbers as digits, lower case
     spelled: str  # letters and digits only, with the words people put between spelled parts removed
     joined: str  # digit groups said apart joined up ("12 07" -> "1207", "555 201 8890" -> "5552018890")
     compact: str  # letters and digits only
     words: frozenset[str]
+    numbers: frozenset[str]  # canonical numbers ("1095.55", "121", "8")
+    pairs: frozenset[tuple[str, str]]  # adjacent numbers: ("1095", "55") from "1095 dollars and 55 cents"
+    clock_hours: frozenset[int]  # hours said as times: "6 in the morning", "at 6", "8 to 10 a.m."
+    dates: frozenset[tuple[int, int]]  # (month, day)
+    days: frozenset[int]  # "the 17th"
 
 
 @lru_cache(maxsize=65536)
 def spoken_view(text: str) -> SpokenView:
     digits = spoken_to_digits(text).lower()
-    spelled = compact(spoken_to_digits(_SPELLING_FILLER.sub(" ", text)))
-    return SpokenView(digits=digits, spelled=spelled, joined=_DIGIT_GAP.sub("", digits), compact=compact(digits), words=frozenset(words(digits)))
-
-
-# "T C, then seven seven two four, then Q as in queen" / "read more, all one word, then ten"
-_SPELLING_FILLER = re.compile(r"\b(?:then|dash|hyphen|space|(?:all )?one word|as in \w+|like \w+|for \w+)\b", re.I)
-_DIGIT_GAP = re.compile(r"(?<=\d)[ ,-]+(?=\d)")
+    tokens = list(_NUMBER_TOKEN.finditer(digits))
+    numbers = {_canonical(m.group(0)) for m in tokens}
+    pairs = set()
+    clock_hours = set()
+    for i, match in enumerate(tokens):
+        if i + 1 < len(tokens):
+            following = tokens[i + 1]
+            if _PAIR_GAP.fullmatch(digits, match.end(), following.start()):
+                pairs.add((match.group(0), following.group(0)))
+        value = match.group(0)
+        if value.isdigit() and int(value) <= 24:
+            if _CLOCK_SUFFIX.match(digits, match.end()) or _CLOCK_PREFIX.search(digits, max(0, match.start() - 8), match.start()):
+                clock_hours.add(int(value))
+            if digits.startswith(":00", match.end()):
+                clock_hours.add(int(value))
+    for kind, direction, hour in _NAMED_TIME.findall(digits):
+        h = int(hour)
+        pairs.add((str(h - 1 if direction == "to" else h), {"half": "30", "quarter": "15" if direction == "past" else "45"}[kind]))
+    if "noon" in digits or "midday" in digits:
+        clock_hours.add(12)
+    if "midnight" in digits:
+        clock_hours.add(0)
+    dates = set()
+    for month_a, day_a, day_b, month_b in _MONTH_NAME.findall(digits):
+        dates.add((MONTHS[(month_a or month_b).lower()], int(day_a or day_b)))
+    for iso_month, iso_day, month, day in _NUMERIC_DATE.findall(digits):
+        dates.add((int(iso_month or month), int(iso_day or day)))
+    return SpokenView(
+        digits=digits,
+        spelled=compact(spoken_to_digits(_SPELLING_FILLER.sub(" ", text))),
+        joined=_DIGIT_GAP.sub("", digits),
+        compact=compact(digits),
+        words=frozenset(words(digits)),
+        numbers=frozenset(numbers),
+        pairs=frozenset(pairs),
+        clock_hours=frozenset(clock_hours),
+        dates=frozenset(dates),
+        days=frozenset(int(d) for d in _ORDINAL_DAY.findall(digits)),
+    )
 
 
 def _money_value(text: str) -> tuple[int, int]:
@@ -218,52 +271,45 @@ def _date_value(text: str) -> tuple[int, int] | None:
     return None
 
 
-@lru_cache(maxsize=16384)
-def _fact_patterns(fact: Fact) -> tuple[re.Pattern[str], ...]:
-    """Regular expressions over a :class:`SpokenView`'s ``digits`` text that mean ``fact`` was said."""
-    kind = fact.kind
-    if kind == "money":
-        dollars, cents = _money_value(fact.text)
-        if cents:
-            return (re.compile(rf"(?<![\d.]){dollars}(?:\.|\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?){cents:02d}(?!\d)|(?<![\d.]){dollars}\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?{cents}\s*cents?"),)
-        patterns = [rf"(?<![\d.]){dollars}(?:\.00?)?(?![\d]|\.\d)"]
-        if 100 <= dollars < 1000 and dollars % 100:  # "one twenty-one" for $121
-            patterns.append(rf"(?<![\d.]){dollars // 100}\s+{dollars % 100}(?!\d)")
-        return (re.compile("|".join(patterns)),)
-    if kind == "time":
-        hour, minute = _time_value(fact.text)
-        h12 = hour % 12 or 12
-        hours = rf"0?(?:{h12}|{hour})" if hour != h12 else rf"0?{h12}"
-        alternatives = []
-        if minute:
-            alternatives.append(rf"(?<!\d){hours}(?::|\s|\.)?{minute:02d}(?!\d)")
-            named = {15: rf"quarter past {h12}", 30: rf"half past {h12}", 45: rf"quarter to {h12 % 12 + 1}"}
-            if minute in named:
-                alternatives.append(named[minute])
-        else:
-            alternatives.append(rf"(?<!\d){hours}(?::00)?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the (?:morning|afternoon|evening)|at night|sharp)")
-            alternatives.append(rf"(?:\bat|\bby|\buntil|\bfrom|\bafter|\bbefore|\baround|\bto|\btill)\s+{hours}(?![\d:])")
-            alternatives.append(rf"(?<![\d:]){hours}:00(?!\d)")
-            # the start of a range: "eight to ten in the morning", "one to three p.m.", "ten to noon"
-            alternatives.append(
-                rf"(?<![\d:]){hours}\s*(?:to|-|–|until|till|and)\s*(?:\d{{1,2}}(?::\d{{2}})?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the|at night)|noon|midnight)"
-            )
-            if hour == 12:
-                alternatives.append(r"\bnoon\b|\bmidday\b")
-            if hour == 0:
-                alternatives.append(r"\bmidnight\b")
-        return (re.compile("|".join(alternatives)),)
-    if kind == "date":
-        value = _date_value(fact.text)
-        if value is None:
-            return ()
-        month, day = value
-        names = [name for name, number in MONTHS.items() if number == month]
-        month_re = "(?:" + "|".join(sorted(names, key=len, reverse=True)) + r")\.?"
-        return (
-            re.compile(rf"\b{month_re}\s+(?:the\s+)?0?{day}(?:st|nd|rd|th)?\b|\b0?{day}(?:st|nd|rd|th)?\s+(?:of\s+)?{month_re}\b|(?<!\d)0?{month}/0?{day}(?!\d)|\d{{4}}-0?{month}-0?{day}\b|\bthe 0?{day}(?:st|nd|rd|th)\b"),
-        )
-    return ()
+def _in_joined(key: str, view: SpokenView) -> bool:
+    """Whether digits said in groups ("eighteen fifty-eight ninety-nine") spell ``key``."""
+    start = view.joined.find(key)
+    while start != -1:
+        end = start + len(key)
+        if (start == 0 or not view.joined[start - 1].isdigit()) and (end == len(view.joined) or not view.joined[end].isdigit()):
+            return True
+        start = view.joined.find(key, start + 1)
+    return False
+
+
+def _money_conveyed(fact: Fact, view: SpokenView) -> bool:
+    dollars, cents = _money_value(fact.text)
+    if cents:
+        if f"{dollars}.{cents:02d}".rstrip("0") in view.numbers or (str(dollars), f"{cents:02d}") in view.pairs:
+            return True
+        if (str(dollars), str(cents)) in view.pairs:  # "5 dollars and 5 cents"
+            return True
+        return len(f"{dollars}{cents:02d}") >= 4 and _in_joined(f"{dollars}{cents:02d}", view)
+    if str(dollars) in view.numbers:
+        return True
+    if 100 <= dollars < 1000 and dollars % 100 and (str(dollars // 100), str(dollars % 100)) in view.pairs:
+        return True  # "one twenty-one" for $121
+    return len(str(dollars)) >= 4 and _in_joined(str(dollars), view)
+
+
+def _time_conveyed(fact: Fact, view: SpokenView) -> bool:
+    hour, minute = _time_value(fact.text)
+    hours = {hour, hour % 12 or 12}
+    if minute:
+        return any((str(h), f"{minute:02d}") in view.pairs or f"{h}.{minute:02d}".rstrip("0") in view.numbers for h in hours)
+    return bool(hours & view.clock_hours)
+
+
+def _date_conveyed(fact: Fact, view: SpokenView) -> bool:
+    value = _date_value(fact.text)
+    if value is None:
+        return compact(fact.text) in view.compact
+    return value in view.dates or value[1] in view.days
 
 
 def fact_conveyed(fact: Fact, response: str | SpokenView) -> bool:
@@ -272,17 +318,12 @@ def fact_conveyed(fact: Fact, response: str | SpokenView) -> bool:
     kind = fact.kind
     if kind == "composite":
         return all(fact_conveyed(part, view) for part in fact.parts)
-    if kind in ("money", "time", "date"):
-        patterns = _fact_patterns(fact)
-        if patterns:
-            if any(p.search(view.digits) for p in patterns):
-                return True
-            if kind == "money":  # "eighteen fifty-eight ninety-nine" for $1,858.99
-                dollars, cents = _money_value(fact.text)
-                key = f"{dollars}{cents:02d}" if cents else str(dollars)
-                return len(key) >= 4 and re.search(rf"(?<![\d.]){key}(?!\d)", view.joined) is not None
-            return False
-        kind = "code"
+    if kind == "money":
+        return _money_conveyed(fact, view)
+    if kind == "time":
+        return _time_conveyed(fact, view)
+    if kind == "date":
+        return _date_conveyed(fact, view)
     if kind == "phone":
         digits = re.sub(r"\D", "", fact.text)
         digits = digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
@@ -295,11 +336,9 @@ def fact_conveyed(fact: Fact, response: str | SpokenView) -> bool:
         return bool(key) and (key in view.compact or key in view.spelled)
     if kind == "number":
         value = fact.text.rstrip("%")
-        pattern = rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)"
         if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+", value):  # "1,014" -> "1014", "8.0" -> "8"
             value = _canonical(value.replace(",", ""))
-        pattern = rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)"
-        if re.search(pattern, view.digits) or (len(value) >= 2 and re.search(pattern, view.joined)):
+        if (value in view.numbers and not value.startswith("0")) or (len(value) >= 2 and _in_joined(value, view)):
             return True
         return value.isdigit() and int(value) <= 20 and (
             _number_word(int(value)) in view.words or (int(value) == 1 and bool({"a", "an"} & view.words))
@@ -322,7 +361,6 @@ def _number_word(value: int) -> str:
 # Invented facts
 
 
-_NUMBER_TOKEN = re.compile(r"\d+(?:\.\d+)?")
 _CLOCK = re.compile(r"\b(\d{1,2}):\d{2}")
 
 
