@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -96,17 +97,36 @@ def classify_fact(text: str) -> Fact:
     return Fact(stripped, "phrase")
 
 
-def _list_item_index(draft: str) -> list[int]:
-    """For each character offset's line, the 1-based index of the enumeration item it belongs to (0: none)."""
-    indexes: list[int] = []
-    item = 0
+def _list_items(draft: str) -> tuple[list[int], list[int]]:
+    """Each line's start offset, and the 1-based index of the enumeration item it belongs to (0: none)."""
+    starts: list[int] = []
+    items: list[int] = []
+    item = offset = 0
     for line in draft.splitlines(keepends=True):
         if LIST_ITEM.match(line):  # a top-level item (not indented)
             item += 1
         elif line.strip() and not line.startswith((" ", "\t")):
             item = 0  # prose between lists ends the enumeration
-        indexes.extend([item] * len(line))
-    return indexes
+        starts.append(offset)
+        items.append(item)
+        offset += len(line)
+    return starts or [0], items or [0]
+
+
+#: One pass finds every fact; at each position the first alternative wins, so an email's digits are not
+#: also a number, a URL or an internal id is never a fact, and list markers ("1.") are skipped.
+_FACT_SCAN = re.compile(
+    "|".join(
+        f"(?P<{kind}>{pattern})"
+        for kind, pattern in (
+            ("email", EMAIL.pattern), ("url", f"(?i:{URL.pattern})"), ("internal_id", INTERNAL_ID.pattern),
+            ("marker", r"^\s*\d+[.)]\s"), ("phone", PHONE.pattern), ("money", MONEY.pattern), ("time", TIME.pattern),
+            ("date", DATE.pattern), ("code", CODE.pattern), ("number", NUMBER.pattern),
+        )
+    ),
+    re.M,
+)
+_NEVER_FACTS = frozenset({"url", "internal_id", "marker"})
 
 
 @lru_cache(maxsize=16384)
@@ -116,38 +136,21 @@ def extract_facts(draft: str) -> tuple[Fact, ...]:
     List markers ("1.", "2.") are not facts; internal ids and URLs never are. Facts in enumeration items past
     :data:`SPOKEN_LIST_LIMIT` are returned with ``required=False``.
     """
-    claimed = bytearray(len(draft))
-
-    def claim(start: int, end: int) -> bool:
-        if any(claimed[start:end]):
-            return False
-        claimed[start:end] = b"\x01" * (end - start)
-        return True
-
-    item_of = _list_item_index(draft)
+    line_starts, line_items = _list_items(draft)
     found: list[tuple[int, Fact]] = []
     seen: set[tuple[str, str]] = set()
-
-    def add(kind: str, match: re.Match[str]) -> None:
-        start, end = match.span()
-        if not claim(start, end):
-            return
+    for match in _FACT_SCAN.finditer(draft):
+        kind = match.lastgroup
+        if kind in _NEVER_FACTS:
+            continue
         text = match.group(0).strip().rstrip(".")
         if kind == "number" and _is_trivial_number(text):
-            return
+            continue
         key = (kind, compact(text))
         if key not in seen:
             seen.add(key)
-            found.append((start, Fact(text, kind, required=item_of[start] <= SPOKEN_LIST_LIMIT)))
-
-    for match in EMAIL.finditer(draft):  # before URLs: an email contains a domain name
-        add("email", match)
-    for pattern in (URL, INTERNAL_ID, LIST_MARKER):  # never facts
-        for match in pattern.finditer(draft):
-            claim(*match.span())
-    for kind, pattern in _EXTRACTORS[1:]:
-        for match in pattern.finditer(draft):
-            add(kind, match)
+            item = line_items[bisect_right(line_starts, match.start()) - 1]
+            found.append((match.start(), Fact(text, kind, required=item <= SPOKEN_LIST_LIMIT)))
     for match in NAME.finditer(draft):
         name = match.group(1) or match.group(2)
         if name.lower() not in _NOT_NAMES and ("name", name.lower()) not in seen:
@@ -185,8 +188,8 @@ _DIGIT_GAP = re.compile(r"(?<=\d)[ ,-]+(?=\d)")
 class SpokenView:
     """What a response says, brought to canonical form once so that every fact is matched against it."""
 
+    text: str  # as given
     digits: str  # spoken numbers as digits, lower case
-    spelled: str  # letters and digits only, with the words people put between spelled parts removed
     joined: str  # digit groups said apart joined up ("12 07" -> "1207", "555 201 8890" -> "5552018890")
     compact: str  # letters and digits only
     words: frozenset[str]
@@ -195,6 +198,16 @@ class SpokenView:
     clock_hours: frozenset[int]  # hours said as times: "6 in the morning", "at 6", "8 to 10 a.m."
     dates: frozenset[tuple[int, int]]  # (month, day)
     days: frozenset[int]  # "the 17th"
+
+    @property
+    def spelled(self) -> str:
+        """Letters and digits only, with the words people put between spelled parts removed."""
+        return _spelled(self.text)
+
+
+@lru_cache(maxsize=16384)
+def _spelled(text: str) -> str:
+    return compact(spoken_to_digits(_SPELLING_FILLER.sub(" ", text)))
 
 
 @lru_cache(maxsize=65536)
@@ -228,8 +241,8 @@ def spoken_view(text: str) -> SpokenView:
     for iso_month, iso_day, month, day in _NUMERIC_DATE.findall(digits):
         dates.add((int(iso_month or month), int(iso_day or day)))
     return SpokenView(
+        text=text,
         digits=digits,
-        spelled=compact(spoken_to_digits(_SPELLING_FILLER.sub(" ", text))),
         joined=_DIGIT_GAP.sub("", digits),
         compact=compact(digits),
         words=frozenset(words(digits)),

@@ -4,6 +4,7 @@ and the findings a listener would report, so that a score can always be explaine
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -124,10 +125,9 @@ def conciseness(response: str, seconds: float, facts_conveyed: int) -> QualityRe
     if seconds > budget:
         penalty += 1.0 - (budget / seconds) ** 0.8
         reasons.append(f"takes {seconds:.0f} s to say {facts_conveyed} fact{'s' * (facts_conveyed != 1)} (budget {budget:.0f} s)")
-    for pattern, finding in phrases.FILLER:
-        if pattern.search(response):
-            penalty += 0.12
-            reasons.append(finding)
+    for finding in phrases.FILLER.findings(response):
+        penalty += 0.12
+        reasons.append(finding)
     return _result(penalty, reasons)
 
 
@@ -210,6 +210,7 @@ def clarity(response: str) -> QualityResult:
     return _result(penalty, reasons)
 
 
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]{2,}\b")
 _NOT_NAMES = frozenset(
     "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July August "
     "September October November December The This That Your You".split()
@@ -222,18 +223,16 @@ def humanness(response: str) -> QualityResult:
     reasons: list[str] = []
     penalty = 0.0
     for group, cost in ((phrases.ROBOTIC, 0.2), (phrases.STIFF, 0.1)):
-        for pattern, finding in group:
-            if pattern.search(response):
-                penalty += cost
-                reasons.append(finding)
+        for finding in group.findings(response):
+            penalty += cost
+            reasons.append(finding)
     if len(words(response)) >= 8:
         stiff = phrases.UNCONTRACTED.findall(response)
         if stiff:
             penalty += min(0.3, 0.07 * len(stiff))
             reasons.append(f"doesn't contract ({', '.join(dict.fromkeys(s.lower() for s in stiff[:3]))})")
-    names = [w for w in re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b", response) if w not in _NOT_NAMES]
-    for name in dict.fromkeys(names):
-        count = len(re.findall(rf"\b{name}\b", response))
+    names = Counter(w for w in _CAPITALISED.findall(response) if w not in _NOT_NAMES)
+    for name, count in names.items():
         if count >= 3:
             penalty += 0.1 * (count - 2)
             reasons.append(f"says '{name}' {count} times")

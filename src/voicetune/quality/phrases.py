@@ -8,8 +8,22 @@ from __future__ import annotations
 import re
 
 
-def _compile(entries: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
-    return [(re.compile(pattern, re.I), finding) for pattern, finding in entries]
+class PhraseList:
+    """Patterns searched in one pass (one alternation with a named group each); :meth:`findings` says which
+    of them occur."""
+
+    def __init__(self, entries: list[tuple[str, str]]):
+        self.entries = entries
+        self._findings = {f"p{i}": finding for i, (_, finding) in enumerate(entries)}
+        self._pattern = re.compile("|".join(f"(?P<p{i}>{pattern})" for i, (pattern, _) in enumerate(entries)), re.I | re.M)
+
+    def findings(self, text: str) -> list[str]:
+        """The finding of every entry that occurs in ``text``, each once, in order of appearance."""
+        return list(dict.fromkeys(self._findings[m.lastgroup] for m in self._pattern.finditer(text)))
+
+
+def _compile(entries: list[tuple[str, str]]) -> PhraseList:
+    return PhraseList(entries)
 
 
 #: Words that take time and carry nothing: preambles, boilerplate closings, hedges.

@@ -25,6 +25,12 @@ _OH_BEFORE_DIGITS = re.compile(rf"\boh(?=[\s,-]+(?:{_DIGIT_WORDS})[\s,-]+(?:{_DI
 # "two thousand, one hundred": a pause inside one number, not two numbers.
 _COMMA_IN_NUMBER = re.compile(r"\b(thousand|million|billion),(?=\s+(?:one|two|three|four|five|six|seven|eight|nine|a)\b)", re.I)
 _REPEATED_DIGIT = re.compile(r"\b(double|triple)[\s-]+(zero|one|two|three|four|five|six|seven|eight|nine|[0-9])\b", re.I)
+_NUMBER_WORD = re.compile(
+    r"(?i)\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
+    r"twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|first|second|third|"
+    r"(?:four|fif|six|seven|eigh|nin|ten|eleven|twelf|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)th|"
+    r"(?:twentie|thirtie)th|double|triple)\b"
+)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 # text2num reads "forty and three" as 43 (British usage); in American speech "and" joins numbers only after
 # "hundred", "thousand" or "million".
@@ -33,14 +39,16 @@ _LOOSE_AND = re.compile(r"(?<!hundred )(?<!thousand )(?<!million )(?<!billion )\
 _WORD_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?!(?:one|two|three|four|five|six|seven|eight|nine)\b)(?=[A-Za-z])", re.I)
 
 
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens (letters and digits, apostrophes kept inside words)."""
-    return [w.lower().replace("’", "'").removesuffix("'s") for w in WORD.findall(text)]
+@lru_cache(maxsize=65536)
+def words(text: str) -> tuple[str, ...]:
+    """Lower-cased word tokens (letters and digits, apostrophes kept inside words, possessive 's dropped)."""
+    return tuple(w.removesuffix("'s") for w in WORD.findall(text.lower().replace("’", "'")))
 
 
-def sentences(text: str) -> list[str]:
+@lru_cache(maxsize=65536)
+def sentences(text: str) -> tuple[str, ...]:
     """Split into sentences and lines, dropping empty pieces."""
-    return [s.strip() for s in SENTENCE_END.split(text) if s and s.strip()]
+    return tuple(s.strip() for s in SENTENCE_END.split(text) if s and s.strip())
 
 
 @lru_cache(maxsize=65536)
@@ -54,6 +62,8 @@ def spoken_to_digits(text: str) -> str:
     if "oh" in text.lower():
         text = _OH_AFTER_DIGIT.sub(r"\1zero", _OH_AFTER_DIGIT.sub(r"\1zero", _OH_BEFORE_DIGITS.sub("zero", text)))
     text = _COMMA_IN_NUMBER.sub(r"\1", text)
+    if not _NUMBER_WORD.search(text):
+        return _THOUSANDS.sub("", text)
     text = _WORD_HYPHEN.sub(" ", _LOOSE_AND.sub("\x00", text))
     text = alpha2digit(text, "en", threshold=0).replace("\x00", "and")
     return _THOUSANDS.sub("", text)

@@ -1,0 +1,45 @@
+"""Shared fixtures: the third-party sample data beside the repository, and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Terminal settings that change how rich lays out the CLI's output: drop them so every run sees the same
+# (non-interactive, 80-column, no colour) console a CI job or a pipe gets.
+_CONSOLE_ENV = ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` relative to the repository root; the test is skipped when it is absent."""
+    path = REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip("../shared/data is absent")
+    return path
+
+
+@pytest.fixture
+def run_cli():
+    """Run ``python -m voicetune.cli ARGS...`` and return the CompletedProcess (text, captured)."""
+
+    def run(*args, cwd: str | Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        env = {key: value for key, value in os.environ.items() if key not in _CONSOLE_ENV}
+        env["HF_HUB_OFFLINE"] = "1"
+        env["NO_COLOR"] = "1"
+        return subprocess.run(
+            [sys.executable, "-m", "voicetune.cli", *(str(a) for a in args)],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+        )
+
+    return run
