@@ -227,7 +227,7 @@ def humanness(response: str) -> QualityResult:
             penalty += cost
             reasons.append(finding)
     if len(words(response)) >= 8:
-        stiff = phrases.UNCONTRACTED.findall(response)
+        stiff = phrases.UNCONTRACTED.findall(response.lower())
         if stiff:
             penalty += min(0.3, 0.07 * len(stiff))
             reasons.append(f"doesn't contract ({', '.join(dict.fromkeys(s.lower() for s in stiff[:3]))})")

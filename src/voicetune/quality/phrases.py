@@ -15,11 +15,13 @@ class PhraseList:
     def __init__(self, entries: list[tuple[str, str]]):
         self.entries = entries
         self._findings = {f"p{i}": finding for i, (_, finding) in enumerate(entries)}
-        self._pattern = re.compile("|".join(f"(?P<p{i}>{pattern})" for i, (pattern, _) in enumerate(entries)), re.I | re.M)
+        # Patterns are written in lower case and run on lower-cased text: re's case-insensitive mode is
+        # several times slower on long alternations.
+        self._pattern = re.compile("|".join(f"(?P<p{i}>{pattern})" for i, (pattern, _) in enumerate(entries)), re.M)
 
     def findings(self, text: str) -> list[str]:
         """The finding of every entry that occurs in ``text``, each once, in order of appearance."""
-        return list(dict.fromkeys(self._findings[m.lastgroup] for m in self._pattern.finditer(text)))
+        return list(dict.fromkeys(self._findings[m.lastgroup] for m in self._pattern.finditer(text.lower().replace("’", "'"))))
 
 
 def _compile(entries: list[tuple[str, str]]) -> PhraseList:
@@ -70,11 +72,10 @@ STIFF = _compile([
 ])
 
 #: Uncontracted forms a person would contract when speaking.
-UNCONTRACTED = re.compile(
+UNCONTRACTED = re.compile(  # run on lower-cased text
     r"\b(?:i am|i will|i would|you are|you will|we are|we will|it is|that is|there is|do not|does not|did not|"
     r"is not|are not|was not|cannot|can not|will not|would not|could not|should not|have not|has not|let us|"
     r"what is|here is|they are)\b(?!\s*[.,!?;:]|\s*$)",  # "there it is." cannot be contracted
-    re.I,
 )
 
 #: A listener asking to hear something again: repeating then is right.
