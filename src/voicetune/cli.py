@@ -193,7 +193,7 @@ def main() -> None:
     try:
         app()
     except VoicetuneError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        print(f"error: {error}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Sequence
 
@@ -26,7 +27,7 @@ def split_records(records: Sequence[Turn], ratios: Sequence[float] = (0.8, 0.1, 
     Groups are shuffled with ``seed``, then each goes to the split furthest below its target, so the result
     is deterministic and every split with a non-zero ratio gets at least one group when there are enough.
     """
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
+    if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or sum(ratios) <= 0:
         raise VoicetuneError(f"--ratios needs three non-negative numbers (train, dev, test), got {list(ratios)}")
     total = float(sum(ratios))
     shares = [r / total for r in ratios]

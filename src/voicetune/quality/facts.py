@@ -31,7 +31,8 @@ EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+|\b[a-z0-9-]+\.(?:com|org|net|io|co)(?:/\S*)?\b", re.I)
 INTERNAL_ID = re.compile(r"\b[A-Za-z]+(?:_[A-Za-z0-9]+)+\b")
 PHONE = re.compile(r"(?:\+?1[\s.-]?)?\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
-MONEY = re.compile(r"(?:[$€£]\s?\d[\d,]*(?:\.\d{1,2})?|\b\d[\d,]*(?:\.\d{1,2})?\s?(?:dollars|USD|usd)\b)")
+_AMOUNT = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?"
+MONEY = re.compile(rf"(?:[$€£]\s?{_AMOUNT}|\b{_AMOUNT}\s?(?:dollars|USD|usd)\b)")
 TIME = re.compile(rf"\b\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:\s?{_AMPM})?(?![\w])|\b\d{{1,2}}\s?{_AMPM}(?![\w])")
 DATE = re.compile(
     rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{1,2}}/\d{{1,2}}(?:/\d{{2,4}})?\b"
@@ -83,6 +84,8 @@ def classify_fact(text: str) -> Fact:
         match = pattern.fullmatch(stripped)
         if match:
             return Fact(stripped, kind)
+    if re.fullmatch(r"\d+(?:[ -]\d+)+", stripped):  # "071 904 382": one number read in groups
+        return Fact(stripped, "code")
     parts = tuple(Fact(f.text, f.kind) for f in extract_facts(stripped) if f.kind != "name")
     if not parts:
         single = re.fullmatch(r"[*#]?\s?(\d+)", stripped)  # "*86", "#5"
@@ -195,7 +198,7 @@ class SpokenView:
     words: frozenset[str]
     numbers: frozenset[str]  # canonical numbers ("1095.55", "121", "8")
     pairs: frozenset[tuple[str, str]]  # adjacent numbers: ("1095", "55") from "1095 dollars and 55 cents"
-    clock_hours: frozenset[int]  # hours said as times: "6 in the morning", "at 6", "8 to 10 a.m."
+    times: frozenset[tuple[int, int]]  # (hour 0-23, minute) said as a time; both halves of the day unless stated
     dates: frozenset[tuple[int, int]]  # (month, day)
     days: frozenset[int]  # "the 17th"
 
@@ -216,25 +219,32 @@ def spoken_view(text: str) -> SpokenView:
     tokens = list(_NUMBER_TOKEN.finditer(digits))
     numbers = {_canonical(m.group(0)) for m in tokens}
     pairs = set()
-    clock_hours = set()
+    times: set[tuple[int, int]] = set()
     for i, match in enumerate(tokens):
-        if i + 1 < len(tokens):
-            following = tokens[i + 1]
-            if _PAIR_GAP.fullmatch(digits, match.end(), following.start()):
-                pairs.add((match.group(0), following.group(0)))
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        if following and _PAIR_GAP.fullmatch(digits, match.end(), following.start()):
+            pairs.add((match.group(0), following.group(0)))
         value = match.group(0)
-        if value.isdigit() and int(value) <= 24:
-            if _CLOCK_SUFFIX.match(digits, match.end()) or _CLOCK_PREFIX.search(digits, max(0, match.start() - 8), match.start()):
-                clock_hours.add(int(value))
-            if digits.startswith(":00", match.end()):
-                clock_hours.add(int(value))
+        if not value.isdigit() or int(value) > 24:
+            continue
+        minute, end = None, match.end()
+        if following and digits[end : following.start()] in (":", " ", ".") and re.fullmatch(r"[0-5]\d", following.group(0)):
+            minute, end = int(following.group(0)), following.end()
+        is_clock = (
+            minute is not None
+            or _CLOCK_SUFFIX.match(digits, match.end())
+            or _CLOCK_PREFIX.search(digits, max(0, match.start() - 8), match.start())
+        )
+        if is_clock:
+            times.update((hour, minute or 0) for hour in _hours(int(value), _half_of_day(digits, end)))
     for kind, direction, hour in _NAMED_TIME.findall(digits):
-        h = int(hour)
-        pairs.add((str(h - 1 if direction == "to" else h), {"half": "30", "quarter": "15" if direction == "past" else "45"}[kind]))
+        h = int(hour) - 1 if direction == "to" else int(hour)
+        minute = {"half": 30, "quarter": 15 if direction == "past" else 45}[kind]
+        times.update((each, minute) for each in _hours(h, _half_of_day(digits, digits.find(hour) + len(hour))))
     if "noon" in digits or "midday" in digits:
-        clock_hours.add(12)
+        times.add((12, 0))
     if "midnight" in digits:
-        clock_hours.add(0)
+        times.add((0, 0))
     dates = set()
     for month_a, day_a, day_b, month_b in _MONTH_NAME.findall(digits):
         dates.add((MONTHS[(month_a or month_b).lower()], int(day_a or day_b)))
@@ -248,10 +258,34 @@ def spoken_view(text: str) -> SpokenView:
         words=frozenset(words(digits)),
         numbers=frozenset(numbers),
         pairs=frozenset(pairs),
-        clock_hours=frozenset(clock_hours),
+        times=frozenset(times),
         dates=frozenset(dates),
         days=frozenset(int(d) for d in _ORDINAL_DAY.findall(digits)),
     )
+
+
+_AM = re.compile(r"\s*(?:a\.?\s?m\b|in the morning)")
+_PM = re.compile(r"\s*(?:p\.?\s?m\b|in the (?:afternoon|evening)|at night|tonight)")
+
+
+def _half_of_day(digits: str, end: int) -> str | None:
+    """"am" or "pm" when the words right after a time say which half of the day it is."""
+    if _AM.match(digits, end):
+        return "am"
+    if _PM.match(digits, end):
+        return "pm"
+    return None
+
+
+def _hours(hour: int, half: str | None) -> set[int]:
+    """The 24-hour values a spoken clock hour can mean: one when the half of the day is said, else two."""
+    if hour > 12:
+        return {hour % 24}
+    if half == "am":
+        return {hour % 12}
+    if half == "pm":
+        return {hour % 12 + 12}
+    return {hour % 12, hour % 12 + 12}
 
 
 def _money_value(text: str) -> tuple[int, int]:
@@ -312,10 +346,9 @@ def _money_conveyed(fact: Fact, view: SpokenView) -> bool:
 
 def _time_conveyed(fact: Fact, view: SpokenView) -> bool:
     hour, minute = _time_value(fact.text)
-    hours = {hour, hour % 12 or 12}
-    if minute:
-        return any((str(h), f"{minute:02d}") in view.pairs or f"{h}.{minute:02d}".rstrip("0") in view.numbers for h in hours)
-    return bool(hours & view.clock_hours)
+    if not re.search(r"[AaPp]\.?\s?[Mm]", fact.text) and hour <= 12:  # "6:00" without a half of the day
+        return any((h, minute) in view.times for h in _hours(hour, None))
+    return (hour, minute) in view.times
 
 
 def _date_conveyed(fact: Fact, view: SpokenView) -> bool:

@@ -157,6 +157,14 @@ _ABBREVIATIONS = re.compile(
 _SYMBOLS = re.compile(r"[&/\\|<>\[\]{}=~^]|\be\.g\.|\bi\.e\.|\betc\.|\(|\)")
 
 
+def _inline_items(sentence: str) -> int:
+    """Items of an inline list: "red, blue, green and white" has four (with or without an Oxford comma)."""
+    segments = sentence.split(",")
+    last = segments[-1]
+    joined_last = (" and " in last or " or " in last) and not re.match(r"\s*(?:and|or)\b", last)
+    return len(segments) + (1 if joined_last and len(segments) > 1 else 0)
+
+
 def clarity(response: str) -> QualityResult:
     """Whether a listener can follow it through a TTS voice.
 
@@ -202,7 +210,7 @@ def clarity(response: str) -> QualityResult:
             penalty += 0.1 if length <= 40 else 0.2
             reasons.append(f"has a {length}-word sentence")
     items = len(_LIST_LINE.findall(response))
-    inline = max((s.count(",") + 1 for s in sentences(response) if " or " in s or " and " in s), default=0)
+    inline = max((_inline_items(s) for s in sentences(response) if " or " in s or " and " in s), default=0)
     enumerated = max(items, inline if inline >= 5 else 0)
     if enumerated > 3:
         penalty += min(0.4, 0.08 * (enumerated - 3))

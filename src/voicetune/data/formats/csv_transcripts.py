@@ -36,8 +36,10 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
     if missing:
         raise VoicetuneError(f"{path}:1: missing column{'s' * (len(missing) > 1)} {', '.join(repr(m) for m in missing)} (have {', '.join(reader.fieldnames)})")
     conversations: dict[str, list[tuple[float, int, Event, str | None]]] = {}
+    row_line = reader.line_num + 1  # the line a row starts on: a quoted text may span lines
     for row_number, row in enumerate(reader, start=2):
-        where = f"{path}:{row_number}"
+        where = f"{path}:{row_line}"
+        row_line = reader.line_num + 1
         conversation_id = (row.get("conversation_id") or "").strip()
         if not conversation_id:
             raise VoicetuneError(f"{where}: field 'conversation_id' is empty")

@@ -24,7 +24,12 @@ def message_text(content, where: str) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
+        parts = []
+        for index, part in enumerate(content):
+            text = part.get("text", "") if isinstance(part, dict) else part
+            if not isinstance(text, str):
+                raise VoicetuneError(f"{where}: field 'content[{index}].text' should be a string, got {type(text).__name__}")
+            parts.append(text)
         return "\n".join(p for p in parts if p)
     raise VoicetuneError(f"{where}: field 'content' should be a string or a list of parts, got {type(content).__name__}")
 
@@ -50,6 +55,8 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
         where = f"{path}:{number}"
         messages = require(data, "messages", list, where)
         conversation_id = str(data.get("id") or f"{path.stem}-{number:05d}")
+        if not isinstance(data.get("domain", ""), str):
+            raise VoicetuneError(f"{where}: field 'domain' should be a string, got {type(data['domain']).__name__}")
         turns += turns_from_events(
             conversation_id,
             chat_events(messages, where),
