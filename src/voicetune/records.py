@@ -91,6 +91,23 @@ def _describe(error: ValidationError) -> str:
     return f"field '{field}': {first['msg'].lower()}"
 
 
+def read_text_file(path: Path, expected: str) -> str:
+    """The text of a user's input file, or one clear error: missing, a directory, empty, binary, not UTF-8."""
+    if not path.exists():
+        raise VoicetuneError(f"{path}: no such file")
+    if path.is_dir():
+        raise VoicetuneError(f"{path}: is a directory, expected {expected}")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise VoicetuneError(f"{path}: the file is empty, expected {expected}")
+    if b"\x00" in raw[:8192]:
+        raise VoicetuneError(f"{path}: looks like a binary file, expected {expected}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise VoicetuneError(f"{path}: not UTF-8 text (byte {error.start}), expected {expected}") from None
+
+
 def iter_records(
     path: str | Path, model: type[RecordT] = Turn, skip_invalid: bool = False, skipped: list[str] | None = None
 ) -> Iterator[RecordT]:
@@ -108,19 +125,7 @@ def iter_records(
             missing or mistyped field, naming the file, line and field.
     """
     path = Path(path)
-    if not path.exists():
-        raise VoicetuneError(f"{path}: no such file")
-    if path.is_dir():
-        raise VoicetuneError(f"{path}: is a directory, expected a JSONL file")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise VoicetuneError(f"{path}: the file is empty, expected one JSON record per line")
-    if b"\x00" in raw[:8192]:
-        raise VoicetuneError(f"{path}: looks like a binary file, expected JSON Lines text")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise VoicetuneError(f"{path}: not UTF-8 text (byte {error.start}), expected JSON Lines") from None
+    text = read_text_file(path, "JSON Lines (one JSON record per line)")
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

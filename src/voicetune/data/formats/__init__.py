@@ -6,7 +6,7 @@ from pathlib import Path
 
 from voicetune.data.formats import csv_transcripts, openai_chat, tau_bench, tau_bench_fewshot
 from voicetune.errors import VoicetuneError
-from voicetune.records import Turn
+from voicetune.records import Turn, read_text_file
 
 FORMATS = {
     "tau-bench": tau_bench.load,
@@ -28,17 +28,7 @@ def import_transcripts(path: str | Path, format: str, domain: str | None = None)
     if format not in FORMATS:
         raise VoicetuneError(f"unknown format '{format}': choose one of {', '.join(FORMATS)}")
     path = Path(path)
-    if not path.is_file():
-        raise VoicetuneError(f"{path}: no such file")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise VoicetuneError(f"{path}: the file is empty")
-    if b"\x00" in raw[:8192]:
-        raise VoicetuneError(f"{path}: looks like a binary file, expected {format} text")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise VoicetuneError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    text = read_text_file(path, f"a {format} transcript file")
     return FORMATS[format](path, text, domain)
 
 
