@@ -35,12 +35,13 @@ def main_options(
 
 
 def _report_skipped(skipped: list[str]) -> None:
+    """Say how many lines were skipped and why, one unwrapped line each."""
     if skipped:
-        console.print(f"[yellow]skipped {len(skipped)} invalid line{'s' * (len(skipped) > 1)}:[/yellow]")
+        print(f"skipped {len(skipped)} invalid line{'s' * (len(skipped) > 1)}:", file=sys.stderr)
         for reason in skipped[:10]:
-            console.print(f"  {reason}", markup=False, highlight=False)
+            print(f"  {reason}", file=sys.stderr)
         if len(skipped) > 10:
-            console.print(f"  … and {len(skipped) - 10} more")
+            print(f"  … and {len(skipped) - 10} more", file=sys.stderr)
 
 
 @data_app.command("import")

@@ -176,7 +176,7 @@ def _is_trivial_number(text: str) -> bool:
 
 _NUMBER_TOKEN = re.compile(r"\d+(?:\.\d+)?")
 _PAIR_GAP = re.compile(r"(?:\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?|:|\s*\.\s*)")
-_CLOCK_SUFFIX = re.compile(r"(?::00)?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the (?:morning|afternoon|evening)|at night|sharp|\s*(?:to|-|–|until|till|and)\s*(?:\d{1,2}(?::\d{2})?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the|at night)|noon|midnight))")
+_CLOCK_SUFFIX = re.compile(r"(?::00)?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the (?:morning|afternoon|evening)|at night|tonight|sharp|\s*(?:to|-|–|until|till|and)\s*(?:\d{1,2}(?::\d{2})?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the|at night)|noon|midnight))")
 _CLOCK_PREFIX = re.compile(r"(?:\bat|\bby|\buntil|\bfrom|\bafter|\bbefore|\baround|\bto|\btill)\s+$")
 _NAMED_TIME = re.compile(r"\b(half|quarter) (past|to) (\d{1,2})\b")
 _MONTH_NAME = re.compile(rf"\b({_MONTH})\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\b", re.I)
@@ -236,11 +236,16 @@ def spoken_view(text: str) -> SpokenView:
             or _CLOCK_PREFIX.search(digits, max(0, match.start() - 8), match.start())
         )
         if is_clock:
-            times.update((hour, minute or 0) for hour in _hours(int(value), _half_of_day(digits, end)))
-    for kind, direction, hour in _NAMED_TIME.findall(digits):
+            half = _half_of_day(digits, end)
+            range_end = _RANGE_END.match(digits, end)
+            if half is None and range_end:  # "eight to ten a.m.": the start shares the end's half of the day
+                half = _half_of_day(digits, range_end.end())
+            times.update((hour, minute or 0) for hour in _hours(int(value), half))
+    for named in _NAMED_TIME.finditer(digits):
+        kind, direction, hour = named.groups()
         h = int(hour) - 1 if direction == "to" else int(hour)
         minute = {"half": 30, "quarter": 15 if direction == "past" else 45}[kind]
-        times.update((each, minute) for each in _hours(h, _half_of_day(digits, digits.find(hour) + len(hour))))
+        times.update((each, minute) for each in _hours(h, _half_of_day(digits, named.end())))
     if "noon" in digits or "midday" in digits:
         times.add((12, 0))
     if "midnight" in digits:
@@ -264,6 +269,7 @@ def spoken_view(text: str) -> SpokenView:
     )
 
 
+_RANGE_END = re.compile(r"\s*(?:to|-|–|until|till|and)\s*\d{1,2}(?:[: ][0-5]\d)?")
 _AM = re.compile(r"\s*(?:a\.?\s?m\b|in the morning)")
 _PM = re.compile(r"\s*(?:p\.?\s?m\b|in the (?:afternoon|evening)|at night|tonight)")
 
