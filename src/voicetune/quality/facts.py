@@ -222,7 +222,7 @@ def spoken_view(text: str) -> SpokenView:
     times: set[tuple[int, int]] = set()
     for i, match in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else None
-        if following and _PAIR_GAP.fullmatch(digits, match.end(), following.start()):
+        if following and following.start() - match.end() <= 16 and _PAIR_GAP.fullmatch(digits, match.end(), following.start()):
             pairs.add((match.group(0), following.group(0)))
         value = match.group(0)
         if not value.isdigit() or int(value) > 24:
@@ -241,7 +241,7 @@ def spoken_view(text: str) -> SpokenView:
             if half is None and range_end:  # "eight to ten a.m.": the start shares the end's half of the day
                 half = _half_of_day(digits, range_end.end())
             times.update((hour, minute or 0) for hour in _hours(int(value), half))
-    for named in _NAMED_TIME.finditer(digits):
+    for named in _NAMED_TIME.finditer(digits) if ("half" in digits or "quarter" in digits) else ():
         kind, direction, hour = named.groups()
         h = int(hour) - 1 if direction == "to" else int(hour)
         minute = {"half": 30, "quarter": 15 if direction == "past" else 45}[kind]
@@ -251,21 +251,24 @@ def spoken_view(text: str) -> SpokenView:
     if "midnight" in digits:
         times.add((0, 0))
     dates = set()
-    for month_a, day_a, day_b, month_b in _MONTH_NAME.findall(digits):
-        dates.add((MONTHS[(month_a or month_b).lower()], int(day_a or day_b)))
-    for iso_month, iso_day, month, day in _NUMERIC_DATE.findall(digits):
-        dates.add((int(iso_month or month), int(iso_day or day)))
+    spoken_words = words(digits)
+    if tokens and not MONTHS.keys().isdisjoint(spoken_words):
+        for month_a, day_a, day_b, month_b in _MONTH_NAME.findall(digits):
+            dates.add((MONTHS[(month_a or month_b).lower()], int(day_a or day_b)))
+    if tokens and ("/" in digits or "-" in digits):
+        for iso_month, iso_day, month, day in _NUMERIC_DATE.findall(digits):
+            dates.add((int(iso_month or month), int(iso_day or day)))
     return SpokenView(
         text=text,
         digits=digits,
-        joined=_DIGIT_GAP.sub("", digits),
+        joined=_DIGIT_GAP.sub("", digits) if tokens else digits,
         compact=compact(digits),
-        words=frozenset(words(digits)),
+        words=frozenset(spoken_words),
         numbers=frozenset(numbers),
         pairs=frozenset(pairs),
         times=frozenset(times),
         dates=frozenset(dates),
-        days=frozenset(int(d) for d in _ORDINAL_DAY.findall(digits)),
+        days=frozenset(int(d) for d in _ORDINAL_DAY.findall(digits)) if tokens else frozenset(),
     )
 
 

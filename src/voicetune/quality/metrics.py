@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 from voicetune.quality import phrases
@@ -43,7 +44,18 @@ _ALREADY_SAID = re.compile(r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previo
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return list(zip(*(tokens[i:] for i in range(n))))
+
+
+@lru_cache(maxsize=65536)
+def _four_grams(text: str) -> frozenset[tuple[str, ...]]:
+    """The four-word runs of a text (cached: history turns are compared with every candidate)."""
+    return frozenset(_ngrams(words(text), 4))
+
+
+@lru_cache(maxsize=65536)
+def _asks_for_repeat(text: str) -> bool:
+    return bool(phrases.REPEAT_REQUEST.search(text))
 
 
 def _content(tokens: Sequence[str]) -> set[str]:
@@ -51,6 +63,15 @@ def _content(tokens: Sequence[str]) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
+
+
+def _overlapping_clauses(clauses: list[set[str]]) -> bool:
+    """Whether two clauses share three quarters of the content words of the shorter one."""
+    for i, clause in enumerate(clauses):
+        for other in clauses[:i]:
+            if len(clause & other) >= 0.75 * min(len(clause), len(other)):
+                return True
+    return False
 
 
 def non_repetition(
@@ -73,14 +94,12 @@ def non_repetition(
                 penalty += 0.35
                 reasons.append(f"says the same thing twice (\"{said[j][:50]}\")")
                 break
-    clauses = [c for c in (_content(words(c)) for c in _CLAUSE.split(response)) if len(c) >= 3]
-    for i in range(len(clauses)):
-        if any(len(clauses[i] & clauses[j]) / min(len(clauses[i]), len(clauses[j])) >= 0.75 for j in range(i)):
-            if not any("says the same thing twice" in r for r in reasons):
-                penalty += 0.3
-                reasons.append("says the same thing twice in other words")
-            break
-    if _ALREADY_SAID.search(response):
+    if not reasons and len(said) + response.count(",") > 1:
+        clauses = [c for c in (_content(words(c)) for c in _CLAUSE.split(response)) if len(c) >= 3]
+        if _overlapping_clauses(clauses):
+            penalty += 0.3
+            reasons.append("says the same thing twice in other words")
+    if ("said" in response or "mentioned" in response or "again" in response) and _ALREADY_SAID.search(response):
         penalty += 0.15
         reasons.append("announces it is repeating itself ('like I said')")
     tokens = words(response)
@@ -90,19 +109,17 @@ def non_repetition(
         if repeated >= 2:
             penalty += min(0.3, 1.5 * repeated / len(grams))
             reasons.append(f"repeats {repeated} four-word runs within the response")
-    asked_again = bool(phrases.REPEAT_REQUEST.search(last_user_text))
+    asked_again = _asks_for_repeat(last_user_text)
     if not asked_again and grams:
-        earlier = set()
-        for text in earlier_agent_turns[-2:]:
-            earlier.update(_ngrams(words(text), 4))
+        earlier = frozenset().union(*(_four_grams(text) for text in earlier_agent_turns[-2:]))
         if earlier:
-            overlap = sum(1 for g in grams if g in earlier) / len(grams)
+            overlap = sum(map(earlier.__contains__, grams)) / len(grams)
             if overlap >= 0.25:
                 penalty += min(0.5, overlap)
                 reasons.append(f"repeats what it said last turn ({overlap:.0%} of it)")
-        user_grams = set(_ngrams(words(last_user_text), 4))
+        user_grams = _four_grams(last_user_text)
         if user_grams:
-            echoed = sum(1 for g in grams if g in user_grams)
+            echoed = sum(map(user_grams.__contains__, grams))
             if echoed >= 3 and echoed / max(1, len(user_grams)) >= 0.3:
                 penalty += 0.25
                 reasons.append("echoes the caller's words back")
@@ -131,12 +148,12 @@ def conciseness(response: str, seconds: float, facts_conveyed: int) -> QualityRe
     return _result(penalty, reasons)
 
 
-_MARKDOWN = (
-    (re.compile(r"\*\*|__|(?<!\w)\*(?=\w)"), "reads markdown emphasis (** or *) aloud"),
-    (re.compile(r"(?m)^\s*#{1,6}\s"), "reads a markdown header aloud"),
-    (re.compile(r"`"), "reads code formatting aloud"),
-    (re.compile(r"(?m)^\s*\|.*\|\s*$"), "reads a table aloud"),
-    (re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+"), "reads list bullets aloud"),
+_MARKDOWN = (  # (pattern, finding, characters one of which it needs: a cheap test before the regex)
+    (re.compile(r"\*\*|__|(?<!\w)\*(?=\w)"), "reads markdown emphasis (** or *) aloud", "*_"),
+    (re.compile(r"(?m)^\s*#{1,6}\s"), "reads a markdown header aloud", "#"),
+    (re.compile(r"`"), "reads code formatting aloud", "`"),
+    (re.compile(r"(?m)^\s*\|.*\|\s*$"), "reads a table aloud", "|"),
+    (re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+"), "reads list bullets aloud", "\n-*•0123456789"),
 )
 _LIST_LINE = re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+")
 _SCREEN_NUMBER = re.compile(
@@ -154,7 +171,15 @@ _ABBREVIATIONS = re.compile(
     r"mg|ml|gb|mb|kb|tb|mbps|gbps|w/o?|b/c|n/a|asap|fyi|eta|tbd|pls|thx)\b\.?",
     re.I,
 )
-_SYMBOLS = re.compile(r"[&/\\|<>\[\]{}=~^]|\be\.g\.|\bi\.e\.|\betc\.|\(|\)")
+_SYMBOLS = re.compile(r"[&/\\|<>\[\]{}=~^()]")
+_WRITTEN_LATIN = ("e.g.", "i.e.", "etc.")
+_HAS_DIGIT = re.compile(r"\d")
+_URL_HINTS = ("http", "www", ".com", ".org", ".net", ".io", ".co")
+_SPELLED_HINTS = frozenset("underscore backslash slash colon asterisk star hashtag paren greater less h w".split())
+_ABBREVIATION_HINTS = frozenset(
+    "approx acct appt dept bldg ste pkwy blvd hr hrs min mins yr yrs mo mos wk qty amt bal txn pmt info eff req conf "
+    "mg ml gb mb kb tb mbps gbps w b n asap fyi eta tbd pls thx".split()
+)
 
 
 def _inline_items(sentence: str) -> int:
@@ -174,42 +199,44 @@ def clarity(response: str) -> QualityResult:
     """
     reasons: list[str] = []
     penalty = 0.0
-    for pattern, finding in _MARKDOWN:
-        if pattern.search(response):
+    lower = response.lower()
+    tokens = set(words(response))
+    for pattern, finding, needs in _MARKDOWN:
+        if any(c in response for c in needs) and pattern.search(response):
             penalty += 0.15
             reasons.append(finding)
-    for url in URL.findall(response)[:3]:
+    for url in URL.findall(response)[:3] if any(h in lower for h in _URL_HINTS) else ():
         penalty += 0.25
         reasons.append(f"reads the URL {url} aloud")
-    for identifier in INTERNAL_ID.findall(response)[:3]:
+    for identifier in INTERNAL_ID.findall(response)[:3] if "_" in response else ():
         penalty += 0.25
         reasons.append(f"reads the internal id {identifier} aloud")
-    spelled = _SPELLED_SYMBOLS.findall(response)
+    spelled = _SPELLED_SYMBOLS.findall(response) if not tokens.isdisjoint(_SPELLED_HINTS) else ()
     if spelled:
         penalty += min(0.4, 0.15 * len(spelled))
         reasons.append(f"reads symbols aloud by name ({', '.join(dict.fromkeys(s.lower() for s in spelled[:3]))})")
-    abbreviations = _ABBREVIATIONS.findall(response)
+    abbreviations = _ABBREVIATIONS.findall(response) if not tokens.isdisjoint(_ABBREVIATION_HINTS) else ()
     if abbreviations:
         penalty += min(0.3, 0.07 * len(abbreviations))
         reasons.append(f"uses written abbreviations ({', '.join(dict.fromkeys(a.strip('.') for a in abbreviations[:3]))})")
-    screen = _SCREEN_NUMBER.findall(response)
-    if screen:
-        penalty += min(0.3, 0.1 * len(screen))
-        reasons.append(f"has screen-format numbers a voice misreads ({', '.join(screen[:3])})")
-    digits = _DIGITS.findall(response)
-    if digits:
+    if _HAS_DIGIT.search(response):
+        screen = _SCREEN_NUMBER.findall(response)
+        if screen:
+            penalty += min(0.3, 0.1 * len(screen))
+            reasons.append(f"has screen-format numbers a voice misreads ({', '.join(screen[:3])})")
+        digits = _DIGITS.findall(response)
         penalty += min(0.15, 0.03 * len(digits))
         reasons.append(f"leaves {len(digits)} number{'s' * (len(digits) != 1)} in digits")
-    symbols = _SYMBOLS.findall(response)
+    symbols = len(_SYMBOLS.findall(response)) + sum(lower.count(latin) for latin in _WRITTEN_LATIN)
     if symbols:
-        penalty += min(0.15, 0.05 * len(symbols))
+        penalty += min(0.15, 0.05 * symbols)
         reasons.append("has symbols or parentheses a voice reads badly")
     for sentence in sentences(response):
         length = len(words(sentence))
         if length > 25:
             penalty += 0.1 if length <= 40 else 0.2
             reasons.append(f"has a {length}-word sentence")
-    items = len(_LIST_LINE.findall(response))
+    items = len(_LIST_LINE.findall(response)) if ("\n" in response or response.lstrip()[:1] in ("-", "*", "•")) else 0
     inline = max((_inline_items(s) for s in sentences(response) if " or " in s or " and " in s), default=0)
     enumerated = max(items, inline if inline >= 5 else 0)
     if enumerated > 3:

@@ -25,11 +25,14 @@ _OH_BEFORE_DIGITS = re.compile(rf"\boh(?=[\s,-]+(?:{_DIGIT_WORDS})[\s,-]+(?:{_DI
 # "two thousand, one hundred": a pause inside one number, not two numbers.
 _COMMA_IN_NUMBER = re.compile(r"\b(thousand|million|billion),(?=\s+(?:one|two|three|four|five|six|seven|eight|nine|a)\b)", re.I)
 _REPEATED_DIGIT = re.compile(r"\b(double|triple)[\s-]+(zero|one|two|three|four|five|six|seven|eight|nine|[0-9])\b", re.I)
-_NUMBER_WORD = re.compile(
-    r"(?i)\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
-    r"twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|first|second|third|"
-    r"(?:four|fif|six|seven|eigh|nin|ten|eleven|twelf|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)th|"
-    r"(?:twentie|thirtie)th|double|triple)\b"
+_NUMBER_WORDS = frozenset(
+    "zero oh one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million "
+    "billion first second third double triple".split()
+)
+_ORDINAL_WORDS = frozenset(
+    "fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth "
+    "seventeenth eighteenth nineteenth twentieth thirtieth".split()
 )
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 # text2num reads "forty and three" as 43 (British usage); in American speech "and" joins numbers only after
@@ -42,7 +45,9 @@ _WORD_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?!(?:one|two|three|four|five|six|seve
 @lru_cache(maxsize=65536)
 def words(text: str) -> tuple[str, ...]:
     """Lower-cased word tokens (letters and digits, apostrophes kept inside words, possessive 's dropped)."""
-    return tuple(w.removesuffix("'s") for w in WORD.findall(text.lower().replace("’", "'")))
+    lowered = text.lower().replace("’", "'")
+    found = WORD.findall(lowered)
+    return tuple(w.removesuffix("'s") for w in found) if "'s" in lowered else tuple(found)
 
 
 @lru_cache(maxsize=65536)
@@ -58,15 +63,21 @@ def spoken_to_digits(text: str) -> str:
     "one thousand ninety-five dollars and fifty-five cents" -> "1095 dollars and 55 cents";
     "five five five, two oh one" -> "5 5 5, 2 0 1"; thousands separators are removed ("1,095" -> "1095").
     """
-    text = _REPEATED_DIGIT.sub(lambda m: " ".join([m.group(2)] * (2 if m.group(1).lower() == "double" else 3)), text)
-    if "oh" in text.lower():
+    tokens = set(words(text))
+    if tokens.isdisjoint(_NUMBER_WORDS) and not any(t.endswith("th") and t in _ORDINAL_WORDS for t in tokens):
+        return _THOUSANDS.sub("", text) if "," in text else text
+    if not tokens.isdisjoint(("double", "triple")):
+        text = _REPEATED_DIGIT.sub(lambda m: " ".join([m.group(2)] * (2 if m.group(1).lower() == "double" else 3)), text)
+    if "oh" in tokens:
         text = _OH_AFTER_DIGIT.sub(r"\1zero", _OH_AFTER_DIGIT.sub(r"\1zero", _OH_BEFORE_DIGITS.sub("zero", text)))
-    text = _COMMA_IN_NUMBER.sub(r"\1", text)
-    if not _NUMBER_WORD.search(text):
-        return _THOUSANDS.sub("", text)
-    text = _WORD_HYPHEN.sub(" ", _LOOSE_AND.sub("\x00", text))
+    if not tokens.isdisjoint(("thousand", "million", "billion")):
+        text = _COMMA_IN_NUMBER.sub(r"\1", text)
+    if "and" in tokens:
+        text = _LOOSE_AND.sub("\x00", text)
+    if "-" in text:
+        text = _WORD_HYPHEN.sub(" ", text)
     text = alpha2digit(text, "en", threshold=0).replace("\x00", "and")
-    return _THOUSANDS.sub("", text)
+    return _THOUSANDS.sub("", text) if "," in text else text
 
 
 @lru_cache(maxsize=65536)
