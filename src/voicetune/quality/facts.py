@@ -130,6 +130,30 @@ _FACT_SCAN = re.compile(
     re.M,
 )
 _NEVER_FACTS = frozenset({"url", "internal_id", "marker"})
+#: Every fact has one of these characters; scanning only the text around them is several times faster.
+_FACT_HINT = re.compile(r"[\d@$€£]")
+_WINDOW = 16
+
+
+def _fact_windows(draft: str) -> list[tuple[int, int]]:
+    """Spans of ``draft`` around digits, '@' and currency signs, widened to whole tokens and merged."""
+    windows: list[list[int]] = []
+    length = len(draft)
+    for hint in _FACT_HINT.finditer(draft):
+        position = hint.start()
+        if windows and position + _WINDOW <= windows[-1][1]:
+            continue
+        start = max(0, position - _WINDOW)
+        while start > 0 and not draft[start - 1].isspace():
+            start -= 1
+        end = min(length, position + _WINDOW)
+        while end < length and not draft[end].isspace():
+            end += 1
+        if windows and start <= windows[-1][1]:
+            windows[-1][1] = end
+        else:
+            windows.append([start, end])
+    return [(start, end) for start, end in windows]
 
 
 @lru_cache(maxsize=16384)
@@ -142,7 +166,7 @@ def extract_facts(draft: str) -> tuple[Fact, ...]:
     line_starts, line_items = _list_items(draft)
     found: list[tuple[int, Fact]] = []
     seen: set[tuple[str, str]] = set()
-    for match in _FACT_SCAN.finditer(draft):
+    for match in (m for start, end in _fact_windows(draft) for m in _FACT_SCAN.finditer(draft, start, end)):
         kind = match.lastgroup
         if kind in _NEVER_FACTS:
             continue
@@ -453,22 +477,27 @@ def invented_numbers(response: str, context_texts: tuple[str, ...]) -> list[str]
     Small counts (ten or less) are left alone unless they are money, and two adjacent numbers that together
     make a context number ("one twenty-one" for 121, "555 201" of a phone number) are accepted.
     """
-    known: set[str] = set()
-    for text in context_texts:
-        known |= context_numbers(text)
-    digits = spoken_view(response).digits
+    view = spoken_view(response)
+    if not view.numbers:
+        return []
+    known = [context_numbers(text) for text in context_texts]
+
+    def is_known(value: str) -> bool:
+        return any(value in numbers for numbers in known)
+
+    digits = view.digits
     money = {_canonical(a or b) for a, b in _MONEY_CONTEXT.findall(digits)}
     tokens = [(m.start(), m.end(), _canonical(m.group(0))) for m in _NUMBER_TOKEN.finditer(digits)]
     invented: list[str] = []
     for i, (start, end, value) in enumerate(tokens):
-        if value in known:
+        if is_known(value):
             continue
         neighbours = []
         if i > 0 and start - tokens[i - 1][1] <= 2:
             neighbours.append(tokens[i - 1][2] + value)
         if i + 1 < len(tokens) and tokens[i + 1][0] - end <= 2:
             neighbours.append(value + tokens[i + 1][2])
-        if any(_canonical(n) in known for n in neighbours if "." not in n):
+        if any(is_known(_canonical(n)) for n in neighbours if "." not in n):
             continue
         is_money = value in money
         if not is_money and "." not in value and int(value) <= 10:

@@ -11,31 +11,35 @@ from functools import lru_cache
 from pathlib import Path
 
 from voicetune.errors import VoicetuneError
+from voicetune.quality.text import words
 
 #: A calm phone agent's pace; conversational English runs at 140 to 170 words a minute.
 WORDS_PER_MINUTE = 150.0
 #: The pause a listener hears at a sentence or line break.
 PAUSE_SECONDS = 0.25
 
-_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[A-Za-z]+(?:['’][A-Za-z]+)*|[$%@&#/+=]")
 _BREAK = re.compile(r"[.!?;:]\s|\n")
-_SYMBOL_WORDS = {"$": 1, "%": 1, "@": 1, "&": 1, "#": 1, "/": 1, "+": 1, "=": 1}
+_SYMBOLS = "$%@&#/+="
 
 
-def _spoken_length(token: str) -> float:
-    """Words a TTS voice says for one token: a number like 1,095.55 takes about seven."""
-    if token in _SYMBOL_WORDS:
-        return _SYMBOL_WORDS[token]
-    if token[0].isdigit():
-        groups = re.split(r"[.,:]", token)
-        return sum(min(len(g), 4) * 0.9 + 0.5 if len(g) <= 4 else len(g) for g in groups)
-    return 1.0 + max(0, len(token) - 10) / 6  # long words (and run-together ids) take longer
+def _number_length(token: str) -> float:
+    """Words a TTS voice says for a number: "1095" takes about four, a long digit string one per digit."""
+    return min(len(token), 4) * 0.9 + 0.5 if len(token) <= 4 else float(len(token))
 
 
 def estimate_seconds(text: str, words_per_minute: float = WORDS_PER_MINUTE) -> float:
-    """Estimated speaking time: spoken words at ``words_per_minute`` plus a short pause at each break."""
-    words = sum(_spoken_length(t) for t in _TOKEN.findall(text))
-    return words * 60.0 / words_per_minute + PAUSE_SECONDS * len(_BREAK.findall(text))
+    """Estimated speaking time: spoken words at ``words_per_minute`` plus a short pause at each break.
+
+    A word counts one; a number counts the words it is read as (a price like 1,095.55 takes about seven);
+    symbols a voice reads out ($, %, @, &, /, #, +, =) count one each.
+    """
+    tokens = words(text)
+    spoken = float(len(tokens))
+    for token in tokens:
+        if token[0].isdigit():
+            spoken += _number_length(token) - 1.0
+    spoken += sum(text.count(symbol) for symbol in _SYMBOLS)
+    return spoken * 60.0 / words_per_minute + PAUSE_SECONDS * len(_BREAK.findall(text))
 
 
 @lru_cache(maxsize=8192)
