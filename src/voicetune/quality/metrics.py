@@ -39,7 +39,35 @@ _STOP = frozenset(
 )
 
 
-_CLAUSE = re.compile(r"[.!?;]\s+|,\s+(?:and|but|so)?\s*|\s+(?:and|but|so)\s+|\n+")
+_SEGMENT_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[a-z]+(?:'[a-z]+)*|[.!?;,\n]")
+_SENTENCE_BREAKS = frozenset(".!?\n")
+_CLAUSE_BREAKS = frozenset(".!?\n;,") | {"and", "but", "so"}
+
+
+@lru_cache(maxsize=16384)
+def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+    """The word sets of the sentences of ``text`` (4+ words) and the content-word sets of its clauses (3+),
+    from one tokenisation: clauses end at punctuation and at "and", "but", "so"."""
+    sentence_sets: list[frozenset[str]] = []
+    clause_sets: list[frozenset[str]] = []
+    sentence: list[str] = []
+    clause: list[str] = []
+    for token in _SEGMENT_TOKEN.findall(text.lower().replace("’", "'")) + ["."]:
+        if token in _CLAUSE_BREAKS:
+            content = frozenset(t for t in clause if t not in _STOP and len(t) > 2)
+            if len(content) >= 3:
+                clause_sets.append(content)
+            clause = []
+            if token in _SENTENCE_BREAKS:
+                if len(sentence) >= 4:
+                    sentence_sets.append(frozenset(sentence))
+                sentence = []
+            elif token.isalpha():
+                sentence.append(token)
+        else:
+            sentence.append(token)
+            clause.append(token)
+    return sentence_sets, clause_sets
 _ALREADY_SAID = re.compile(r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previously|already) (?:mentioned|stated|noted)\b|\bonce again\b", re.I)
 
 
@@ -65,7 +93,7 @@ def _content(tokens: Sequence[str]) -> set[str]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _overlapping_clauses(clauses: list[set[str]]) -> bool:
+def _overlapping_clauses(clauses: list[frozenset[str]]) -> bool:
     """Whether two clauses share three quarters of the content words of the shorter one."""
     for i, clause in enumerate(clauses):
         for other in clauses[:i]:
@@ -85,18 +113,17 @@ def non_repetition(
     """
     reasons: list[str] = []
     penalty = 0.0
-    said = sentences(response)
-    token_sets = [set(words(s)) for s in said]
-    for i in range(len(said)):
-        for j in range(i):
-            a, b = token_sets[i], token_sets[j]
-            if min(len(a), len(b)) >= 4 and len(a & b) / len(a | b) >= 0.7:
-                penalty += 0.35
-                reasons.append(f"says the same thing twice (\"{said[j][:50]}\")")
-                break
-    if not reasons and len(said) + response.count(",") > 1:
-        clauses = [c for c in (_content(words(c)) for c in _CLAUSE.split(response)) if len(c) >= 3]
-        if _overlapping_clauses(clauses):
+    sentence_sets, clause_sets = _segments(response)
+    for i, sentence in enumerate(sentence_sets):
+        if any(
+            min(len(sentence), len(other)) >= 4 and len(sentence & other) >= 0.7 * len(sentence | other)
+            for other in sentence_sets[:i]
+        ):
+            penalty += 0.35
+            reasons.append("says the same thing twice (a sentence again)")
+            break
+    if not reasons and len(clause_sets) > 1:
+        if _overlapping_clauses(clause_sets):
             penalty += 0.3
             reasons.append("says the same thing twice in other words")
     if ("said" in response or "mentioned" in response or "again" in response) and _ALREADY_SAID.search(response):

@@ -8,27 +8,32 @@ from __future__ import annotations
 
 import re
 
+from voicetune.quality.text import words
+
 
 class PhraseList:
     """Phrase patterns with trigger words: a pattern runs only when one of its triggers occurs in the text.
 
-    Each entry is ``(pattern, finding, triggers)``: ``triggers`` are space-separated lower-case strings, at
-    least one of which every match of ``pattern`` contains. Checking them is a plain substring test, so a
+    Each entry is ``(pattern, finding, triggers)``: ``triggers`` are space-separated lower-case words, at
+    least one of which every match of ``pattern`` contains as a word. Checking them is a set lookup, so a
     text runs only the few patterns it could match (scanning every pattern over every text is what made the
     scorer slow). Patterns are written in lower case and run on lower-cased text.
     """
 
     def __init__(self, entries: list[tuple[str, str, str]]):
-        self.entries = [(re.compile(pattern, re.M), finding, tuple(triggers.split())) for pattern, finding, triggers in entries]
+        self.entries = [(re.compile(pattern, re.M), finding, frozenset(triggers.split())) for pattern, finding, triggers in entries]
 
     def findings(self, text: str) -> list[str]:
         """The finding of every entry that occurs in ``text``, in the order of the list."""
-        lower = text.lower().replace("’", "'")
-        return [
-            finding
-            for pattern, finding, triggers in self.entries
-            if any(t in lower for t in triggers) and pattern.search(lower)
-        ]
+        tokens = frozenset(words(text))
+        lower = None
+        found = []
+        for pattern, finding, triggers in self.entries:
+            if not triggers.isdisjoint(tokens):
+                lower = lower or text.lower().replace("’", "'")
+                if pattern.search(lower):
+                    found.append(finding)
+        return found
 
 
 def _compile(entries: list[tuple[str, str, str]]) -> PhraseList:
@@ -58,7 +63,7 @@ ROBOTIC = _compile([
     (r"\bas an? (?:ai|artificial intelligence|language model|virtual assistant|digital assistant|automated)", "says 'as an AI'", "ai artificial language virtual digital automated"),
     (r"\bi(?:'m| am) (?:just )?an? (?:ai|language model|bot|virtual assistant)", "calls itself an AI", "ai language bot virtual"),
     (r"\b(?:i|we) (?:sincerely )?apologi[sz]e for (?:any|the) inconvenience", "says 'I apologize for any inconvenience'", "inconvenience"),
-    (r"\bi understand (?:your|how) frustrat", "says 'I understand your frustration'", "frustrat"),
+    (r"\bi understand (?:your|how) frustrat", "says 'I understand your frustration'", "frustrated frustrating frustration"),
     (r"\bvalued customer\b", "says 'valued customer'", "valued"),
     (r"\bkindly\b", "says 'kindly'", "kindly"),
     (r"\b(?:please )?be advised\b", "says 'please be advised'", "advised"),
@@ -73,7 +78,7 @@ ROBOTIC = _compile([
 #: Stiff written register that nobody uses on the phone.
 STIFF = _compile([
     (r"\b(?:furthermore|moreover|additionally|henceforth|thereby|herein|aforementioned|pursuant)\b", "uses written connectives (furthermore, additionally)", "furthermore moreover additionally henceforth thereby herein aforementioned pursuant"),
-    (r"\b(?:utili[sz]e|commence|facilitate|endeavou?r|pertaining|regarding your inquiry|procure)\b", "uses stiff vocabulary (utilize, commence)", "utili commence facilitate endeavo pertaining inquiry procure"),
+    (r"\b(?:utili[sz]e|commence|facilitate|endeavou?r|pertaining|regarding your inquiry|procure)\b", "uses stiff vocabulary (utilize, commence)", "utilize utilise utilizing commence facilitate endeavor endeavour pertaining inquiry procure"),
     (r"\bit (?:is|would be) my (?:pleasure|privilege)\b|\bi would be delighted\b", "sounds like a form letter ('it is my pleasure')", "pleasure privilege delighted"),
     (r"\b(?:has|have) been (?:noted|logged|received|documented|recorded|submitted)\b|\bper our\b|\bin accordance with\b", "sounds procedural ('has been logged', 'per our policy')", "been per accordance"),
 ])
