@@ -45,9 +45,11 @@ _CLAUSE_BREAKS = frozenset(".!?\n;,") | {"and", "but", "so"}
 
 
 @lru_cache(maxsize=16384)
-def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
-    """The word sets of the sentences of ``text`` (4+ words) and the content-word sets of its clauses (3+),
-    from one tokenisation: clauses end at punctuation and at "and", "but", "so"."""
+def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]], list[int]]:
+    """The word sets of the sentences of ``text`` (4+ words), the content-word sets of its clauses (3+), and
+    every sentence's length in words, from one tokenisation: clauses end at punctuation and at "and", "but",
+    "so"; sentences at . ! ? and line breaks."""
+    sentence_lengths: list[int] = []
     sentence_sets: list[frozenset[str]] = []
     clause_sets: list[frozenset[str]] = []
     sentence: list[str] = []
@@ -59,6 +61,8 @@ def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
                 clause_sets.append(content)
             clause = []
             if token in _SENTENCE_BREAKS:
+                if sentence:
+                    sentence_lengths.append(len(sentence))
                 if len(sentence) >= 4:
                     sentence_sets.append(frozenset(sentence))
                 sentence = []
@@ -67,7 +71,7 @@ def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
         else:
             sentence.append(token)
             clause.append(token)
-    return sentence_sets, clause_sets
+    return sentence_sets, clause_sets, sentence_lengths
 _ALREADY_SAID = re.compile(r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previously|already) (?:mentioned|stated|noted)\b|\bonce again\b", re.I)
 
 
@@ -113,7 +117,7 @@ def non_repetition(
     """
     reasons: list[str] = []
     penalty = 0.0
-    sentence_sets, clause_sets = _segments(response)
+    sentence_sets, clause_sets, _ = _segments(response)
     for i, sentence in enumerate(sentence_sets):
         if any(
             min(len(sentence), len(other)) >= 4 and len(sentence & other) >= 0.7 * len(sentence | other)
@@ -258,8 +262,7 @@ def clarity(response: str) -> QualityResult:
     if symbols:
         penalty += min(0.15, 0.05 * symbols)
         reasons.append("has symbols or parentheses a voice reads badly")
-    for sentence in sentences(response):
-        length = len(words(sentence))
+    for length in _segments(response)[2]:
         if length > 25:
             penalty += 0.1 if length <= 40 else 0.2
             reasons.append(f"has a {length}-word sentence")
@@ -272,6 +275,7 @@ def clarity(response: str) -> QualityResult:
     return _result(penalty, reasons)
 
 
+_APOLOGIES = frozenset({"sorry", "apologize", "apologise", "apologies"})
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]{2,}\b")
 _NOT_NAMES = frozenset(
     "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July August "
@@ -298,7 +302,8 @@ def humanness(response: str) -> QualityResult:
         if count >= 3:
             penalty += 0.1 * (count - 2)
             reasons.append(f"says '{name}' {count} times")
-    apologies = len(re.findall(r"\b(?:sorry|apologi[sz]e|apologies)\b", response, re.I))
+    tokens = words(response)
+    apologies = sum(1 for t in tokens if t in _APOLOGIES)
     if apologies > 1:
         penalty += 0.15 * (apologies - 1)
         reasons.append(f"apologises {apologies} times")
