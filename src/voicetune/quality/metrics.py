@@ -202,7 +202,7 @@ _ABBREVIATIONS = re.compile(
     r"mg|ml|gb|mb|kb|tb|mbps|gbps|w/o?|b/c|n/a|asap|fyi|eta|tbd|pls|thx)\b\.?",
     re.I,
 )
-_SYMBOLS = re.compile(r"[&/\\|<>\[\]{}=~^()]")
+_SYMBOL_CHARACTERS = "&/\\|<>[]{}=~^()"
 _WRITTEN_LATIN = ("e.g.", "i.e.", "etc.")
 _HAS_DIGIT = re.compile(r"\d")
 _URL_HINTS = ("http", "www", ".com", ".org", ".net", ".io", ".co")
@@ -258,7 +258,7 @@ def clarity(response: str) -> QualityResult:
         digits = _DIGITS.findall(response)
         penalty += min(0.15, 0.03 * len(digits))
         reasons.append(f"leaves {len(digits)} number{'s' * (len(digits) != 1)} in digits")
-    symbols = len(_SYMBOLS.findall(response)) + sum(lower.count(latin) for latin in _WRITTEN_LATIN)
+    symbols = sum(response.count(symbol) for symbol in _SYMBOL_CHARACTERS) + sum(lower.count(latin) for latin in _WRITTEN_LATIN)
     if symbols:
         penalty += min(0.15, 0.05 * symbols)
         reasons.append("has symbols or parentheses a voice reads badly")
@@ -327,6 +327,21 @@ _INFO_QUESTION = re.compile(
 _BOILERPLATE_QUESTION = re.compile(r"anything else|further (?:assistance|questions)|help (?:you )?with today|any (?:other )?questions", re.I)
 
 
+@lru_cache(maxsize=16384)
+def _draft_asks_caller(draft: str) -> bool:
+    """Whether the draft asks the caller for something (not a boilerplate "anything else?")."""
+    return any(
+        s.rstrip().endswith("?") and _INFO_QUESTION.search(s) and not _BOILERPLATE_QUESTION.search(s)
+        for s in sentences(draft)
+        if "?" in s
+    )
+
+
+@lru_cache(maxsize=16384)
+def _content_words(text: str) -> frozenset[str]:
+    return frozenset(_content(words(text)))
+
+
 def faithfulness(response: str, facts: Sequence[Fact], context_texts: Sequence[str] = (), draft: str = "") -> QualityResult:
     """Whether the facts still get across and nothing is made up.
 
@@ -349,14 +364,10 @@ def faithfulness(response: str, facts: Sequence[Fact], context_texts: Sequence[s
         penalty += 0.5 if number.startswith("$") else 0.35
         reasons.append(f"states {number} that the context does not contain")
     if draft:
-        asks = [
-            s for s in sentences(draft)
-            if s.rstrip().endswith("?") and _INFO_QUESTION.search(s) and not _BOILERPLATE_QUESTION.search(s)
-        ]
-        if asks and "?" not in response:
+        if _draft_asks_caller(draft) and "?" not in response:
             penalty += 0.2
             reasons.append("doesn't ask the caller what the draft asks")
-        draft_words = _content(words(draft))
+        draft_words = _content_words(draft)
         if not required and len(draft_words) >= 6 and not (draft_words & _content(view.words)):
             penalty += 0.3
             reasons.append("says nothing the draft says")
