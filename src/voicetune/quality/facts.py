@@ -16,7 +16,7 @@ import calendar
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from voicetune.quality.text import compact, spoken_to_digits, words
 
@@ -211,25 +211,104 @@ _SPELLING_FILLER = re.compile(r"\b(?:then|dash|hyphen|space|(?:all )?one word|as
 _DIGIT_GAP = re.compile(r"(?<=\d)[ ,-]+(?=\d)")
 
 
-@dataclass(frozen=True)
 class SpokenView:
-    """What a response says, brought to canonical form once so that every fact is matched against it."""
+    """What a response says, brought to canonical form once so that every fact is matched against it.
 
-    text: str  # as given
-    digits: str  # spoken numbers as digits, lower case
-    joined: str  # digit groups said apart joined up ("12 07" -> "1207", "555 201 8890" -> "5552018890")
-    compact: str  # letters and digits only
-    words: frozenset[str]
-    numbers: frozenset[str]  # canonical numbers ("1095.55", "121", "8")
-    pairs: frozenset[tuple[str, str]]  # adjacent numbers: ("1095", "55") from "1095 dollars and 55 cents"
-    times: frozenset[tuple[int, int]]  # (hour 0-23, minute) said as a time; both halves of the day unless stated
-    dates: frozenset[tuple[int, int]]  # (month, day)
-    days: frozenset[int]  # "the 17th"
+    Each part is computed on first use (a response checked only for amounts never parses times), then kept.
+    """
+
+    def __init__(self, text: str):
+        self.text = text  # as given
+        self.digits = spoken_to_digits(text).lower()  # spoken numbers as digits, lower case
+        self._tokens = list(_NUMBER_TOKEN.finditer(self.digits)) if _HAS_DIGIT.search(self.digits) else []
+
+    @cached_property
+    def numbers(self) -> frozenset[str]:
+        """Canonical numbers said ("1095.55", "121", "8")."""
+        return frozenset(_canonical(m.group(0)) for m in self._tokens)
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        return frozenset(words(self.digits))
+
+    @cached_property
+    def compact(self) -> str:
+        """Letters and digits only."""
+        return compact(self.digits)
+
+    @cached_property
+    def joined(self) -> str:
+        """Digit groups said apart joined up ("12 07" -> "1207", "555 201 8890" -> "5552018890")."""
+        return _DIGIT_GAP.sub("", self.digits) if self._tokens else self.digits
 
     @property
     def spelled(self) -> str:
         """Letters and digits only, with the words people put between spelled parts removed."""
         return _spelled(self.text)
+
+    @cached_property
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """Adjacent numbers: ("1095", "55") from "1095 dollars and 55 cents", ("2", "30") from "2 30"."""
+        digits, tokens = self.digits, self._tokens
+        pairs = set()
+        for match, following in zip(tokens, tokens[1:]):
+            if following.start() - match.end() <= 16 and _PAIR_GAP.fullmatch(digits, match.end(), following.start()):
+                pairs.add((match.group(0), following.group(0)))
+        return frozenset(pairs)
+
+    @cached_property
+    def times(self) -> frozenset[tuple[int, int]]:
+        """(hour 0-23, minute) said as a time; both halves of the day unless the response says which."""
+        digits, tokens = self.digits, self._tokens
+        times: set[tuple[int, int]] = set()
+        for i, match in enumerate(tokens):
+            value = match.group(0)
+            if not value.isdigit() or int(value) > 24:
+                continue
+            following = tokens[i + 1] if i + 1 < len(tokens) else None
+            minute, end = None, match.end()
+            if following and digits[end : following.start()] in (":", " ", ".") and re.fullmatch(r"[0-5]\d", following.group(0)):
+                minute, end = int(following.group(0)), following.end()
+            is_clock = (
+                minute is not None
+                or _CLOCK_SUFFIX.match(digits, match.end())
+                or _CLOCK_PREFIX.search(digits, max(0, match.start() - 8), match.start())
+            )
+            if is_clock:
+                half = _half_of_day(digits, end)
+                range_end = _RANGE_END.match(digits, end)
+                if half is None and range_end:  # "eight to ten a.m.": the start shares the end's half of the day
+                    half = _half_of_day(digits, range_end.end())
+                times.update((hour, minute or 0) for hour in _hours(int(value), half))
+        if "half" in digits or "quarter" in digits:
+            for named in _NAMED_TIME.finditer(digits):
+                kind, direction, hour = named.groups()
+                h = int(hour) - 1 if direction == "to" else int(hour)
+                minute = {"half": 30, "quarter": 15 if direction == "past" else 45}[kind]
+                times.update((each, minute) for each in _hours(h, _half_of_day(digits, named.end())))
+        if "noon" in digits or "midday" in digits:
+            times.add((12, 0))
+        if "midnight" in digits:
+            times.add((0, 0))
+        return frozenset(times)
+
+    @cached_property
+    def dates(self) -> frozenset[tuple[int, int]]:
+        """(month, day) said."""
+        digits = self.digits
+        dates = set()
+        if self._tokens and not MONTHS.keys().isdisjoint(self.words):
+            for month_a, day_a, day_b, month_b in _MONTH_NAME.findall(digits):
+                dates.add((MONTHS[(month_a or month_b).lower()], int(day_a or day_b)))
+        if self._tokens and ("/" in digits or "-" in digits):
+            for iso_month, iso_day, month, day in _NUMERIC_DATE.findall(digits):
+                dates.add((int(iso_month or month), int(iso_day or day)))
+        return frozenset(dates)
+
+    @cached_property
+    def days(self) -> frozenset[int]:
+        """Days said without a month ("the 17th")."""
+        return frozenset(int(d) for d in _ORDINAL_DAY.findall(self.digits)) if self._tokens else frozenset()
 
 
 @lru_cache(maxsize=16384)
@@ -239,63 +318,11 @@ def _spelled(text: str) -> str:
 
 @lru_cache(maxsize=65536)
 def spoken_view(text: str) -> SpokenView:
-    digits = spoken_to_digits(text).lower()
-    tokens = list(_NUMBER_TOKEN.finditer(digits))
-    numbers = {_canonical(m.group(0)) for m in tokens}
-    pairs = set()
-    times: set[tuple[int, int]] = set()
-    for i, match in enumerate(tokens):
-        following = tokens[i + 1] if i + 1 < len(tokens) else None
-        if following and following.start() - match.end() <= 16 and _PAIR_GAP.fullmatch(digits, match.end(), following.start()):
-            pairs.add((match.group(0), following.group(0)))
-        value = match.group(0)
-        if not value.isdigit() or int(value) > 24:
-            continue
-        minute, end = None, match.end()
-        if following and digits[end : following.start()] in (":", " ", ".") and re.fullmatch(r"[0-5]\d", following.group(0)):
-            minute, end = int(following.group(0)), following.end()
-        is_clock = (
-            minute is not None
-            or _CLOCK_SUFFIX.match(digits, match.end())
-            or _CLOCK_PREFIX.search(digits, max(0, match.start() - 8), match.start())
-        )
-        if is_clock:
-            half = _half_of_day(digits, end)
-            range_end = _RANGE_END.match(digits, end)
-            if half is None and range_end:  # "eight to ten a.m.": the start shares the end's half of the day
-                half = _half_of_day(digits, range_end.end())
-            times.update((hour, minute or 0) for hour in _hours(int(value), half))
-    for named in _NAMED_TIME.finditer(digits) if ("half" in digits or "quarter" in digits) else ():
-        kind, direction, hour = named.groups()
-        h = int(hour) - 1 if direction == "to" else int(hour)
-        minute = {"half": 30, "quarter": 15 if direction == "past" else 45}[kind]
-        times.update((each, minute) for each in _hours(h, _half_of_day(digits, named.end())))
-    if "noon" in digits or "midday" in digits:
-        times.add((12, 0))
-    if "midnight" in digits:
-        times.add((0, 0))
-    dates = set()
-    spoken_words = words(digits)
-    if tokens and not MONTHS.keys().isdisjoint(spoken_words):
-        for month_a, day_a, day_b, month_b in _MONTH_NAME.findall(digits):
-            dates.add((MONTHS[(month_a or month_b).lower()], int(day_a or day_b)))
-    if tokens and ("/" in digits or "-" in digits):
-        for iso_month, iso_day, month, day in _NUMERIC_DATE.findall(digits):
-            dates.add((int(iso_month or month), int(iso_day or day)))
-    return SpokenView(
-        text=text,
-        digits=digits,
-        joined=_DIGIT_GAP.sub("", digits) if tokens else digits,
-        compact=compact(digits),
-        words=frozenset(spoken_words),
-        numbers=frozenset(numbers),
-        pairs=frozenset(pairs),
-        times=frozenset(times),
-        dates=frozenset(dates),
-        days=frozenset(int(d) for d in _ORDINAL_DAY.findall(digits)) if tokens else frozenset(),
-    )
+    """The :class:`SpokenView` of a text (cached: every fact of every quality looks at the same view)."""
+    return SpokenView(text)
 
 
+_HAS_DIGIT = re.compile(r"\d")
 _RANGE_END = re.compile(r"\s*(?:to|-|–|until|till|and)\s*\d{1,2}(?:[: ][0-5]\d)?")
 _AM = re.compile(r"\s*(?:a\.?\s?m\b|in the morning)")
 _PM = re.compile(r"\s*(?:p\.?\s?m\b|in the (?:afternoon|evening)|at night|tonight)")
