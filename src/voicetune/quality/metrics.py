@@ -56,7 +56,7 @@ def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]], li
     clause: list[str] = []
     for token in _SEGMENT_TOKEN.findall(text.lower().replace("’", "'")) + ["."]:
         if token in _CLAUSE_BREAKS:
-            content = frozenset(t for t in clause if t not in _STOP and len(t) > 2)
+            content = frozenset(t for t in set(clause).difference(_STOP) if len(t) > 2)
             if len(content) >= 3:
                 clause_sets.append(content)
             clause = []
@@ -97,6 +97,15 @@ def _content(tokens: Sequence[str]) -> set[str]:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _jaccard_at_least(a: frozenset[str], b: frozenset[str], threshold: float) -> bool:
+    """Whether |a & b| / |a | b| >= threshold, skipping the intersection when the sizes alone rule it out."""
+    small, large = sorted((len(a), len(b)))
+    if small < threshold * large:
+        return False
+    shared = len(a & b)
+    return shared >= threshold * (small + large - shared)
+
+
 def _overlapping_clauses(clauses: list[frozenset[str]]) -> bool:
     """Whether two clauses share three quarters of the content words of the shorter one."""
     for i, clause in enumerate(clauses):
@@ -119,10 +128,7 @@ def non_repetition(
     penalty = 0.0
     sentence_sets, clause_sets, _ = _segments(response)
     for i, sentence in enumerate(sentence_sets):
-        if any(
-            min(len(sentence), len(other)) >= 4 and len(sentence & other) >= 0.7 * len(sentence | other)
-            for other in sentence_sets[:i]
-        ):
+        if any(_jaccard_at_least(sentence, other, 0.7) for other in sentence_sets[:i]):
             penalty += 0.35
             reasons.append("says the same thing twice (a sentence again)")
             break
