@@ -66,6 +66,14 @@ def main() -> None:
     print(f"warm (known contexts, new responses, as for N candidates per context): {max(warm):,.0f} responses/s (runs: {', '.join(f'{r:,.0f}' for r in warm)})")
     print(f"ratio to the {TARGET_PER_SECOND:,}/s target: cold {max(cold) / TARGET_PER_SECOND:.2f}x, warm {max(warm) / TARGET_PER_SECOND:.2f}x")
 
+    # Spoken-length responses (what a tuned model says): the built-in references, about 30 words.
+    references = builtin_turns()
+    clear_caches()
+    spoken_cold = rate(references, [t.reference + " " for t in references])
+    spoken_warm = max(rate(references, [t.reference + " " * (2 + i) for t in references]) for i in range(args.repeat))
+    spoken_words = sum(len(t.reference.split()) for t in references) / len(references)
+    print(f"spoken-length responses (built-in references, {spoken_words:.0f} words): cold {spoken_cold:,.0f}/s, warm {spoken_warm:,.0f}/s")
+
 
 if __name__ == "__main__":
     main()

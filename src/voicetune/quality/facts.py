@@ -241,10 +241,10 @@ class SpokenView:
         """Digit groups said apart joined up ("12 07" -> "1207", "555 201 8890" -> "5552018890")."""
         return _DIGIT_GAP.sub("", self.digits) if self._tokens else self.digits
 
-    @property
+    @cached_property
     def spelled(self) -> str:
         """Letters and digits only, with the words people put between spelled parts removed."""
-        return _spelled(self.text)
+        return _spelled(self.text) if _SPELLING_FILLER.search(self.text) else self.compact
 
     @cached_property
     def pairs(self) -> frozenset[tuple[str, str]]:
@@ -420,10 +420,15 @@ def _date_conveyed(fact: Fact, view: SpokenView) -> bool:
 
 def fact_conveyed(fact: Fact, response: str | SpokenView) -> bool:
     """Whether a response says ``fact``, in any of its spoken or written forms."""
-    view = response if isinstance(response, SpokenView) else spoken_view(response)
+    return _conveyed(fact, response.text if isinstance(response, SpokenView) else response)
+
+
+@lru_cache(maxsize=65536)
+def _conveyed(fact: Fact, response: str) -> bool:
+    view = spoken_view(response)
     kind = fact.kind
     if kind == "composite":
-        return all(fact_conveyed(part, view) for part in fact.parts)
+        return all(_conveyed(part, response) for part in fact.parts)
     if kind == "money":
         return _money_conveyed(fact, view)
     if kind == "time":

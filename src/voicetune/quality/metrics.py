@@ -39,9 +39,9 @@ _STOP = frozenset(
 )
 
 
-_SEGMENT_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[a-z]+(?:'[a-z]+)*|[.!?;,\n]")
-_SENTENCE_BREAKS = frozenset(".!?\n")
-_CLAUSE_BREAKS = frozenset(".!?\n;,") | {"and", "but", "so"}
+_WORD_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[a-z]+(?:'[a-z]+)*")
+_SENTENCE_SPLIT = re.compile(r"[.!?]+(?=\s|$)|\n")
+_CLAUSE_SPLIT = re.compile(r"[.!?;,]+(?=\s|$)|\n|\s(?:and|but|so)\s")
 
 
 @lru_cache(maxsize=16384)
@@ -49,28 +49,20 @@ def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]], li
     """The word sets of the sentences of ``text`` (4+ words), the content-word sets of its clauses (3+), and
     every sentence's length in words, from one tokenisation: clauses end at punctuation and at "and", "but",
     "so"; sentences at . ! ? and line breaks."""
+    lowered = text.lower().replace("’", "'")
     sentence_lengths: list[int] = []
     sentence_sets: list[frozenset[str]] = []
-    clause_sets: list[frozenset[str]] = []
-    sentence: list[str] = []
-    clause: list[str] = []
-    for token in _SEGMENT_TOKEN.findall(text.lower().replace("’", "'")) + ["."]:
-        if token in _CLAUSE_BREAKS:
-            content = frozenset(t for t in set(clause).difference(_STOP) if len(t) > 2)
-            if len(content) >= 3:
-                clause_sets.append(content)
-            clause = []
-            if token in _SENTENCE_BREAKS:
-                if sentence:
-                    sentence_lengths.append(len(sentence))
-                if len(sentence) >= 4:
-                    sentence_sets.append(frozenset(sentence))
-                sentence = []
-            elif token.isalpha():
-                sentence.append(token)
-        else:
-            sentence.append(token)
-            clause.append(token)
+    for sentence in _SENTENCE_SPLIT.split(lowered):
+        tokens = _WORD_TOKEN.findall(sentence)
+        if tokens:
+            sentence_lengths.append(len(tokens))
+            if len(tokens) >= 4:
+                sentence_sets.append(frozenset(tokens))
+    clause_sets = []
+    for clause in _CLAUSE_SPLIT.split(lowered):
+        content = frozenset(t for t in set(_WORD_TOKEN.findall(clause)).difference(_STOP) if len(t) > 2)
+        if len(content) >= 3:
+            clause_sets.append(content)
     return sentence_sets, clause_sets, sentence_lengths
 _ALREADY_SAID = re.compile(r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previously|already) (?:mentioned|stated|noted)\b|\bonce again\b", re.I)
 
