@@ -1,0 +1,224 @@
+"""Generation backends: transformers (batched, on this machine) and any OpenAI-compatible HTTP server.
+
+Both fill ``response`` on turn records. :func:`generate_file` makes a run resumable: finished rows are
+appended to ``OUT.partial`` as they complete, and a re-run skips the ids already there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from voicetune.errors import VoicetuneError
+from voicetune.models.prompts import build_messages
+from voicetune.records import Turn, atomic_write_text, iter_records
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling is on by default: greedy decoding of the small default model degenerates on some prompts."""
+
+    max_new_tokens: int = 96
+    temperature: float = 0.7
+    top_p: float = 0.9
+    do_sample: bool = True
+    seed: int = 0
+
+
+class TransformersBackend:
+    """Batched generation with transformers: left-padded batches of prompts of similar length."""
+
+    def __init__(self, model_spec: str, batch_size: int = 16, dtype: str = "auto"):
+        from voicetune.models.loading import load_model, load_tokenizer
+
+        self.model = load_model(model_spec, dtype)
+        self.tokenizer = load_tokenizer(model_spec)
+        self.batch_size = batch_size
+
+    def prompt_text(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(
+        self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None
+    ) -> list[str]:
+        """Responses for ``prompts`` (chat messages), in order. Prompts are sorted by length so a batch
+        wastes little on padding; ``on_batch(indexes, texts)`` is called as each batch finishes."""
+        import torch
+
+        texts = [self.prompt_text(m) for m in prompts]
+        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        results: list[str] = [""] * len(texts)
+        generator_device = self.model.device
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            encoded = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(generator_device)
+            torch.manual_seed(sampling.seed + start)
+            with torch.inference_mode():
+                output = self.model.generate(
+                    **encoded,
+                    max_new_tokens=sampling.max_new_tokens,
+                    do_sample=sampling.do_sample,
+                    temperature=sampling.temperature if sampling.do_sample else None,
+                    top_p=sampling.top_p if sampling.do_sample else None,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            decoded = self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+            for index, text in zip(batch, decoded):
+                results[index] = text.strip()
+            if on_batch:
+                on_batch(batch, [results[i] for i in batch])
+        return results
+
+
+class HTTPBackend:
+    """An OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, llama.cpp server, hosted models), with
+    concurrent requests, retries with exponential backoff and a timeout. The API key comes from the
+    ``OPENAI_API_KEY`` environment variable (or ``api_key_env``)."""
+
+    def __init__(self, endpoint: str, model: str, concurrency: int = 8, timeout: float = 60.0, retries: int = 4, api_key_env: str = "OPENAI_API_KEY"):
+        import os
+
+        self.url = endpoint.rstrip("/")
+        if not self.url.endswith("/chat/completions"):
+            self.url += "/chat/completions" if self.url.endswith("/v1") else "/v1/chat/completions"
+        self.model = model
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.retries = retries
+        self.api_key = os.environ.get(api_key_env, "")
+
+    def complete(self, messages: list[dict[str, str]], sampling: SamplingConfig, seed: int) -> str:
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": sampling.max_new_tokens,
+            "temperature": sampling.temperature if sampling.do_sample else 0.0,
+            "top_p": sampling.top_p,
+            "seed": seed,
+        }
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
+        delay = 1.0
+        for attempt in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                    data = json.loads(reply.read())
+                return (data["choices"][0]["message"].get("content") or "").strip()
+            except urllib.error.HTTPError as error:
+                if error.code in (401, 403):
+                    raise VoicetuneError(f"{self.url}: the endpoint rejected the API key (HTTP {error.code})") from None
+                if error.code < 500 and error.code != 429 or attempt == self.retries:
+                    raise VoicetuneError(f"{self.url}: HTTP {error.code} {error.reason}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                if attempt == self.retries:
+                    reason = getattr(error, "reason", error)
+                    raise VoicetuneError(f"{self.url}: unreachable or too slow ({reason})") from None
+            except (KeyError, IndexError, ValueError) as error:
+                raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply ({error})") from None
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def generate(
+        self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None
+    ) -> list[str]:
+        results: list[str] = [""] * len(prompts)
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            futures = {pool.submit(self.complete, p, sampling, sampling.seed + i): i for i, p in enumerate(prompts)}
+            for future, index in futures.items():
+                results[index] = future.result()
+                if on_batch:
+                    on_batch([index], [results[index]])
+        return results
+
+
+def make_backend(model: str | None = None, endpoint: str | None = None, api_model: str | None = None, batch_size: int = 16):
+    """The backend a user asked for: ``--endpoint URL --api-model NAME`` for HTTP, else transformers."""
+    if endpoint:
+        if not api_model:
+            raise VoicetuneError("--endpoint needs --api-model NAME (the model name the server expects)")
+        return HTTPBackend(endpoint, api_model)
+    return TransformersBackend(model or "smollm2-135m", batch_size=batch_size)
+
+
+def generate_file(
+    backend,
+    input_path: str | Path,
+    output_path: str | Path,
+    style_prompt: str | None = None,
+    sampling: SamplingConfig | None = None,
+    progress: bool = True,
+) -> list[Turn]:
+    """Fill ``response`` for every turn of ``input_path`` and write ``output_path``; resumable.
+
+    Rows are appended to ``OUTPUT.partial`` as batches finish; a re-run keeps those and generates only
+    the rest, and the final file is written atomically.
+    """
+    sampling = sampling or SamplingConfig()
+    output_path = Path(output_path)
+    turns = list(iter_records(input_path))
+    return generate_turns(backend, turns, output_path, style_prompt, sampling, progress)
+
+
+def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prompt: str | None, sampling: SamplingConfig, progress: bool = True) -> list[Turn]:
+    partial = output_path.with_name(output_path.name + ".partial")
+    done: dict[str, str] = {}
+    if partial.exists():
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[row["id"]] = row["response"]
+            except (ValueError, KeyError):
+                continue  # a line cut short by a kill: generate it again
+    todo = [t for t in turns if t.id not in done]
+    if todo:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("a", encoding="utf-8") as sink, _progress(len(todo), progress) as advance:
+
+            def save(indexes: list[int], texts: list[str]) -> None:
+                for index, text in zip(indexes, texts):
+                    sink.write(json.dumps({"id": todo[index].id, "response": text}, ensure_ascii=False) + "\n")
+                    done[todo[index].id] = text
+                sink.flush()
+                advance(len(indexes))
+
+            backend.generate([build_messages(t, style_prompt) for t in todo], sampling, on_batch=save)
+    result = [t.model_copy(update={"response": done[t.id]}) for t in turns]
+    atomic_write_text(output_path, "".join(json.dumps(t.model_dump(exclude_none=True), ensure_ascii=False) + "\n" for t in result))
+    partial.unlink(missing_ok=True)
+    return result
+
+
+class _progress:
+    """A rich progress bar with ETA (or nothing when ``enabled`` is false)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+        self.bar.start()
+        task = self.bar.add_task("generate", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
+
+
+def iter_prompts(turns: Iterable[Turn], style_prompt: str | None = None) -> list[list[dict[str, str]]]:
+    return [build_messages(t, style_prompt) for t in turns]
