@@ -1,5 +1,4 @@
 """Shared fixtures: the third-party sample data beside the repository, and the real CLI in a subprocess."""
-
 from __future__ import annotations
 
 import os
@@ -8,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model or dataset is ever fetched from a hub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -168,6 +168,56 @@ def judge(
 
 
 @app.command()
+def generate(
+    input: Path = typer.Option(..., "--input", "-i", help="Turn records (JSONL)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the records with 'response'."),
+    model: str = typer.Option("smollm2-135m", help="smollm2-135m, a .gguf file, a model directory (e.g. runs/X/model) or a Hugging Face id."),
+    system_prompt: Optional[Path] = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature (0 for greedy)."),
+    max_new_tokens: int = typer.Option(96, help="Longest response, in tokens."),
+    batch_size: int = typer.Option(16, help="Prompts per batch (transformers backend)."),
+    endpoint: Optional[str] = typer.Option(None, help="An OpenAI-compatible server (vLLM, llama.cpp, hosted) instead of local transformers."),
+    api_model: Optional[str] = typer.Option(None, help="The model name the --endpoint expects."),
+) -> None:
+    """Generate spoken responses; resumable (a killed run keeps its finished rows).
+
+    Example: voicetune generate --model runs/demo/model --input test.jsonl --output responses.jsonl --seed 0
+    """
+    from voicetune.models.generate import SamplingConfig, generate_file, make_backend
+    from voicetune.models.prompts import load_style_prompt
+
+    style = load_style_prompt(system_prompt)
+    backend = make_backend(model, endpoint, api_model, batch_size)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed)
+    turns = generate_file(backend, input, output, style, sampling)
+    console.print(f"wrote {len(turns)} responses to {output}")
+
+
+@app.command("train")
+def train_command(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML config (every field has a default)."),
+    output: Path = typer.Option(Path("runs/train"), "--out", "-o", help="The run directory (resumes if it exists)."),
+    model: Optional[str] = typer.Option(None, help="Override the config's model."),
+    data: Optional[str] = typer.Option(None, help="Override the config's data: 'builtin' or a turns JSONL with references."),
+    teacher: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint that writes the spoken targets."),
+    teacher_model: Optional[str] = typer.Option(None, help="The teacher's model name."),
+) -> None:
+    """Post-train: SFT on spoken targets, then sample, score and DPO on best vs worst.
+
+    Example: voicetune train --out runs/tuned   (then: voicetune generate --model runs/tuned/model ...)
+    """
+    from voicetune.train import load_config, train
+
+    overrides = {"model": model, "data": data}
+    if teacher:
+        overrides.update({"targets": "teacher", "teacher_endpoint": teacher, "teacher_model": teacher_model})
+    resolved = load_config(config, overrides)
+    summary = train(resolved, output, log=lambda message: console.print(message, markup=False, highlight=False))
+    out.print(f"model: {summary['model']} ({summary['timings']['total_s']:.0f} s)")
+
+
+@app.command()
 def demo(
     output: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="The run directory."),
 ) -> None:

@@ -7,6 +7,7 @@ needs no style prompt (the style is distilled into it); the *prompted base* base
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -15,9 +16,9 @@ from voicetune.errors import VoicetuneError
 from voicetune.records import _Context
 
 #: How much context a prompt carries.
-HISTORY_MESSAGES = 3
-MESSAGE_CHARS = 300
-DRAFT_CHARS = 1200
+HISTORY_MESSAGES = 2
+MESSAGE_CHARS = 200
+DRAFT_CHARS = 800
 PERSONA_CHARS = 300
 
 TASK = "Turn the draft reply into what you say aloud on the call."
@@ -46,6 +47,19 @@ def load_style_prompt(path: str | Path | None) -> str | None:
     return text
 
 
+_TABLE_RULE = re.compile(r"(?m)^\s*\|?\s*:?-{2,}.*$\n?")
+_EMPHASIS = re.compile(r"\*\*|__")
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+def compact_draft(draft: str) -> str:
+    """The draft with markup that carries no content removed (bold markers, table rules, runs of spaces):
+    fewer prompt tokens, the same facts."""
+    draft = _TABLE_RULE.sub("", _EMPHASIS.sub("", draft))
+    draft = _SPACES.sub(" ", draft.replace("|", " | "))
+    return "\n".join(line.strip(" |") for line in draft.splitlines() if line.strip(" |"))
+
+
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split()) if "\n" not in text else text.strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -68,6 +82,6 @@ def build_messages(turn: _Context, style_prompt: str | None = None) -> list[dict
         f"{'Caller' if message.role == 'user' else 'You'}: {_clip(message.text, MESSAGE_CHARS)}"
         for message in turn.history[-HISTORY_MESSAGES:]
     ]
-    draft = _clip(turn.draft or "", DRAFT_CHARS)
+    draft = _clip(compact_draft(turn.draft or ""), DRAFT_CHARS)
     user = ("\n".join(lines) + "\n\n" if lines else "") + f"Draft reply:\n{draft}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
