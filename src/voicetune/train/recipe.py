@@ -142,7 +142,7 @@ def _common_args(config: TrainConfig, stage, checkpoints: Path) -> dict:
         learning_rate=stage.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        logging_steps=2,
+        logging_steps=1,
         save_strategy="steps",
         save_steps=10,
         save_total_limit=1,
