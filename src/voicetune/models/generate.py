@@ -13,7 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.models.prompts import build_messages
@@ -141,12 +141,50 @@ class HTTPBackend:
         return results
 
 
+class VLLMBackend:
+    """vLLM in-process, for large sampling jobs on a GPU (used automatically when vllm is installed and a GPU
+    is present). Not exercised by the CPU test suite: this machine has neither."""
+
+    def __init__(self, model_spec: str):
+        from vllm import LLM
+
+        from voicetune.models.loading import resolve_model
+
+        self.llm = LLM(model=resolve_model(model_spec))
+
+    def generate(self, prompts, sampling: SamplingConfig, on_batch=None) -> list[str]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
+            top_p=sampling.top_p, seed=sampling.seed,
+        )
+        outputs = self.llm.chat(list(prompts), params, use_tqdm=False)
+        texts = [o.outputs[0].text.strip() for o in outputs]
+        if on_batch:
+            on_batch(list(range(len(texts))), texts)
+        return texts
+
+
+def _vllm_usable() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def make_backend(model: str | None = None, endpoint: str | None = None, api_model: str | None = None, batch_size: int = 16):
-    """The backend a user asked for: ``--endpoint URL --api-model NAME`` for HTTP, else transformers."""
+    """The backend a user asked for: ``--endpoint URL --api-model NAME`` for HTTP, vLLM on a GPU when it is
+    installed, else transformers."""
     if endpoint:
         if not api_model:
             raise VoicetuneError("--endpoint needs --api-model NAME (the model name the server expects)")
         return HTTPBackend(endpoint, api_model)
+    if _vllm_usable():
+        return VLLMBackend(model or "smollm2-135m")
     return TransformersBackend(model or "smollm2-135m", batch_size=batch_size)
 
 
@@ -218,7 +256,3 @@ class _progress:
         if self.enabled:
             self.bar.stop()
         return False
-
-
-def iter_prompts(turns: Iterable[Turn], style_prompt: str | None = None) -> list[list[dict[str, str]]]:
-    return [build_messages(t, style_prompt) for t in turns]

@@ -25,7 +25,7 @@ from typing import Callable
 
 from voicetune.data import builtin_turns
 from voicetune.errors import VoicetuneError
-from voicetune.models.generate import HTTPBackend, SamplingConfig, TransformersBackend, generate_turns
+from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns, make_backend
 from voicetune.models.loading import resolve_model
 from voicetune.models.prompts import build_messages, load_style_prompt
 from voicetune.quality import score_response
@@ -268,7 +268,7 @@ def sample_candidates(config: TrainConfig, policy: str, targets: list[Turn], pat
         contexts = random.Random(config.seed + 1).sample(contexts, config.sample.contexts)
     copies = [t.model_copy(update={"id": f"{t.id}#c{k}"}) for t in contexts for k in range(config.sample.candidates)]
     log(f"sampling {len(copies)} candidates ({config.sample.candidates} for each of {len(contexts)} contexts)")
-    backend = TransformersBackend(policy, batch_size=config.sample.batch_size)
+    backend = make_backend(policy, batch_size=config.sample.batch_size)
     sampling = SamplingConfig(
         max_new_tokens=config.sample.max_new_tokens, temperature=config.sample.temperature, top_p=config.sample.top_p, seed=config.seed
     )

@@ -1,0 +1,91 @@
+"""The OpenAI-compatible HTTP backend against a small server on 127.0.0.1: replies, retries, clear errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from voicetune.data import builtin_turns
+from voicetune.errors import VoicetuneError
+from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns
+
+
+class _Server:
+    """Answers chat completions with the last user message's length; fails the first ``failures`` calls."""
+
+    def __init__(self, failures: int = 0, status: int = 500):
+        self.calls = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.calls += 1
+                if server.calls <= failures:
+                    self.send_response(status)
+                    self.end_headers()
+                    return
+                text = f"{body['model']} heard {len(body['messages'][-1]['content'])} characters"
+                reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def server():
+    started = _Server()
+    yield started
+    started.close()
+
+
+def test_http_backend_fills_responses(tmp_path, server):
+    turns = builtin_turns("test")[:3]
+    result = generate_turns(HTTPBackend(server.url, "tiny", concurrency=2), turns, tmp_path / "out.jsonl", None, SamplingConfig(), progress=False)
+    assert all(t.response.startswith("tiny heard ") for t in result)
+    assert server.calls == 3
+
+
+def test_http_backend_retries_server_errors():
+    flaky = _Server(failures=2)
+    try:
+        backend = HTTPBackend(flaky.url, "tiny", retries=3)
+        backend_sleep = __import__("voicetune.models.generate", fromlist=["time"]).time
+        original, backend_sleep.sleep = backend_sleep.sleep, lambda s: None  # no real waiting in the test
+        try:
+            text = backend.complete([{"role": "user", "content": "hi"}], SamplingConfig(), seed=0)
+        finally:
+            backend_sleep.sleep = original
+        assert text == "tiny heard 2 characters" and flaky.calls == 3
+    finally:
+        flaky.close()
+
+
+def test_http_backend_names_the_url_when_the_key_is_rejected():
+    rejecting = _Server(failures=10, status=401)
+    try:
+        with pytest.raises(VoicetuneError, match="rejected the API key"):
+            HTTPBackend(rejecting.url, "tiny", retries=0).complete([{"role": "user", "content": "hi"}], SamplingConfig(), 0)
+    finally:
+        rejecting.close()
+
+
+def test_http_backend_names_the_url_when_unreachable():
+    backend = HTTPBackend("http://127.0.0.1:9/v1", "tiny", retries=0, timeout=2)
+    with pytest.raises(VoicetuneError, match=r"127\.0\.0\.1:9.*unreachable"):
+        backend.complete([{"role": "user", "content": "hi"}], SamplingConfig(), 0)
