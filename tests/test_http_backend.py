@@ -61,16 +61,11 @@ def test_http_backend_fills_responses(tmp_path, server):
     assert server.calls == 3
 
 
-def test_http_backend_retries_server_errors():
+def test_http_backend_retries_server_errors(monkeypatch):
+    monkeypatch.setattr("voicetune.models.generate.time.sleep", lambda seconds: None)  # no real backoff waits
     flaky = _Server(failures=2)
     try:
-        backend = HTTPBackend(flaky.url, "tiny", retries=3)
-        backend_sleep = __import__("voicetune.models.generate", fromlist=["time"]).time
-        original, backend_sleep.sleep = backend_sleep.sleep, lambda s: None  # no real waiting in the test
-        try:
-            text = backend.complete([{"role": "user", "content": "hi"}], SamplingConfig(), seed=0)
-        finally:
-            backend_sleep.sleep = original
+        text = HTTPBackend(flaky.url, "tiny", retries=3).complete([{"role": "user", "content": "hi"}], SamplingConfig(), seed=0)
         assert text == "tiny heard 2 characters" and flaky.calls == 3
     finally:
         flaky.close()
