@@ -17,8 +17,9 @@ from voicetune.records import _Context
 
 #: How much context a prompt carries.
 HISTORY_MESSAGES = 2
-MESSAGE_CHARS = 200
-DRAFT_CHARS = 800
+MESSAGE_CHARS = 160
+DRAFT_CHARS = 700
+FACTS_IN_PROMPT = 8
 PERSONA_CHARS = 300
 
 TASK = "Turn the draft reply into what you say aloud on the call."
@@ -73,6 +74,14 @@ def persona(turn: _Context) -> str:
     return f"You are a phone agent for a {domain} company."
 
 
+def must_say(turn: _Context) -> list[str]:
+    """The turn's required facts (given, or extracted from the draft), as a checklist for the model: a small
+    model keeps the amounts, times and codes far more reliably when they are spelled out for it."""
+    from voicetune.quality.scorer import turn_facts
+
+    return [fact.text for fact in turn_facts(turn) if fact.required][:FACTS_IN_PROMPT]
+
+
 def build_messages(turn: _Context, style_prompt: str | None = None) -> list[dict[str, str]]:
     """Chat messages asking for the spoken version of ``turn.draft``, given the last few messages."""
     system = f"{persona(turn)} {TASK}"
@@ -84,4 +93,7 @@ def build_messages(turn: _Context, style_prompt: str | None = None) -> list[dict
     ]
     draft = _clip(compact_draft(turn.draft or ""), DRAFT_CHARS)
     user = ("\n".join(lines) + "\n\n" if lines else "") + f"Draft reply:\n{draft}"
+    must = must_say(turn)
+    if must:
+        user += f"\n\nMust say: {'; '.join(must)}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
