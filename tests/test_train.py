@@ -149,3 +149,12 @@ def test_embedded_model_loads_offline_generates_and_trains_a_step(tmp_path, embe
     metrics = [json.loads(line) for line in (tmp_path / "run" / "train" / "metrics.jsonl").read_text().splitlines()]
     assert any("loss" in m for m in metrics)
     assert (tmp_path / "run" / "model" / "config.json").is_file() and summary["rounds"] == []
+
+
+def test_default_config_file_matches_the_built_in_defaults():
+    from pathlib import Path
+
+    from voicetune.train import TrainConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+    assert load_config(path) == TrainConfig()

@@ -16,9 +16,9 @@ from voicetune.errors import VoicetuneError
 from voicetune.records import _Context
 
 #: How much context a prompt carries.
-HISTORY_MESSAGES = 2
+HISTORY_MESSAGES = 1
 MESSAGE_CHARS = 160
-DRAFT_CHARS = 700
+DRAFT_CHARS = 600
 FACTS_IN_PROMPT = 8
 PERSONA_CHARS = 300
 

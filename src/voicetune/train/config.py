@@ -32,19 +32,19 @@ class LoraConfig(_Section):
 class SFTStage(_Section):
     """Supervised fine-tuning on the spoken targets."""
 
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(2.0, gt=0)
     learning_rate: float = Field(4e-4, gt=0)
     batch_size: int = Field(8, gt=0)
     gradient_accumulation: int = Field(1, gt=0)
     max_examples: int | None = Field(
-        192, gt=0, description="train on at most this many targets (None: all); 192 keeps the CPU default under 10 minutes"
+        160, gt=0, description="train on at most this many targets (None: all); 160 keeps the CPU default under 10 minutes"
     )
 
 
 class SampleStage(_Section):
     """Sampling candidates from the SFT policy for the preference step."""
 
-    contexts: int | None = Field(32, gt=0, description="training contexts to sample for (None: all)")
+    contexts: int | None = Field(24, gt=0, description="training contexts to sample for (None: all)")
     candidates: int = Field(3, ge=2)
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
