@@ -37,7 +37,7 @@ class SFTStage(_Section):
     batch_size: int = Field(8, gt=0)
     gradient_accumulation: int = Field(1, gt=0)
     max_examples: int | None = Field(
-        160, gt=0, description="train on at most this many targets (None: all); 160 keeps the CPU default under 10 minutes"
+        144, gt=0, description="train on at most this many targets (None: all); 144 keeps the CPU default under 10 minutes"
     )
 
 
