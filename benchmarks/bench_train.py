@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=48)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
 
     from voicetune.data import builtin_turns
@@ -87,12 +88,13 @@ def main() -> None:
     examples = [{"prompt": build_messages(t), "completion": [{"role": "assistant", "content": t.reference}]} for t in turns]
     model_path = resolve_model("smollm2-135m")
     bf16 = _precision(TrainConfig())
-    trl = sft_tokens_per_second(examples, model_path, args.steps)
-    ours = sft_tokens_per_second(examples, model_path, args.steps, bf16=bf16, activation_checkpointing=False, train_sampling_strategy="group_by_length")
-    print(f"SFT, LoRA, smollm2-135m, {args.steps - 1} timed steps of batch 8, {os.cpu_count()} cores")
-    print(f"  TRL defaults (fp32, gradient checkpointing): {trl:,.0f} tokens/s")
-    print(f"  voicetune recipe (bf16={bf16}, no checkpointing, length-grouped): {ours:,.0f} tokens/s")
-    print(f"  ratio: {ours / trl:.2f}x (target 1.5x)")
+    if not args.skip_training:
+        trl = sft_tokens_per_second(examples, model_path, args.steps)
+        ours = sft_tokens_per_second(examples, model_path, args.steps, bf16=bf16, activation_checkpointing=False, train_sampling_strategy="group_by_length")
+        print(f"SFT, LoRA, smollm2-135m, {args.steps - 1} timed steps of batch 8, {os.cpu_count()} cores")
+        print(f"  TRL defaults (fp32, gradient checkpointing): {trl:,.0f} tokens/s")
+        print(f"  voicetune recipe (bf16={bf16}, no checkpointing, length-grouped): {ours:,.0f} tokens/s")
+        print(f"  ratio: {ours / trl:.2f}x (target 1.5x)")
     if not args.skip_generation:
         for batch_size in (1, 8, 32):
             rate = generation_tokens_per_second("smollm2-135m", builtin_turns("test")[:32], batch_size)
