@@ -34,6 +34,16 @@ def main_options(
     """voicetune: data, voice-quality scoring, judging."""
 
 
+def _load(path: Path, skip_invalid: bool, model=None) -> list:
+    """Read records (turns by default); with ``--skip-invalid``, say how many lines were skipped and why."""
+    from voicetune.records import Turn, load_records
+
+    skipped: list[str] = []
+    records = load_records(path, model or Turn, skip_invalid=skip_invalid, skipped=skipped)
+    _report_skipped(skipped)
+    return records
+
+
 def _report_skipped(skipped: list[str]) -> None:
     """Say how many lines were skipped and why, one unwrapped line each."""
     if skipped:
@@ -77,15 +87,13 @@ def data_split(
     Example: voicetune data split turns.jsonl --out data/
     """
     from voicetune.data import split_records
-    from voicetune.records import load_records, write_records
+    from voicetune.records import write_records
 
     try:
         shares = [float(x) for x in ratios.split(",")]
     except ValueError:
         raise VoicetuneError(f"--ratios should be three numbers like 0.8,0.1,0.1, got '{ratios}'") from None
-    skipped: list[str] = []
-    records = load_records(source, skip_invalid=skip_invalid, skipped=skipped)
-    _report_skipped(skipped)
+    records = _load(source, skip_invalid)
     for name, part in split_records(records, shares, seed).items():
         write_records(output / f"{name}.jsonl", part)
         console.print(f"{name}: {len(part)} turns -> {output / f'{name}.jsonl'}")
@@ -124,14 +132,12 @@ def score(
     Example: voicetune score --input turns.jsonl --output scored.jsonl --field draft
     """
     from voicetune.quality import ScorerConfig, score_records
-    from voicetune.records import load_records, write_records
+    from voicetune.records import write_records
     from voicetune.summary import print_scores
 
     if tts not in ("estimate", "espeak"):
         raise VoicetuneError(f"--tts must be estimate or espeak, not '{tts}'")
-    skipped: list[str] = []
-    records = load_records(input, skip_invalid=skip_invalid, skipped=skipped)
-    _report_skipped(skipped)
+    records = _load(input, skip_invalid)
     scored = score_records(records, field=field, config=ScorerConfig(tts=tts), progress=True)
     write_records(output, scored)
     print_scores(scored, field, out)
@@ -150,13 +156,11 @@ def judge(
     Example: voicetune judge --pairs pairs.jsonl --judge rubric --output judged.jsonl
     """
     from voicetune.judge import judge_pairs, label_agreement
-    from voicetune.records import Pair, load_records, write_records
+    from voicetune.records import Pair, write_records
 
     if judge_name != "rubric":
         raise VoicetuneError(f"unknown judge '{judge_name}': this version has 'rubric'")
-    skipped: list[str] = []
-    records = load_records(pairs, Pair, skip_invalid=skip_invalid, skipped=skipped)
-    _report_skipped(skipped)
+    records = _load(pairs, skip_invalid, Pair)
     judged = judge_pairs(records)
     write_records(output, judged)
     wins = {v: sum(1 for p in judged if p.winner == v) for v in ("a", "b", "tie")}
