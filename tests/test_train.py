@@ -158,3 +158,13 @@ def test_default_config_file_matches_the_built_in_defaults():
 
     path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
     assert load_config(path) == TrainConfig()
+
+
+def test_generation_reuses_a_finished_output(tmp_path, tiny_model):
+    turns = builtin_turns("test")[:3]
+    output = tmp_path / "out.jsonl"
+    write_records(output, [t.model_copy(update={"response": f"earlier {i}"}) for i, t in enumerate(turns[:2])])
+    backend = TransformersBackend(tiny_model, batch_size=2)
+    result = generate_turns(backend, turns, output, None, SamplingConfig(max_new_tokens=4), progress=False)
+    assert [t.response for t in result[:2]] == ["earlier 0", "earlier 1"]  # kept, not regenerated
+    assert result[2].response is not None and len(load_records(output)) == 3

@@ -198,8 +198,8 @@ def generate_file(
 ) -> list[Turn]:
     """Fill ``response`` for every turn of ``input_path`` and write ``output_path``; resumable.
 
-    Rows are appended to ``OUTPUT.partial`` as batches finish; a re-run keeps those and generates only
-    the rest, and the final file is written atomically.
+    Rows are appended to ``OUTPUT.partial`` as batches finish; a re-run keeps those (and the rows of a
+    finished ``output_path``) and generates only the rest; the final file is written atomically.
     """
     sampling = sampling or SamplingConfig()
     output_path = Path(output_path)
@@ -210,6 +210,14 @@ def generate_file(
 def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prompt: str | None, sampling: SamplingConfig, progress: bool = True) -> list[Turn]:
     partial = output_path.with_name(output_path.name + ".partial")
     done: dict[str, str] = {}
+    if output_path.exists() and not partial.exists():  # a finished earlier run: reuse the rows it has
+        for line in output_path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and row.get("id") and row.get("response") is not None:
+                done[row["id"]] = row["response"]
     if partial.exists():
         for line in partial.read_text(encoding="utf-8").splitlines():
             try:
