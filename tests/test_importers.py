@@ -195,6 +195,15 @@ def test_tau_bench_domain_fallbacks(tmp_path):
     assert turns[0].meta["task_id"] == "general-0"  # the item's index when there is no task_id
 
 
+def _import_error(tmp_path, format: str, filename: str, content: str) -> tuple[str, str]:
+    """Import ``content`` as ``format`` from a file; return the file's path and the error message."""
+    path = tmp_path / filename
+    path.write_text(content)
+    with pytest.raises(VoicetuneError) as error:
+        import_transcripts(path, format)
+    return str(path), str(error.value)
+
+
 TAU_BAD = {
     "malformed JSON": ('[\n  {"task_id": 1,\n   "traj": [}\n]', ":3:"),
     "not a list": ('"hello"', "expected a JSON list"),
@@ -211,12 +220,8 @@ TAU_BAD = {
 @pytest.mark.parametrize("case", TAU_BAD, ids=list(TAU_BAD))
 def test_tau_bench_bad_input(tmp_path, case):
     content, expected = TAU_BAD[case]
-    path = tmp_path / "bad.json"
-    path.write_text(content)
-    with pytest.raises(VoicetuneError) as error:
-        import_transcripts(path, "tau-bench")
-    assert str(path) in str(error.value)
-    assert expected in str(error.value)
+    path, message = _import_error(tmp_path, "tau-bench", "bad.json", content)
+    assert path in message and expected in message
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -270,11 +275,8 @@ FEWSHOT_BAD = {
 @pytest.mark.parametrize("case", FEWSHOT_BAD, ids=list(FEWSHOT_BAD))
 def test_tau_bench_fewshot_bad_input(tmp_path, case):
     content, expected = FEWSHOT_BAD[case]
-    path = tmp_path / "bad.jsonl"
-    path.write_text(content)
-    with pytest.raises(VoicetuneError) as error:
-        import_transcripts(path, "tau-bench-fewshot")
-    assert f"{path}{expected}" in str(error.value)
+    path, message = _import_error(tmp_path, "tau-bench-fewshot", "bad.jsonl", content)
+    assert f"{path}{expected}" in message
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -331,11 +333,8 @@ OPENAI_BAD = {
 @pytest.mark.parametrize("case", OPENAI_BAD, ids=list(OPENAI_BAD))
 def test_openai_chat_bad_input(tmp_path, case):
     content, expected = OPENAI_BAD[case]
-    path = tmp_path / "bad.jsonl"
-    path.write_text(content)
-    with pytest.raises(VoicetuneError) as error:
-        import_transcripts(path, "openai-chat")
-    assert f"{path}{expected}" in str(error.value)
+    path, message = _import_error(tmp_path, "openai-chat", "bad.jsonl", content)
+    assert f"{path}{expected}" in message
 
 
 @pytest.mark.parametrize(
@@ -421,11 +420,8 @@ CSV_BAD = {
 @pytest.mark.parametrize("case", CSV_BAD, ids=list(CSV_BAD))
 def test_csv_bad_rows(tmp_path, case):
     content, expected = CSV_BAD[case]
-    path = tmp_path / "bad.csv"
-    path.write_text(content)
-    with pytest.raises(VoicetuneError) as error:
-        import_transcripts(path, "csv")
-    assert f"{path}{expected}" in str(error.value)
+    path, message = _import_error(tmp_path, "csv", "bad.csv", content)
+    assert f"{path}{expected}" in message
 
 
 # Regression: rows were numbered, not lines, so a multi-line quoted text shifted every later error.
