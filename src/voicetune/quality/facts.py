@@ -42,7 +42,7 @@ CODE = re.compile(r"#\s?[A-Za-z0-9-]{3,}\b|\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])
 NUMBER = re.compile(r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?(?![\w])")
 NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+([A-Z][a-z]+)|\b(?:[Tt]hank you|[Tt]hanks|Hi|Hello|Dear),?\s+([A-Z][a-z]+)\b")
 LIST_ITEM = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
-LIST_MARKER = re.compile(r"(?m)^\s*\d+[.)]\s")
+LIST_MARKER = re.compile(r"^\s*\d+[.)]\s", re.M)  # "1." at a line start: numbering, never a fact
 
 #: The order in which spans are claimed: an email's digits are not also a number, and so on.
 _EXTRACTORS = (("email", EMAIL), ("phone", PHONE), ("money", MONEY), ("time", TIME), ("date", DATE), ("code", CODE), ("number", NUMBER))
@@ -123,7 +123,7 @@ _FACT_SCAN = re.compile(
         f"(?P<{kind}>{pattern})"
         for kind, pattern in (
             ("email", EMAIL.pattern), ("url", f"(?i:{URL.pattern})"), ("internal_id", INTERNAL_ID.pattern),
-            ("marker", r"^\s*\d+[.)]\s"), ("phone", PHONE.pattern), ("money", MONEY.pattern), ("time", TIME.pattern),
+            ("marker", LIST_MARKER.pattern), ("phone", PHONE.pattern), ("money", MONEY.pattern), ("time", TIME.pattern),
             ("date", DATE.pattern), ("code", CODE.pattern), ("number", NUMBER.pattern),
         )
     ),

@@ -182,9 +182,9 @@ _MARKDOWN = (  # (pattern, finding, characters one of which it needs: a cheap te
     (re.compile(r"(?m)^\s*#{1,6}\s"), "reads a markdown header aloud", "#"),
     (re.compile(r"`"), "reads code formatting aloud", "`"),
     (re.compile(r"(?m)^\s*\|.*\|\s*$"), "reads a table aloud", "|"),
-    (re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+"), "reads list bullets aloud", "\n-*•0123456789"),
 )
 _LIST_LINE = re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+")
+_MARKDOWN += ((_LIST_LINE, "reads list bullets aloud", "\n-*•0123456789"),)
 _SCREEN_NUMBER = re.compile(
     r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}:\d{2}:\d{2}\b|\b0\d:\d{2}\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\(\d{3}\)\s?\d{3}-\d{4}|\b\d{7,}\b"
 )
