@@ -220,6 +220,71 @@ def train_command(
     out.print(f"model: {summary['model']} ({summary['timings']['total_s']:.0f} s)")
 
 
+@app.command("eval")
+def eval_command(
+    system: list[str] = typer.Option(..., "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt), draft, draft+pipecat, reference or endpoint:URL#MODEL."),
+    data: str = typer.Option("builtin:test", "--data", "-d", help="Turn records (JSONL), or builtin:SPLIT for the built-in data."),
+    judge_kind: str = typer.Option("rubric", "--judge", help="rubric (deterministic, from the scorer) or llm (an OpenAI-compatible judge)."),
+    judge_endpoint: list[str] = typer.Option([], "--judge-endpoint", help="The LLM judge's OpenAI-compatible URL (one, or one per --judge-model)."),
+    judge_model: list[str] = typer.Option([], "--judge-model", help="The LLM judge's model name; repeat for a panel (majority vote)."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="The environment variable holding the judge endpoint's API key."),
+    pair: list[str] = typer.Option([], "--pair", help="A:B comparisons to judge (default: the first system against each other)."),
+    output: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="The run directory (cached responses and verdicts are reused)."),
+    seed: int = typer.Option(0, help="Sampling seed, the same for every system."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N turns."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature of model systems."),
+    concurrency: int = typer.Option(4, help="Parallel requests to the judge endpoint."),
+    timeout: float = typer.Option(120.0, help="Seconds before a judge request counts as failed (then retried with backoff)."),
+) -> None:
+    """Compare systems pairwise on the same contexts: both orders, per criterion, with confidence intervals.
+
+    Example: voicetune eval --system tuned=runs/train/model --system base=smollm2-135m --system draft+pipecat --data builtin:test --out runs/eval
+    """
+    from voicetune.evaluate import evaluate, parse_system
+    from voicetune.evaluate.run import parse_comparison
+
+    systems = [parse_system(text) for text in system]
+    turns = _eval_turns(data, limit)
+    comparisons = [parse_comparison(text, [s.name for s in systems]) for text in pair] or None
+    judge = _make_judge(judge_kind, judge_endpoint, judge_model, output / "judge_cache.sqlite", api_key_env, concurrency, timeout)
+    summary = evaluate(systems, turns, judge, output, comparisons, seed=seed, data_name=data, temperature=temperature,
+                       log=lambda message: console.print(message, markup=False, highlight=False))
+    print((output / "summary.md").read_text(encoding="utf-8"))
+    console.print(f"wrote {output / 'summary.json'}, {output / 'summary.md'} and {output / 'pairs.jsonl'} ({summary['judge']['pairs']} pairs)", soft_wrap=True)
+
+
+def _eval_turns(data: str, limit: Optional[int]) -> list:
+    from voicetune.data import builtin_turns
+
+    if data.startswith("builtin"):
+        split = data.partition(":")[2] or "test"
+        if split not in ("train", "dev", "test", "all"):
+            raise VoicetuneError(f"--data '{data}': the built-in splits are train, dev, test and all")
+        turns = builtin_turns(None if split == "all" else split)
+    else:
+        turns = _load(Path(data), False)
+    return turns[:limit] if limit else turns
+
+
+def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: Path, api_key_env: str, concurrency: int, timeout: float):
+    from voicetune.judge.llm import JudgeCache, LLMJudge, PanelJudge, RubricJudge
+
+    if kind == "rubric":
+        return RubricJudge()
+    if kind != "llm":
+        raise VoicetuneError(f"--judge '{kind}': expected rubric or llm")
+    if not endpoints or not models:
+        raise VoicetuneError("--judge llm needs --judge-endpoint URL and --judge-model NAME")
+    if len(endpoints) not in (1, len(models)):
+        raise VoicetuneError("give one --judge-endpoint, or one per --judge-model")
+    cache = JudgeCache(cache_path)
+    judges = [
+        LLMJudge(endpoints[i if len(endpoints) > 1 else 0], name, cache, concurrency=concurrency, timeout=timeout, api_key_env=api_key_env)
+        for i, name in enumerate(models)
+    ]
+    return judges[0] if len(judges) == 1 else PanelJudge(judges)
+
+
 @app.command()
 def demo(
     output: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="The run directory."),

@@ -247,15 +247,15 @@ def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prom
 class _progress:
     """A rich progress bar with ETA (or nothing when ``enabled`` is false)."""
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled
+    def __init__(self, total: int, enabled: bool, label: str = "generating"):
+        self.total, self.enabled, self.label = total, enabled, label
 
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
         self.bar.start()
         task = self.bar.add_task("generate", total=self.total)
         return lambda n: self.bar.advance(task, n)

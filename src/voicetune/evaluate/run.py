@@ -1,0 +1,160 @@
+"""The evaluation, top to bottom: responses per system → pairs → judged in both orders → statistics.
+
+    DIR/eval.json                 what was asked: systems, data, judge, seed
+    DIR/responses/NAME.jsonl      each system's responses (cached: a re-run regenerates nothing)
+    DIR/judge_cache.sqlite        the LLM judges' raw answers (a re-run asks nothing twice)
+    DIR/pairs.jsonl               one judged pair per context and comparison, both orders' verdicts in meta
+    DIR/summary.json              ``comparisons`` (win rates, CIs, p-values...), ``systems``, ``judge``
+    DIR/summary.md                the same as Markdown tables
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Callable, Sequence
+
+from voicetune.errors import VoicetuneError
+from voicetune.evaluate.compare import judge_both_orders, position_bias
+from voicetune.evaluate.report import markdown_summary
+from voicetune.evaluate.stats import win_statistics
+from voicetune.evaluate.systems import System, system_responses
+from voicetune.records import Pair, Turn, atomic_write_text, write_records
+
+Log = Callable[[str], None]
+
+
+def default_comparisons(systems: Sequence[System]) -> list[tuple[str, str]]:
+    """The first system against each other one."""
+    return [(systems[0].name, other.name) for other in systems[1:]]
+
+
+def parse_comparison(text: str, names: Sequence[str]) -> tuple[str, str]:
+    """``A:B`` (or ``A,B`` / ``A-vs-B``) naming two of the systems."""
+    for separator in (":", ",", "-vs-"):
+        if separator in text:
+            a, b = (part.strip() for part in text.split(separator, 1))
+            break
+    else:
+        raise VoicetuneError(f"--pair '{text}': expected A:B, two system names")
+    for name in (a, b):
+        if name not in names:
+            raise VoicetuneError(f"--pair '{text}': no system named '{name}' (systems: {', '.join(names)})")
+    if a == b:
+        raise VoicetuneError(f"--pair '{text}': a system against itself")
+    return a, b
+
+
+class _Backends:
+    """One generation backend at a time (models are loaded once, then released for the next)."""
+
+    def __init__(self, batch_size: int = 16):
+        self.batch_size = batch_size
+        self.key: tuple | None = None
+        self.backend = None
+
+    def __call__(self, system: System):
+        from voicetune.models.generate import HTTPBackend, make_backend
+
+        key = (system.kind, system.model, system.endpoint, system.api_model)
+        if key != self.key:
+            self.backend = None
+            if system.kind == "endpoint":
+                self.backend = HTTPBackend(system.endpoint, system.api_model)
+            else:
+                self.backend = make_backend(system.model, batch_size=self.batch_size)
+            self.key = key
+        return self.backend
+
+
+def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: str, b: str) -> list[Pair]:
+    """A pair per turn that both systems answered (``reference`` covers only turns that have one)."""
+    pairs = []
+    for turn in turns:
+        if turn.id in responses[a] and turn.id in responses[b]:
+            context = turn.model_dump(exclude={"response", "scores", "reasons"})
+            pairs.append(Pair.model_validate({
+                **context, "id": f"{turn.id}#{a}-vs-{b}", "response_a": responses[a][turn.id], "response_b": responses[b][turn.id],
+                "system_a": a, "system_b": b, "meta": {**turn.meta, "context_id": turn.id},
+            }))
+    return pairs
+
+
+def system_statistics(turns: Sequence[Turn], answers: dict[str, str]) -> dict:
+    """Mean voice_score, faithfulness, speaking time (seconds) and words of one system's responses."""
+    from voicetune.quality import score_response
+    from voicetune.quality.speech import estimate_seconds
+    from voicetune.quality.text import words
+
+    scored = [(score_response(t, answers[t.id]), answers[t.id]) for t in turns if t.id in answers]
+    if not scored:
+        return {"responses": 0}
+    return {
+        "responses": len(scored),
+        "voice_score": round(statistics.mean(s.voice_score for s, _ in scored), 4),
+        "faithfulness": round(statistics.mean(s.scores["faithfulness"] for s, _ in scored), 4),
+        "speaking_seconds": round(statistics.mean(estimate_seconds(text) for _, text in scored), 2),
+        "words": round(statistics.mean(len(words(text)) for _, text in scored), 1),
+    }
+
+
+def evaluate(
+    systems: Sequence[System],
+    turns: Sequence[Turn],
+    judge,
+    out: str | Path,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    data_name: str = "",
+    temperature: float = 0.7,
+    max_new_tokens: int = 96,
+    batch_size: int = 16,
+    progress: bool = True,
+    log: Log = print,
+) -> dict:
+    """Run the evaluation into ``out`` and return its summary (also written as JSON and Markdown)."""
+    out = Path(out)
+    names = [s.name for s in systems]
+    if len(set(names)) != len(names):
+        raise VoicetuneError(f"two systems share a name: {', '.join(names)} (use NAME=SPEC)")
+    if len(systems) < 2:
+        raise VoicetuneError("an evaluation needs at least two --system")
+    if not turns:
+        raise VoicetuneError(f"{data_name or 'the data'}: no turns to evaluate")
+    comparisons = list(comparisons or default_comparisons(systems))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "eval.json", json.dumps({
+        "systems": {s.name: s.spec for s in systems}, "data": data_name, "turns": len(turns), "judge": judge.name,
+        "comparisons": comparisons, "seed": seed, "temperature": temperature, "max_new_tokens": max_new_tokens,
+    }, indent=2) + "\n")
+
+    backends = _Backends(batch_size)
+    responses: dict[str, dict[str, str]] = {}
+    for system in systems:
+        log(f"responses: {system.name} ({system.spec})")
+        responses[system.name] = system_responses(
+            system, turns, out / "responses", seed, backends, max_new_tokens=max_new_tokens, temperature=temperature, progress=progress
+        )
+    backends.backend = None
+
+    pairs = [pair for a, b in comparisons for pair in make_pairs(turns, responses, a, b)]
+    log(f"judging {len(pairs)} pairs in both orders with {judge.name}")
+    judged = judge_both_orders(judge, pairs, progress=progress)
+    write_records(out / "pairs.jsonl", judged)
+
+    results = []
+    for a, b in comparisons:
+        subset = [p for p in judged if p.system_a == a and p.system_b == b]
+        results.append({"system_a": a, "system_b": b, "judge": judge.name, **win_statistics(subset, seed=seed)})
+    summary = {
+        "data": data_name,
+        "turns": len(turns),
+        "seed": seed,
+        "comparisons": results,
+        "systems": {s.name: {"spec": s.spec, **system_statistics(turns, responses[s.name])} for s in systems},
+        "judge": {"name": judge.name, **position_bias(judged), "errors": sum(p.winner is None for p in judged)},
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "summary.md", markdown_summary(summary))
+    return summary
