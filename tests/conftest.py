@@ -44,3 +44,18 @@ def run_cli():
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """The embedded GGUF served by a real llama.cpp server on 127.0.0.1 (``llama-cpp-python[server]``, built
+    by ``make install``); yields its ``/v1`` URL. Skipped where it is not installed, except under ``make test``
+    (``VOICETUNE_REQUIRE_LLAMA_SERVER=1``), which must exercise it."""
+    from voicetune.models.llama_server import LlamaServer, server_available
+
+    if not server_available():
+        if os.environ.get("VOICETUNE_REQUIRE_LLAMA_SERVER") == "1":
+            pytest.fail("llama-cpp-python[server] is not installed: run make install")
+        pytest.skip("llama-cpp-python[server] is not installed")
+    with LlamaServer(threads=2) as url:
+        yield url
