@@ -296,3 +296,8 @@ def test_eval_cli_errors_are_one_line(run_cli, tmp_path, args, message):
     result = run_cli("eval", *args, "--out", tmp_path / "ev")
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("answer, winner", [("A", "a"), ("B.\nBecause it is shorter.", "b"), ("**Tie**", "tie"), ("Reply B", "b")])
+def test_a_bare_verdict_on_the_first_line_is_the_overall_preference(answer, winner):
+    assert parse_judgement(answer).winner == winner

@@ -80,8 +80,8 @@ def judge_messages(pair: Pair) -> list[dict[str, str]]:
     lines += ["Reply A:", '"""', pair.response_a.strip(), '"""', "", "Reply B:", '"""', pair.response_b.strip(), '"""', ""]
     lines.append('For each criterion, which reply is better for a caller listening: "A", "B" or "tie"?')
     lines += [f"- {name}: {text}" for name, text in _CRITERIA_TEXT.items()]
-    example = ", ".join(f'"{name}": "A"' for name in CRITERIA)
-    lines.append(f'Answer with JSON only, like {{{example}, "rationale": "one short sentence"}}')
+    template = ", ".join(f'"{name}": "A|B|tie"' for name in CRITERIA)
+    lines.append(f'Answer with JSON only: {{{template}, "rationale": "one short sentence"}}')
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 
@@ -144,6 +144,10 @@ def parse_judgement(text: str) -> Judgement:
                 criteria[key] = _verdict(found.group(1))
         if rationale is None and criteria:
             rationale = " ".join((text or "").split())[:300] or None
+    if "overall" not in criteria:
+        first_line = next((line for line in (text or "").splitlines() if line.strip()), "")
+        if re.fullmatch(r"\s*(?:\*\*)?(?:reply |response )?(A|B|tie)\b[.!*]*\s*", first_line, re.I):
+            criteria["overall"] = _verdict(first_line)  # a bare verdict first: the overall preference
     if "overall" not in criteria:
         snippet = " ".join((text or "").split())[:80]
         return Judgement(None, {}, None, error=f"no overall verdict in the judge's answer: {snippet!r}")
