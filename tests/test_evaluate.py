@@ -301,3 +301,24 @@ def test_eval_cli_errors_are_one_line(run_cli, tmp_path, args, message):
 @pytest.mark.parametrize("answer, winner", [("A", "a"), ("B.\nBecause it is shorter.", "b"), ("**Tie**", "tie"), ("Reply B", "b")])
 def test_a_bare_verdict_on_the_first_line_is_the_overall_preference(answer, winner):
     assert parse_judgement(answer).winner == winner
+
+
+def test_model_systems_are_generated_once_and_regenerated_when_the_seed_changes(tmp_path, tiny_model, monkeypatch):
+    from voicetune.models.generate import TransformersBackend
+
+    turns = builtin_turns("test")[:4]
+    systems = [parse_system(f"tiny={tiny_model}"), parse_system(f"tiny-voice={tiny_model}+voice"), parse_system("draft")]
+    first = evaluate(systems, turns, RubricJudge(), tmp_path, progress=False, log=lambda m: None, max_new_tokens=6)
+    assert [c["n"] for c in first["comparisons"]] == [4, 4]
+    for name in ("tiny", "tiny-voice"):
+        assert len((tmp_path / "responses" / f"{name}.jsonl").read_text().splitlines()) == 4
+
+    calls = []
+    original = TransformersBackend.__init__
+    monkeypatch.setattr(TransformersBackend, "__init__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    again = evaluate(systems, turns, RubricJudge(), tmp_path, progress=False, log=lambda m: None, max_new_tokens=6)
+    assert calls == [] and again["comparisons"] == first["comparisons"]
+
+    evaluate(systems, turns, RubricJudge(), tmp_path, seed=1, progress=False, log=lambda m: None, max_new_tokens=6)
+    assert len(calls) == 1  # one model load serves both systems of that model; the old responses set aside
+    assert (tmp_path / "responses" / "tiny.jsonl.stale").is_file()

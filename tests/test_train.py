@@ -20,31 +20,6 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("trl")
 
 
-@pytest.fixture(scope="session")
-def embedded_dir() -> str:
-    """The embedded default model converted to a plain directory (once; cached between runs)."""
-    return resolve_model("smollm2-135m")
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory, embedded_dir) -> str:
-    """A 2-layer Llama with random weights and the embedded model's tokenizer and chat template."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 def tiny_config(tiny_model: str, **overrides):
     settings = {
         "model": tiny_model, "max_length": 256, "precision": "fp32",

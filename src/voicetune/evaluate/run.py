@@ -47,7 +47,8 @@ def parse_comparison(text: str, names: Sequence[str]) -> tuple[str, str]:
 
 
 class _Backends:
-    """One generation backend at a time (models are loaded once, then released for the next)."""
+    """One generation backend at a time, loaded only when something is left to generate (a fully cached
+    system loads no model), and kept for the next system that uses the same model."""
 
     def __init__(self, batch_size: int = 16):
         self.batch_size = batch_size
@@ -55,6 +56,15 @@ class _Backends:
         self.backend = None
 
     def __call__(self, system: System):
+        backends = self
+
+        class Lazy:
+            def generate(self, prompts, sampling, on_batch=None):
+                return backends.load(system).generate(prompts, sampling, on_batch=on_batch)
+
+        return Lazy()
+
+    def load(self, system: System):
         from voicetune.models.generate import HTTPBackend, make_backend
 
         key = (system.kind, system.model, system.endpoint, system.api_model)
@@ -137,6 +147,9 @@ def evaluate(
             system, turns, out / "responses", seed, backends, max_new_tokens=max_new_tokens, temperature=temperature, progress=progress
         )
     backends.backend = None
+    for system in systems:
+        if not responses[system.name]:
+            log(f"{system.name}: no turn has a response (reference needs records with 'reference'); its comparisons are empty")
 
     pairs = [pair for a, b in comparisons for pair in make_pairs(turns, responses, a, b)]
     log(f"judging {len(pairs)} pairs in both orders with {judge.name}")

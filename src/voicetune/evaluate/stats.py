@@ -95,7 +95,7 @@ def win_statistics(judged: Sequence[Pair], seed: int = 0) -> dict:
     points = wins + 0.5 * ties
     by_context: dict[str, list[float]] = defaultdict(list)
     for pair in usable:
-        by_context[pair.id.split("#")[0]].append(_POINTS[pair.winner])
+        by_context[pair.meta.get("context_id", pair.id)].append(_POINTS[pair.winner])
     per_context = [float(np.mean(v)) for v in by_context.values()]
     low, high = wilson_interval(points, n)
     boot_low, boot_high = bootstrap_interval(per_context, seed=seed) if per_context else (math.nan, math.nan)

@@ -226,9 +226,13 @@ class LLMJudge:
         results: list[Judgement | None] = [None] * len(pairs)
         with ThreadPoolExecutor(self.client.concurrency) as pool, _progress(len(pairs), progress, f"judging ({self.model})") as advance:
             futures = {pool.submit(self.answer, pair): index for index, pair in enumerate(pairs)}
-            for future, index in futures.items():
-                results[index] = parse_judgement(future.result())
-                advance(1)
+            try:
+                for future, index in futures.items():
+                    results[index] = parse_judgement(future.result())
+                    advance(1)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # a dead endpoint: stop now, not after every retry
+                raise
         return results  # type: ignore[return-value]
 
 

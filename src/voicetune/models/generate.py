@@ -134,10 +134,14 @@ class HTTPBackend:
         results: list[str] = [""] * len(prompts)
         with ThreadPoolExecutor(self.concurrency) as pool:
             futures = {pool.submit(self.complete, p, sampling, sampling.seed + i): i for i, p in enumerate(prompts)}
-            for future, index in futures.items():
-                results[index] = future.result()
-                if on_batch:
-                    on_batch([index], [results[index]])
+            try:
+                for future, index in futures.items():
+                    results[index] = future.result()
+                    if on_batch:
+                        on_batch([index], [results[index]])
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # a dead endpoint: stop now, not after every retry
+                raise
         return results
 
 
