@@ -32,24 +32,24 @@ class LoraConfig(_Section):
 class SFTStage(_Section):
     """Supervised fine-tuning on the spoken targets."""
 
-    epochs: float = Field(2.0, gt=0)
+    epochs: float = Field(1.5, gt=0)
     learning_rate: float = Field(4e-4, gt=0)
     batch_size: int = Field(8, gt=0)
     gradient_accumulation: int = Field(1, gt=0)
     max_examples: int | None = Field(
-        144, gt=0, description="train on at most this many targets (None: all); 144 keeps the CPU default under 10 minutes"
+        120, gt=0, description="train on at most this many targets (None: all); 120 keeps the CPU default under 10 minutes"
     )
 
 
 class SampleStage(_Section):
     """Sampling candidates from the SFT policy for the preference step."""
 
-    contexts: int | None = Field(24, gt=0, description="training contexts to sample for (None: all)")
-    candidates: int = Field(3, ge=2)
-    temperature: float = Field(1.0, gt=0)
+    contexts: int | None = Field(32, gt=0, description="training contexts to sample for (None: all)")
+    candidates: int = Field(4, ge=2)
+    temperature: float = Field(0.7, gt=0, description="the evaluation's temperature: DPO then rejects the mistakes the model makes in use")
     top_p: float = Field(0.95, gt=0, le=1)
-    max_new_tokens: int = Field(80, gt=0)
-    batch_size: int = Field(24, gt=0)
+    max_new_tokens: int = Field(64, gt=0)
+    batch_size: int = Field(32, gt=0)
     style_prompt: str | None = Field(None, description="a style prompt file, 'default', or None (no style prompt)")
 
 
@@ -59,8 +59,8 @@ class DPOStage(_Section):
 
     enabled: bool = True
     beta: float = Field(0.1, gt=0)
-    learning_rate: float = Field(5e-5, gt=0)
-    epochs: float = Field(1.0, gt=0)
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(2.0, gt=0)
     batch_size: int = Field(8, gt=0)
     margin: float = Field(0.15, ge=0, le=1)
 
