@@ -261,6 +261,7 @@ def test_evaluate_rubric_library_api(tmp_path):
     names = [(c["system_a"], c["system_b"]) for c in summary["comparisons"]]
     assert names == [("reference", "draft"), ("reference", "draft+pipecat")]
     first = summary["comparisons"][0]
+    assert first["speaking_seconds"]["reference"] < first["speaking_seconds"]["draft"] and first["faithfulness"]["draft"] == 1.0
     assert first["n"] == 12 and first["win_rate"] > 0.8 and first["ci_low"] > 0.5 and first["p_value"] < 0.05
     assert summary["judge"]["position_consistency"] == 1.0
     assert summary["systems"]["reference"]["speaking_seconds"] < summary["systems"]["draft"]["speaking_seconds"]

@@ -159,7 +159,13 @@ def evaluate(
     results = []
     for a, b in comparisons:
         subset = [p for p in judged if p.system_a == a and p.system_b == b]
-        results.append({"system_a": a, "system_b": b, "judge": judge.name, **win_statistics(subset, seed=seed)})
+        compared = {p.meta["context_id"] for p in subset}
+        on_contexts = {name: system_statistics([t for t in turns if t.id in compared], responses[name]) for name in (a, b)}
+        results.append({
+            "system_a": a, "system_b": b, "judge": judge.name, **win_statistics(subset, seed=seed),
+            "speaking_seconds": {name: stats.get("speaking_seconds") for name, stats in on_contexts.items()},
+            "faithfulness": {name: stats.get("faithfulness") for name, stats in on_contexts.items()},
+        })
     summary = {
         "data": data_name,
         "turns": len(turns),

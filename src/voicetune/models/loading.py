@@ -106,6 +106,9 @@ def load_model(spec: str, dtype: str = "auto"):
     if dtype == "auto":
         dtype = "bf16" if torch.cuda.is_available() else "fp32"
     torch_dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[dtype]
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a bar per load clutters the run's own progress bars
     try:
         model = AutoModelForCausalLM.from_pretrained(resolve_model(spec), dtype=torch_dtype)
     except OSError as error:
