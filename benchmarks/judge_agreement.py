@@ -24,9 +24,8 @@ def report(name: str, judged) -> None:
 
     agreement = label_agreement(judged)
     bias = position_bias(judged)
-    errors = sum(p.winner is None for p in judged)
     print(f"{name}: agrees on {agreement['agree']}/{agreement['n']} = {agreement['accuracy']:.1%} "
-          f"({agreement['ties']} ties, {agreement['disagree']} against, {errors} unparseable); "
+          f"({agreement['ties']} ties, {agreement['disagree']} against, {agreement['errors']} unparseable); "
           f"position consistency {bias['position_consistency']:.1%}, first-slot preference "
           f"{bias['first_slot_preference'] if bias['first_slot_preference'] is None else format(bias['first_slot_preference'], '.1%')}")
     for quality, row in agreement["per_quality"].items():

@@ -323,3 +323,12 @@ def test_model_systems_are_generated_once_and_regenerated_when_the_seed_changes(
     evaluate(systems, turns, RubricJudge(), tmp_path, seed=1, progress=False, log=lambda m: None, max_new_tokens=6)
     assert len(calls) == 1  # one model load serves both systems of that model; the old responses set aside
     assert (tmp_path / "responses" / "tiny.jsonl.stale").is_file()
+
+
+@pytest.mark.parametrize("answer, winner", [("The answer is: - A", "a"), ("The answer is: B", "b"), ("Winner is Reply B.", "b")])
+def test_a_stated_answer_is_the_overall_preference(answer, winner):
+    assert parse_judgement(answer).winner == winner
+
+
+def test_an_answer_about_the_question_is_not_a_verdict():
+    assert parse_judgement("The answer to the question of which reply is better for a caller depends.").error

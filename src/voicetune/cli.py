@@ -216,7 +216,7 @@ def train_command(
     if teacher:
         overrides.update({"targets": "teacher", "teacher_endpoint": teacher, "teacher_model": teacher_model})
     resolved = load_config(config, overrides)
-    summary = train(resolved, output, log=lambda message: console.print(message, markup=False, highlight=False))
+    summary = train(resolved, output, log=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True))
     out.print(f"model: {summary['model']} ({summary['timings']['total_s']:.0f} s)")
 
 
@@ -248,9 +248,9 @@ def eval_command(
     comparisons = [parse_comparison(text, [s.name for s in systems]) for text in pair] or None
     judge = _make_judge(judge_kind, judge_endpoint, judge_model, output / "judge_cache.sqlite", api_key_env, concurrency, timeout)
     summary = evaluate(systems, turns, judge, output, comparisons, seed=seed, data_name=data, temperature=temperature,
-                       log=lambda message: console.print(message, markup=False, highlight=False))
+                       log=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True))
     print((output / "summary.md").read_text(encoding="utf-8"))
-    console.print(f"wrote {output / 'summary.json'}, {output / 'summary.md'} and {output / 'pairs.jsonl'} ({summary['judge']['pairs']} pairs)", soft_wrap=True)
+    console.print(f"wrote {output / 'summary.json'}, {output / 'summary.md'} and {output / 'pairs.jsonl'} ({sum(c['n'] + c['errors'] for c in summary['comparisons'])} pairs)", soft_wrap=True)
 
 
 def _eval_turns(data: str, limit: Optional[int]) -> list:

@@ -91,7 +91,7 @@ _VERDICT_WORDS = {
     "tie": "tie", "equal": "tie", "both": "tie", "neither": "tie", "same": "tie", "draw": "tie", "none": "tie",
 }
 _JSON_OBJECT = re.compile(r"\{.*\}", re.S)
-_KEY_ALIASES = {"winner": "overall", "preferred": "overall", "better": "overall", "verdict": "overall"}
+_KEY_ALIASES = {"winner": "overall", "preferred": "overall", "better": "overall", "verdict": "overall", "answer": "overall"}
 
 
 def _normalise_key(key: str) -> str:
@@ -106,10 +106,10 @@ def _verdict(value) -> Verdict | None:
 
 def _line_pattern(name: str) -> re.Pattern:
     words = name.replace("_", r"[\s_-]?")
-    return re.compile(rf"\b{words}\b[\s\"'*:=\-]*(?:is\s+)?(?:reply|response)?\s*\"?\b((?-i:A|B)|tie|equal|both|neither)\b", re.I)
+    return re.compile(rf"\b{words}\b(?:\s+is)?[\s\"'*:=\-]*(?:reply|response)?\s*\"?\b((?-i:A|B)|tie|equal|both|neither)\b", re.I)
 
 
-_LINE_PATTERNS = {name: _line_pattern(name) for name in (*CRITERIA, "winner")}
+_LINE_PATTERNS = {name: _line_pattern(name) for name in (*CRITERIA, "winner", "answer")}
 
 
 def parse_judgement(text: str) -> Judgement:
@@ -209,7 +209,7 @@ class LLMJudge:
 
     def answer(self, pair: Pair) -> str:
         messages = judge_messages(pair)
-        key = JudgeCache.key(self.name, self.model, messages, {"max_tokens": self.sampling.max_new_tokens, "url": self.client.url})
+        key = JudgeCache.key(self.name, self.model, messages, {"max_tokens": self.sampling.max_new_tokens})
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
