@@ -332,3 +332,18 @@ def test_a_stated_answer_is_the_overall_preference(answer, winner):
 
 def test_an_answer_about_the_question_is_not_a_verdict():
     assert parse_judgement("The answer to the question of which reply is better for a caller depends.").error
+
+
+def test_several_seeds_pair_each_context_once_per_seed(tmp_path, tiny_model):
+    turns = builtin_turns("test")[:3]
+    systems = [parse_system(f"tiny={tiny_model}"), parse_system("draft"), parse_system("reference")]
+    summary = evaluate(systems, turns, RubricJudge(), tmp_path, comparisons=[("tiny", "draft"), ("draft", "reference")],
+                       seed=[0, 1], progress=False, log=lambda m: None, max_new_tokens=6)
+    assert summary["seeds"] == [0, 1]
+    by_pair = {(c["system_a"], c["system_b"]): c for c in summary["comparisons"]}
+    assert by_pair[("tiny", "draft")]["n"] == 6  # 3 contexts x 2 seeds
+    assert by_pair[("draft", "reference")]["n"] == 3  # neither depends on the seed: judged once
+    assert (tmp_path / "responses" / "tiny.seed1.jsonl").is_file() and not (tmp_path / "responses" / "draft.seed1.jsonl").exists()
+    assert summary["systems"]["tiny"]["responses"] == 6 and summary["systems"]["draft"]["responses"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    assert sorted(r["meta"].get("seed") for r in rows if r["system_a"] == "tiny") == [0, 0, 0, 1, 1, 1]

@@ -230,7 +230,7 @@ def eval_command(
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="The environment variable holding the judge endpoint's API key."),
     pair: list[str] = typer.Option([], "--pair", help="A:B comparisons to judge (default: the first system against each other)."),
     output: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="The run directory (cached responses and verdicts are reused)."),
-    seed: int = typer.Option(0, help="Sampling seed, the same for every system."),
+    seed: list[int] = typer.Option([0], "--seed", help="Sampling seed, the same for every system; repeat for several (each context judged once per seed)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N turns."),
     temperature: float = typer.Option(0.7, help="Sampling temperature of model systems."),
     concurrency: int = typer.Option(4, help="Parallel requests to the judge endpoint."),

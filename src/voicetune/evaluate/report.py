@@ -14,7 +14,8 @@ def _pct(value: float | None) -> str:
 def markdown_summary(summary: dict) -> str:
     """Comparisons (win rate of A over B, ties half, with the Wilson and bootstrap CIs, the sign test and
     per-criterion win rates), then each system's mean scores and speaking time, then the judge's bias."""
-    lines = [f"# Evaluation: {summary.get('data') or 'data'} ({summary['turns']} turns, seed {summary['seed']})", ""]
+    seeds = summary["seeds"]
+    lines = [f"# Evaluation: {summary.get('data') or 'data'} ({summary['turns']} turns, seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})", ""]
     lines.append("| A vs B | judge | n | W / L / T | win rate [95% CI] | bootstrap CI | no ties | LC win rate | p | "
                  + " | ".join(_SHORT[q] for q in QUALITIES) + " |")
     lines.append("|" + "---|" * (9 + len(QUALITIES)))

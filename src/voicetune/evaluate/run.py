@@ -1,7 +1,8 @@
 """The evaluation, top to bottom: responses per system → pairs → judged in both orders → statistics.
 
-    DIR/eval.json                 what was asked: systems, data, judge, seed
-    DIR/responses/NAME.jsonl      each system's responses (cached: a re-run regenerates nothing)
+    DIR/eval.json                 what was asked: systems, data, judge, seeds
+    DIR/responses/NAME.jsonl      each system's responses (NAME.seedN.jsonl for further seeds; cached: a re-run
+                                  regenerates nothing)
     DIR/judge_cache.sqlite        the LLM judges' raw answers (a re-run asks nothing twice)
     DIR/pairs.jsonl               one judged pair per context and comparison, both orders' verdicts in meta
     DIR/summary.json              ``comparisons`` (win rates, CIs, p-values...), ``systems``, ``judge``
@@ -19,10 +20,15 @@ from voicetune.errors import VoicetuneError
 from voicetune.evaluate.compare import judge_both_orders, position_bias
 from voicetune.evaluate.report import markdown_summary
 from voicetune.evaluate.stats import win_statistics
-from voicetune.evaluate.systems import System, system_responses
+from voicetune.evaluate.systems import DETERMINISTIC, System, system_responses
 from voicetune.records import Pair, Turn, atomic_write_text, write_records
 
 Log = Callable[[str], None]
+
+
+def _per_seed(answers: dict[int, dict[str, str]], fixed: set[str], name: str) -> list[dict[str, str]]:
+    """A system's responses once per seed (a deterministic system's once in all)."""
+    return [next(iter(answers.values()))] if name in fixed else list(answers.values())
 
 
 def default_comparisons(systems: Sequence[System]) -> list[tuple[str, str]]:
@@ -78,26 +84,31 @@ class _Backends:
         return self.backend
 
 
-def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: str, b: str) -> list[Pair]:
-    """A pair per turn that both systems answered (``reference`` covers only turns that have one)."""
+def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: str, b: str, seed: int | None = None) -> list[Pair]:
+    """A pair per turn that both systems answered (``reference`` covers only turns that have one);
+    ``seed`` (when several are evaluated) is recorded in the pair's id and ``meta.seed``."""
     pairs = []
+    suffix = "" if seed is None else f"#s{seed}"
     for turn in turns:
         if turn.id in responses[a] and turn.id in responses[b]:
             context = turn.model_dump(exclude={"response", "scores", "reasons"})
+            meta = {**turn.meta, "context_id": turn.id, **({"seed": seed} if seed is not None else {})}
             pairs.append(Pair.model_validate({
-                **context, "id": f"{turn.id}#{a}-vs-{b}", "response_a": responses[a][turn.id], "response_b": responses[b][turn.id],
-                "system_a": a, "system_b": b, "meta": {**turn.meta, "context_id": turn.id},
+                **context, "id": f"{turn.id}#{a}-vs-{b}{suffix}", "response_a": responses[a][turn.id], "response_b": responses[b][turn.id],
+                "system_a": a, "system_b": b, "meta": meta,
             }))
     return pairs
 
 
-def system_statistics(turns: Sequence[Turn], answers: dict[str, str]) -> dict:
-    """Mean voice_score, faithfulness, speaking time (seconds) and words of one system's responses."""
+def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[dict[str, str]]) -> dict:
+    """Mean voice_score, faithfulness, speaking time (seconds) and words of one system's responses (over
+    every seed when given one ``turn.id -> text`` mapping per seed)."""
     from voicetune.quality import score_response
     from voicetune.quality.speech import estimate_seconds
     from voicetune.quality.text import words
 
-    scored = [(score_response(t, answers[t.id]), answers[t.id]) for t in turns if t.id in answers]
+    per_seed = [answers] if isinstance(answers, dict) else list(answers)
+    scored = [(score_response(t, one[t.id]), one[t.id]) for one in per_seed for t in turns if t.id in one]
     if not scored:
         return {"responses": 0}
     return {
@@ -115,7 +126,7 @@ def evaluate(
     judge,
     out: str | Path,
     comparisons: Sequence[tuple[str, str]] | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     data_name: str = "",
     temperature: float = 0.7,
     max_new_tokens: int = 96,
@@ -123,8 +134,16 @@ def evaluate(
     progress: bool = True,
     log: Log = print,
 ) -> dict:
-    """Run the evaluation into ``out`` and return its summary (also written as JSON and Markdown)."""
+    """Run the evaluation into ``out`` and return its summary (also written as JSON and Markdown).
+
+    With several seeds every model system answers every context once per seed and each (context, seed) is
+    a pair; deterministic systems (draft, draft+pipecat, reference) answer once, and a comparison of two of
+    them is judged once. The bootstrap interval resamples contexts, so seeds of one context stay together.
+    """
     out = Path(out)
+    seeds = [seed] if isinstance(seed, int) else list(dict.fromkeys(seed))
+    if not seeds:
+        raise VoicetuneError("--seed: give at least one seed")
     names = [s.name for s in systems]
     if len(set(names)) != len(names):
         raise VoicetuneError(f"two systems share a name: {', '.join(names)} (use NAME=SPEC)")
@@ -136,22 +155,32 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "eval.json", json.dumps({
         "systems": {s.name: s.spec for s in systems}, "data": data_name, "turns": len(turns), "judge": judge.name,
-        "comparisons": comparisons, "seed": seed, "temperature": temperature, "max_new_tokens": max_new_tokens,
+        "comparisons": comparisons, "seeds": seeds, "temperature": temperature, "max_new_tokens": max_new_tokens,
     }, indent=2) + "\n")
 
     backends = _Backends(batch_size)
-    responses: dict[str, dict[str, str]] = {}
+    responses: dict[str, dict[int, dict[str, str]]] = {}
+    fixed = {s.name for s in systems if s.kind in DETERMINISTIC}
     for system in systems:
         log(f"responses: {system.name} ({system.spec})")
-        responses[system.name] = system_responses(
-            system, turns, out / "responses", seed, backends, max_new_tokens=max_new_tokens, temperature=temperature, progress=progress
-        )
+        responses[system.name] = {}
+        for number in seeds[:1] if system.name in fixed else seeds:
+            responses[system.name][number] = system_responses(
+                system, turns, out / "responses", number, backends, max_new_tokens=max_new_tokens, temperature=temperature,
+                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}",
+            )
+        for number in seeds[1:] if system.name in fixed else ():
+            responses[system.name][number] = responses[system.name][seeds[0]]
     backends.backend = None
     for system in systems:
-        if not responses[system.name]:
+        if not responses[system.name][seeds[0]]:
             log(f"{system.name}: no turn has a response (reference needs records with 'reference'); its comparisons are empty")
 
-    pairs = [pair for a, b in comparisons for pair in make_pairs(turns, responses, a, b)]
+    pairs = []
+    for a, b in comparisons:
+        for number in seeds[:1] if {a, b} <= fixed else seeds:
+            by_name = {a: responses[a][number], b: responses[b][number]}
+            pairs += make_pairs(turns, by_name, a, b, number if len(seeds) > 1 else None)
     log(f"judging {len(pairs)} pairs in both orders with {judge.name}")
     judged = judge_both_orders(judge, pairs, progress=progress)
     write_records(out / "pairs.jsonl", judged)
@@ -160,18 +189,18 @@ def evaluate(
     for a, b in comparisons:
         subset = [p for p in judged if p.system_a == a and p.system_b == b]
         compared = {p.meta["context_id"] for p in subset}
-        on_contexts = {name: system_statistics([t for t in turns if t.id in compared], responses[name]) for name in (a, b)}
+        on_contexts = {name: system_statistics([t for t in turns if t.id in compared], _per_seed(responses[name], fixed, name)) for name in (a, b)}
         results.append({
-            "system_a": a, "system_b": b, "judge": judge.name, **win_statistics(subset, seed=seed),
+            "system_a": a, "system_b": b, "judge": judge.name, **win_statistics(subset, seed=seeds[0]),
             "speaking_seconds": {name: stats.get("speaking_seconds") for name, stats in on_contexts.items()},
             "faithfulness": {name: stats.get("faithfulness") for name, stats in on_contexts.items()},
         })
     summary = {
         "data": data_name,
         "turns": len(turns),
-        "seed": seed,
+        "seeds": seeds,
         "comparisons": results,
-        "systems": {s.name: {"spec": s.spec, **system_statistics(turns, responses[s.name])} for s in systems},
+        "systems": {s.name: {"spec": s.spec, **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name))} for s in systems},
         "judge": {"name": judge.name, **position_bias(judged), "errors": sum(p.winner is None for p in judged)},
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")

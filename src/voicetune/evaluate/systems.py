@@ -26,6 +26,8 @@ from voicetune.errors import VoicetuneError
 from voicetune.records import Turn, atomic_write_text, write_records
 
 Kind = Literal["model", "draft", "pipecat", "reference", "endpoint"]
+#: Systems whose response does not depend on the seed.
+DETERMINISTIC: frozenset[str] = frozenset({"draft", "pipecat", "reference"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -97,6 +99,7 @@ def system_responses(
     max_new_tokens: int = 96,
     temperature: float = 0.7,
     progress: bool = True,
+    file_suffix: str = "",
 ) -> dict[str, str]:
     """The system's response for each turn (``turn.id -> text``), written to ``folder/NAME.jsonl``.
 
@@ -107,16 +110,16 @@ def system_responses(
     from voicetune.models.prompts import load_style_prompt
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{system.name}.jsonl"
+    path = folder / f"{system.name}{file_suffix}.jsonl"
     settings = {**asdict(system), "seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature}
-    settings_path = folder / f"{system.name}.settings.json"
+    settings_path = folder / f"{system.name}{file_suffix}.settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text(encoding="utf-8")) != settings:
         for stale in (path, path.with_name(path.name + ".partial")):
             if stale.exists():
                 stale.rename(stale.with_name(stale.name + ".stale"))
     atomic_write_text(settings_path, json.dumps(settings, indent=2) + "\n")
 
-    if system.kind in ("draft", "pipecat", "reference"):
+    if system.kind in DETERMINISTIC:
         usable = [t for t in turns if (t.reference if system.kind == "reference" else t.draft)]
         texts = [t.reference if system.kind == "reference" else t.draft for t in usable]
         if system.kind == "pipecat":
