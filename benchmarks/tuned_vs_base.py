@@ -1,13 +1,13 @@
 """Does post-training help? The tuned model against the base model on the same prompts and sampling.
 
-Run: .venv/bin/python benchmarks/tuned_vs_base.py --tuned runs/train/model [--seeds 0 1 2] [--tau-turns 64]
+Run: .venv/bin/python benchmarks/tuned_vs_base.py --tuned runs/train/model [--seeds 0 1 2] [--tau-turns N]
 
 For the built-in test split and for real τ-bench airline turns (from ../shared, skipped when absent; the
-turns of a held-out set of tasks), both models generate a response per turn and seed; every response is
-scored. Prints each model's mean voice_score and faithfulness, the share of responses that state a number
-the context does not contain (invented facts), the mean paired difference (tuned - base, averaged over
-seeds per turn) with a 95% bootstrap CI over turns, and a few side-by-side examples. Generations are
-cached under --work, so a re-run only scores.
+turns of the held-out test tasks, all 141 unless --tau-turns samples fewer), both models generate a
+response per turn and seed; every response is scored. Prints each model's mean voice_score and
+faithfulness, the share of responses that state a number the context does not contain (invented facts),
+the mean paired difference (tuned - base, averaged over seeds per turn) with a 95% bootstrap CI over
+turns, and a few side-by-side examples. Generations are cached under --work, so a re-run only scores.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--tuned", required=True)
     parser.add_argument("--base", default="smollm2-135m")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tau-turns", type=int, default=64)
+    parser.add_argument("--tau-turns", type=int, default=None, help="a random sample of this many τ-bench turns (default: every held-out turn)")
     parser.add_argument("--work", type=Path, default=Path("runs/tuned_vs_base"))
     args = parser.parse_args()
 
@@ -84,7 +84,8 @@ def main() -> None:
     evaluate("built-in test split", builtin_turns("test"), models, args.seeds, args.work)
     if SHARED_TAU.exists():
         tau = split_records(import_transcripts(SHARED_TAU, "tau-bench"))["test"]
-        tau = random.Random(0).sample(tau, min(args.tau_turns, len(tau)))
+        if args.tau_turns:
+            tau = random.Random(0).sample(tau, min(args.tau_turns, len(tau)))
         evaluate("τ-bench airline (held-out tasks)", tau, models, args.seeds, args.work)
     else:
         print("\n../shared/data/tau-bench is absent: τ-bench evaluation skipped")
