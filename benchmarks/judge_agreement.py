@@ -41,7 +41,8 @@ def main() -> None:
 
     from voicetune.data import builtin_pairs
     from voicetune.evaluate import judge_both_orders
-    from voicetune.judge.llm import JudgeCache, LLMJudge, RubricJudge
+    from voicetune.judge import RubricJudge
+    from voicetune.judge.llm import JudgeCache, LLMJudge
     from voicetune.models.llama_server import LlamaServer
 
     pairs = builtin_pairs()

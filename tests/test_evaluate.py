@@ -15,8 +15,9 @@ from voicetune.evaluate.compare import reconcile, swapped
 from voicetune.evaluate.run import make_pairs, parse_comparison
 from voicetune.evaluate.stats import length_controlled_win_rate, sign_test, wilson_interval
 from voicetune.evaluate.systems import pipecat_format
-from voicetune.judge.llm import JudgeCache, Judgement, PanelJudge, RubricJudge, judge_messages, parse_judgement
-from voicetune.records import QUALITIES, Pair
+from voicetune.judge import RubricJudge
+from voicetune.judge.llm import JudgeCache, Judgement, PanelJudge, judge_messages, parse_judgement
+from voicetune.records import QUALITIES, Pair, load_records
 
 # ------------------------------------------------------------------------------------------------ systems
 
@@ -322,7 +323,65 @@ def test_model_systems_are_generated_once_and_regenerated_when_the_seed_changes(
 
     evaluate(systems, turns, RubricJudge(), tmp_path, seed=1, progress=False, log=lambda m: None, max_new_tokens=6)
     assert len(calls) == 1  # one model load serves both systems of that model; the old responses set aside
-    assert (tmp_path / "responses" / "tiny.jsonl.stale").is_file()
+    assert list((tmp_path / "responses" / ".superseded").glob("responses tiny-*/tiny.jsonl"))  # the old responses kept aside
+
+
+def test_retraining_a_model_into_the_same_path_regenerates_only_its_responses(tmp_path, tiny_model):
+    """The responses are keyed by the model's weights, not its path; the deterministic systems' are kept."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model, model_dir)
+    turns = builtin_turns("test")[:3]
+    systems = [parse_system(f"tuned={model_dir}"), parse_system("draft"), parse_system("reference")]
+    out = tmp_path / "eval"
+    messages: list[str] = []
+    evaluate(systems, turns, RubricJudge(), out, progress=False, log=messages.append, max_new_tokens=6)
+    stamps = {name: (out / "responses" / f"{name}.jsonl").stat().st_mtime_ns for name in ("tuned", "draft", "reference")}
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)  # "retrain": new weights at the same path
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.01)
+    model.save_pretrained(model_dir)
+    messages.clear()
+    evaluate(systems, turns, RubricJudge(), out, progress=False, log=messages.append, max_new_tokens=6)
+    assert (out / "responses" / "tuned.jsonl").stat().st_mtime_ns != stamps["tuned"]
+    assert [m for m in messages if "redoing" in m and "tuned" in m and "system.model.weights" in m]
+    for name in ("draft", "reference"):
+        assert (out / "responses" / f"{name}.jsonl").stat().st_mtime_ns == stamps[name]
+    assert not [m for m in messages if "redoing" in m and ("draft" in m or "reference" in m)]
+
+
+def test_a_changed_turn_is_answered_again_and_the_others_are_reused(tmp_path, tiny_model):
+    turns = builtin_turns("test")[:3]
+    systems = [parse_system(f"tiny={tiny_model}"), parse_system("draft")]
+    evaluate(systems, turns, RubricJudge(), tmp_path, progress=False, log=lambda m: None, max_new_tokens=6)
+    first = {t.id: t.response for t in load_records(tmp_path / "responses" / "tiny.jsonl")}
+    changed = [turns[0].model_copy(update={"draft": "Your new total is $99.50."}), *turns[1:]]
+    evaluate(systems, changed, RubricJudge(), tmp_path, progress=False, log=lambda m: None, max_new_tokens=6, seed=0)
+    second = {t.id: t.response for t in load_records(tmp_path / "responses" / "tiny.jsonl")}
+    assert all(second[t.id] == first[t.id] for t in turns[1:])
+    drafts = {t.id: t.response for t in load_records(tmp_path / "responses" / "draft.jsonl")}
+    assert drafts[turns[0].id] == "Your new total is $99.50."
+
+
+def test_record_ids_with_separators_flow_through_eval(tmp_path, tiny_model):
+    odd = ["support#case-17", "a/b c", "x#c1", "ünïcödé 名前"]
+    turns = [t.model_copy(update={"id": name}) for t, name in zip(builtin_turns("test"), odd)]
+    systems = [parse_system(f"tiny={tiny_model}"), parse_system("draft")]
+    summary = evaluate(systems, turns, RubricJudge(), tmp_path, progress=False, log=lambda m: None, max_new_tokens=6, seed=[0, 1])
+    assert summary["comparisons"][0]["n"] == 8
+    assert {p.meta["context_id"] for p in load_records(tmp_path / "pairs.jsonl", Pair)} == set(odd)
+
+
+def test_duplicate_ids_stop_the_evaluation(tmp_path):
+    turns = builtin_turns("test")[:2]
+    with pytest.raises(VoicetuneError, match="share the id"):
+        evaluate([parse_system("draft"), parse_system("reference")], [turns[0], turns[0]], RubricJudge(), tmp_path, progress=False, log=lambda m: None)
 
 
 @pytest.mark.parametrize("answer, winner", [("The answer is: - A", "a"), ("The answer is: B", "b"), ("Winner is Reply B.", "b")])

@@ -326,3 +326,23 @@ def test_clock_times_in_context_cover_both_12_and_24_hour_forms():
 
 def test_small_money_is_still_flagged():
     assert invented_numbers("It's five dollars.", CONTEXT) == ["$5"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Configurable limits (ScorerConfig.facts and ScorerConfig.faithfulness)
+
+
+def test_spoken_list_limit_and_trivial_count_are_parameters():
+    draft = "Options:\n1. $100\n2. $200\n3. $300\n4. $400\n5. $500"
+    assert [f.required for f in extract_facts(draft)] == [True, True, True, False, False]
+    assert [f.required for f in extract_facts(draft, 1)] == [True, False, False, False, False]
+    assert [f.required for f in extract_facts(draft, 5)] == [True] * 5
+    assert [f.text for f in extract_facts("You have 2 bags.")] == ["2"]
+    assert [f.text for f in extract_facts("You have 2 bags.", 3, 2)] == []
+
+
+def test_small_count_limit_is_a_parameter():
+    assert invented_numbers("You've got twelve bags.", CONTEXT) == ["12"]
+    assert invented_numbers("You've got twelve bags.", CONTEXT, 12) == []
+    assert invented_numbers("You've got two bags.", CONTEXT, 0) == ["2"]
+    assert invented_numbers("It's five dollars.", CONTEXT, 100) == ["$5"]  # money is never a small count

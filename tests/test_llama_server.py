@@ -9,7 +9,8 @@ import pytest
 
 from voicetune.data import builtin_turns
 from voicetune.evaluate import evaluate, parse_system
-from voicetune.judge.llm import JudgeCache, LLMJudge, RubricJudge
+from voicetune.judge import RubricJudge
+from voicetune.judge.llm import JudgeCache, LLMJudge
 from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,15 @@ import shutil
 import pytest
 
 from voicetune.quality import metrics
+from voicetune.quality.config import (
+    ClarityPenalties,
+    ConcisenessPenalties,
+    FaithfulnessPenalties,
+    HumannessPenalties,
+    NonRepetitionPenalties,
+)
 from voicetune.quality.facts import extract_facts
+from voicetune.quality.findings import render
 from voicetune.quality.speech import espeak_seconds, estimate_seconds, speaking_seconds
 from voicetune.errors import VoicetuneError
 
@@ -357,3 +365,71 @@ def test_espeak_seconds_is_a_positive_duration():
     assert 0 < short < longer < 30
     assert espeak_seconds("   ") == 0.0
     assert speaking_seconds("Your refund went through.", engine="espeak") == short
+
+
+# ---------------------------------------------------------------------------------------------------------
+# findings and penalties sections
+
+
+def test_each_finding_carries_its_kind_quality_and_penalty():
+    nasty = ("**Note:** " + "I am happy to help. " * 30 + "https://x.io credit_card_1 ") * 3
+    results = {
+        "non_repetition": metrics.non_repetition(nasty),
+        "conciseness": metrics.conciseness(nasty, estimate_seconds(nasty), 0),
+        "clarity": metrics.clarity(nasty),
+        "humanness": metrics.humanness(nasty),
+    }
+    for quality, result in results.items():
+        assert all(f.quality == quality for f in result.findings)
+        assert result.reasons == tuple(render(f) for f in result.findings)
+        # the style qualities are 1 minus the sum of their findings' penalties, clamped
+        assert result.score == round(max(0.0, 1.0 - sum(f.penalty for f in result.findings)), 4)
+    assert {"markdown_emphasis", "url_read", "internal_id_read"} <= {f.kind for f in results["clarity"].findings}
+    assert "filler" in {f.kind for f in results["conciseness"].findings}
+    url = next(f for f in results["clarity"].findings if f.kind == "url_read")
+    assert url.text == "https://x.io" and url.penalty == 0.25
+
+
+def test_faithfulness_findings_account_for_the_score():
+    result = metrics.faithfulness(
+        "Your refund of a hundred and fifty dollars for order W four nine two three two two seven arrives by May twentieth.",
+        FACTS, CONTEXT, DRAFT,
+    )
+    assert [(f.kind, f.text) for f in result.findings] == [("dropped_fact", "$121"), ("invented_amount", "$150")]
+    assert result.findings[0].values == {"fact_kind": "money"}
+    assert result.score == round(1.0 - sum(f.penalty for f in result.findings), 4)
+
+
+def test_phrase_findings_name_the_phrase_said():
+    result = metrics.humanness("Kindly hold the line while I check that booking for you.")
+    (finding,) = result.findings
+    assert (finding.kind, finding.text, result.reasons) == ("robotic_phrase", "kindly", ("says 'kindly'",))
+
+
+def test_penalty_sections_are_parameters():
+    response = "You can find it at https://www.example.com/help anytime."
+    assert metrics.clarity(response, ClarityPenalties(url=0.0)).score > metrics.clarity(response).score
+    long = "So what I can do is move your booking to the later flight on Friday and add the bag for you."
+    assert metrics.clarity(long, ClarityPenalties(long_sentence_words=20)).score < metrics.clarity(long).score
+    assert metrics.conciseness("words " * 10, 30.0, 1, ConcisenessPenalties(base_seconds=30.0)).score == 1.0
+    shouty = "Great! You're all set! Have a wonderful day! Bye now!"
+    assert metrics.humanness(shouty, HumannessPenalties(free_exclamations=4)).score == 1.0
+    repeated = "Your refund is on its way to your card. Your refund is on its way to your card."
+    assert metrics.non_repetition(repeated, penalties=NonRepetitionPenalties(repeated_sentence=0.6)).score < metrics.non_repetition(repeated).score
+    invented = FAITHFUL + " Shipping was twelve dollars."
+    assert metrics.faithfulness(invented, FACTS, CONTEXT, DRAFT, FaithfulnessPenalties(invented_amount=0.1)).score == 0.9
+
+
+def test_penalty_sections_are_validated_and_frozen():
+    with pytest.raises(ValueError):
+        ClarityPenalties(url=-0.1)
+    with pytest.raises(ValueError):
+        ClarityPenalties(urls=0.1)
+    with pytest.raises(ValueError):
+        metrics.DEFAULT_CLARITY.url = 0.0
+
+
+def test_pause_seconds_is_configurable():
+    text = "It's fine. Really. Okay."
+    assert estimate_seconds(text, pause_seconds=0.0) < estimate_seconds(text) < estimate_seconds(text, pause_seconds=1.0)
+    assert speaking_seconds(text, "estimate", 150.0, 0.0) == estimate_seconds(text, pause_seconds=0.0)

@@ -110,7 +110,7 @@ def test_atomic_write_failure_keeps_old_file_and_cleans_up(tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(VoicetuneError, match=r"turns\.jsonl: cannot write \(disk full\)"):  # a user error naming the path
         atomic_write_text(out, "half a fi")
     assert out.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["turns.jsonl"]

@@ -12,7 +12,7 @@ from voicetune.data import builtin_turns
 from voicetune.errors import VoicetuneError
 from voicetune.models.generate import SamplingConfig, TransformersBackend, generate_turns
 from voicetune.models.loading import resolve_model
-from voicetune.records import load_records, write_records
+from voicetune.records import PreferencePair, load_records, write_records
 from voicetune.train import load_config, preference_pairs, train
 
 torch = pytest.importorskip("torch")
@@ -38,8 +38,8 @@ def test_recipe_runs_end_to_end_and_the_model_loads(tmp_path, tiny_model):
     assert (tmp_path / "config.yaml").is_file()
     candidates = load_records(tmp_path / "train" / "round1" / "candidates.jsonl")
     assert len(candidates) == 6 and all(c.scores and "voice_score" in c.scores for c in candidates)
-    pairs = [json.loads(line) for line in (tmp_path / "train" / "round1" / "dpo_pairs.jsonl").read_text().splitlines()]
-    assert pairs and all(p["chosen_score"] - p["rejected_score"] > 0 for p in pairs)
+    pairs = load_records(tmp_path / "train" / "round1" / "dpo_pairs.jsonl", PreferencePair)
+    assert pairs and all(p.chosen_score - p.rejected_score > 0 for p in pairs)
     metrics = [json.loads(line) for line in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert {m["stage"] for m in metrics} == {"sft", "dpo"}
     # the trained model is a plain Hugging Face directory that generate loads
@@ -69,26 +69,30 @@ def test_generation_resumes_from_partial_rows(tmp_path, tiny_model):
     turns = builtin_turns("test")[:4]
     output = tmp_path / "out.jsonl"
     partial = tmp_path / "out.jsonl.partial"
-    partial.write_text(json.dumps({"id": turns[0].id, "response": "kept from the first run"}) + "\n" + '{"id": "cut sho')
+    from voicetune.models.generate import _prompt_key
+
+    kept = {"id": turns[0].id, "prompt": _prompt_key(turns[0], None), "response": "kept from the first run"}
+    changed = {"id": turns[1].id, "prompt": "made-from-an-older-prompt", "response": "stale"}
+    partial.write_text(json.dumps(kept) + "\n" + json.dumps(changed) + "\n" + '{"id": "cut sho')
     backend = TransformersBackend(tiny_model, batch_size=2)
     result = generate_turns(backend, turns, output, None, SamplingConfig(max_new_tokens=6), progress=False)
     assert [t.id for t in result] == [t.id for t in turns]
-    assert result[0].response == "kept from the first run"
+    assert result[0].response == "kept from the first run" and result[1].response != "stale"
     assert not partial.exists() and len(load_records(output)) == 4
 
 
 def test_preference_pairs_keep_only_margins_above_the_threshold():
     from voicetune.quality import score_response
+    from voicetune.records import Candidate
 
     turn = builtin_turns("train")[0]
-    good = turn.model_copy(update={"id": f"{turn.id}#c0", "response": turn.reference})
-    bad = turn.model_copy(update={"id": f"{turn.id}#c1", "response": "**Note:** " + (turn.draft or "")})
+    good = Candidate.model_validate({**turn.model_dump(), "id": "k0", "turn_id": turn.id, "candidate_index": 0, "response": turn.reference})
+    bad = Candidate.model_validate({**turn.model_dump(), "id": "k1", "turn_id": turn.id, "candidate_index": 1, "response": "**Note:** " + (turn.draft or "")})
     for candidate in (good, bad):
-        result = score_response(candidate, candidate.response)
-        candidate.scores = result.scores
+        candidate.scores = score_response(candidate, candidate.response).scores
     pairs = preference_pairs([turn], [good, bad], margin=0.05)
-    assert len(pairs) == 1 and pairs[0]["rejected"] == bad.response
-    assert pairs[0]["chosen_score"] > pairs[0]["rejected_score"]
+    assert len(pairs) == 1 and pairs[0].rejected == bad.response and pairs[0].rejected_index == 1
+    assert pairs[0].turn_id == turn.id and pairs[0].chosen_score > pairs[0].rejected_score
     assert preference_pairs([turn], [good, bad], margin=0.99) == []
 
 
@@ -143,3 +147,72 @@ def test_generation_reuses_a_finished_output(tmp_path, tiny_model):
     result = generate_turns(backend, turns, output, None, SamplingConfig(max_new_tokens=4), progress=False)
     assert [t.response for t in result[:2]] == ["earlier 0", "earlier 1"]  # kept, not regenerated
     assert result[2].response is not None and len(load_records(output)) == 3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Provenance: a re-run redoes exactly the steps whose inputs changed
+
+
+def _steps_run(tmp_path, config) -> list[str]:
+    return train(config, tmp_path, log=lambda _: None)["steps_run"]
+
+
+_ALL_STEPS = ["targets", "sft", "round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]
+
+#: (the change, the steps it must rerun): the re-run matrix the README quotes.
+RERUN_MATRIX = [
+    ({}, []),
+    ({"dpo": {"margin": 0.0, "batch_size": 2, "beta": 0.2}}, ["round1_dpo", "model"]),
+    ({"dpo": {"margin": 0.99, "batch_size": 2}}, ["round1_pairs", "model"]),  # no pair left: the SFT model is final
+    ({"reward": {"words_per_minute": 100.0}}, ["round1_score", "round1_pairs", "round1_dpo", "model"]),
+    ({"sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 12, "batch_size": 6, "temperature": 0.9}},
+     ["round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]),
+    ({"sft": {"max_examples": 6, "epochs": 2, "batch_size": 3}}, ["sft", "round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]),
+    ({"sft": {"max_examples": 5, "epochs": 1, "batch_size": 3}}, _ALL_STEPS),
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_model):
+    """One finished run of the tiny recipe; each re-run test works on a copy of it."""
+    folder = tmp_path_factory.mktemp("base-run")
+    assert _steps_run(folder, tiny_config(tiny_model)) == _ALL_STEPS
+    return folder
+
+
+@pytest.mark.parametrize("change, expected", RERUN_MATRIX, ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
+def test_a_changed_field_reruns_exactly_the_steps_that_depend_on_it(tmp_path, tiny_model, trained_run, change, expected):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    messages: list[str] = []
+    summary = train(tiny_config(tiny_model, **change), run, log=messages.append)
+    assert summary["steps_run"] == expected
+    redone = [m for m in messages if "redoing" in m]
+    assert len(redone) == len(expected), messages
+    assert all("changed:" in m for m in redone)
+    if expected:  # the superseded outputs are kept aside, not deleted
+        assert list(run.rglob(".superseded/*/*"))
+
+
+def test_a_changed_data_file_redoes_the_targets_and_everything_after(tmp_path, tiny_model):
+    data = tmp_path / "data.jsonl"
+    write_records(data, builtin_turns("train")[:8])
+    run = tmp_path / "run"
+    assert _steps_run(run, tiny_config(tiny_model, data=str(data))) == _ALL_STEPS
+    write_records(data, builtin_turns("train")[1:9])
+    assert _steps_run(run, tiny_config(tiny_model, data=str(data))) == _ALL_STEPS
+
+
+def test_record_ids_with_separators_flow_through_training(tmp_path, tiny_model):
+    turns = builtin_turns("train")[:6]
+    odd = ["support#case-17", "a/b c", "x#c1", "ünïcödé 名前", "x", "x#c1#c0"]
+    data = tmp_path / "odd.jsonl"
+    write_records(data, [t.model_copy(update={"id": name}) for t, name in zip(turns, odd)])
+    summary = train(tiny_config(tiny_model, data=str(data)), tmp_path / "run", log=lambda _: None)
+    assert summary["steps_run"][-1] == "model"
+    from voicetune.records import Candidate
+
+    candidates = load_records(tmp_path / "run" / "train" / "round1" / "candidates.jsonl", Candidate)
+    assert {c.turn_id for c in candidates} <= set(odd) and len({c.id for c in candidates}) == len(candidates)

@@ -34,11 +34,12 @@ def main_options(
 
 
 def _load(path: Path, skip_invalid: bool, model=None) -> list:
-    """Read records (turns by default); with ``--skip-invalid``, say how many lines were skipped and why."""
+    """Read records (turns by default, whose ids must be unique); with ``--skip-invalid``, say how many lines
+    were skipped and why."""
     from voicetune.records import Turn, load_records
 
     skipped: list[str] = []
-    records = load_records(path, model or Turn, skip_invalid=skip_invalid, skipped=skipped)
+    records = load_records(path, model or Turn, skip_invalid=skip_invalid, skipped=skipped, unique_ids=model in (None, Turn))
     _report_skipped(skipped)
     return records
 
@@ -65,9 +66,12 @@ def data_import(
     Example: voicetune data import --format tau-bench ../shared/data/tau-bench/gpt-4o-airline.json --out turns.jsonl
     """
     from voicetune.data import import_transcripts
-    from voicetune.records import write_records
+    from voicetune.records import refuse_overwriting_input, write_records
 
+    refuse_overwriting_input(output, source)
     turns = import_transcripts(source, format, domain)
+    if not turns:  # an empty output would be an error for the next command: say so now
+        raise VoicetuneError(f"{source}: no agent text message to import as a turn (tool calls and tool results are never spoken)")
     write_records(output, turns)
     conversations = len({t.meta.get("conversation_id") for t in turns})
     console.print(f"wrote {len(turns)} turns from {conversations} conversations to {output}")
@@ -86,8 +90,11 @@ def data_split(
     Example: voicetune data split turns.jsonl --out data/
     """
     from voicetune.data import split_records
-    from voicetune.records import write_records
+    from voicetune.data.split import SPLITS
+    from voicetune.records import refuse_overwriting_input, write_records
 
+    for name in SPLITS:
+        refuse_overwriting_input(output / f"{name}.jsonl", source)
     try:
         shares = [float(x) for x in ratios.split(",")]
     except ValueError:
@@ -123,21 +130,40 @@ def score(
     input: Path = typer.Option(..., "--input", "-i", help="Turn records (JSONL)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the scored records."),
     field: str = typer.Option("response", help="Which text to score: response, reference or draft."),
-    tts: str = typer.Option("estimate", help="Speaking time from a words-per-minute estimate, or real espeak-ng audio."),
+    tts: Optional[str] = typer.Option(None, help="Speaking time from a words-per-minute estimate, or real espeak-ng audio (default: the scorer config's, estimate)."),
+    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config (weights, gate, penalties; see configs/scorer.yaml)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
 ) -> None:
     """Score spoken responses on non-repetition, conciseness, clarity, humanness and faithfulness.
 
     Example: voicetune score --input turns.jsonl --output scored.jsonl --field draft
     """
-    from voicetune.quality import ScorerConfig, score_records
-    from voicetune.records import write_records
+    from voicetune.quality import load_scorer_config, score_records
+    from voicetune.records import Turn, iter_numbered_records, refuse_overwriting_input, write_records
     from voicetune.summary import print_scores
 
-    if tts not in ("estimate", "espeak"):
+    if tts not in (None, "estimate", "espeak"):
         raise VoicetuneError(f"--tts must be estimate or espeak, not '{tts}'")
-    records = _load(input, skip_invalid)
-    scored = score_records(records, field=field, config=ScorerConfig(tts=tts), progress=True)
+    scorer = load_scorer_config(scorer_config)
+    if tts:
+        scorer = scorer.model_copy(update={"tts": tts})
+    if field not in ("response", "reference", "draft"):
+        raise VoicetuneError(f"--field must be response, reference or draft, not '{field}'")
+    refuse_overwriting_input(output, input)
+    skipped: list[str] = []
+    records = []
+    for line, record in iter_numbered_records(input, Turn, skip_invalid=skip_invalid, skipped=skipped, unique_ids=True):
+        if getattr(record, field) is None:  # nothing to score: a bad line like any other
+            reason = f"{input}:{line}: missing field '{field}' to score (record '{record.id}'; choose another --field)"
+            if not skip_invalid:
+                raise VoicetuneError(reason)
+            skipped.append(reason)
+            continue
+        records.append(record)
+    if not records:  # every line skipped: nothing to score or write
+        raise VoicetuneError(f"{input}: no record to score, all {len(skipped)} lines are invalid (the first: {skipped[0]})")
+    _report_skipped(skipped)
+    scored = score_records(records, field=field, config=scorer, progress=True)
     write_records(output, scored)
     print_scores(scored, field, out)
     console.print(f"wrote {len(scored)} scored records to {output}")
@@ -147,23 +173,32 @@ def score(
 def judge(
     pairs: Path = typer.Option(..., "--pairs", "-p", help="Pair records (JSONL)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the judged pairs."),
-    judge_name: str = typer.Option("rubric", "--judge", help="The judge: rubric (the embedded default)."),
+    judge_kind: str = typer.Option("rubric", "--judge", help="rubric (deterministic, from the scorer) or llm (an OpenAI-compatible judge)."),
+    judge_endpoint: list[str] = typer.Option([], "--judge-endpoint", help="The LLM judge's OpenAI-compatible URL (one, or one per --judge-model)."),
+    judge_model: list[str] = typer.Option([], "--judge-model", help="The LLM judge's model name; repeat for a panel (majority vote)."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="The environment variable holding the judge endpoint's API key."),
+    concurrency: int = typer.Option(4, min=1, help="Parallel requests to the judge endpoint."),
+    timeout: float = typer.Option(120.0, min=0.001, help="Seconds one judge request may take in all (then retried with backoff)."),
+    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric judge."),
+    both_orders: bool = typer.Option(False, "--both-orders", help="Judge each pair in both orders; a verdict that flips with the order is a tie."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
 ) -> None:
     """Judge pairs of responses: a winner and a verdict per quality. Labelled pairs also get agreement.
 
     Example: voicetune judge --pairs pairs.jsonl --judge rubric --output judged.jsonl
     """
+    from voicetune.evaluate import judge_both_orders
     from voicetune.judge import judge_pairs, label_agreement
-    from voicetune.records import Pair, write_records
+    from voicetune.records import Pair, refuse_overwriting_input, write_records
 
-    if judge_name != "rubric":
-        raise VoicetuneError(f"unknown judge '{judge_name}': this version has 'rubric'")
+    refuse_overwriting_input(output, pairs)
+    judge = _make_judge(judge_kind, judge_endpoint, judge_model, output.with_name(output.name + ".judge_cache.sqlite"), api_key_env, concurrency, timeout, scorer_config)
     records = _load(pairs, skip_invalid, Pair)
-    judged = judge_pairs(records)
+    judged = judge_both_orders(judge, records, progress=True) if both_orders else judge_pairs(records, judge, progress=True)
     write_records(output, judged)
     wins = {v: sum(1 for p in judged if p.winner == v) for v in ("a", "b", "tie")}
-    out.print(f"verdicts: a {wins['a']}, b {wins['b']}, tie {wins['tie']}")
+    errors = sum(p.winner is None for p in judged)
+    out.print(f"verdicts: a {wins['a']}, b {wins['b']}, tie {wins['tie']}" + (f", errors {errors}" if errors else ""))
     agreement = label_agreement(judged)
     if agreement["n"]:
         out.print(f"agreement with labels: {agreement['agree']}/{agreement['n']} = {agreement['accuracy']:.1%} ({agreement['ties']} ties)")
@@ -177,9 +212,9 @@ def generate(
     model: str = typer.Option("smollm2-135m", help="smollm2-135m, a .gguf file, a model directory (e.g. runs/X/model) or a Hugging Face id."),
     system_prompt: Optional[Path] = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one)."),
     seed: int = typer.Option(0, help="Sampling seed."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature (0 for greedy)."),
-    max_new_tokens: int = typer.Option(96, help="Longest response, in tokens."),
-    batch_size: int = typer.Option(16, help="Prompts per batch (transformers backend)."),
+    temperature: float = typer.Option(0.7, min=0, help="Sampling temperature (0 for greedy)."),
+    max_new_tokens: int = typer.Option(96, min=1, help="Longest response, in tokens."),
+    batch_size: int = typer.Option(16, min=1, help="Prompts per batch (transformers backend)."),
     endpoint: Optional[str] = typer.Option(None, help="An OpenAI-compatible server (vLLM, llama.cpp, hosted) instead of local transformers."),
     api_model: Optional[str] = typer.Option(None, help="The model name the --endpoint expects."),
 ) -> None:
@@ -205,13 +240,19 @@ def train_command(
     data: Optional[str] = typer.Option(None, help="Override the config's data: 'builtin' or a turns JSONL with references."),
     teacher: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint that writes the spoken targets."),
     teacher_model: Optional[str] = typer.Option(None, help="The teacher's model name."),
+    help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """Post-train: SFT on spoken targets, then sample, score and DPO on best vs worst.
 
     Example: voicetune train --out runs/tuned   (then: voicetune generate --model runs/tuned/model ...)
     """
-    from voicetune.train import load_config, train
+    from voicetune.train import TrainConfig, load_config, train
 
+    if help_config:
+        from voicetune.settings import config_help_text
+
+        print(config_help_text(TrainConfig, "voicetune train --config FILE: every field (YAML; nested sections as mappings)"), end="")
+        return
     overrides = {"model": model, "data": data}
     if teacher:
         overrides.update({"targets": "teacher", "teacher_endpoint": teacher, "teacher_model": teacher_model})
@@ -222,32 +263,56 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    system: list[str] = typer.Option(..., "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt), draft, draft+pipecat, reference or endpoint:URL#MODEL."),
-    data: str = typer.Option("builtin:test", "--data", "-d", help="Turn records (JSONL), or builtin:SPLIT for the built-in data."),
-    judge_kind: str = typer.Option("rubric", "--judge", help="rubric (deterministic, from the scorer) or llm (an OpenAI-compatible judge)."),
+    system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt), draft, draft+pipecat, reference or endpoint:URL#MODEL."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML evaluation config (see --help-config); flags given here win."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Turn records (JSONL), or builtin:SPLIT for the built-in data (default builtin:test)."),
+    judge_kind: Optional[str] = typer.Option(None, "--judge", help="rubric (deterministic, from the scorer; the default) or llm (an OpenAI-compatible judge)."),
     judge_endpoint: list[str] = typer.Option([], "--judge-endpoint", help="The LLM judge's OpenAI-compatible URL (one, or one per --judge-model)."),
     judge_model: list[str] = typer.Option([], "--judge-model", help="The LLM judge's model name; repeat for a panel (majority vote)."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", help="The environment variable holding the judge endpoint's API key."),
+    api_key_env: Optional[str] = typer.Option(None, help="The environment variable holding the judge endpoint's API key (default OPENAI_API_KEY)."),
     pair: list[str] = typer.Option([], "--pair", help="A:B comparisons to judge (default: the first system against each other)."),
     output: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="The run directory (cached responses and verdicts are reused)."),
-    seed: list[int] = typer.Option([0], "--seed", help="Sampling seed, the same for every system; repeat for several (each context judged once per seed)."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N turns."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature of model systems."),
-    concurrency: int = typer.Option(4, help="Parallel requests to the judge endpoint."),
-    timeout: float = typer.Option(120.0, help="Seconds before a judge request counts as failed (then retried with backoff)."),
+    seed: list[int] = typer.Option([], "--seed", help="Sampling seed, the same for every system; repeat for several (default 0)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N turns."),
+    temperature: Optional[float] = typer.Option(None, min=0, help="Sampling temperature of model systems (default 0.7)."),
+    concurrency: Optional[int] = typer.Option(None, min=1, help="Parallel requests to the judge endpoint (default 4)."),
+    timeout: Optional[float] = typer.Option(None, min=0.001, help="Seconds one judge request may take in all (default 120; then retried with backoff)."),
+    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric judge and the statistics (e.g. a training run's reward)."),
+    help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """Compare systems pairwise on the same contexts: both orders, per criterion, with confidence intervals.
 
     Example: voicetune eval --system tuned=runs/train/model --system base=smollm2-135m --system draft+pipecat --data builtin:test --out runs/eval
     """
     from voicetune.evaluate import evaluate, parse_system
+    from voicetune.evaluate.config import EvalConfig
     from voicetune.evaluate.run import parse_comparison
+    from voicetune.quality import load_scorer_config
+    from voicetune.settings import config_help_text, load_yaml_config
 
-    systems = [parse_system(text) for text in system]
-    turns = _eval_turns(data, limit)
-    comparisons = [parse_comparison(text, [s.name for s in systems]) for text in pair] or None
-    judge = _make_judge(judge_kind, judge_endpoint, judge_model, output / "judge_cache.sqlite", api_key_env, concurrency, timeout)
-    summary = evaluate(systems, turns, judge, output, comparisons, seed=seed, data_name=data, temperature=temperature,
+    if help_config:
+        print(config_help_text(EvalConfig, "voicetune eval --config FILE: every field (YAML; flags override)"), end="")
+        return
+    settings = load_yaml_config(EvalConfig, config)
+    judge_flags = {"kind": judge_kind, "endpoints": judge_endpoint or None, "models": judge_model or None, "api_key_env": api_key_env,
+                   "concurrency": concurrency, "timeout": timeout}
+    updates = {"systems": system or None, "data": data, "pairs": pair or None, "seeds": seed or None, "limit": limit, "temperature": temperature,
+               "judge": settings.judge.model_copy(update={k: v for k, v in judge_flags.items() if v is not None}),
+               "scorer": load_scorer_config(scorer_config) if scorer_config else None}
+    settings = EvalConfig.model_validate({**settings.model_dump(), **{k: v for k, v in updates.items() if v is not None}})
+    if not settings.systems:
+        raise VoicetuneError("give the systems to compare: --system NAME=SPEC (at least two), or 'systems:' in --config")
+    systems = [parse_system(text) for text in settings.systems]
+    turns = _eval_turns(settings.data, settings.limit)
+    comparisons = [parse_comparison(text, [s.name for s in systems]) for text in settings.pairs] or None
+    from voicetune.judge import make_judge
+    from voicetune.records import atomic_write_text
+    from voicetune.settings import dump_yaml
+
+    judge = make_judge(settings.judge, output / "judge_cache.sqlite", settings.scorer)
+    atomic_write_text(output / "eval.yaml", dump_yaml(settings))
+    summary = evaluate(systems, turns, judge, output, comparisons, seed=settings.seeds, data_name=settings.data, temperature=settings.temperature,
+                       max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size, scorer=settings.scorer,
                        log=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True))
     print((output / "summary.md").read_text(encoding="utf-8"))
     console.print(f"wrote {output / 'summary.json'}, {output / 'summary.md'} and {output / 'pairs.jsonl'} ({sum(c['n'] + c['errors'] for c in summary['comparisons'])} pairs)", soft_wrap=True)
@@ -266,23 +331,18 @@ def _eval_turns(data: str, limit: Optional[int]) -> list:
     return turns[:limit] if limit else turns
 
 
-def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: Path, api_key_env: str, concurrency: int, timeout: float):
-    from voicetune.judge.llm import JudgeCache, LLMJudge, PanelJudge, RubricJudge
+def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: Path, api_key_env: str, concurrency: int, timeout: float, scorer_config: Optional[Path] = None):
+    """The judge the flags describe (see :mod:`voicetune.judge.registry`)."""
+    from voicetune.judge import JudgeOptions, make_judge
+    from voicetune.quality import load_scorer_config
+    from voicetune.settings import validation_message
+    from pydantic import ValidationError
 
-    if kind == "rubric":
-        return RubricJudge()
-    if kind != "llm":
-        raise VoicetuneError(f"--judge '{kind}': expected rubric or llm")
-    if not endpoints or not models:
-        raise VoicetuneError("--judge llm needs --judge-endpoint URL and --judge-model NAME")
-    if len(endpoints) not in (1, len(models)):
-        raise VoicetuneError("give one --judge-endpoint, or one per --judge-model")
-    cache = JudgeCache(cache_path)
-    judges = [
-        LLMJudge(endpoints[i if len(endpoints) > 1 else 0], name, cache, concurrency=concurrency, timeout=timeout, api_key_env=api_key_env)
-        for i, name in enumerate(models)
-    ]
-    return judges[0] if len(judges) == 1 else PanelJudge(judges)
+    try:
+        options = JudgeOptions(kind=kind, endpoints=endpoints, models=models, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout)
+    except ValidationError as error:
+        raise VoicetuneError(validation_message(error, "--judge", "")) from None
+    return make_judge(options, cache_path if kind != "rubric" else None, load_scorer_config(scorer_config))
 
 
 @app.command()
@@ -306,17 +366,57 @@ def demo(
     out.print(f"run directory: {output} (summary.json)")
 
 
-def main() -> None:
-    """Entry point: user errors are one line on stderr with exit code 2, never a traceback (usage errors are
-    reported by typer, also with exit code 2)."""
+def main(args: Optional[list[str]] = None) -> None:
+    """Entry point: a user error (a bad file, line, field, flag or URL, an unknown option, a missing or invalid
+    value, a path that cannot be written) is one line on stderr starting ``error: ``, exit code 2, never a
+    traceback; ``--help`` and ``--version`` exit 0; an interrupt exits 130."""
+    import errno
+
+    try:  # typer >= 0.2x vendors click; older versions use click itself: catch whichever is in use
+        from typer._click import exceptions as click_exceptions
+    except ImportError:
+        from click import exceptions as click_exceptions
+
+    def fail(message: str, code: int = 2) -> None:
+        message = str(VoicetuneError(str(message).strip()))  # line breaks escaped: one line, never wrapped
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(code)
+
+    args = list(sys.argv[1:] if args is None else args)
+    path_flags = {"--out", "-o", "--output", "--input", "-i", "--pairs", "-p", "--config", "-c", "--system-prompt"}
+    for index, arg in enumerate(args):  # "" would become the current folder (Path("")): refuse it by name
+        if arg.startswith("--") and arg.endswith("=") and len(arg) > 3:
+            flag = arg[:-1]  # --out=
+        elif arg == "":
+            flag = args[index - 1] if index and args[index - 1].startswith("-") else None
+        else:
+            continue
+        if flag is None:
+            fail(f"argument {index + 1} is empty: empty path")  # the positional arguments are files
+        fail(f"{flag}: empty path" if flag in path_flags else f"{flag}: empty value")
     try:
-        app()
+        result = app(args=args, prog_name="voicetune", standalone_mode=False)
     except VoicetuneError as error:
-        print(f"error: {error}", file=sys.stderr)  # one line, never wrapped
+        fail(str(error))
+    except getattr(click_exceptions, "NoArgsIsHelpError", ()) as error:  # "voicetune" or "voicetune data" alone: the help
+        if error.format_message().strip():  # (typer has printed it already)
+            print(error.format_message(), file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("interrupted")
+    except click_exceptions.UsageError as error:
+        path = error.ctx.command_path if error.ctx is not None else "voicetune"
+        fail(f"{error.format_message()} (see '{path} --help')")
+    except click_exceptions.ClickException as error:
+        fail(error.format_message(), getattr(error, "exit_code", 2) or 2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as error:  # last resort: a path that cannot be read or written, never a traceback
+        if error.errno == errno.EPIPE:
+            sys.exit(1)
+        if not error.filename:
+            raise
+        fail(f"{error.filename}: {error.strerror or error}")
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

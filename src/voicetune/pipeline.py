@@ -6,13 +6,12 @@ figures.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from voicetune.data import builtin_pairs, builtin_turns, split_records
-from voicetune.judge import judge_pairs, label_agreement
+from voicetune.judge import RubricJudge, judge_pairs, label_agreement
 from voicetune.quality import ScorerConfig, score_records
-from voicetune.records import atomic_write_text, write_records
+from voicetune.records import atomic_write_text, dumps, write_records
 from voicetune.summary import mean_scores
 
 
@@ -37,7 +36,7 @@ def run_demo(out: str | Path, config: ScorerConfig | None = None) -> dict:
     references = score_records(turns, field="reference", config=config)
     write_records(out / "score" / "draft.jsonl", drafts)
     write_records(out / "score" / "reference.jsonl", references)
-    judged = judge_pairs(builtin_pairs(), config)
+    judged = judge_pairs(builtin_pairs(), RubricJudge(config))
     write_records(out / "judge" / "labelled_pairs.jsonl", judged)
     summary = {
         "turns": len(turns),
@@ -47,5 +46,5 @@ def run_demo(out: str | Path, config: ScorerConfig | None = None) -> dict:
         "reference_beats_draft": reference_win_rate(drafts, references),
         "rubric_judge_vs_labels": label_agreement(judged),
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "summary.json", dumps(summary, indent=2) + "\n")
     return summary

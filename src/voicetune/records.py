@@ -8,8 +8,10 @@ atomic (write a temporary file, then rename) so that a killed run never leaves h
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import re
+import secrets
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, TypeVar
 
@@ -64,6 +66,7 @@ class Turn(_Context):
 
     response: str | None = None
     scores: dict[str, float] | None = None
+    findings: list[dict] | None = None  # typed findings as plain dicts (voicetune.quality.findings.Finding)
     reasons: list[str] | None = None
 
 
@@ -77,6 +80,31 @@ class Pair(_Context):
     winner: Verdict | None = None
     criteria: dict[str, Verdict] | None = None
     rationale: str | None = None
+
+
+class Candidate(Turn):
+    """A response sampled for a training context: the context (as a Turn, ``response`` filled), which turn it
+    answers (``turn_id``) and which of its samples it is (``candidate_index``). ``id`` is a unique key for
+    resumable generation and is never parsed."""
+
+    turn_id: str
+    candidate_index: int = Field(ge=0)
+
+
+class PreferencePair(BaseModel):
+    """One DPO example: a prompt (chat messages), the chosen and the rejected response, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    turn_id: str
+    prompt: list[dict[str, str]]
+    chosen: str
+    rejected: str
+    chosen_source: Literal["target", "candidate"]
+    chosen_index: int | None = None
+    rejected_index: int
+    chosen_score: float
+    rejected_score: float
+    margin: float
 
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
@@ -108,10 +136,78 @@ def read_text_file(path: Path, expected: str) -> str:
         raise VoicetuneError(f"{path}: not UTF-8 text (byte {error.start}), expected {expected}") from None
 
 
-def iter_records(
-    path: str | Path, model: type[RecordT] = Turn, skip_invalid: bool = False, skipped: list[str] | None = None
-) -> Iterator[RecordT]:
-    """Yield the records of a JSONL file, validated.
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` for each line of a JSON Lines text.
+
+    Lines end at ``"\\n"`` only (a trailing ``"\\r"`` is dropped): JSON strings may hold U+2028, U+2029 and
+    U+0085 raw, which :meth:`str.splitlines` would wrongly treat as line ends.
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
+        yield number, line[:-1] if line.endswith("\r") else line
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (write null for a missing number)")
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that refuses the bare ``NaN``, ``Infinity`` and ``-Infinity`` strict JSON forbids."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+# A JSON escape of a UTF-16 surrogate: the only way a parsed JSON string can hold text that is not Unicode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(value: str) -> str:
+    """``value`` with any lone surrogate written as a ``\\udXXX`` escape, safe to print or write."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def invalid_text_field(data: Any, source: str | None = None) -> str | None:
+    """The dotted path (``history.0.text``) of the first string or key in parsed JSON that is not valid
+    Unicode text (a lone surrogate such as ``"\\ud800"``), else ``None``. ``source`` (the JSON text) lets it
+    skip the walk when the text has no surrogate escape at all."""
+    if source is not None and not _SURROGATE_ESCAPE.search(source):
+        return None
+
+    def walk(value: Any, where: str) -> str | None:
+        if isinstance(value, str):
+            return None if _is_text(value) else where or "(record)"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                inner = f"{where}.{printable(str(key))}" if where else printable(str(key))
+                if isinstance(key, str) and not _is_text(key):
+                    return inner
+                found = walk(item, inner)
+                if found:
+                    return found
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                found = walk(item, f"{where}.{index}" if where else str(index))
+                if found:
+                    return found
+        return None
+
+    return walk(data, "")
+
+
+def iter_numbered_records(
+    path: str | Path,
+    model: type[RecordT] = Turn,
+    skip_invalid: bool = False,
+    skipped: list[str] | None = None,
+    unique_ids: bool = False,
+) -> Iterator[tuple[int, RecordT]]:
+    """Yield ``(line number, record)`` for the records of a JSONL file, validated.
 
     Args:
         path: the JSONL file.
@@ -119,65 +215,225 @@ def iter_records(
         skip_invalid: go on past a bad line instead of raising; each skipped line's reason is appended to
             ``skipped`` (so nothing is dropped silently).
         skipped: collects ``"FILE:LINE: reason"`` for every skipped line.
+        unique_ids: a record whose ``id`` an earlier line already has is an error ("id 'x' on line 7 is
+            already on line 3"), so that no stage pairs one turn's context with another's response.
 
     Raises:
-        VoicetuneError: a missing, empty or binary file, or (unless ``skip_invalid``) a malformed line or a
-            missing or mistyped field, naming the file, line and field.
+        VoicetuneError: a missing, empty or binary file, or (unless ``skip_invalid``) a malformed line (bare
+            ``NaN``/``Infinity`` included), text that is not valid Unicode, a missing or mistyped field or a
+            repeated id, naming the file, line and field.
     """
     path = Path(path)
     text = read_text_file(path, "JSON Lines (one JSON record per line)")
-    for number, line in enumerate(text.splitlines(), start=1):
+    first_line: dict[str, int] = {}
+    for number, line in jsonl_lines(text):
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = parse_json(line)
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         except ValueError as error:
             reason = f"{path}:{number}: malformed JSON ({error})"
-            if not skip_invalid:
-                raise VoicetuneError(reason) from None
-            if skipped is not None:
-                skipped.append(reason)
-            continue
-        try:
-            yield model.model_validate(data)
-        except ValidationError as error:
-            reason = f"{path}:{number}: {_describe(error)}"
-            if not skip_invalid:
-                raise VoicetuneError(reason) from None
-            if skipped is not None:
-                skipped.append(reason)
+        else:
+            field = invalid_text_field(data, line)
+            if field is not None:
+                reason = f"{path}:{number}: field '{field}': not valid Unicode text (a lone surrogate escape such as \\ud800)"
+            else:
+                try:
+                    record = model.model_validate(data)
+                except ValidationError as error:
+                    reason = f"{path}:{number}: {_describe(error)}"
+                else:
+                    record_id = getattr(record, "id", None)
+                    earlier = first_line.setdefault(record_id, number) if unique_ids and isinstance(record_id, str) else number
+                    if earlier == number:
+                        yield number, record
+                        continue
+                    reason = f"{path}:{number}: id {printable(repr(record_id))} on line {number} is already on line {earlier}"
+        if not skip_invalid:
+            raise VoicetuneError(reason)
+        if skipped is not None:
+            skipped.append(reason)
+
+
+def iter_records(
+    path: str | Path,
+    model: type[RecordT] = Turn,
+    skip_invalid: bool = False,
+    skipped: list[str] | None = None,
+    unique_ids: bool = False,
+) -> Iterator[RecordT]:
+    """Yield the records of a JSONL file, validated (see :func:`iter_numbered_records`)."""
+    for _, record in iter_numbered_records(path, model, skip_invalid=skip_invalid, skipped=skipped, unique_ids=unique_ids):
+        yield record
 
 
 def load_records(
-    path: str | Path, model: type[RecordT] = Turn, skip_invalid: bool = False, skipped: list[str] | None = None
+    path: str | Path,
+    model: type[RecordT] = Turn,
+    skip_invalid: bool = False,
+    skipped: list[str] | None = None,
+    unique_ids: bool = False,
 ) -> list[RecordT]:
-    """Read every record of a JSONL file (see :func:`iter_records`)."""
-    return list(iter_records(path, model, skip_invalid=skip_invalid, skipped=skipped))
+    """Read every record of a JSONL file (see :func:`iter_numbered_records`); ``unique_ids=True`` makes a
+    repeated ``id`` an error naming both lines."""
+    return list(iter_records(path, model, skip_invalid=skip_invalid, skipped=skipped, unique_ids=unique_ids))
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: equal once resolved (through symlinks), or the same inode."""
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+        return os.path.samefile(a, b)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def refuse_overwriting_input(output: str | Path, *inputs: str | Path) -> None:
+    """Raise when ``output`` is one of ``inputs``: writing it would replace the input it is made from."""
+    for source in inputs:
+        if same_file(output, source):
+            raise VoicetuneError(f"{output}: is the input file {source}, which writing would overwrite; choose another output path")
+
+
+def _write_error(path: Path, error: OSError) -> VoicetuneError:
+    reason = error.strerror or str(error) or type(error).__name__
+    if isinstance(error, (FileExistsError, NotADirectoryError)):  # a file where a folder is needed: name it
+        blocking = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            reason = f"{blocking} is a file, not a folder"
+    return VoicetuneError(f"{path}: cannot write ({reason})")
+
+
+def ensure_dir(path: str | Path, for_file: str | Path | None = None) -> Path:
+    """Create an output folder (and its parents); a failure is a :class:`VoicetuneError` naming the path
+    (``for_file``, the file to be written there, when given)."""
+    if isinstance(path, str) and not path.strip():
+        raise VoicetuneError("cannot create a folder at an empty path")
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _write_error(Path(for_file) if for_file is not None else path, error) from None
+    return path
+
+
+# Temporary files of atomic writes: ".NAME.PID.RANDOM.tmp", so a killed writer's leftovers can be told apart.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a process id we can ask about: keep its file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process (EPERM), or a platform that cannot tell
+    return True
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Delete temporary files of earlier writes of ``path`` whose writer (by the pid in the name) is gone."""
+    try:
+        names = [entry.name for entry in os.scandir(path.parent) if entry.name.startswith(f".{path.name}.") and entry.name.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        match = _TEMPORARY.fullmatch(name)
+        if match and match["name"] == path.name and int(match["pid"]) != os.getpid() and not _process_alive(int(match["pid"])):
+            try:
+                (path.parent / name).unlink()
+            except OSError:
+                pass
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file.
+
+    The temporary file is ``.NAME.PID.RANDOM.tmp`` beside the target; leftovers of a killed earlier write of
+    the same target (their pid no longer running) are removed. A new file gets the usual ``0o666 & ~umask``
+    mode; a replaced file keeps its mode.
+
+    Raises:
+        VoicetuneError: an empty path, a directory, a folder that cannot be created (a file in the way), a
+            location that cannot be written (permissions, disk full), or text that is not valid Unicode; the
+            message names the path and the reason.
+    """
+    if isinstance(path, str) and not path.strip():
+        raise VoicetuneError("cannot write to an empty path")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise VoicetuneError(f"{path}: is a directory, expected a file to write")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise VoicetuneError(f"{path}: cannot write: the text is not valid Unicode (a lone surrogate at character {error.start})") from None
+    ensure_dir(path.parent, for_file=path)
+    _remove_leftovers(path)
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as error:
+        raise _write_error(path, error) from None
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        try:
+            os.chmod(temporary, os.stat(path).st_mode & 0o7777)  # replacing a file: keep its mode
+        except OSError:
+            pass
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+    except BaseException as error:
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise _write_error(path, error) from None
         raise
     return path
 
 
+# Line separators JSON allows raw inside strings but line-based readers split on: always written escaped.
+_RAW_LINE_BREAKS = re.compile("[\u0085\u2028\u2029]")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def dumps(obj: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
+    """The one JSON writer of the package: strict JSON any parser reads, on one line (unless ``indent``).
+
+    Non-ASCII text is kept as it is, except U+2028, U+2029 and U+0085, which are escaped so that no
+    line-based reader splits a record; a non-finite float (NaN, an infinity: a statistic with no value) is
+    written as ``null``, never as the bare ``NaN``/``Infinity`` strict JSON rejects.
+    """
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=indent, sort_keys=sort_keys)
+    except ValueError:  # a NaN or an infinity somewhere
+        text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False, indent=indent, sort_keys=sort_keys)
+    if not text.isascii():
+        text = _RAW_LINE_BREAKS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return text
+
+
 def write_records(path: str | Path, records: Iterable[BaseModel | dict]) -> Path:
-    """Write records as JSONL, atomically; fields left at ``None`` are omitted."""
+    """Write records as JSONL (see :func:`dumps`), atomically; fields left at ``None`` are omitted."""
     lines = []
     for record in records:
         data = record.model_dump(exclude_none=True) if isinstance(record, BaseModel) else record
-        lines.append(json.dumps(data, ensure_ascii=False))
+        lines.append(dumps(data))
     return atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))

@@ -25,6 +25,18 @@ class Event:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def unique_conversation_id(candidate: str, seen: set[str]) -> str:
+    """``candidate``, or when an earlier conversation of the same file already has it, the first of
+    ``candidate-2``, ``candidate-3``, … still free; the result is added to ``seen``. Deterministic: the
+    file's first conversation keeps the id, later ones get the suffixes in file order."""
+    chosen, copy = candidate, 1
+    while chosen in seen:
+        copy += 1
+        chosen = f"{candidate}-{copy}"
+    seen.add(chosen)
+    return chosen
+
+
 def turns_from_events(
     conversation_id: str, events: Iterable[Event], domain: str = "general", meta: dict[str, Any] | None = None
 ) -> list[Turn]:

@@ -11,17 +11,17 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Callable, Sequence
 
 from voicetune.errors import VoicetuneError
+from voicetune.quality import ScorerConfig
 from voicetune.evaluate.compare import judge_both_orders, position_bias
 from voicetune.evaluate.report import markdown_summary
-from voicetune.evaluate.stats import win_statistics
+from voicetune.evaluate.stats import bootstrap_interval, win_statistics
 from voicetune.evaluate.systems import DETERMINISTIC, System, system_responses
-from voicetune.records import Pair, Turn, atomic_write_text, write_records
+from voicetune.records import Pair, Turn, atomic_write_text, dumps, write_records
 
 Log = Callable[[str], None]
 
@@ -100,24 +100,69 @@ def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: s
     return pairs
 
 
-def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[dict[str, str]]) -> dict:
+def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[dict[str, str]], scorer: ScorerConfig | None = None) -> dict:
     """Mean voice_score, faithfulness, speaking time (seconds) and words of one system's responses (over
-    every seed when given one ``turn.id -> text`` mapping per seed)."""
-    from voicetune.quality import score_response
+    every seed when given one ``turn.id -> text`` mapping per seed), and the share of responses with an
+    invented fact (a typed finding of the scorer: a number or amount the context does not contain)."""
+    from voicetune.quality import has_finding, score_response
+    from voicetune.quality.findings import INVENTED
     from voicetune.quality.speech import estimate_seconds
     from voicetune.quality.text import words
 
     per_seed = [answers] if isinstance(answers, dict) else list(answers)
-    scored = [(score_response(t, one[t.id]), one[t.id]) for one in per_seed for t in turns if t.id in one]
+    scored = [(score_response(t, one[t.id], scorer), one[t.id]) for one in per_seed for t in turns if t.id in one]
     if not scored:
         return {"responses": 0}
     return {
         "responses": len(scored),
         "voice_score": round(statistics.mean(s.voice_score for s, _ in scored), 4),
         "faithfulness": round(statistics.mean(s.scores["faithfulness"] for s, _ in scored), 4),
+        "invented_fact_rate": round(statistics.mean(has_finding(s.findings, INVENTED) for s, _ in scored), 4),
         "speaking_seconds": round(statistics.mean(estimate_seconds(text) for _, text in scored), 2),
         "words": round(statistics.mean(len(words(text)) for _, text in scored), 1),
     }
+
+
+def score_difference(turns: Sequence[Turn], answers_a: Sequence[dict[str, str]], answers_b: Sequence[dict[str, str]],
+                     scorer: ScorerConfig | None = None, seed: int = 0) -> dict:
+    """The paired voice_score difference ``a - b`` per context (each side averaged over its seeds), its mean
+    and a 95% bootstrap interval over contexts, and the share of contexts where ``a`` scores higher."""
+    from voicetune.quality import score_response
+
+    def per_context(answers: Sequence[dict[str, str]]) -> dict[str, float]:
+        means = {}
+        for turn in turns:
+            values = [score_response(turn, one[turn.id], scorer).voice_score for one in answers if turn.id in one]
+            if values:
+                means[turn.id] = statistics.mean(values)
+        return means
+
+    a, b = per_context(answers_a), per_context(answers_b)
+    shared = [i for i in a if i in b]
+    differences = [a[i] - b[i] for i in shared]
+    if not differences:
+        return {"n": 0}
+    low, high = bootstrap_interval(differences, seed=seed)
+    return {
+        "n": len(differences), "mean": round(statistics.mean(differences), 4), "ci": [round(low, 4), round(high, 4)],
+        "a_better_share": round(sum(d > 0 for d in differences) / len(differences), 4),
+    }
+
+
+def _manifest(out: Path, turns: Sequence[Turn], scorer: ScorerConfig | None) -> dict:
+    """What the figures were made from: the package version, the data, the scorer config, and each response
+    file's fingerprint digest (its system's weights hash or endpoint, seed and sampling)."""
+    import json as _json
+
+    from voicetune.provenance import hash_records, package_version
+
+    responses = {}
+    for record in sorted((out / "responses").glob("*.fingerprint.json")):
+        try:
+            responses[record.name.removesuffix(".fingerprint.json")] = _json.loads(record.read_text(encoding="utf-8")).get("digest")
+        except (OSError, ValueError):
+            continue
+    return {"version": package_version(), "data": hash_records(turns), "scorer": (scorer or ScorerConfig()).fingerprint(), "responses": responses}
 
 
 def evaluate(
@@ -133,6 +178,7 @@ def evaluate(
     batch_size: int = 16,
     progress: bool = True,
     log: Log = print,
+    scorer: ScorerConfig | None = None,
 ) -> dict:
     """Run the evaluation into ``out`` and return its summary (also written as JSON and Markdown).
 
@@ -151,11 +197,17 @@ def evaluate(
         raise VoicetuneError("an evaluation needs at least two --system")
     if not turns:
         raise VoicetuneError(f"{data_name or 'the data'}: no turns to evaluate")
+    seen: dict[str, int] = {}
+    for index, turn in enumerate(turns):
+        if turn.id in seen:  # one turn's context would be paired with another's responses
+            raise VoicetuneError(f"{data_name or 'the data'}: turns {seen[turn.id] + 1} and {index + 1} share the id '{turn.id}'")
+        seen[turn.id] = index
     comparisons = list(comparisons or default_comparisons(systems))
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "eval.json", json.dumps({
+    atomic_write_text(out / "eval.json", dumps({
         "systems": {s.name: s.spec for s in systems}, "data": data_name, "turns": len(turns), "judge": judge.name,
         "comparisons": comparisons, "seeds": seeds, "temperature": temperature, "max_new_tokens": max_new_tokens,
+        "scorer": (scorer or ScorerConfig()).model_dump(),
     }, indent=2) + "\n")
 
     backends = _Backends(batch_size)
@@ -167,7 +219,7 @@ def evaluate(
         for number in seeds[:1] if system.name in fixed else seeds:
             responses[system.name][number] = system_responses(
                 system, turns, out / "responses", number, backends, max_new_tokens=max_new_tokens, temperature=temperature,
-                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}",
+                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}", log=log,
             )
         for number in seeds[1:] if system.name in fixed else ():
             responses[system.name][number] = responses[system.name][seeds[0]]
@@ -189,20 +241,24 @@ def evaluate(
     for a, b in comparisons:
         subset = [p for p in judged if p.system_a == a and p.system_b == b]
         compared = {p.meta["context_id"] for p in subset}
-        on_contexts = {name: system_statistics([t for t in turns if t.id in compared], _per_seed(responses[name], fixed, name)) for name in (a, b)}
+        on_contexts = {name: system_statistics([t for t in turns if t.id in compared], _per_seed(responses[name], fixed, name), scorer) for name in (a, b)}
         results.append({
             "system_a": a, "system_b": b, "judge": judge.name, **win_statistics(subset, seed=seeds[0]),
             "speaking_seconds": {name: stats.get("speaking_seconds") for name, stats in on_contexts.items()},
             "faithfulness": {name: stats.get("faithfulness") for name, stats in on_contexts.items()},
+            "invented_fact_rate": {name: stats.get("invented_fact_rate") for name, stats in on_contexts.items()},
+            "voice_score_difference": score_difference(
+                [t for t in turns if t.id in compared], _per_seed(responses[a], fixed, a), _per_seed(responses[b], fixed, b), scorer, seeds[0]),
         })
     summary = {
         "data": data_name,
         "turns": len(turns),
         "seeds": seeds,
         "comparisons": results,
-        "systems": {s.name: {"spec": s.spec, **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name))} for s in systems},
+        "systems": {s.name: {"spec": s.spec, **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name), scorer)} for s in systems},
         "judge": {"name": judge.name, **position_bias(judged), "errors": sum(p.winner is None for p in judged)},
+        "manifest": _manifest(out, turns, scorer),
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "summary.json", dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "summary.md", markdown_summary(summary))
     return summary

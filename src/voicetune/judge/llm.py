@@ -1,6 +1,6 @@
 """Judges for evaluation: the rubric, an LLM over any OpenAI-compatible endpoint, and a panel of judges.
 
-Every judge has ``name`` and ``judge_many(pairs) -> list[Judgement]``: a verdict per criterion and overall
+Every judge (see :mod:`voicetune.judge.registry` for the protocol and the rubric) has ``name`` and ``judge_many(pairs) -> list[Judgement]``: a verdict per criterion and overall
 for the responses *in the order shown* (``a`` is the first). Running both orders and reconciling them is the
 evaluation's job (:mod:`voicetune.evaluate.compare`), so that every judge gets the same position-bias check.
 
@@ -38,21 +38,6 @@ class Judgement:
     criteria: dict[str, Verdict] = field(default_factory=dict)
     rationale: str | None = None
     error: str | None = None
-
-
-class RubricJudge:
-    """The deterministic rubric judge (:mod:`voicetune.judge.rubric`): the voice scorer on each response."""
-
-    name = "rubric"
-
-    def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
-        from voicetune.judge.rubric import judge_pair
-
-        results = []
-        for pair in pairs:
-            judged = judge_pair(pair)
-            results.append(Judgement(judged.winner, {**(judged.criteria or {}), "overall": judged.winner}, judged.rationale))
-        return results
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from voicetune.quality.config import DEFAULT_CONFIG
 from voicetune.quality.scorer import ScorerConfig, score_response
 from voicetune.records import QUALITIES, Pair, Verdict
 
-#: Score differences smaller than this are ties: the metrics are not that precise.
-TIE_MARGIN = 0.02
+#: Score differences smaller than this are ties: the metrics are not that precise. An alias of the default
+#: ``ScorerConfig.tie_margin``, kept for backwards compatibility.
+TIE_MARGIN = DEFAULT_CONFIG.tie_margin
 
 
 def compare(score_a: float, score_b: float, margin: float = TIE_MARGIN) -> Verdict:
@@ -23,8 +25,13 @@ def compare(score_a: float, score_b: float, margin: float = TIE_MARGIN) -> Verdi
     return "tie"
 
 
-def judge_pair(pair: Pair, config: ScorerConfig | None = None, margin: float = TIE_MARGIN) -> Pair:
-    """Return ``pair`` with ``winner``, per-quality ``criteria`` and a ``rationale`` made of the findings."""
+def judge_pair(pair: Pair, config: ScorerConfig | None = None, margin: float | None = None) -> Pair:
+    """Return ``pair`` with ``winner``, per-quality ``criteria`` and a ``rationale`` made of the findings.
+
+    Differences up to ``margin`` (default: the config's ``tie_margin``) are ties.
+    """
+    config = config or DEFAULT_CONFIG
+    margin = config.tie_margin if margin is None else margin
     a = score_response(pair, pair.response_a, config)
     b = score_response(pair, pair.response_b, config)
     criteria = {name: compare(a.scores[name], b.scores[name], margin) for name in QUALITIES}

@@ -7,8 +7,10 @@ appended to ``OUT.partial`` as they complete, and a re-run skips the ids already
 from __future__ import annotations
 
 import json
+import math
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Callable, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.models.prompts import build_messages
-from voicetune.records import Turn, atomic_write_text, iter_records
+from voicetune.records import Turn, atomic_write_text, dumps, ensure_dir, jsonl_lines, load_records, printable, refuse_overwriting_input
 
 
 @dataclass
@@ -79,12 +81,31 @@ class TransformersBackend:
 
 class HTTPBackend:
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, llama.cpp server, hosted models), with
-    concurrent requests, retries with exponential backoff and a timeout. The API key comes from the
-    ``OPENAI_API_KEY`` environment variable (or ``api_key_env``)."""
+    concurrent requests, retries with exponential backoff and a timeout: each try has ``timeout`` seconds from
+    sending the request to the last byte of the reply, however slowly the server sends it (connecting and each
+    read of the reply's headers are bounded by ``timeout`` too).
+    The API key comes from the ``OPENAI_API_KEY`` environment variable (or ``api_key_env``).
+
+    Raises:
+        VoicetuneError: at construction, an endpoint that is not an ``http(s)://host`` URL, a timeout that is
+            not a positive number of seconds, or a concurrency below 1.
+    """
 
     def __init__(self, endpoint: str, model: str, concurrency: int = 8, timeout: float = 60.0, retries: int = 4, api_key_env: str = "OPENAI_API_KEY"):
         import os
 
+        try:
+            parts = urllib.parse.urlsplit(endpoint.strip())
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        except ValueError:  # a port that is not a number, a malformed IPv6 address
+            valid = False
+        if not valid:
+            raise VoicetuneError(f"{printable(endpoint)!r}: not an endpoint URL; expected http://HOST[:PORT][/v1] or https://...")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+            raise VoicetuneError(f"{endpoint}: the timeout must be a positive number of seconds, got {timeout!r}")
+        if concurrency < 1:
+            raise VoicetuneError(f"{endpoint}: the concurrency must be at least 1, got {concurrency!r}")
+        endpoint = endpoint.strip()
         self.url = endpoint.rstrip("/")
         if not self.url.endswith("/chat/completions"):
             self.url += "/chat/completions" if self.url.endswith("/v1") else "/v1/chat/completions"
@@ -106,13 +127,12 @@ class HTTPBackend:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
+        request = urllib.request.Request(self.url, data=dumps(body).encode(), headers=headers, method="POST")
         delay = 1.0
         for attempt in range(self.retries + 1):
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                    data = json.loads(reply.read())
-                return (data["choices"][0]["message"].get("content") or "").strip()
+                data = json.loads(self._post(request))
+                return self._content(data)
             except urllib.error.HTTPError as error:
                 if error.code in (401, 403):
                     raise VoicetuneError(f"{self.url}: the endpoint rejected the API key (HTTP {error.code})") from None
@@ -122,11 +142,56 @@ class HTTPBackend:
                 if attempt == self.retries:
                     reason = getattr(error, "reason", error)
                     raise VoicetuneError(f"{self.url}: unreachable or too slow ({reason})") from None
-            except (KeyError, IndexError, ValueError) as error:
-                raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply ({error})") from None
+            except ValueError as error:
+                raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply (not JSON: {error})") from None
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
+
+    def _post(self, request: urllib.request.Request) -> bytes:
+        """The reply body, read against one deadline for the whole request: each socket read may take only
+        the time left, so a server that trickles bytes cannot hold a request past ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+            sock = getattr(getattr(getattr(reply, "fp", None), "raw", None), "_sock", None)
+            chunks = []
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no complete reply within {self.timeout:g} s")
+                if sock is not None:
+                    sock.settimeout(left)
+                try:
+                    chunk = reply.read1(65536)
+                except TimeoutError:  # the read used up the time left
+                    raise TimeoutError(f"no complete reply within {self.timeout:g} s") from None
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+
+    def _content(self, data) -> str:
+        """The text of a chat completion reply; anything else is one error naming the URL."""
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            if not isinstance(data, dict):
+                found = f"a JSON {type(data).__name__}"
+            elif "choices" not in data:
+                found = "no 'choices'"
+            else:
+                found = f"'choices' is {json.dumps(choices)[:40] if not isinstance(choices, list) or not choices else 'a list of ' + type(choices[0]).__name__}"
+            raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply ({found}, expected a list of choices)")
+        message = choices[0].get("message")
+        if not isinstance(message, dict):
+            raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply (choices[0].message is {type(message).__name__})")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply (choices[0].message.content is {type(content).__name__}, expected a string)")
+        content = (content or "").strip()
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError:
+            raise VoicetuneError(f"{self.url}: the reply's text is not valid Unicode (a lone surrogate escape such as \\ud800)") from None
+        return content
 
     def generate(
         self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None
@@ -207,43 +272,68 @@ def generate_file(
     """
     sampling = sampling or SamplingConfig()
     output_path = Path(output_path)
-    turns = list(iter_records(input_path))
+    refuse_overwriting_input(output_path, input_path)
+    turns = load_records(input_path, unique_ids=True)  # a repeated id would pair one turn with another's response
     return generate_turns(backend, turns, output_path, style_prompt, sampling, progress)
 
 
+def _prompt_key(turn: Turn | dict, style_prompt: str | None) -> str | None:
+    """A hash of the chat messages a turn is answered from (None for a row that is not a turn)."""
+    from pydantic import ValidationError
+
+    from voicetune.provenance import digest
+
+    if isinstance(turn, dict):
+        try:
+            turn = Turn.model_validate({k: v for k, v in turn.items() if k != "response"})
+        except ValidationError:
+            return None
+    return digest(build_messages(turn, style_prompt))
+
+
 def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prompt: str | None, sampling: SamplingConfig, progress: bool = True) -> list[Turn]:
+    if str(output_path) in ("", ".") or output_path.is_dir():
+        raise VoicetuneError(f"{output_path}: is a directory, expected a file to write")
     partial = output_path.with_name(output_path.name + ".partial")
+    # A row is reused only when it was made from the same prompt: a turn whose history, draft or facts
+    # changed under the same id is generated again.
+    wanted = {t.id: _prompt_key(t, style_prompt) for t in turns}
     done: dict[str, str] = {}
     if output_path.exists() and not partial.exists():  # a finished earlier run: reuse the rows it has
-        for line in output_path.read_text(encoding="utf-8").splitlines():
+        for _, line in jsonl_lines(output_path.read_text(encoding="utf-8")):
             try:
                 row = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(row, dict) and row.get("id") and row.get("response") is not None:
+            if isinstance(row, dict) and row.get("id") in wanted and row.get("response") is not None and _prompt_key(row, style_prompt) == wanted[row["id"]]:
                 done[row["id"]] = row["response"]
     if partial.exists():
-        for line in partial.read_text(encoding="utf-8").splitlines():
+        for _, line in jsonl_lines(partial.read_text(encoding="utf-8")):
             try:
                 row = json.loads(line)
-                done[row["id"]] = row["response"]
-            except (ValueError, KeyError):
+                if row.get("prompt") == wanted.get(row["id"]):  # made from this turn's prompt, not an older one
+                    done[row["id"]] = row["response"]
+            except (ValueError, KeyError, AttributeError, TypeError):
                 continue  # a line cut short by a kill: generate it again
     todo = [t for t in turns if t.id not in done]
     if todo:
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("a", encoding="utf-8") as sink, _progress(len(todo), progress) as advance:
+        ensure_dir(partial.parent, for_file=output_path)
+        try:
+            sink_file = partial.open("a", encoding="utf-8")
+        except OSError as error:
+            raise VoicetuneError(f"{partial}: cannot write ({error.strerror or error})") from None
+        with sink_file as sink, _progress(len(todo), progress) as advance:
 
             def save(indexes: list[int], texts: list[str]) -> None:
                 for index, text in zip(indexes, texts):
-                    sink.write(json.dumps({"id": todo[index].id, "response": text}, ensure_ascii=False) + "\n")
+                    sink.write(dumps({"id": todo[index].id, "prompt": wanted[todo[index].id], "response": text}) + "\n")
                     done[todo[index].id] = text
                 sink.flush()
                 advance(len(indexes))
 
             backend.generate([build_messages(t, style_prompt) for t in todo], sampling, on_batch=save)
     result = [t.model_copy(update={"response": done[t.id]}) for t in turns]
-    atomic_write_text(output_path, "".join(json.dumps(t.model_dump(exclude_none=True), ensure_ascii=False) + "\n" for t in result))
+    atomic_write_text(output_path, "".join(dumps(t.model_dump(exclude_none=True)) + "\n" for t in result))
     partial.unlink(missing_ok=True)
     return result
 

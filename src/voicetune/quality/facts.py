@@ -51,8 +51,13 @@ _STOPWORDS = frozenset(
     "a an the of to in on at for and or but is are was were be been it its this that these those your you i we "
     "my our with by from as will would can could please".split()
 )
-#: How many items of an enumeration a listener can take in; later items' facts are optional.
+#: How many items of an enumeration a listener can take in; later items' facts are optional (the default of
+#: ``ScorerConfig.facts.spoken_list_limit``).
 SPOKEN_LIST_LIMIT = 3
+#: Single counts up to this are not must-convey facts (the default of ``ScorerConfig.facts.trivial_count``).
+TRIVIAL_COUNT = 1
+#: Numbers up to this (not money) are never "invented" (``ScorerConfig.faithfulness.small_count_limit``).
+SMALL_COUNT_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -157,11 +162,12 @@ def _fact_windows(draft: str) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=16384)
-def extract_facts(draft: str) -> tuple[Fact, ...]:
+def extract_facts(draft: str, spoken_list_limit: int = SPOKEN_LIST_LIMIT, trivial_count: int = TRIVIAL_COUNT) -> tuple[Fact, ...]:
     """Find the must-convey facts in a draft: money, phone numbers, emails, times, dates, codes, numbers, names.
 
-    List markers ("1.", "2.") are not facts; internal ids and URLs never are. Facts in enumeration items past
-    :data:`SPOKEN_LIST_LIMIT` are returned with ``required=False``.
+    List markers ("1.", "2.") are not facts; internal ids and URLs never are, nor single counts up to
+    ``trivial_count``. Facts in enumeration items past ``spoken_list_limit`` are returned with
+    ``required=False``.
     """
     line_starts, line_items = _list_items(draft)
     found: list[tuple[int, Fact]] = []
@@ -171,13 +177,13 @@ def extract_facts(draft: str) -> tuple[Fact, ...]:
         if kind in _NEVER_FACTS:
             continue
         text = match.group(0).strip().rstrip(".")
-        if kind == "number" and _is_trivial_number(text):
+        if kind == "number" and _is_trivial_number(text, trivial_count):
             continue
         key = (kind, compact(text))
         if key not in seen:
             seen.add(key)
             item = line_items[bisect_right(line_starts, match.start()) - 1]
-            found.append((match.start(), Fact(text, kind, required=item <= SPOKEN_LIST_LIMIT)))
+            found.append((match.start(), Fact(text, kind, required=item <= spoken_list_limit)))
     for match in NAME.finditer(draft):
         name = match.group(1) or match.group(2)
         if name.lower() not in _NOT_NAMES and ("name", name.lower()) not in seen:
@@ -186,9 +192,9 @@ def extract_facts(draft: str) -> tuple[Fact, ...]:
     return tuple(fact for _, fact in sorted(found, key=lambda pair: pair[0]))
 
 
-def _is_trivial_number(text: str) -> bool:
-    """Single small counts ("1 passenger", "2 bags") are worth saying but not worth gating a response on."""
-    return text.isdigit() and int(text) <= 1
+def _is_trivial_number(text: str, limit: int = TRIVIAL_COUNT) -> bool:
+    """Single small counts ("1 passenger") are worth saying but not worth gating a response on."""
+    return text.isdigit() and int(text) <= limit
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -503,10 +509,10 @@ def _canonical(token: str) -> str:
 _MONEY_CONTEXT = re.compile(r"(?:\$\s?|\b)(\d+(?:\.\d+)?)(?=\s*(?:dollars?|bucks|usd)\b)|\$\s?(\d+(?:\.\d+)?)", re.I)
 
 
-def invented_numbers(response: str, context_texts: tuple[str, ...]) -> list[str]:
+def invented_numbers(response: str, context_texts: tuple[str, ...], small_count_limit: int = SMALL_COUNT_LIMIT) -> list[str]:
     """Numbers the response states that appear nowhere in its context (history, draft, tool results).
 
-    Small counts (ten or less) are left alone unless they are money, and two adjacent numbers that together
+    Small counts (``small_count_limit`` or less) are left alone unless they are money, and two adjacent numbers that together
     make a context number ("one twenty-one" for 121, "555 201" of a phone number) are accepted.
     """
     view = spoken_view(response)
@@ -532,7 +538,7 @@ def invented_numbers(response: str, context_texts: tuple[str, ...]) -> list[str]
         if any(is_known(_canonical(n)) for n in neighbours if "." not in n):
             continue
         is_money = value in money
-        if not is_money and "." not in value and int(value) <= 10:
+        if not is_money and "." not in value and int(value) <= small_count_limit:
             continue
         invented.append(("$" if is_money else "") + value)
     return invented

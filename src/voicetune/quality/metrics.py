@@ -1,5 +1,10 @@
 """The five voice qualities, one pure function each. Every function returns a score in [0, 1] (1 is best)
-and the findings a listener would report, so that a score can always be explained."""
+and the findings a listener would report (typed :class:`~voicetune.quality.findings.Finding` objects, each
+with what it cost), so that a score can always be explained.
+
+Every weight, threshold and limit comes from the function's penalties section (``quality/config.py``), passed
+as an argument whose default is the section of the default :class:`~voicetune.quality.config.ScorerConfig`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,14 @@ from functools import lru_cache
 from typing import Sequence
 
 from voicetune.quality import phrases
+from voicetune.quality.config import (
+    ClarityPenalties,
+    ConcisenessPenalties,
+    FaithfulnessPenalties,
+    HumannessPenalties,
+    NonRepetitionPenalties,
+    ScorerConfig,
+)
 from voicetune.quality.facts import (
     INTERNAL_ID,
     URL,
@@ -18,7 +31,17 @@ from voicetune.quality.facts import (
     invented_numbers,
     spoken_view,
 )
+from voicetune.quality.findings import Finding, render
 from voicetune.quality.text import sentences, words
+
+_DEFAULTS = ScorerConfig()
+DEFAULT_NON_REPETITION: NonRepetitionPenalties = _DEFAULTS.non_repetition
+DEFAULT_CONCISENESS: ConcisenessPenalties = _DEFAULTS.conciseness
+DEFAULT_CLARITY: ClarityPenalties = _DEFAULTS.clarity
+DEFAULT_HUMANNESS: HumannessPenalties = _DEFAULTS.humanness
+DEFAULT_FAITHFULNESS: FaithfulnessPenalties = _DEFAULTS.faithfulness
+#: How many examples a finding lists ("uses written abbreviations (appt, approx, hrs)"): display only.
+_EXAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -26,11 +49,16 @@ class QualityResult:
     """One quality's score and the findings behind it."""
 
     score: float
-    reasons: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The findings as sentences (see :func:`voicetune.quality.findings.render`)."""
+        return tuple(render(finding) for finding in self.findings)
 
 
-def _result(penalty: float, reasons: list[str]) -> QualityResult:
-    return QualityResult(round(max(0.0, min(1.0, 1.0 - penalty)), 4), tuple(reasons))
+def _result(penalty: float, findings: list[Finding]) -> QualityResult:
+    return QualityResult(round(max(0.0, min(1.0, 1.0 - penalty)), 4), tuple(findings))
 
 
 _STOP = frozenset(
@@ -45,10 +73,13 @@ _CLAUSE_SPLIT = re.compile(r"[.!?;,]+(?=\s|$)|\n|\s(?:and|but|so)\s")
 
 
 @lru_cache(maxsize=16384)
-def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]], list[int]]:
-    """The word sets of the sentences of ``text`` (4+ words), the content-word sets of its clauses (3+), and
-    every sentence's length in words, from one tokenisation: clauses end at punctuation and at "and", "but",
-    "so"; sentences at . ! ? and line breaks."""
+def _segments(
+    text: str, min_sentence_words: int, min_clause_words: int
+) -> tuple[list[frozenset[str]], list[frozenset[str]], list[int]]:
+    """The word sets of the sentences of ``text`` (``min_sentence_words``+ words), the content-word sets of
+    its clauses (``min_clause_words``+), and every sentence's length in words, from one tokenisation: clauses
+    end at punctuation and at "and", "but", "so"; sentences at . ! ? and line breaks. (Called positionally,
+    with the same thresholds from every metric, so that one cache entry serves them all.)"""
     lowered = text.lower().replace("’", "'")
     sentence_lengths: list[int] = []
     sentence_sets: list[frozenset[str]] = []
@@ -56,14 +87,16 @@ def _segments(text: str) -> tuple[list[frozenset[str]], list[frozenset[str]], li
         tokens = _WORD_TOKEN.findall(sentence)
         if tokens:
             sentence_lengths.append(len(tokens))
-            if len(tokens) >= 4:
+            if len(tokens) >= min_sentence_words:
                 sentence_sets.append(frozenset(tokens))
     clause_sets = []
     for clause in _CLAUSE_SPLIT.split(lowered):
         content = frozenset(t for t in set(_WORD_TOKEN.findall(clause)).difference(_STOP) if len(t) > 2)
-        if len(content) >= 3:
+        if len(content) >= min_clause_words:
             clause_sets.append(content)
     return sentence_sets, clause_sets, sentence_lengths
+_MIN_SENTENCE_WORDS = DEFAULT_NON_REPETITION.min_sentence_words
+_MIN_CLAUSE_WORDS = DEFAULT_NON_REPETITION.min_clause_words
 _ALREADY_SAID = re.compile(r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previously|already) (?:mentioned|stated|noted)\b|\bonce again\b", re.I)
 
 
@@ -98,17 +131,21 @@ def _jaccard_at_least(a: frozenset[str], b: frozenset[str], threshold: float) ->
     return shared >= threshold * (small + large - shared)
 
 
-def _overlapping_clauses(clauses: list[frozenset[str]]) -> bool:
-    """Whether two clauses share three quarters of the content words of the shorter one."""
+def _overlapping_clauses(clauses: list[frozenset[str]], overlap: float) -> bool:
+    """Whether two clauses share ``overlap`` (three quarters by default) of the content words of the shorter."""
     for i, clause in enumerate(clauses):
         for other in clauses[:i]:
-            if len(clause & other) >= 0.75 * min(len(clause), len(other)):
+            if len(clause & other) >= overlap * min(len(clause), len(other)):
                 return True
     return False
 
 
 def non_repetition(
-    response: str, earlier_agent_turns: Sequence[str] = (), last_user_text: str = "", repeated_facts: Sequence[Fact] = ()
+    response: str,
+    earlier_agent_turns: Sequence[str] = (),
+    last_user_text: str = "",
+    repeated_facts: Sequence[Fact] = (),
+    penalties: NonRepetitionPenalties = DEFAULT_NON_REPETITION,
 ) -> QualityResult:
     """Whether the response says each thing once and only what is new.
 
@@ -116,75 +153,88 @@ def non_repetition(
     agent's previous turns (unless the caller asked for a repeat), the caller's own words echoed back, and
     codes or amounts already said last turn that this turn does not need (``repeated_facts``).
     """
-    reasons: list[str] = []
+    p = penalties
+    findings: list[Finding] = []
     penalty = 0.0
-    sentence_sets, clause_sets, _ = _segments(response)
+    sentence_sets, clause_sets, _ = _segments(response, p.min_sentence_words, p.min_clause_words)
     for i, sentence in enumerate(sentence_sets):
-        if any(_jaccard_at_least(sentence, other, 0.7) for other in sentence_sets[:i]):
-            penalty += 0.35
-            reasons.append("says the same thing twice (a sentence again)")
+        if any(_jaccard_at_least(sentence, other, p.sentence_similarity) for other in sentence_sets[:i]):
+            penalty += p.repeated_sentence
+            findings.append(Finding(kind="repeated_sentence", quality="non_repetition", penalty=p.repeated_sentence))
             break
-    if not reasons and len(clause_sets) > 1:
-        if _overlapping_clauses(clause_sets):
-            penalty += 0.3
-            reasons.append("says the same thing twice in other words")
-    if ("said" in response or "mentioned" in response or "again" in response) and _ALREADY_SAID.search(response):
-        penalty += 0.15
-        reasons.append("announces it is repeating itself ('like I said')")
+    if not findings and len(clause_sets) > 1:
+        if _overlapping_clauses(clause_sets, p.clause_overlap):
+            penalty += p.reworded_repeat
+            findings.append(Finding(kind="reworded_repeat", quality="non_repetition", penalty=p.reworded_repeat))
+    if ("said" in response or "mentioned" in response or "again" in response) and (said := _ALREADY_SAID.search(response)):
+        penalty += p.announced_repeat
+        findings.append(Finding(kind="announced_repeat", quality="non_repetition", text=said.group(0), penalty=p.announced_repeat))
     tokens = words(response)
     grams = _ngrams(tokens, 4)
     if grams:
         repeated = len(grams) - len(set(grams))
-        if repeated >= 2:
-            penalty += min(0.3, 1.5 * repeated / len(grams))
-            reasons.append(f"repeats {repeated} four-word runs within the response")
+        if repeated >= p.repeated_runs_min:
+            cost = min(p.repeated_runs_cap, p.repeated_runs_rate * repeated / len(grams))
+            penalty += cost
+            findings.append(Finding(kind="repeated_runs", quality="non_repetition", values={"count": repeated}, penalty=cost))
     asked_again = _asks_for_repeat(last_user_text)
     if not asked_again and grams:
-        earlier = frozenset().union(*(_four_grams(text) for text in earlier_agent_turns[-2:]))
+        recent = earlier_agent_turns[max(0, len(earlier_agent_turns) - p.last_turns):] if p.last_turns else ()
+        earlier = frozenset().union(*(_four_grams(text) for text in recent))
         if earlier:
             overlap = sum(map(earlier.__contains__, grams)) / len(grams)
-            if overlap >= 0.25:
-                penalty += min(0.5, overlap)
-                reasons.append(f"repeats what it said last turn ({overlap:.0%} of it)")
+            if overlap >= p.last_turn_overlap:
+                cost = min(p.last_turn_cap, overlap)
+                penalty += cost
+                findings.append(Finding(kind="repeats_last_turn", quality="non_repetition", values={"share": overlap}, penalty=cost))
         user_grams = _four_grams(last_user_text)
         if user_grams:
             echoed = sum(map(user_grams.__contains__, grams))
-            if echoed >= 3 and echoed / max(1, len(user_grams)) >= 0.3:
-                penalty += 0.25
-                reasons.append("echoes the caller's words back")
+            if echoed >= p.echo_min_runs and echoed / max(1, len(user_grams)) >= p.echo_share:
+                penalty += p.echo
+                findings.append(Finding(kind="echoes_caller", quality="non_repetition", values={"runs": echoed}, penalty=p.echo))
     if not asked_again:
         for fact in repeated_facts:
-            penalty += 0.15
-            reasons.append(f"repeats the {_KIND_NAMES.get(fact.kind, fact.kind)} {fact.text} said last turn")
-    return _result(penalty, reasons)
+            penalty += p.repeated_fact
+            findings.append(
+                Finding(kind="repeated_fact", quality="non_repetition", text=fact.text, values={"fact_kind": fact.kind}, penalty=p.repeated_fact)
+            )
+    return _result(penalty, findings)
 
 
-def conciseness(response: str, seconds: float, facts_conveyed: int) -> QualityResult:
+def conciseness(
+    response: str, seconds: float, facts_conveyed: int, penalties: ConcisenessPenalties = DEFAULT_CONCISENESS
+) -> QualityResult:
     """Whether the speaking time is earned by the content conveyed, with no filler or boilerplate.
 
     A turn gets a budget of six seconds plus two and a half per fact it conveys; time past the budget costs
-    in proportion. Each filler phrase ("I'd be happy to help", "Is there anything else...") costs too.
+    in proportion. Each filler phrase ("I'd be happy to help", "Is there anything else...") costs too. (The
+    numbers here and below are the defaults of ``penalties``.)
     """
-    reasons: list[str] = []
+    p = penalties
+    findings: list[Finding] = []
     penalty = 0.0
-    budget = 6.0 + 2.5 * facts_conveyed
+    budget = p.base_seconds + p.seconds_per_fact * facts_conveyed
     if seconds > budget:
-        penalty += 1.0 - (budget / seconds) ** 0.8
-        reasons.append(f"takes {seconds:.0f} s to say {facts_conveyed} fact{'s' * (facts_conveyed != 1)} (budget {budget:.0f} s)")
-    for finding in phrases.FILLER.findings(response):
-        penalty += 0.12
-        reasons.append(finding)
-    return _result(penalty, reasons)
+        cost = 1.0 - (budget / seconds) ** p.overtime_exponent
+        penalty += cost
+        findings.append(
+            Finding(kind="over_budget", quality="conciseness", values={"seconds": seconds, "facts": facts_conveyed, "budget": budget}, penalty=cost)
+        )
+    for description, said in phrases.FILLER.matches(response):
+        penalty += p.filler
+        findings.append(Finding(kind="filler", quality="conciseness", text=said, values={"description": description}, penalty=p.filler))
+    return _result(penalty, findings)
 
 
-_MARKDOWN = (  # (pattern, finding, characters one of which it needs: a cheap test before the regex)
-    (re.compile(r"\*\*|__|(?<!\w)\*(?=\w)"), "reads markdown emphasis (** or *) aloud", "*_"),
-    (re.compile(r"(?m)^\s*#{1,6}\s"), "reads a markdown header aloud", "#"),
-    (re.compile(r"`"), "reads code formatting aloud", "`"),
-    (re.compile(r"(?m)^\s*\|.*\|\s*$"), "reads a table aloud", "|"),
+_MARKDOWN = (  # (pattern, finding kind, characters one of which it needs: a cheap test before the regex)
+    (re.compile(r"\*\*|__|(?<!\w)\*(?=\w)"), "markdown_emphasis", "*_"),
+    (re.compile(r"(?m)^\s*#{1,6}\s"), "markdown_header", "#"),
+    (re.compile(r"`"), "code_formatting", "`"),
+    (re.compile(r"(?m)^\s*\|.*\|\s*$"), "markdown_table", "|"),
 )
 _LIST_LINE = re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+")
-_MARKDOWN += ((_LIST_LINE, "reads list bullets aloud", "\n-*•0123456789"),)
+_MARKDOWN += ((_LIST_LINE, "list_bullets", "\n-*•0123456789"),)
 _SCREEN_NUMBER = re.compile(
     r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}:\d{2}:\d{2}\b|\b0\d:\d{2}\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\(\d{3}\)\s?\d{3}-\d{4}|\b\d{7,}\b"
 )
@@ -219,58 +269,70 @@ def _inline_items(sentence: str) -> int:
     return len(segments) + (1 if joined_last and len(segments) > 1 else 0)
 
 
-def clarity(response: str) -> QualityResult:
+def clarity(response: str, penalties: ClarityPenalties = DEFAULT_CLARITY) -> QualityResult:
     """Whether a listener can follow it through a TTS voice.
 
     Penalises markdown, URLs and internal ids read aloud, screen-format numbers (ISO dates, "06:00:00", long
     digit strings) and, mildly, any number left in digits, symbols and parentheses, sentences over 25 words,
     and enumerations of more than three items in one turn.
     """
-    reasons: list[str] = []
+    p = penalties
+    findings: list[Finding] = []
     penalty = 0.0
     lower = response.lower()
     tokens = set(words(response))
-    for pattern, finding, needs in _MARKDOWN:
-        if any(c in response for c in needs) and pattern.search(response):
-            penalty += 0.15
-            reasons.append(finding)
-    for url in URL.findall(response)[:3] if any(h in lower for h in _URL_HINTS) else ():
-        penalty += 0.25
-        reasons.append(f"reads the URL {url} aloud")
-    for identifier in INTERNAL_ID.findall(response)[:3] if "_" in response else ():
-        penalty += 0.25
-        reasons.append(f"reads the internal id {identifier} aloud")
+    for pattern, kind, needs in _MARKDOWN:
+        if any(c in response for c in needs) and (match := pattern.search(response)):
+            penalty += p.markdown
+            findings.append(Finding(kind=kind, quality="clarity", text=match.group(0).strip(), penalty=p.markdown))
+    for url in URL.findall(response)[: p.max_charged] if any(h in lower for h in _URL_HINTS) else ():
+        penalty += p.url
+        findings.append(Finding(kind="url_read", quality="clarity", text=url, penalty=p.url))
+    for identifier in INTERNAL_ID.findall(response)[: p.max_charged] if "_" in response else ():
+        penalty += p.internal_id
+        findings.append(Finding(kind="internal_id_read", quality="clarity", text=identifier, penalty=p.internal_id))
     spelled = _SPELLED_SYMBOLS.findall(response) if not tokens.isdisjoint(_SPELLED_HINTS) else ()
     if spelled:
-        penalty += min(0.4, 0.15 * len(spelled))
-        reasons.append(f"reads symbols aloud by name ({', '.join(dict.fromkeys(s.lower() for s in spelled[:3]))})")
+        cost = min(p.spelled_symbol_cap, p.spelled_symbol * len(spelled))
+        penalty += cost
+        examples = ", ".join(dict.fromkeys(s.lower() for s in spelled[:_EXAMPLES]))
+        findings.append(Finding(kind="symbols_by_name", quality="clarity", text=examples, values={"count": len(spelled)}, penalty=cost))
     abbreviations = _ABBREVIATIONS.findall(response) if not tokens.isdisjoint(_ABBREVIATION_HINTS) else ()
     if abbreviations:
-        penalty += min(0.3, 0.07 * len(abbreviations))
-        reasons.append(f"uses written abbreviations ({', '.join(dict.fromkeys(a.strip('.') for a in abbreviations[:3]))})")
+        cost = min(p.abbreviation_cap, p.abbreviation * len(abbreviations))
+        penalty += cost
+        examples = ", ".join(dict.fromkeys(a.strip(".") for a in abbreviations[:_EXAMPLES]))
+        findings.append(Finding(kind="abbreviation", quality="clarity", text=examples, values={"count": len(abbreviations)}, penalty=cost))
     if _HAS_DIGIT.search(response):
         screen = _SCREEN_NUMBER.findall(response)
         if screen:
-            penalty += min(0.3, 0.1 * len(screen))
-            reasons.append(f"has screen-format numbers a voice misreads ({', '.join(screen[:3])})")
+            cost = min(p.screen_number_cap, p.screen_number * len(screen))
+            penalty += cost
+            findings.append(
+                Finding(kind="screen_number", quality="clarity", text=", ".join(screen[:_EXAMPLES]), values={"count": len(screen)}, penalty=cost)
+            )
         digits = _DIGITS.findall(response)
-        penalty += min(0.15, 0.03 * len(digits))
-        reasons.append(f"leaves {len(digits)} number{'s' * (len(digits) != 1)} in digits")
+        cost = min(p.digits_cap, p.digits * len(digits))
+        penalty += cost
+        findings.append(Finding(kind="digits", quality="clarity", values={"count": len(digits)}, penalty=cost))
     symbols = sum(response.count(symbol) for symbol in _SYMBOL_CHARACTERS) + sum(lower.count(latin) for latin in _WRITTEN_LATIN)
     if symbols:
-        penalty += min(0.15, 0.05 * symbols)
-        reasons.append("has symbols or parentheses a voice reads badly")
-    for length in _segments(response)[2]:
-        if length > 25:
-            penalty += 0.1 if length <= 40 else 0.2
-            reasons.append(f"has a {length}-word sentence")
+        cost = min(p.symbol_cap, p.symbol * symbols)
+        penalty += cost
+        findings.append(Finding(kind="symbols", quality="clarity", values={"count": symbols}, penalty=cost))
+    for length in _segments(response, _MIN_SENTENCE_WORDS, _MIN_CLAUSE_WORDS)[2]:
+        if length > p.long_sentence_words:
+            cost = p.long_sentence if length <= p.very_long_sentence_words else p.very_long_sentence
+            penalty += cost
+            findings.append(Finding(kind="long_sentence", quality="clarity", values={"words": length}, penalty=cost))
     items = len(_LIST_LINE.findall(response)) if ("\n" in response or response.lstrip()[:1] in ("-", "*", "•")) else 0
     inline = max((_inline_items(s) for s in sentences(response) if " or " in s or " and " in s), default=0)
-    enumerated = max(items, inline if inline >= 5 else 0)
-    if enumerated > 3:
-        penalty += min(0.4, 0.08 * (enumerated - 3))
-        reasons.append(f"enumerates {enumerated} items in one turn")
-    return _result(penalty, reasons)
+    enumerated = max(items, inline if inline >= p.inline_list_min else 0)
+    if enumerated > p.enumeration_limit:
+        cost = min(p.enumeration_cap, p.enumeration_item * (enumerated - p.enumeration_limit))
+        penalty += cost
+        findings.append(Finding(kind="enumeration", quality="clarity", values={"items": enumerated}, penalty=cost))
+    return _result(penalty, findings)
 
 
 _APOLOGIES = frozenset({"sorry", "apologize", "apologise", "apologies"})
@@ -281,41 +343,43 @@ _NOT_NAMES = frozenset(
 )
 
 
-def humanness(response: str) -> QualityResult:
+def humanness(response: str, penalties: HumannessPenalties = DEFAULT_HUMANNESS) -> QualityResult:
     """Whether it sounds like a person: contractions, no robotic or form-letter phrases, no stiff register,
     at most one apology, few exclamation marks."""
-    reasons: list[str] = []
+    p = penalties
+    findings: list[Finding] = []
     penalty = 0.0
-    for group, cost in ((phrases.ROBOTIC, 0.2), (phrases.STIFF, 0.1)):
-        for finding in group.findings(response):
+    for group, kind, cost in ((phrases.ROBOTIC, "robotic_phrase", p.robotic), (phrases.STIFF, "stiff_phrase", p.stiff)):
+        for description, said in group.matches(response):
             penalty += cost
-            reasons.append(finding)
-    if len(words(response)) >= 8:
+            findings.append(Finding(kind=kind, quality="humanness", text=said, values={"description": description}, penalty=cost))
+    if len(words(response)) >= p.contraction_min_words:
         stiff = phrases.UNCONTRACTED.findall(response.lower())
         if stiff:
-            penalty += min(0.3, 0.07 * len(stiff))
-            reasons.append(f"doesn't contract ({', '.join(dict.fromkeys(s.lower() for s in stiff[:3]))})")
+            cost = min(p.uncontracted_cap, p.uncontracted * len(stiff))
+            penalty += cost
+            examples = ", ".join(dict.fromkeys(s.lower() for s in stiff[:_EXAMPLES]))
+            findings.append(Finding(kind="uncontracted", quality="humanness", text=examples, values={"count": len(stiff)}, penalty=cost))
     names = Counter(w for w in _CAPITALISED.findall(response) if w not in _NOT_NAMES)
     for name, count in names.items():
-        if count >= 3:
-            penalty += 0.1 * (count - 2)
-            reasons.append(f"says '{name}' {count} times")
+        if count > p.name_free_mentions:
+            cost = p.name_repeat * (count - p.name_free_mentions)
+            penalty += cost
+            findings.append(Finding(kind="repeated_name", quality="humanness", text=name, values={"count": count}, penalty=cost))
     tokens = words(response)
     apologies = sum(1 for t in tokens if t in _APOLOGIES)
-    if apologies > 1:
-        penalty += 0.15 * (apologies - 1)
-        reasons.append(f"apologises {apologies} times")
+    if apologies > p.free_apologies:
+        cost = p.apology * (apologies - p.free_apologies)
+        penalty += cost
+        findings.append(Finding(kind="apologies", quality="humanness", values={"count": apologies}, penalty=cost))
     exclamations = response.count("!")
-    if exclamations > 1:
-        penalty += min(0.2, 0.05 * (exclamations - 1))
-        reasons.append(f"uses {exclamations} exclamation marks")
-    return _result(penalty, reasons)
+    if exclamations > p.free_exclamations:
+        cost = min(p.exclamation_cap, p.exclamation * (exclamations - p.free_exclamations))
+        penalty += cost
+        findings.append(Finding(kind="exclamations", quality="humanness", values={"count": exclamations}, penalty=cost))
+    return _result(penalty, findings)
 
 
-_KIND_NAMES = {
-    "money": "amount", "time": "time", "date": "date", "code": "code", "phone": "phone number",
-    "email": "email", "number": "number", "name": "name", "phrase": "point",
-}
 # Questions that ask the caller for something; offers ("Would you like...?", "Shall I...?") can fairly
 # become statements ("I can send it now if you like").
 _INFO_QUESTION = re.compile(
@@ -340,33 +404,48 @@ def _content_words(text: str) -> frozenset[str]:
     return frozenset(_content(words(text)))
 
 
-def faithfulness(response: str, facts: Sequence[Fact], context_texts: Sequence[str] = (), draft: str = "") -> QualityResult:
+def faithfulness(
+    response: str,
+    facts: Sequence[Fact],
+    context_texts: Sequence[str] = (),
+    draft: str = "",
+    penalties: FaithfulnessPenalties = DEFAULT_FAITHFULNESS,
+) -> QualityResult:
     """Whether the facts still get across and nothing is made up.
 
-    The score is the share of the required facts conveyed (in any spoken form), minus 0.5 for each amount
+    The score is the share of the required facts conveyed (in any spoken form; a free-text fact weighs
+    half), minus 0.5 for each amount
     and 0.35 for each other number stated that the context (history, draft, tool results) does not contain
     (an invented price is worse than a missing one), minus 0.2 when the draft asks the caller for something
     ("which order?") and the response asks nothing, and minus 0.3 when the response shares no content word
     with a substantial draft.
     """
+    p = penalties
     view = spoken_view(response)
-    reasons: list[str] = []
+    findings: list[Finding] = []
     required = [f for f in facts if f.required]
     conveyed = [f for f in required if fact_conveyed(f, view)]
-    score = sum(f.weight for f in conveyed) / sum(f.weight for f in required) if required else 1.0
+    phrase_weight = p.phrase_fact_weight
+    total = sum(phrase_weight if f.kind == "phrase" else 1.0 for f in required)
+    score = sum(phrase_weight if f.kind == "phrase" else 1.0 for f in conveyed) / total if total else 1.0
     for fact in required:
         if fact not in conveyed:
-            reasons.append(f"drops the {_KIND_NAMES.get(fact.kind, fact.kind)} {fact.text}")
+            share = (phrase_weight if fact.kind == "phrase" else 1.0) / total
+            findings.append(Finding(kind="dropped_fact", quality="faithfulness", text=fact.text, values={"fact_kind": fact.kind}, penalty=share))
     penalty = 0.0
-    for number in invented_numbers(response, tuple(context_texts)):
-        penalty += 0.5 if number.startswith("$") else 0.35
-        reasons.append(f"states {number} that the context does not contain")
+    for number in invented_numbers(response, tuple(context_texts), p.small_count_limit):
+        amount = number.startswith("$")
+        cost = p.invented_amount if amount else p.invented_number
+        penalty += cost
+        findings.append(
+            Finding(kind="invented_amount" if amount else "invented_number", quality="faithfulness", text=number, penalty=cost)
+        )
     if draft:
         if _draft_asks_caller(draft) and "?" not in response:
-            penalty += 0.2
-            reasons.append("doesn't ask the caller what the draft asks")
+            penalty += p.question_dropped
+            findings.append(Finding(kind="question_dropped", quality="faithfulness", penalty=p.question_dropped))
         draft_words = _content_words(draft)
-        if not required and len(draft_words) >= 6 and not (draft_words & _content(view.words)):
-            penalty += 0.3
-            reasons.append("says nothing the draft says")
-    return _result(1.0 - score + penalty, reasons)
+        if not required and len(draft_words) >= p.off_draft_min_words and not (draft_words & _content(view.words)):
+            penalty += p.off_draft
+            findings.append(Finding(kind="off_draft", quality="faithfulness", penalty=p.off_draft))
+    return _result(1.0 - score + penalty, findings)

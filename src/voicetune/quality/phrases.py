@@ -35,6 +35,19 @@ class PhraseList:
                     found.append(finding)
         return found
 
+    def matches(self, text: str) -> list[tuple[str, str]]:
+        """``(finding, phrase as said, lower case)`` for every entry that occurs in ``text``, in list order."""
+        tokens = frozenset(words(text))
+        lower = None
+        found = []
+        for pattern, finding, triggers in self.entries:
+            if not triggers.isdisjoint(tokens):
+                lower = lower or text.lower().replace("’", "'")
+                match = pattern.search(lower)
+                if match:
+                    found.append((finding, match.group(0).strip()))
+        return found
+
 
 def _compile(entries: list[tuple[str, str, str]]) -> PhraseList:
     return PhraseList(entries)

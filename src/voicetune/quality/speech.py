@@ -26,8 +26,8 @@ def _number_length(token: str) -> float:
     return min(len(token), 4) * 0.9 + 0.5 if len(token) <= 4 else float(len(token))
 
 
-def estimate_seconds(text: str, words_per_minute: float = WORDS_PER_MINUTE) -> float:
-    """Estimated speaking time: spoken words at ``words_per_minute`` plus a short pause at each break.
+def estimate_seconds(text: str, words_per_minute: float = WORDS_PER_MINUTE, pause_seconds: float = PAUSE_SECONDS) -> float:
+    """Estimated speaking time: spoken words at ``words_per_minute`` plus ``pause_seconds`` at each break.
 
     A word counts one; a number counts the words it is read as (a price like 1,095.55 takes about seven);
     symbols a voice reads out ($, %, @, &, /, #, +, =) count one each.
@@ -39,7 +39,7 @@ def estimate_seconds(text: str, words_per_minute: float = WORDS_PER_MINUTE) -> f
             spoken += _number_length(token) - 1.0
     spoken += sum(text.count(symbol) for symbol in _SYMBOLS)
     breaks = sum(text.count(mark) for mark in _BREAKS) + text.count("\n") + text.rstrip().endswith((".", "!", "?"))
-    return spoken * 60.0 / words_per_minute + PAUSE_SECONDS * breaks
+    return spoken * 60.0 / words_per_minute + pause_seconds * breaks
 
 
 @lru_cache(maxsize=8192)
@@ -57,10 +57,12 @@ def espeak_seconds(text: str, words_per_minute: float = WORDS_PER_MINUTE) -> flo
             return audio.getnframes() / float(audio.getframerate())
 
 
-def speaking_seconds(text: str, engine: str = "estimate", words_per_minute: float = WORDS_PER_MINUTE) -> float:
-    """Speaking time of ``text`` by ``engine``: ``"estimate"`` (fast) or ``"espeak"`` (real audio)."""
+def speaking_seconds(
+    text: str, engine: str = "estimate", words_per_minute: float = WORDS_PER_MINUTE, pause_seconds: float = PAUSE_SECONDS
+) -> float:
+    """Speaking time of ``text`` by ``engine``: ``"estimate"`` (fast) or ``"espeak"`` (real audio, its own pauses)."""
     if engine == "espeak":
         return espeak_seconds(text, words_per_minute)
     if engine != "estimate":
         raise VoicetuneError(f"unknown TTS engine '{engine}': use 'estimate' or 'espeak'")
-    return estimate_seconds(text, words_per_minute)
+    return estimate_seconds(text, words_per_minute, pause_seconds)

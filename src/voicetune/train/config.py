@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from voicetune.errors import VoicetuneError
+from voicetune.quality.scorer import ScorerConfig
+from voicetune.settings import load_yaml_config
 
 
 class _Section(BaseModel):
@@ -22,66 +23,67 @@ class _Section(BaseModel):
 class LoraConfig(_Section):
     """LoRA through PEFT (merged into the weights on save). ``enabled: false`` means full fine-tuning."""
 
-    enabled: bool = True
-    r: int = Field(16, gt=0)
-    alpha: int = Field(32, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
+    enabled: bool = Field(True, description="train low-rank adapters (fast, small memory) instead of every weight; merged into the model on save")
+    r: int = Field(16, gt=0, description="adapter rank: higher learns more, costs more memory and time")
+    alpha: int = Field(32, gt=0, description="adapter scaling (the update is scaled by alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapter's input: a little regularisation for small data")
+    target_modules: str | list[str] = Field("all-linear", description="which layers get adapters: 'all-linear' or a list of module names")
 
 
 class SFTStage(_Section):
     """Supervised fine-tuning on the spoken targets."""
 
-    epochs: float = Field(1.5, gt=0)
-    learning_rate: float = Field(4e-4, gt=0)
-    batch_size: int = Field(8, gt=0)
-    gradient_accumulation: int = Field(1, gt=0)
+    epochs: float = Field(1.5, gt=0, description="passes over the targets; more teaches the style harder, and costs time linearly")
+    learning_rate: float = Field(4e-4, gt=0, description="peak learning rate (cosine schedule, 5% warm-up); LoRA tolerates higher rates than full fine-tuning")
+    batch_size: int = Field(8, gt=0, description="examples per step per device")
+    gradient_accumulation: int = Field(1, gt=0, description="steps accumulated per optimizer update (a larger effective batch without more memory)")
     max_examples: int | None = Field(
-        120, gt=0, description="train on at most this many targets (None: all); 120 keeps the CPU default under 10 minutes"
+        120, gt=0, description="train on at most this many targets, a seeded sample (null: all); 120 keeps the CPU default under 10 minutes"
     )
 
 
 class SampleStage(_Section):
     """Sampling candidates from the SFT policy for the preference step."""
 
-    contexts: int | None = Field(32, gt=0, description="training contexts to sample for (None: all)")
-    candidates: int = Field(4, ge=2)
+    contexts: int | None = Field(32, gt=0, description="training contexts to sample for, a seeded sample (null: all); each gives at most one DPO pair")
+    candidates: int = Field(4, ge=2, description="responses sampled per context; more finds better best and worse worst responses, costs generation time")
     temperature: float = Field(0.7, gt=0, description="the evaluation's temperature: DPO then rejects the mistakes the model makes in use")
-    top_p: float = Field(0.95, gt=0, le=1)
-    max_new_tokens: int = Field(64, gt=0)
-    batch_size: int = Field(32, gt=0)
-    style_prompt: str | None = Field(None, description="a style prompt file, 'default', or None (no style prompt)")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling: the smallest set of tokens holding this much probability")
+    max_new_tokens: int = Field(64, gt=0, description="longest sampled response in tokens; a spoken turn rarely needs more")
+    batch_size: int = Field(32, gt=0, description="prompts generated together (transformers backend)")
+    style_prompt: str | None = Field(None, description="a style prompt file, 'default', or null (no style prompt: the tuned model is used without one)")
 
 
 class DPOStage(_Section):
     """DPO on (best, worst) pairs: chosen = the best-scoring response for a context (target or candidate),
     rejected = the worst candidate, kept when their voice_score margin exceeds ``margin``."""
 
-    enabled: bool = True
-    beta: float = Field(0.1, gt=0)
-    learning_rate: float = Field(2e-4, gt=0)
-    epochs: float = Field(2.0, gt=0)
-    batch_size: int = Field(8, gt=0)
-    margin: float = Field(0.15, ge=0, le=1)
+    enabled: bool = Field(True, description="run the preference step after SFT (false: SFT only)")
+    beta: float = Field(0.1, gt=0, description="DPO's KL strength: higher keeps the policy closer to the SFT model")
+    learning_rate: float = Field(2e-4, gt=0, description="peak learning rate of the DPO step")
+    epochs: float = Field(2.0, gt=0, description="passes over the preference pairs")
+    batch_size: int = Field(8, gt=0, description="pairs per step per device")
+    margin: float = Field(0.15, ge=0, le=1, description="keep a pair only when chosen beats rejected by more than this voice_score: small margins are noise of the reward")
 
 
 class TrainConfig(_Section):
     """Everything ``voicetune train`` does; every field has a default."""
 
-    model: str = "smollm2-135m"
+    model: str = Field("smollm2-135m", description="the policy to train: smollm2-135m (embedded), a .gguf file, a model directory or a Hugging Face id")
     data: str = Field("builtin", description="'builtin' (the built-in train split) or a turns JSONL file with targets")
-    targets: Literal["reference", "teacher"] = "reference"
-    teacher_endpoint: str | None = None
-    teacher_model: str | None = None
-    seed: int = 0
+    targets: Literal["reference", "teacher"] = Field("reference", description="where the SFT targets come from: the records' spoken references, or a teacher model")
+    teacher_endpoint: str | None = Field(None, description="the teacher's OpenAI-compatible URL (targets: teacher)")
+    teacher_model: str | None = Field(None, description="the teacher's model name at that endpoint")
+    seed: int = Field(0, description="seeds sampling of targets and contexts, training and generation")
     max_length: int = Field(512, gt=16, description="prompt + response tokens; longer examples are cut from the left of the prompt")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 where the CPU or GPU supports it")
-    gradient_checkpointing: bool = False
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    sft: SFTStage = Field(default_factory=SFTStage)
-    sample: SampleStage = Field(default_factory=SampleStage)
-    dpo: DPOStage = Field(default_factory=DPOStage)
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass: less memory, about 30% slower (off on CPU)")
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapters (PEFT)")
+    sft: SFTStage = Field(default_factory=SFTStage, description="supervised fine-tuning on the spoken targets")
+    sample: SampleStage = Field(default_factory=SampleStage, description="sampling candidates from the current policy")
+    dpo: DPOStage = Field(default_factory=DPOStage, description="DPO on the best vs the worst candidate")
     rounds: int = Field(1, ge=0, description="on-policy sample -> score -> DPO rounds after SFT")
+    reward: ScorerConfig = Field(default_factory=ScorerConfig, description="the voice scorer used as the reward (weights, gate, penalties); written into the run")
 
     @model_validator(mode="after")
     def _teacher_needs_endpoint(self) -> "TrainConfig":
@@ -92,29 +94,7 @@ class TrainConfig(_Section):
 
 def load_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
     """Read a YAML config (or the defaults) and apply ``overrides``; errors name the file and field."""
-    data: dict = {}
-    where = "defaults"
-    if path is not None:
-        path = Path(path)
-        where = str(path)
-        if not path.is_file():
-            raise VoicetuneError(f"{path}: no such config file")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise VoicetuneError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
-        if not isinstance(data, dict):
-            raise VoicetuneError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(config)"
-        message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"].lower()
-        raise VoicetuneError(f"{where}: field '{field}': {message}") from None
+    return load_yaml_config(TrainConfig, path, overrides)
 
 
 def dump_config(config: TrainConfig) -> str:

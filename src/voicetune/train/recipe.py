@@ -1,22 +1,28 @@
-"""The post-training recipe, read top to bottom: targets → SFT → sample → score → DPO → model.
+"""The post-training recipe, read top to bottom: targets → SFT → sample → score → pairs → DPO → model.
 
-Every step writes into the run directory and is skipped when its output is already there, so a killed
-run resumes without redoing finished work; the trainers resume from their last checkpoint.
+Every step writes into the run directory and records what it was made from beside its outputs
+(``NAME.fingerprint.json``: the config section it depends on, the hashes of its input files and of the
+policy's weights, the reward config, the package version; see :mod:`voicetune.provenance`). A step is
+skipped only when that record matches; otherwise it is redone and its old outputs are moved to
+``.superseded/`` with a one-line notice. So a killed run resumes without redoing finished work (the
+trainers resume from their last checkpoint), and a re-run with a changed config redoes exactly the steps
+that depend on the change: a new ``dpo.beta`` reruns DPO only; a new ``sample.temperature`` reruns
+sampling, scoring, pairs and DPO; a new ``reward`` rescoring, pairs and DPO, not sampling.
 
-    DIR/config.yaml                 the resolved config (every default written out)
-    DIR/train/targets.jsonl         the spoken targets (references, or a teacher's)
-    DIR/train/sft/                  checkpoints/, merged/ (the SFT model)
-    DIR/train/round1/candidates.jsonl   N sampled candidates per context, with scores
-    DIR/train/round1/dpo_pairs.jsonl    (chosen, rejected) pairs with their scores and margin
-    DIR/train/round1/dpo/           checkpoints/, merged/
-    DIR/train/metrics.jsonl         every logged training step (loss, learning rate, rewards)
-    DIR/model/                      the final merged Hugging Face model (``--model DIR/model``)
-    DIR/summary.json                what was trained on, how long each step took
+    DIR/config.yaml                     the resolved config of the latest run (every default written out)
+    DIR/train/targets.jsonl             the spoken targets (references, or a teacher's)
+    DIR/train/sft/                      checkpoints/, merged/ (the SFT model)
+    DIR/train/round1/candidates.raw.jsonl   N sampled candidates per context
+    DIR/train/round1/candidates.jsonl   the same, scored by the reward (typed ``Candidate`` records)
+    DIR/train/round1/dpo_pairs.jsonl    (chosen, rejected) pairs with their scores and margin (``PreferencePair``)
+    DIR/train/round1/dpo/               checkpoints/, merged/
+    DIR/train/metrics.jsonl             every logged training step (loss, learning rate, rewards)
+    DIR/model/                          the final merged Hugging Face model (``--model DIR/model``)
+    DIR/summary.json                    what was trained on, which steps ran, how long each took
 """
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
@@ -28,8 +34,9 @@ from voicetune.errors import VoicetuneError
 from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns, make_backend
 from voicetune.models.loading import resolve_model
 from voicetune.models.prompts import build_messages, load_style_prompt
-from voicetune.quality import score_response
-from voicetune.records import Turn, atomic_write_text, load_records, write_records
+from voicetune.provenance import Step, hash_file, hash_records, hash_tree, model_identity, package_version
+from voicetune.quality import ScorerConfig, score_response
+from voicetune.records import Candidate, PreferencePair, Turn, atomic_write_text, dumps, load_records, write_records
 from voicetune.train.config import TrainConfig, dump_config
 
 Log = Callable[[str], None]
@@ -41,66 +48,99 @@ def train(config: TrainConfig, out: str | Path, log: Log = print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump_config(config))
     timings: dict[str, float] = {}
+    ran: list[str] = []
     started = time.perf_counter()
 
-    turns = _training_turns(config)
-    targets = _targets(config, turns, out / "train" / "targets.jsonl", log)
+    def timed(name: str, function, *args):
+        step_started = time.perf_counter()
+        result, did_run = function(*args)
+        if did_run:
+            timings[f"{name}_s"] = round(time.perf_counter() - step_started, 1)
+            ran.append(name)
+        return result
+
+    turns, data_id = _training_turns(config)
+    targets_path = out / "train" / "targets.jsonl"
+    targets = timed("targets", make_targets, config, turns, data_id, targets_path, log)
     log(f"{len(targets)} training targets")
 
-    step = time.perf_counter()
-    policy = run_sft(config, resolve_model(config.model), targets, out / "train" / "sft", out / "train" / "metrics.jsonl", log)
-    timings["sft_s"] = round(time.perf_counter() - step, 1)
+    policy = timed("sft", run_sft, config, config.model, targets_path, out / "train" / "sft", out / "train" / "metrics.jsonl", log)
 
     rounds = []
     for round_number in range(1, config.rounds + 1 if config.dpo.enabled else 1):
         folder = out / "train" / f"round{round_number}"
-        step = time.perf_counter()
-        candidates = sample_candidates(config, policy, targets, folder / "candidates.jsonl", log)
-        timings[f"round{round_number}_sample_s"] = round(time.perf_counter() - step, 1)
-        pairs = preference_pairs(targets, candidates, config.dpo.margin)
-        write_records(folder / "dpo_pairs.jsonl", pairs)
+        raw = timed(f"round{round_number}_sample", sample_candidates, config, policy, targets, targets_path, folder / "candidates.raw.jsonl", log)
+        candidates = timed(f"round{round_number}_score", score_candidates, config.reward, raw, folder / "candidates.raw.jsonl", folder / "candidates.jsonl", log)
+        pairs = timed(f"round{round_number}_pairs", make_preference_pairs, config, targets, targets_path, folder / "candidates.jsonl", candidates, folder / "dpo_pairs.jsonl", log)
         log(f"round {round_number}: {len(pairs)} DPO pairs from {len(candidates)} candidates (margin > {config.dpo.margin})")
         rounds.append({"round": round_number, "candidates": len(candidates), "pairs": len(pairs)})
         if not pairs:
             log("no pair clears the margin: skipping DPO this round")
             continue
-        step = time.perf_counter()
-        policy = run_dpo(config, policy, pairs, folder / "dpo", out / "train" / "metrics.jsonl", log)
-        timings[f"round{round_number}_dpo_s"] = round(time.perf_counter() - step, 1)
+        policy = timed(f"round{round_number}_dpo", run_dpo, config, policy, folder / "dpo_pairs.jsonl", folder / "dpo", out / "train" / "metrics.jsonl", log)
 
-    final = out / "model"
-    if Path(policy) != final:
-        staging = out / ".model.staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(policy, staging)
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
+    final = timed("model", save_final_model, policy, out / "model", log)
     timings["total_s"] = round(time.perf_counter() - started, 1)
-    summary = {"model": str(final), "base_model": config.model, "targets": len(targets), "rounds": rounds, "timings": timings}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    log(f"model saved to {final} in {timings['total_s']:.0f} s")
+    summary = {
+        "model": str(final), "base_model": config.model, "targets": len(targets), "rounds": rounds, "steps_run": ran,
+        "timings": timings, "reward": config.reward.model_dump(), "version": package_version(),
+    }
+    atomic_write_text(out / "summary.json", dumps(summary, indent=2) + "\n")
+    log(f"model saved to {final} in {timings['total_s']:.0f} s" + ("" if ran else " (every step was up to date)"))
     return summary
+
+
+def _step(folder_or_file: Path, outputs: list[Path], made_from: dict, log: Log, name: str | None = None) -> Step:
+    """The provenance record of a step whose main output is ``folder_or_file``: ``NAME.fingerprint.json`` beside it."""
+    record = folder_or_file.with_name(folder_or_file.name.removesuffix(".jsonl") + ".fingerprint.json")
+    return Step(record, outputs, {**made_from, "version": package_version()}, name=name, log=log)
+
+
+def save_final_model(policy: str, final: Path, log: Log) -> tuple[Path, bool]:
+    """Copy the last policy to ``DIR/model`` (atomically: staging, then rename)."""
+    step = _step(final, [final], {"policy": hash_tree(policy)}, log, name="model")
+    if step.done and (final / "config.json").is_file():
+        return final, False
+    step.begin()
+    staging = final.with_name(".model.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(policy, staging)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    step.finish()
+    return final, True
 
 
 # --------------------------------------------------------------------------------------------------------
 # Data and targets
 
 
-def _training_turns(config: TrainConfig) -> list[Turn]:
-    turns = builtin_turns("train") if config.data == "builtin" else load_records(config.data)
+def _training_turns(config: TrainConfig) -> tuple[list[Turn], str]:
+    """The training turns and a hash of them (the built-in split's content, or the data file's bytes)."""
+    if config.data == "builtin":
+        turns = builtin_turns("train")
+        identity = hash_records(turns)
+    else:
+        turns = load_records(config.data)
+        identity = hash_file(config.data)
     if not turns:
         raise VoicetuneError(f"{config.data}: no training turns")
-    return turns
+    return turns, identity
 
 
-def _targets(config: TrainConfig, turns: list[Turn], path: Path, log: Log) -> list[Turn]:
+def make_targets(config: TrainConfig, turns: list[Turn], data_id: str, path: Path, log: Log) -> tuple[list[Turn], bool]:
     """Turns whose ``reference`` is the spoken target: the records' own, or a teacher model's."""
-    if path.exists():
-        return load_records(path)
+    teacher_raw = path.with_name("teacher.jsonl")
+    settings = {k: getattr(config, k) for k in ("targets", "teacher_endpoint", "teacher_model", "seed")}
+    step = _step(path, [path, teacher_raw, teacher_raw.with_name(teacher_raw.name + ".partial")],
+                 {"data": data_id, "config": {**settings, "max_examples": config.sft.max_examples}}, log, name="targets")
+    if step.done and path.is_file():
+        return load_records(path), False
+    step.begin()
     if config.targets == "teacher":
         teacher = HTTPBackend(config.teacher_endpoint, config.teacher_model)
         log(f"asking the teacher {config.teacher_model} for {len(turns)} spoken targets")
-        spoken = generate_turns(teacher, turns, path.with_name("teacher.jsonl"), load_style_prompt("default"), SamplingConfig(temperature=0.3))
+        spoken = generate_turns(teacher, turns, teacher_raw, load_style_prompt("default"), SamplingConfig(temperature=0.3))
         turns = [t.model_copy(update={"reference": t.response, "response": None}) for t in spoken]
     else:
         turns = [t for t in turns if t.reference]
@@ -109,7 +149,8 @@ def _targets(config: TrainConfig, turns: list[Turn], path: Path, log: Log) -> li
     if config.sft.max_examples:
         turns = random.Random(config.seed).sample(turns, min(len(turns), config.sft.max_examples))
     write_records(path, turns)
-    return turns
+    step.finish(records=len(turns))
+    return turns, True
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -175,7 +216,7 @@ def _metrics_callback(path: Path, stage: str):
             if logs:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("a", encoding="utf-8") as sink:
-                    sink.write(json.dumps({"stage": stage, "step": state.global_step, **logs}) + "\n")
+                    sink.write(dumps({"stage": stage, "step": state.global_step, **logs}) + "\n")
 
     return WriteMetrics()
 
@@ -212,15 +253,26 @@ def _load_for_training(model_path: str):
     return model, tokenizer
 
 
-def run_sft(config: TrainConfig, model_path: str, targets: list[Turn], folder: Path, metrics: Path, log: Log) -> str:
+def _training_settings(config: TrainConfig, stage) -> dict:
+    """The config a trainer's output depends on: its stage (less what other steps consume: the DPO margin
+    shapes the pairs, whose hash is an input), LoRA, lengths, precision and the seed."""
+    return {"stage": stage.model_dump(exclude={"enabled", "margin"}), "lora": config.lora.model_dump(), "max_length": config.max_length,
+            "precision": config.precision, "gradient_checkpointing": config.gradient_checkpointing, "seed": config.seed}
+
+
+def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Path, metrics: Path, log: Log) -> tuple[str, bool]:
     """Supervised fine-tuning on (prompt, spoken target); returns the merged model directory."""
-    if (folder / "merged" / "config.json").is_file():
+    step = _step(folder, [folder], {"model": model_identity(model_spec), "targets": hash_file(targets_path),
+                                    "config": _training_settings(config, config.sft)}, log, name="sft")
+    if step.done and (folder / "merged" / "config.json").is_file():
         log("SFT: done already")
-        return str(folder / "merged")
+        return str(folder / "merged"), False
+    step.begin()
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    model, tokenizer = _load_for_training(model_path)
+    targets = load_records(targets_path)
+    model, tokenizer = _load_for_training(resolve_model(model_spec))
     dataset = Dataset.from_list(
         [{"prompt": build_messages(t), "completion": [{"role": "assistant", "content": t.reference}]} for t in targets]
     )
@@ -230,21 +282,27 @@ def run_sft(config: TrainConfig, model_path: str, targets: list[Turn], folder: P
         peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "sft")],
     )
     log(f"SFT: {len(dataset)} examples, {config.sft.epochs:g} epochs, bf16={args.bf16}, LoRA={config.lora.enabled}")
-    return _fit_and_merge(trainer, folder, tokenizer)
+    merged = _fit_and_merge(trainer, folder, tokenizer)
+    step.finish(examples=len(dataset))
+    return merged, True
 
 
-def run_dpo(config: TrainConfig, model_path: str, pairs: list[dict], folder: Path, metrics: Path, log: Log) -> str:
+def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path, metrics: Path, log: Log) -> tuple[str, bool]:
     """DPO from the current policy on (chosen, rejected) pairs; the reference model's log-probabilities are
     computed once before training. Returns the merged model directory."""
-    if (folder / "merged" / "config.json").is_file():
+    step = _step(folder, [folder], {"policy": hash_tree(model_path), "pairs": hash_file(pairs_path),
+                                    "config": _training_settings(config, config.dpo)}, log, name=f"{folder.parent.name}/dpo")
+    if step.done and (folder / "merged" / "config.json").is_file():
         log("DPO: done already")
-        return str(folder / "merged")
+        return str(folder / "merged"), False
+    step.begin()
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
+    pairs = load_records(pairs_path, PreferencePair)
     model, tokenizer = _load_for_training(model_path)
     dataset = Dataset.from_list(
-        [{"prompt": p["prompt"], "chosen": [{"role": "assistant", "content": p["chosen"]}], "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
+        [{"prompt": p.prompt, "chosen": [{"role": "assistant", "content": p.chosen}], "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
     )
     args = DPOConfig(**_common_args(config, config.dpo, folder / "checkpoints"), beta=config.dpo.beta, precompute_ref_log_probs=True)
     trainer = DPOTrainer(
@@ -252,52 +310,96 @@ def run_dpo(config: TrainConfig, model_path: str, pairs: list[dict], folder: Pat
         peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "dpo")],
     )
     log(f"DPO: {len(dataset)} pairs, beta {config.dpo.beta}, bf16={args.bf16}")
-    return _fit_and_merge(trainer, folder, tokenizer)
+    merged = _fit_and_merge(trainer, folder, tokenizer)
+    step.finish(pairs=len(dataset))
+    return merged, True
 
 
 # --------------------------------------------------------------------------------------------------------
-# Sampling and preference pairs
+# Sampling, scoring and preference pairs
 
 
-def sample_candidates(config: TrainConfig, policy: str, targets: list[Turn], path: Path, log: Log) -> list[Turn]:
-    """``candidates`` sampled responses per context from ``policy``, each scored (resumable)."""
-    if path.exists():
-        return load_records(path)
+def sample_candidates(config: TrainConfig, policy: str, targets: list[Turn], targets_path: Path, path: Path, log: Log) -> tuple[list[Candidate], bool]:
+    """``candidates`` sampled responses per context from ``policy`` (resumable, unscored)."""
+    partial = path.with_name(path.name + ".partial")
+    step = _step(path, [path, partial], {"policy": hash_tree(policy), "targets": hash_file(targets_path),
+                                         "config": {"sample": config.sample.model_dump(), "seed": config.seed}}, log,
+                 name=f"{path.parent.name}/sample")
+    if step.done and path.is_file():
+        return load_records(path, Candidate), False
+    step.begin()
     contexts = targets
     if config.sample.contexts and len(contexts) > config.sample.contexts:
         contexts = random.Random(config.seed + 1).sample(contexts, config.sample.contexts)
-    copies = [t.model_copy(update={"id": f"{t.id}#c{k}"}) for t in contexts for k in range(config.sample.candidates)]
+    copies = [
+        Candidate.model_validate({**t.model_dump(exclude={"id"}), "id": f"{t.id}#c{k}", "turn_id": t.id, "candidate_index": k})
+        for t in contexts for k in range(config.sample.candidates)
+    ]
     log(f"sampling {len(copies)} candidates ({config.sample.candidates} for each of {len(contexts)} contexts)")
     backend = make_backend(policy, batch_size=config.sample.batch_size)
     sampling = SamplingConfig(
         max_new_tokens=config.sample.max_new_tokens, temperature=config.sample.temperature, top_p=config.sample.top_p, seed=config.seed
     )
-    sampled = generate_turns(backend, copies, path.with_name("candidates.raw.jsonl"), load_style_prompt(config.sample.style_prompt), sampling)
-    scored = []
-    for turn in sampled:
-        result = score_response(turn, turn.response or "")
-        scored.append(turn.model_copy(update={"scores": result.scores, "reasons": result.reasons}))
+    sampled = generate_turns(backend, copies, path, load_style_prompt(config.sample.style_prompt), sampling)
+    step.finish(candidates=len(sampled))
+    return [Candidate.model_validate(t.model_dump()) for t in sampled], True
+
+
+def score_candidates(reward: ScorerConfig, raw: list[Candidate], raw_path: Path, path: Path, log: Log) -> tuple[list[Candidate], bool]:
+    """Each candidate scored by the reward (``scores``, typed ``findings``, rendered ``reasons``)."""
+    step = _step(path, [path], {"candidates": hash_file(raw_path), "reward": reward.model_dump()}, log, name=f"{path.parent.name}/score")
+    if step.done and path.is_file():
+        return load_records(path, Candidate), False
+    step.begin()
+    scored = [_with_score(c, score_response(c, c.response or "", reward)) for c in raw]
     write_records(path, scored)
-    return scored
+    step.finish(candidates=len(scored))
+    return scored, True
 
 
-def preference_pairs(targets: list[Turn], candidates: list[Turn], margin: float) -> list[dict]:
+def _with_score(record, result):
+    update = {"scores": result.scores, "reasons": result.reasons}
+    if hasattr(result, "findings") and "findings" in type(record).model_fields:
+        update["findings"] = [f.model_dump() if hasattr(f, "model_dump") else f for f in result.findings]
+    return record.model_copy(update=update)
+
+
+def make_preference_pairs(
+    config: TrainConfig, targets: list[Turn], targets_path: Path, candidates_path: Path, candidates: list[Candidate], path: Path, log: Log
+) -> tuple[list[PreferencePair], bool]:
+    """The DPO pairs of a round (see :func:`preference_pairs`), recorded with what they were made from."""
+    step = _step(path, [path], {"candidates": hash_file(candidates_path), "targets": hash_file(targets_path),
+                                "margin": config.dpo.margin, "reward": config.reward.model_dump()}, log, name=f"{path.parent.name}/pairs")
+    if step.done and path.is_file():
+        return load_records(path, PreferencePair), False
+    step.begin()
+    pairs = preference_pairs(targets, candidates, config.dpo.margin, config.reward)
+    write_records(path, pairs)
+    step.finish(pairs=len(pairs))
+    return pairs, True
+
+
+def preference_pairs(targets: list[Turn], candidates: list[Candidate], margin: float, reward: ScorerConfig | None = None) -> list[PreferencePair]:
     """One (chosen, rejected) pair per context: chosen = the best-scoring of the target and the candidates,
     rejected = the worst candidate; kept only when the voice_score margin exceeds ``margin``."""
-    by_context: dict[str, list[Turn]] = {}
+    by_turn: dict[str, list[Candidate]] = {}
     for candidate in candidates:
-        by_context.setdefault(candidate.id.split("#c")[0], []).append(candidate)
+        by_turn.setdefault(candidate.turn_id, []).append(candidate)
     target_of = {t.id: t for t in targets}
     pairs = []
-    for context_id, group in by_context.items():
-        target = target_of[context_id]
-        target_score = score_response(target, target.reference).voice_score
-        options = [(target_score, target.reference, "target")] + [(c.scores["voice_score"], c.response, "candidate") for c in group]
+    for turn_id, group in by_turn.items():
+        target = target_of[turn_id]
+        target_score = score_response(target, target.reference or "", reward).voice_score
+        options = [(target_score, target.reference or "", "target", None)] + [
+            (c.scores["voice_score"], c.response or "", "candidate", c.candidate_index) for c in group
+        ]
         best = max(options, key=lambda o: o[0])
-        worst = min(((c.scores["voice_score"], c.response) for c in group), key=lambda o: o[0])
-        if best[0] - worst[0] > margin and best[1] != worst[1]:
-            pairs.append({
-                "id": context_id, "prompt": build_messages(target), "chosen": best[1], "rejected": worst[1],
-                "chosen_source": best[2], "chosen_score": best[0], "rejected_score": worst[0], "margin": round(best[0] - worst[0], 4),
-            })
+        worst = min(group, key=lambda c: c.scores["voice_score"])
+        worst_score = worst.scores["voice_score"]
+        if best[0] - worst_score > margin and best[1] != worst.response:
+            pairs.append(PreferencePair(
+                turn_id=turn_id, prompt=build_messages(target), chosen=best[1], rejected=worst.response or "",
+                chosen_source=best[2], chosen_index=best[3], rejected_index=worst.candidate_index,
+                chosen_score=best[0], rejected_score=worst_score, margin=round(best[0] - worst_score, 4),
+            ))
     return pairs

@@ -12,14 +12,14 @@ from functools import lru_cache
 from importlib import resources
 
 from voicetune.data.split import split_records
-from voicetune.records import Message, Pair, Turn
+from voicetune.records import Message, Pair, Turn, jsonl_lines
 
 DOMAINS = ("airline", "retail", "telecom", "banking", "healthcare")
 
 
 def _lines(name: str) -> list[dict]:
     text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for _, line in jsonl_lines(text) if line.strip()]
 
 
 def builtin_conversations() -> list[dict]:

@@ -24,12 +24,19 @@ def import_transcripts(path: str | Path, format: str, domain: str | None = None)
         format: one of ``tau-bench``, ``tau-bench-fewshot``, ``openai-chat``, ``csv``.
         domain: the records' domain; by default taken from the data (a τ-bench policy's title, a CSV
             ``domain`` column) or the file name, else ``general``.
+
+    Turn ids are unique: a conversation id seen earlier in the file gets ``-2``, ``-3``, … (see the formats).
     """
     if format not in FORMATS:
         raise VoicetuneError(f"unknown format '{format}': choose one of {', '.join(FORMATS)}")
     path = Path(path)
     text = read_text_file(path, f"a {format} transcript file")
-    return FORMATS[format](path, text, domain)
+    turns = FORMATS[format](path, text, domain)
+    ids = [turn.id for turn in turns]
+    if len(set(ids)) != len(ids):  # every importer makes conversation ids unique: a bug if not
+        repeated = next(i for i in ids if ids.count(i) > 1)
+        raise AssertionError(f"the {format} importer made the turn id '{repeated}' twice from {path}")
+    return turns
 
 
 def domain_from_name(path: Path, known: tuple[str, ...] = ("airline", "retail", "telecom", "banking", "healthcare")) -> str | None:

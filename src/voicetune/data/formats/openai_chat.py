@@ -2,14 +2,16 @@
 
 ``content`` may be a string or a list of content parts (``{"type": "text", "text": ...}``); assistant
 messages with tool calls and no text are not spoken; ``tool`` (or ``function``) messages are tool results.
-Optional keys per line: ``id`` (the conversation id) and ``domain``.
+Optional keys per line: ``id`` (the conversation id; default ``FILE-LINE``) and ``domain``. When an id is
+already taken by an earlier line, the later conversation's id gets ``-2`` (``-3``, …) so every turn id is
+unique.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from voicetune.data.conversation import Event, turns_from_events
+from voicetune.data.conversation import Event, turns_from_events, unique_conversation_id
 from voicetune.data.formats._json import json_lines, require
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn
@@ -51,10 +53,11 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
     from voicetune.data.formats import domain_from_name
 
     turns: list[Turn] = []
+    seen: set[str] = set()
     for number, data in json_lines(path, text):
         where = f"{path}:{number}"
         messages = require(data, "messages", list, where)
-        conversation_id = str(data.get("id") or f"{path.stem}-{number:05d}")
+        conversation_id = unique_conversation_id(str(data.get("id") or f"{path.stem}-{number:05d}"), seen)
         if not isinstance(data.get("domain", ""), str):
             raise VoicetuneError(f"{where}: field 'domain' should be a string, got {type(data['domain']).__name__}")
         turns += turns_from_events(

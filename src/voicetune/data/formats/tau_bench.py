@@ -1,7 +1,9 @@
 """τ-bench trajectories: a JSON list of ``{"task_id", "traj": [OpenAI chat messages], "trial"?, "reward"?}``.
 
 Works for every τ-bench domain: the domain comes from the policy's title in the system message
-("# Airline Agent Policy") unless given.
+("# Airline Agent Policy") unless given. A conversation's id is ``tau-DOMAIN-TASK-TRIAL``; when two
+trajectories share a task and trial, the later one's id gets ``-2`` (``-3``, …) so every turn id is unique
+(both keep the same ``meta.task_id``, so a split keeps them together).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from voicetune.data.conversation import turns_from_events
+from voicetune.data.conversation import turns_from_events, unique_conversation_id
 from voicetune.data.formats._json import parse_json, require
 from voicetune.data.formats.openai_chat import chat_events
 from voicetune.errors import VoicetuneError
@@ -27,6 +29,7 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
     if not isinstance(data, list):
         raise VoicetuneError(f"{path}: expected a JSON list of trajectories ({{task_id, traj}}), got {type(data).__name__}")
     turns: list[Turn] = []
+    seen: set[str] = set()
     for index, item in enumerate(data):
         where = f"{path}: item {index}"
         if not isinstance(item, dict):
@@ -41,5 +44,6 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
         meta = {"source": "tau-bench", "task_id": f"{item_domain}-{task_id}", "trial": trial}
         if "reward" in item:
             meta["reward"] = item["reward"]
-        turns += turns_from_events(f"tau-{item_domain}-{task_id}-{trial}", events, domain=item_domain, meta=meta)
+        conversation_id = unique_conversation_id(f"tau-{item_domain}-{task_id}-{trial}", seen)
+        turns += turns_from_events(conversation_id, events, domain=item_domain, meta=meta)
     return turns

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from voicetune.data.conversation import Event, turns_from_events
+from voicetune.data.conversation import Event, turns_from_events, unique_conversation_id
 from voicetune.data.formats._json import json_lines, require
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn
@@ -40,9 +40,10 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
 
     turns: list[Turn] = []
     domain = domain or domain_from_name(path) or "general"
+    seen: set[str] = set()
     for number, data in json_lines(path, text):
         where = f"{path}:{number}"
         display = require(data, "messages_display", str, where)
-        conversation_id = f"{path.stem}-{number:04d}"
+        conversation_id = unique_conversation_id(f"{path.stem}-{number:04d}", seen)
         turns += turns_from_events(conversation_id, parse_display(display, where), domain=domain, meta={"source": "tau-bench-fewshot"})
     return turns

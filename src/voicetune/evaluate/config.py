@@ -1,0 +1,28 @@
+"""The evaluation's configuration: every ``voicetune eval`` setting, documented (``voicetune eval --help-config``).
+
+The command-line flags fill the same fields; ``--config FILE`` reads them from YAML (flags given on the
+command line win). The resolved config is written into the run directory as ``eval.yaml``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from voicetune.judge.registry import JudgeOptions
+from voicetune.quality import ScorerConfig
+
+
+class EvalConfig(BaseModel):
+    """Everything ``voicetune eval`` does; every field has a default except the systems."""
+
+    model_config = ConfigDict(extra="forbid")
+    systems: list[str] = Field(default_factory=list, description="NAME=SPEC for each system: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt), draft, draft+pipecat, reference or endpoint:URL#MODEL")
+    data: str = Field("builtin:test", description="turn records (JSONL) or builtin:SPLIT; every system answers the same turns")
+    pairs: list[str] = Field(default_factory=list, description="A:B comparisons to judge (empty: the first system against each other one)")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds, the same for every system; each model system answers every turn once per seed (more seeds: tighter intervals, more generation)")
+    limit: int | None = Field(None, ge=1, description="only the first N turns (null: all): for a quick look, not for figures")
+    temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems (0: greedy); 0.7 is how the tuned model is used")
+    max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")
+    batch_size: int = Field(16, gt=0, description="prompts generated together by the transformers backend")
+    judge: JudgeOptions = Field(default_factory=JudgeOptions, description="which judge, and how to reach an LLM judge")
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig, description="the scorer behind the rubric judge and the per-system statistics (use the one training used as its reward)")
