@@ -2,12 +2,14 @@
 
 Run: .venv/bin/python benchmarks/tuned_vs_base.py --tuned runs/train/model [--seeds 0 1 2] [--tau-turns N]
 
-For the built-in test split and for real τ-bench airline turns (from ../shared, skipped when absent; the
-turns of the held-out test tasks, all 141 unless --tau-turns samples fewer), both models generate a
-response per turn and seed; every response is scored. Prints each model's mean voice_score and
-faithfulness, the share of responses that state a number the context does not contain (invented facts),
-the mean paired difference (tuned - base, averaged over seeds per turn) with a 95% bootstrap CI over
-turns, and a few side-by-side examples. Generations are cached under --work, so a re-run only scores.
+A thin front end over the one evaluation path, :func:`voicetune.evaluate.evaluate` (the same code as
+``voicetune eval``): for the built-in test split and for real τ-bench airline turns (from ../shared, skipped
+when absent; the turns of the held-out test tasks, all 141 unless --tau-turns samples fewer), both models
+answer every turn once per seed (temperature 0.7, no style prompt), and the rubric judge compares them.
+Prints each model's mean voice_score, faithfulness and invented-fact rate (a typed finding of the scorer),
+the mean paired difference (tuned - base, averaged over seeds per turn) with its 95% bootstrap CI over
+turns, the judge's win rate, and a few side-by-side examples. Responses are cached in --work and keyed by
+the models' weights, so a re-run only judges, and a retrained model is answered again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,48 +24,35 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED_TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "gpt-4o-airline.json"
 
 
-def responses(model: str, turns, seed: int, path: Path, backends: dict):
-    from voicetune.models.generate import SamplingConfig, TransformersBackend, generate_turns
+def compare(name: str, turns, tuned: str, base: str, seeds: list[int], work: Path, scorer_config: Path | None) -> None:
+    from voicetune.evaluate import evaluate, parse_system
+    from voicetune.judge import RubricJudge
+    from voicetune.quality import load_scorer_config
+    from voicetune.records import load_records
 
-    if model not in backends:
-        backends.clear()
-        backends[model] = TransformersBackend(model, batch_size=16)
-    return generate_turns(backends[model], turns, path, None, SamplingConfig(max_new_tokens=96, seed=seed), progress=False)
-
-
-def evaluate(name: str, turns, models: dict[str, str], seeds: list[int], work: Path) -> None:
-    import numpy as np
-    from scipy.stats import bootstrap
-
-    from voicetune.quality import score_response
-
-    backends: dict = {}
-    scores: dict[str, dict[str, list]] = {label: {} for label in models}
-    texts: dict[str, dict[str, str]] = {label: {} for label in models}
-    for label, model in models.items():
-        for seed in seeds:
-            for turn in responses(model, turns, seed, work / name / f"{label}-seed{seed}.jsonl", backends):
-                result = score_response(turn, turn.response or "")
-                scores[label].setdefault(turn.id, []).append(result)
-                texts[label].setdefault(turn.id, turn.response or "")
-    ids = [t.id for t in turns]
-    print(f"\n== {name}: {len(ids)} turns x {len(seeds)} seeds ==")
-    per_turn = {}
-    for label in models:
-        voice = [statistics.mean(r.voice_score for r in scores[label][i]) for i in ids]
-        faith = [statistics.mean(r.scores["faithfulness"] for r in scores[label][i]) for i in ids]
-        invented = statistics.mean(
-            any("that the context does not contain" in reason for reason in r.reasons) for i in ids for r in scores[label][i]
-        )
-        per_turn[label] = np.array(voice)
-        print(f"{label:>6}: voice_score {statistics.mean(voice):.3f}  faithfulness {statistics.mean(faith):.3f}  invented-fact rate {invented:.1%}")
-    difference = per_turn["tuned"] - per_turn["base"]
-    ci = bootstrap((difference,), np.mean, confidence_level=0.95, n_resamples=5000, random_state=0, method="percentile").confidence_interval
-    print(f"tuned - base voice_score: {difference.mean():+.3f}  95% bootstrap CI [{ci.low:+.3f}, {ci.high:+.3f}]  (tuned better on {np.mean(difference > 0):.0%} of turns)")
-    for turn in random.Random(0).sample(list(turns), 3):
+    scorer = load_scorer_config(scorer_config)
+    folder = work / name.split()[0].lower().replace("τ-", "tau-")
+    summary = evaluate(
+        [parse_system(f"tuned={tuned}"), parse_system(f"base={base}")], turns, RubricJudge(scorer), folder,
+        seed=seeds, data_name=name, temperature=0.7, max_new_tokens=96, progress=True, log=lambda _: None, scorer=scorer,
+    )
+    comparison = summary["comparisons"][0]
+    print(f"\n== {name}: {len(turns)} turns x {len(seeds)} seeds ==")
+    for label in ("base", "tuned"):
+        stats = summary["systems"][label]
+        print(f"{label:>6}: voice_score {stats['voice_score']:.3f}  faithfulness {stats['faithfulness']:.3f}  "
+              f"invented-fact rate {stats['invented_fact_rate']:.1%}  speaking {stats['speaking_seconds']:.1f} s")
+    difference = comparison["voice_score_difference"]
+    low, high = difference["ci"]
+    print(f"tuned - base voice_score: {difference['mean']:+.3f}  95% bootstrap CI [{low:+.3f}, {high:+.3f}]  "
+          f"(tuned better on {difference['a_better_share']:.0%} of turns)")
+    print(f"rubric judge: tuned wins {comparison['win_rate']:.0%} [{comparison['ci_low']:.0%}, {comparison['ci_high']:.0%}] "
+          f"(W/L/T {comparison['wins']}/{comparison['losses']}/{comparison['ties']}, sign test p {comparison['p_value']:.2g})")
+    answers = {label: {t.id: t.response for t in load_records(folder / "responses" / f"{label}.jsonl")} for label in ("base", "tuned")}
+    for turn in random.Random(0).sample(list(turns), min(3, len(turns))):
         print(f"\n  draft:     {' '.join((turn.draft or '').split())[:220]}")
-        print(f"  base:      {' '.join(texts['base'][turn.id].split())[:220]}")
-        print(f"  tuned:     {' '.join(texts['tuned'][turn.id].split())[:220]}")
+        print(f"  base:      {' '.join(answers['base'][turn.id].split())[:220]}")
+        print(f"  tuned:     {' '.join(answers['tuned'][turn.id].split())[:220]}")
         if turn.reference:
             print(f"  reference: {turn.reference[:220]}")
 
@@ -76,17 +64,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tau-turns", type=int, default=None, help="a random sample of this many τ-bench turns (default: every held-out turn)")
     parser.add_argument("--work", type=Path, default=Path("runs/tuned_vs_base"))
+    parser.add_argument("--scorer-config", type=Path, default=None, help="a YAML scorer config (default: the built-in reward)")
     args = parser.parse_args()
 
     from voicetune.data import builtin_turns, import_transcripts, split_records
 
-    models = {"base": args.base, "tuned": args.tuned}
-    evaluate("built-in test split", builtin_turns("test"), models, args.seeds, args.work)
+    compare("built-in test split", builtin_turns("test"), args.tuned, args.base, args.seeds, args.work, args.scorer_config)
     if SHARED_TAU.exists():
         tau = split_records(import_transcripts(SHARED_TAU, "tau-bench"))["test"]
         if args.tau_turns:
             tau = random.Random(0).sample(tau, min(args.tau_turns, len(tau)))
-        evaluate("τ-bench airline (held-out tasks)", tau, models, args.seeds, args.work)
+        compare("τ-bench airline (held-out tasks)", tau, args.tuned, args.base, args.seeds, args.work, args.scorer_config)
     else:
         print("\n../shared/data/tau-bench is absent: τ-bench evaluation skipped")
 

@@ -511,3 +511,25 @@ def test_created_files_get_the_usual_mode(tmp_path, umask, mode):
     path.chmod(0o640)  # replacing a file keeps the mode it was given
     write_records(path, [Turn(id="b")])
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+# Found by the property suite (tests/test_properties.py) ---------------------------------------------------
+@pytest.mark.parametrize("content", [b"\x1c\n", "\u2028\n\u00a0".encode()], ids=["separator control", "unicode spaces"])
+def test_file_of_unicode_white_space_is_empty_not_a_crash(cli, tmp_path, content):
+    (tmp_path / "in.jsonl").write_bytes(content)
+    code, _, err = cli("score", "--input", "in.jsonl", "--output", "out.jsonl")
+    assert code == 2 and "empty" in _one_error_line(err)
+
+
+def test_score_with_every_line_skipped_is_one_error_line(cli, tmp_path):
+    (tmp_path / "in.jsonl").write_text("{}\n{not json\n")
+    code, _, err = cli("score", "--input", "in.jsonl", "--output", "out.jsonl", "--skip-invalid")
+    assert code == 2 and "no record to score, all 2 lines are invalid" in _one_error_line(err)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_data_import_of_a_file_without_agent_text_is_one_error_line(cli, tmp_path):
+    (tmp_path / "calls.csv").write_text("conversation_id,role,text\nc1,user,Hello?\n")
+    code, _, err = cli("data", "import", "calls.csv", "--format", "csv", "--out", "turns.jsonl")
+    assert code == 2 and "no agent text message" in _one_error_line(err)
+    assert not (tmp_path / "turns.jsonl").exists()

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from voicetune import import_transcripts
@@ -224,6 +224,8 @@ JSONL = st.lists(st.one_of(TURN_LIKE.map(json.dumps), TEXT, st.sampled_from(["Na
 @_settings(CLI_SCORE)
 @given(content=st.one_of(JSONL.map(lambda text: text.encode("utf-8", "surrogatepass")), st.binary(max_size=100)),
        field=st.sampled_from(["draft", "response"]), skip=st.booleans())
+@example(content=b"\x1c", field="draft", skip=False)  # found here: white space to str.strip, not to bytes.strip
+@example(content=b"{}", field="draft", skip=True)  # found here: every line skipped left nothing to summarise
 def test_score_on_any_file_is_exit_0_or_one_error_line(content, field, skip):
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "in.jsonl").write_bytes(content)

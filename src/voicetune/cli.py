@@ -161,7 +161,8 @@ def score(
             continue
         records.append(record)
     if not records:  # every line skipped: nothing to score or write
-        raise VoicetuneError(f"{input}: no record to score, all {len(skipped)} lines are invalid (the first: {skipped[0]})")
+        first = f" (the first: {skipped[0]})" if skipped else ""
+        raise VoicetuneError(f"{input}: no record to score, all {len(skipped)} lines are invalid{first}")
     _report_skipped(skipped)
     scored = score_records(records, field=field, config=scorer, progress=True)
     write_records(output, scored)
@@ -288,7 +289,9 @@ def eval_command(
     from voicetune.evaluate.config import EvalConfig
     from voicetune.evaluate.run import parse_comparison
     from voicetune.quality import load_scorer_config
-    from voicetune.settings import config_help_text, load_yaml_config
+    from pydantic import ValidationError
+
+    from voicetune.settings import config_help_text, load_yaml_config, validation_message
 
     if help_config:
         print(config_help_text(EvalConfig, "voicetune eval --config FILE: every field (YAML; flags override)"), end="")
@@ -299,7 +302,10 @@ def eval_command(
     updates = {"systems": system or None, "data": data, "pairs": pair or None, "seeds": seed or None, "limit": limit, "temperature": temperature,
                "judge": settings.judge.model_copy(update={k: v for k, v in judge_flags.items() if v is not None}),
                "scorer": load_scorer_config(scorer_config) if scorer_config else None}
-    settings = EvalConfig.model_validate({**settings.model_dump(), **{k: v for k, v in updates.items() if v is not None}})
+    try:
+        settings = EvalConfig.model_validate({**settings.model_dump(), **{k: v for k, v in updates.items() if v is not None}})
+    except ValidationError as error:
+        raise VoicetuneError(validation_message(error, "the eval flags")) from None
     if not settings.systems:
         raise VoicetuneError("give the systems to compare: --system NAME=SPEC (at least two), or 'systems:' in --config")
     systems = [parse_system(text) for text in settings.systems]
@@ -338,6 +344,10 @@ def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: 
     from voicetune.settings import validation_message
     from pydantic import ValidationError
 
+    from voicetune.judge import JUDGES
+
+    if kind not in JUDGES:
+        raise VoicetuneError(f"--judge '{kind}': expected one of {', '.join(JUDGES)}")
     try:
         options = JudgeOptions(kind=kind, endpoints=endpoints, models=models, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout)
     except ValidationError as error:

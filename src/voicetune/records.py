@@ -131,9 +131,12 @@ def read_text_file(path: Path, expected: str) -> str:
     if b"\x00" in raw[:8192]:
         raise VoicetuneError(f"{path}: looks like a binary file, expected {expected}")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise VoicetuneError(f"{path}: not UTF-8 text (byte {error.start}), expected {expected}") from None
+    if not text.strip():  # only Unicode white space (U+2028, a no-break space, a separator control)
+        raise VoicetuneError(f"{path}: the file is empty (only white space), expected {expected}")
+    return text
 
 
 def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:

@@ -71,7 +71,8 @@ class Fact:
 
     @property
     def weight(self) -> float:
-        """Free-text facts count half: their paraphrases can only be matched loosely."""
+        """Free-text facts count half: their paraphrases can only be matched loosely (the default of
+        ``ScorerConfig.faithfulness.phrase_fact_weight``, which the scorer uses)."""
         return 0.5 if self.kind == "phrase" else 1.0
 
 

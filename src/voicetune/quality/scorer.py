@@ -50,7 +50,10 @@ def turn_facts(turn: _Context, rules: FactRules = DEFAULT_CONFIG.facts) -> tuple
 
 
 def combine(
-    qualities: dict[str, float], style_weights: dict[str, float], gate_power: float = 2.0, gate_floor: float = 0.2
+    qualities: dict[str, float],
+    style_weights: dict[str, float],
+    gate_power: float = DEFAULT_CONFIG.gate_power,
+    gate_floor: float = DEFAULT_CONFIG.gate_floor,
 ) -> float:
     """Overall score: style (a weighted mean of the other four) gated by faithfulness squared.
 

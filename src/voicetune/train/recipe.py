@@ -10,6 +10,7 @@ that depend on the change: a new ``dpo.beta`` reruns DPO only; a new ``sample.te
 sampling, scoring, pairs and DPO; a new ``reward`` rescoring, pairs and DPO, not sampling.
 
     DIR/config.yaml                     the resolved config of the latest run (every default written out)
+    DIR/reward.yaml                     its reward section alone: `voicetune eval --scorer-config DIR/reward.yaml`
     DIR/train/targets.jsonl             the spoken targets (references, or a teacher's)
     DIR/train/sft/                      checkpoints/, merged/ (the SFT model)
     DIR/train/round1/candidates.raw.jsonl   N sampled candidates per context
@@ -37,6 +38,7 @@ from voicetune.models.prompts import build_messages, load_style_prompt
 from voicetune.provenance import Step, hash_file, hash_records, hash_tree, model_identity, package_version
 from voicetune.quality import ScorerConfig, score_response
 from voicetune.records import Candidate, PreferencePair, Turn, atomic_write_text, dumps, load_records, write_records
+from voicetune.settings import dump_yaml
 from voicetune.train.config import TrainConfig, dump_config
 
 Log = Callable[[str], None]
@@ -47,6 +49,7 @@ def train(config: TrainConfig, out: str | Path, log: Log = print) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump_config(config))
+    atomic_write_text(out / "reward.yaml", dump_yaml(config.reward))  # for `eval --scorer-config`: judge as trained
     timings: dict[str, float] = {}
     ran: list[str] = []
     started = time.perf_counter()
