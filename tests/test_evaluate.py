@@ -175,7 +175,7 @@ def test_an_error_in_either_order_leaves_no_verdict_and_is_counted():
 
 def test_rubric_judge_is_position_consistent():
     turns = builtin_turns("test")[:6]
-    pairs = [Pair.model_validate({**t.model_dump(exclude={"response", "scores", "reasons"}), "id": f"{t.id}#d-vs-r", "response_a": t.draft, "response_b": t.reference}) for t in turns]
+    pairs = [Pair.model_validate({**t.model_dump(exclude={"response", "scores", "reasons", "findings"}), "id": f"{t.id}#d-vs-r", "response_a": t.draft, "response_b": t.reference}) for t in turns]
     judged = judge_both_orders(RubricJudge(), pairs, progress=False)
     assert position_bias(judged)["position_consistency"] == 1.0
     assert all(p.winner == "b" for p in judged)  # the spoken reference beats the written draft

@@ -91,7 +91,7 @@ def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: s
     suffix = "" if seed is None else f"#s{seed}"
     for turn in turns:
         if turn.id in responses[a] and turn.id in responses[b]:
-            context = turn.model_dump(exclude={"response", "scores", "reasons"})
+            context = turn.model_dump(exclude={"response", "scores", "reasons", "findings"})
             meta = {**turn.meta, "context_id": turn.id, **({"seed": seed} if seed is not None else {})}
             pairs.append(Pair.model_validate({
                 **context, "id": f"{turn.id}#{a}-vs-{b}{suffix}", "response_a": responses[a][turn.id], "response_b": responses[b][turn.id],
