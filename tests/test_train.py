@@ -159,17 +159,30 @@ def _steps_run(tmp_path, config) -> list[str]:
 
 _ALL_STEPS = ["targets", "sft", "round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]
 
-#: (the change, the steps it must rerun): the re-run matrix the README quotes.
+#: (the change, the steps it must rerun): the re-run matrix the README quotes. Steps are keyed by content,
+#: so a step downstream of a redone one reruns only if its inputs' bytes changed; the rows below change them.
 RERUN_MATRIX = [
     ({}, []),
     ({"dpo": {"margin": 0.0, "batch_size": 2, "beta": 0.2}}, ["round1_dpo", "model"]),
-    ({"dpo": {"margin": 0.99, "batch_size": 2}}, ["round1_pairs", "model"]),  # no pair left: the SFT model is final
-    ({"reward": {"words_per_minute": 100.0}}, ["round1_score", "round1_pairs", "round1_dpo", "model"]),
-    ({"sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 12, "batch_size": 6, "temperature": 0.9}},
+    ({"dpo": {"margin": 1.0, "batch_size": 2}}, ["round1_pairs", "model"]),  # no pair left: the SFT model is final
+    ({"sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 9, "batch_size": 6}},
      ["round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]),
     ({"sft": {"max_examples": 6, "epochs": 2, "batch_size": 3}}, ["sft", "round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]),
     ({"sft": {"max_examples": 5, "epochs": 1, "batch_size": 3}}, _ALL_STEPS),
 ]
+
+
+def test_a_changed_reward_rescores_without_resampling(tmp_path, tiny_model, trained_run):
+    """New reward settings: the candidates are scored again and the pairs rebuilt; the policy is not retrained
+    and nothing is sampled again (DPO and the final model follow only if the pairs' content changed)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    ran = train(tiny_config(tiny_model, reward={"words_per_minute": 100.0}), run, log=lambda _: None)["steps_run"]
+    assert ran[:2] == ["round1_score", "round1_pairs"]
+    assert not {"targets", "sft", "round1_sample"} & set(ran)
+    assert (run / "reward.yaml").is_file() and "words_per_minute: 100.0" in (run / "reward.yaml").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +229,26 @@ def test_record_ids_with_separators_flow_through_training(tmp_path, tiny_model):
 
     candidates = load_records(tmp_path / "run" / "train" / "round1" / "candidates.jsonl", Candidate)
     assert {c.turn_id for c in candidates} <= set(odd) and len({c.id for c in candidates}) == len(candidates)
+
+
+def test_scorer_config_file_matches_the_built_in_defaults():
+    from pathlib import Path
+
+    from voicetune.quality import ScorerConfig, load_scorer_config
+
+    assert load_scorer_config(Path(__file__).resolve().parents[1] / "configs" / "scorer.yaml") == ScorerConfig()
+
+
+def test_every_config_field_is_documented():
+    from voicetune.evaluate.config import EvalConfig
+    from voicetune.settings import undocumented_fields
+    from voicetune.train import TrainConfig
+
+    assert undocumented_fields(TrainConfig) == [] and undocumented_fields(EvalConfig) == []
+
+
+def test_help_config_lists_every_field(run_cli):
+    result = run_cli("train", "--help-config")
+    assert result.returncode == 0 and "sft.epochs" in result.stdout and "reward.faithfulness.invented_amount" in result.stdout
+    result = run_cli("eval", "--help-config")
+    assert result.returncode == 0 and "judge.kind" in result.stdout and "seeds" in result.stdout

@@ -193,9 +193,15 @@ def extract_facts(draft: str, spoken_list_limit: int = SPOKEN_LIST_LIMIT, trivia
     return tuple(fact for _, fact in sorted(found, key=lambda pair: pair[0]))
 
 
+def _int(digits: str) -> int:
+    """``int()`` of a digit string that may be absurdly long (a pasted blob of digits): runs past 4,000 digits,
+    which no spoken quantity has, are cut so Python's integer-parsing limit never stops the scorer."""
+    return int(digits[:4000]) if len(digits) > 4000 else int(digits)
+
+
 def _is_trivial_number(text: str, limit: int = TRIVIAL_COUNT) -> bool:
     """Single small counts ("1 passenger") are worth saying but not worth gating a response on."""
-    return text.isdigit() and int(text) <= limit
+    return text.isdigit() and _int(text) <= limit
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -270,7 +276,7 @@ class SpokenView:
         times: set[tuple[int, int]] = set()
         for i, match in enumerate(tokens):
             value = match.group(0)
-            if not value.isdigit() or int(value) > 24:
+            if not value.isdigit() or _int(value) > 24:
                 continue
             following = tokens[i + 1] if i + 1 < len(tokens) else None
             minute, end = None, match.end()
@@ -358,7 +364,7 @@ def _hours(hour: int, half: str | None) -> set[int]:
 def _money_value(text: str) -> tuple[int, int]:
     number = re.search(r"\d[\d,]*(?:\.\d{1,2})?", text).group(0).replace(",", "")
     dollars, _, cents = number.partition(".")
-    return int(dollars), int((cents + "00")[:2]) if cents else 0
+    return _int(dollars), _int((cents + "00")[:2]) if cents else 0
 
 
 def _time_value(text: str) -> tuple[int, int]:
@@ -458,8 +464,8 @@ def _conveyed(fact: Fact, response: str) -> bool:
             value = _canonical(value.replace(",", ""))
         if (value in view.numbers and not value.startswith("0")) or (len(value) >= 2 and _in_joined(value, view)):
             return True
-        return value.isdigit() and int(value) <= 20 and (
-            _number_word(int(value)) in view.words or (int(value) == 1 and bool({"a", "an"} & view.words))
+        return value.isdigit() and _int(value) <= 20 and (
+            _number_word(_int(value)) in view.words or (_int(value) == 1 and bool({"a", "an"} & view.words))
         )
     if kind == "name":
         return fact.text.lower() in view.words
@@ -503,8 +509,9 @@ def _canonical(token: str) -> str:
     if "." in token:
         whole, _, frac = token.partition(".")
         frac = frac.rstrip("0")
-        return f"{int(whole)}.{frac}" if frac else str(int(whole))
-    return str(int(token))
+        whole = whole.lstrip("0") or "0"
+        return f"{whole}.{frac}" if frac else whole
+    return token.lstrip("0") or "0"
 
 
 _MONEY_CONTEXT = re.compile(r"(?:\$\s?|\b)(\d+(?:\.\d+)?)(?=\s*(?:dollars?|bucks|usd)\b)|\$\s?(\d+(?:\.\d+)?)", re.I)
@@ -539,7 +546,7 @@ def invented_numbers(response: str, context_texts: tuple[str, ...], small_count_
         if any(is_known(_canonical(n)) for n in neighbours if "." not in n):
             continue
         is_money = value in money
-        if not is_money and "." not in value and int(value) <= small_count_limit:
+        if not is_money and "." not in value and _int(value) <= small_count_limit:
             continue
         invented.append(("$" if is_money else "") + value)
     return invented
