@@ -25,15 +25,7 @@ class PhraseList:
 
     def findings(self, text: str) -> list[str]:
         """The finding of every entry that occurs in ``text``, in the order of the list."""
-        tokens = frozenset(words(text))
-        lower = None
-        found = []
-        for pattern, finding, triggers in self.entries:
-            if not triggers.isdisjoint(tokens):
-                lower = lower or text.lower().replace("’", "'")
-                if pattern.search(lower):
-                    found.append(finding)
-        return found
+        return [finding for finding, _ in self.matches(text)]
 
     def matches(self, text: str) -> list[tuple[str, str]]:
         """``(finding, phrase as said, lower case)`` for every entry that occurs in ``text``, in list order."""

@@ -124,7 +124,7 @@ def _training_turns(config: TrainConfig) -> tuple[list[Turn], str]:
         turns = builtin_turns("train")
         identity = hash_records(turns)
     else:
-        turns = load_records(config.data)
+        turns = load_records(config.data, unique_ids=True)  # a repeated id would mix two turns
         identity = hash_file(config.data)
     if not turns:
         raise VoicetuneError(f"{config.data}: no training turns")
