@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model or dataset is ever fetched from a hub
+# The NLI check costs about 0.05 s per sentence pair: scoring every built-in turn with it would take the suite past
+# its budget. Tests of the NLI path ask for it explicitly (a config with meaning.model 'aegis'; tests/test_meaning.py).
+os.environ["VOICETUNE_NLI_MODEL"] = "none"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -125,6 +125,53 @@ def data_builtin(
     console.print(f"wrote {len(records)} {'pairs' if pairs else 'turns'} to {output}")
 
 
+@data_app.command("facts")
+def data_facts(
+    input: Path = typer.Option(..., "--input", "-i", help="Turn records (JSONL)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the turns with 'facts'."),
+    teacher: str = typer.Option(..., "--teacher", help="The teacher's OpenAI-compatible URL (vLLM, llama.cpp, hosted)."),
+    teacher_model: str = typer.Option(..., "--teacher-model", help="The model name the --teacher endpoint expects."),
+    concurrency: int = typer.Option(2, min=1, help="Parallel requests to the teacher."),
+    timeout: float = typer.Option(60.0, min=0.001, help="Seconds one request may take in all (then retried with backoff)."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="The environment variable holding the teacher endpoint's API key."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="The teacher's answers (SQLite; default OUTPUT.facts_cache.sqlite): a re-run asks only what is missing."),
+    overwrite_facts: bool = typer.Option(False, "--overwrite-facts", help="Ask about turns that already have facts too (default: leave them alone)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
+) -> None:
+    """Label each turn's must-convey facts with a teacher model: the spans of the draft the caller must hear now.
+
+    Example: voicetune data facts --input turns.jsonl --output facts.jsonl --teacher http://127.0.0.1:8000/v1 --teacher-model NAME
+    """
+    from voicetune.data.teacher_facts import FactsStats, teacher_facts
+    from voicetune.records import ensure_dir, refuse_overwriting_input, same_file, write_records
+
+    refuse_overwriting_input(output, input)
+    cache = cache if cache is not None else output.with_name(output.name + ".facts_cache.sqlite")
+    refuse_overwriting_input(cache, input)
+    if same_file(cache, output):
+        raise VoicetuneError(f"{cache}: is also the --output file; choose another --cache path")
+    if output.is_dir():
+        raise VoicetuneError(f"{output}: is a directory, expected a file to write")
+    ensure_dir(output.parent, for_file=output)  # a bad output path fails now, not after asking the teacher
+    turns = _load(input, skip_invalid)
+    stats = FactsStats()
+    labelled = teacher_facts(turns, teacher, teacher_model, cache_path=cache, concurrency=concurrency, timeout=timeout,
+                             api_key_env=api_key_env, progress=True, overwrite=overwrite_facts, stats=stats)
+    write_records(output, labelled)
+    parts = [f"facts for {stats.updated} of {stats.turns} turns" + (f" ({stats.none} of them none: the teacher said NONE)" if stats.none else "")]
+    dropped = f"kept {stats.kept} facts, {stats.dropped} dropped as not in the draft" + (f" (e.g. {stats.dropped_examples[0]!r})" if stats.dropped_examples else "")
+    parts.append(dropped + (f", {stats.ids_dropped} as internal ids or URLs" if stats.ids_dropped else ""))
+    if stats.unusable:
+        parts.append(f"{stats.unusable} turns left as they were (no span of the draft in the answer)")
+    if stats.curated:
+        parts.append(f"{stats.curated} turns already had facts and were left alone (--overwrite-facts asks about them too)")
+    if stats.no_draft:
+        parts.append(f"{stats.no_draft} turns without a draft")
+    if stats.asked:
+        parts.append(f"{stats.requests} requests, {stats.cached} answers from the cache {cache}")
+    console.print("; ".join(parts) + f"; wrote {output}", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def score(
     input: Path = typer.Option(..., "--input", "-i", help="Turn records (JSONL)."),

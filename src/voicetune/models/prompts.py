@@ -97,3 +97,42 @@ def build_messages(turn: _Context, style_prompt: str | None = None) -> list[dict
     if must:
         user += f"\n\nMust say: {'; '.join(must)}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Must-convey facts from a teacher model (``voicetune data facts``, :mod:`voicetune.data.teacher_facts`)
+
+#: The system prompt that asks a teacher model which facts of a draft the caller must hear in this reply.
+#: The answer is one span of the draft per line, copied as written (the parser keeps only spans it finds in
+#: the draft, so a teacher cannot invent a fact), or ``NONE``. What the caller already said or was told,
+#: internal ids, URLs and list items past the third (which a spoken reply offers instead of reading) are
+#: left out: the same rules the scorer's own fact extraction follows (``quality/facts.py``).
+FACTS_PROMPT = """\
+A phone agent wrote a reply for a screen; it will be said aloud to a caller, who only hears it. \
+Decide which facts of the draft reply the caller must hear in THIS reply.
+
+List them one per line: each one a short span copied exactly as it is written in the draft \
+(an amount, a date, a time, a code, a name, a number, a key condition), with nothing else on the line.
+Leave out:
+- anything the caller already said, or was already told earlier in the call;
+- internal ids (like credit_card_123 or user ids such as mia_li_3668) and URLs;
+- items past the first three of a list: the agent can offer the rest instead of reading them all;
+- greetings, filler and offers of more help.
+If the caller needs to hear no specific fact in this reply, answer NONE.
+Answer with the list (or NONE) only."""
+
+#: How much of the call the facts prompt shows: what the caller has heard decides what is new.
+FACTS_HISTORY_MESSAGES = 12
+FACTS_MESSAGE_CHARS = 500
+
+
+def build_facts_messages(turn: _Context) -> list[dict[str, str]]:
+    """Chat messages asking a teacher for the facts of ``turn.draft`` the caller must hear now: the recent
+    spoken history (clipped) and the whole draft, verbatim (facts must be spans of it)."""
+    lines = [
+        f"{'Caller' if message.role == 'user' else 'Agent'}: {_clip(message.text, FACTS_MESSAGE_CHARS)}"
+        for message in turn.history[-FACTS_HISTORY_MESSAGES:]
+    ]
+    call = "The call so far:\n" + "\n".join(lines) if lines else "The call is starting."
+    user = f'{call}\n\nThe agent\'s draft reply:\n"""\n{(turn.draft or "").strip()}\n"""\n\nThe facts the caller must hear now, one per line (or NONE):'
+    return [{"role": "system", "content": FACTS_PROMPT}, {"role": "user", "content": user}]

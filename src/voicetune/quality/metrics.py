@@ -28,6 +28,7 @@ from voicetune.quality.facts import (
     URL,
     Fact,
     fact_conveyed,
+    fact_label,
     invented_numbers,
     spoken_view,
 )
@@ -399,6 +400,10 @@ def _draft_asks_caller(draft: str) -> bool:
     )
 
 
+#: A sentence that offers more instead of saying it ("I can text you the tracking number", "if you'd like").
+_OFFER = re.compile(r"\b(?:want|would you like|i can|i could|shall i|should i|happy to|if you(?:'d| would)? like|let me know)\b", re.I)
+
+
 @lru_cache(maxsize=16384)
 def _content_words(text: str) -> frozenset[str]:
     return frozenset(_content(words(text)))
@@ -413,8 +418,10 @@ def faithfulness(
 ) -> QualityResult:
     """Whether the facts still get across and nothing is made up.
 
-    The score is the share of the required facts conveyed (in any spoken form; a free-text fact weighs
-    half), minus 0.5 for each amount
+    The score starts at 1 and loses, for each required fact not conveyed (in any spoken form), its share of
+    the required facts (a free-text fact weighs half) times ``dropped``, or a quarter of that (``offered``) when
+    the response offers it instead, naming the draft's label for it in a question or an offer; minus 0.5 for
+    each amount
     and 0.35 for each other number stated that the context (history, draft, tool results) does not contain
     (an invented price is worse than a missing one), minus 0.2 when the draft asks the caller for something
     ("which order?") and the response asks nothing, and minus 0.3 when the response shares no content word
@@ -427,12 +434,19 @@ def faithfulness(
     conveyed = [f for f in required if fact_conveyed(f, view)]
     phrase_weight = p.phrase_fact_weight
     total = sum(phrase_weight if f.kind == "phrase" else 1.0 for f in required)
-    score = sum(phrase_weight if f.kind == "phrase" else 1.0 for f in conveyed) / total if total else 1.0
+    offers = [s for s in sentences(response) if s.rstrip().endswith("?") or _OFFER.search(s)] if draft else []
+    penalty = 0.0
     for fact in required:
         if fact not in conveyed:
             share = (phrase_weight if fact.kind == "phrase" else 1.0) / total
-            findings.append(Finding(kind="dropped_fact", quality="faithfulness", text=fact.text, values={"fact_kind": fact.kind}, penalty=share))
-    penalty = 0.0
+            label = fact_label(fact, draft) if offers else frozenset()
+            if label and any(label & {w.lower() for w in words(s)} for s in offers):
+                cost = share * p.dropped * p.offered
+                findings.append(Finding(kind="offered_fact", quality="faithfulness", text=fact.text, values={"fact_kind": fact.kind}, penalty=cost))
+            else:
+                cost = share * p.dropped
+                findings.append(Finding(kind="dropped_fact", quality="faithfulness", text=fact.text, values={"fact_kind": fact.kind}, penalty=cost))
+            penalty += cost
     for number in invented_numbers(response, tuple(context_texts), p.small_count_limit):
         amount = number.startswith("$")
         cost = p.invented_amount if amount else p.invented_number
@@ -448,4 +462,4 @@ def faithfulness(
         if not required and len(draft_words) >= p.off_draft_min_words and not (draft_words & _content(view.words)):
             penalty += p.off_draft
             findings.append(Finding(kind="off_draft", quality="faithfulness", penalty=p.off_draft))
-    return _result(1.0 - score + penalty, findings)
+    return _result(penalty, findings)

@@ -14,8 +14,10 @@ from typing import Iterable
 from voicetune.errors import VoicetuneError
 from voicetune.quality import metrics
 from voicetune.quality.config import DEFAULT_CONFIG, FactRules, ScorerConfig, load_scorer_config
-from voicetune.quality.facts import Fact, classify_fact, extract_facts, fact_conveyed, spoken_view
+from voicetune.quality.facts import Fact, caller_needs, classify_fact, extract_facts, fact_conveyed, spoken_view
 from voicetune.quality.findings import Finding, render
+from voicetune.quality.meaning import nli_pairs, unsupported_claims
+from voicetune.quality.nli import load_nli
 from voicetune.quality.speech import speaking_seconds
 from voicetune.quality.text import words
 from voicetune.records import QUALITIES, Turn, _Context
@@ -43,10 +45,16 @@ class VoiceScore:
 
 
 def turn_facts(turn: _Context, rules: FactRules = DEFAULT_CONFIG.facts) -> tuple[Fact, ...]:
-    """The must-convey facts of a turn: its ``facts`` when given, else those extracted from its draft."""
+    """The facts of a turn, each marked required or not: its curated ``facts`` when given (all required), else
+    those extracted from its draft, required only when the caller needs them now (:func:`caller_needs`: not
+    what the caller already has, not the details an answer may offer instead of reading)."""
     if turn.facts is not None:
         return tuple(classify_fact(text) for text in turn.facts if text.strip())
-    return extract_facts(turn.draft or "", rules.spoken_list_limit, rules.trivial_count)
+    draft = turn.draft or ""
+    facts = extract_facts(draft, rules.spoken_list_limit, rules.trivial_count)
+    earlier = tuple(m.text for m in turn.history) if rules.known_is_optional else ()
+    return caller_needs(facts, draft, earlier, rules.spoken_list_limit, rules.procedure_steps, rules.item_details_optional,
+                        rules.long_code_chars)
 
 
 def combine(
@@ -88,9 +96,47 @@ def score_response(turn: _Context, response: str, config: ScorerConfig | None = 
         "humanness": metrics.humanness(response, config.humanness),
         "faithfulness": metrics.faithfulness(response, facts, context, turn.draft or "", config.faithfulness),
     }
+    results["faithfulness"] = _with_meaning(results["faithfulness"], turn, response, config)
     scores = {name: results[name].score for name in QUALITIES}
     scores["voice_score"] = combine(scores, config.style_weights, config.gate_power, config.gate_floor)
     return VoiceScore(scores, [finding for name in QUALITIES for finding in results[name].findings])
+
+
+def premises(turn: _Context) -> list[str]:
+    """What a response's claims are checked against: the draft. (Not the caller's words: the model reads a
+    question as "entailing" an answer either way.)"""
+    return [turn.draft] if (turn.draft or "").strip() else []
+
+
+def _with_meaning(faithfulness: metrics.QualityResult, turn: _Context, response: str, config: ScorerConfig) -> metrics.QualityResult:
+    """Faithfulness less what the claims the draft does not support cost (nothing without an NLI model)."""
+    nli = load_nli(config.meaning.model, config.meaning.threads) if config.meaning.model != "none" else None
+    if nli is None or not (turn.draft or "").strip():
+        return faithfulness
+    found = unsupported_claims(response, premises(turn), nli, config.meaning)
+    if not found:
+        return faithfulness
+    cost = sum(f.penalty for f in found)
+    return metrics.QualityResult(round(max(0.0, faithfulness.score - cost), 4), faithfulness.findings + tuple(found))
+
+
+def prefetch_meaning(items: Iterable[tuple[_Context, str]], config: ScorerConfig | None = None, progress: bool = False) -> None:
+    """Ask the NLI model about every claim of many responses in large batches, before they are scored one by
+    one (the answers are cached): several times faster than a small batch per response."""
+    config = config or DEFAULT_CONFIG
+    nli = load_nli(config.meaning.model, config.meaning.threads) if config.meaning.model != "none" else None
+    if nli is None:
+        return
+    pairs = list(dict.fromkeys(p for turn, text in items if (turn.draft or "").strip() and text
+                               for p in nli_pairs(text, premises(turn), config.meaning)))
+    chunk = 256
+    chunks = range(0, len(pairs), chunk)
+    if progress and len(pairs) > chunk:
+        from rich.progress import track
+
+        chunks = track(chunks, description="checking meaning (NLI)", transient=True)
+    for start in chunks:
+        nli.entailment(pairs[start : start + chunk])
 
 
 def _repeated_facts(facts: tuple[Fact, ...], agent_turns: list[str], view, config: ScorerConfig = DEFAULT_CONFIG) -> list[Fact]:
@@ -120,6 +166,7 @@ def score_records(
         raise VoicetuneError(f"--field must be response, reference or draft, not '{field}'")
     config = config or DEFAULT_CONFIG
     records = list(records)
+    prefetch_meaning(((r, getattr(r, field)) for r in records if getattr(r, field) is not None), config, progress)
     iterator = records
     if progress and len(records) >= 2000:
         from rich.progress import track
