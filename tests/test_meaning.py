@@ -124,15 +124,15 @@ class FixedNLI:
 
 
 def test_unsupported_claims_cost_on_a_log_scale_between_low_and_high():
-    rules = MeaningRules(model="none", entail_low=0.01, entail_high=0.1, unsupported=0.6)
+    rules = MeaningRules(model="none", entail_low=0.01, entail_high=0.1, unsupported=0.6, others=0.5)
     draft = "Your order is pending at the warehouse."
     model = FixedNLI({"Your order has already shipped today.": 0.001, "Your order ships from the warehouse soon.": math.sqrt(0.001)})
     found = unsupported_claims("Your order has already shipped today. Your order ships from the warehouse soon. Your order is waiting at the warehouse.",
                                [draft], model, rules)
-    # Every doubted claim is reported; only the least supported one costs (its share of the log scale).
+    # Every doubted claim is reported and costs its share of the log scale; all but the least supported pay half.
     assert [(f.kind, f.text, f.penalty) for f in found] == [
         ("unsupported_claim", "Your order has already shipped today.", 0.6),
-        ("unsupported_claim", "Your order ships from the warehouse soon.", 0.0),
+        ("unsupported_claim", "Your order ships from the warehouse soon.", 0.15),
     ]
     assert found[0].values["draft"] == draft
     halfway = unsupported_claims("Your order ships from the warehouse soon.", [draft], model, rules)

@@ -63,7 +63,7 @@ def test_gate_puts_unfaithful_responses_below_a_faithful_badly_formatted_one():
     assert any("$150" in reason for reason in invented.reasons)
     for bad in (evasive, empty, invented):
         assert bad.voice_score < markdown.voice_score  # ...but it still beats what is wrong or empty
-        assert bad.voice_score <= 0.25
+        assert bad.voice_score <= 0.5  # faithfulness <= 0.5 gates the score to at most that
     assert score_response(TURN, FAITHFUL).voice_score > markdown.voice_score
 
 
@@ -71,9 +71,14 @@ def test_combine_gate_bounds():
     perfect_style = {name: 1.0 for name in QUALITIES}
     weights = ScorerConfig().style_weights
     assert combine(perfect_style, weights) == 1.0
-    assert combine({**perfect_style, "faithfulness": 0.5}, weights) == 0.25
+    assert combine({**perfect_style, "faithfulness": 0.5}, weights) == 0.5
+    assert combine({**perfect_style, "faithfulness": 0.5}, weights, gate_power=2.0) == 0.25
     worst_style = {**{name: 0.0 for name in QUALITIES}, "faithfulness": 1.0}
     assert combine(worst_style, weights) == pytest.approx(0.2)
+    # Sharpness 3: a style mean of 0.9 counts as 0.7; sharpness 1 is the plain mean.
+    nine_tenths = {**{name: 0.9 for name in QUALITIES}, "faithfulness": 1.0}
+    assert combine(nine_tenths, weights) == pytest.approx(0.2 + 0.8 * 0.7)
+    assert combine(nine_tenths, weights, style_sharpness=1.0) == pytest.approx(0.2 + 0.8 * 0.9)
     assert combine({**perfect_style, "faithfulness": 0.0}, weights) == 0.0
 
 

@@ -105,11 +105,13 @@ def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[
     every seed when given one ``turn.id -> text`` mapping per seed), and the share of responses with an
     invented fact (a typed finding of the scorer: a number or amount the context does not contain)."""
     from voicetune.quality import has_finding, score_response
+    from voicetune.quality.scorer import prefetch_meaning
     from voicetune.quality.findings import INVENTED
     from voicetune.quality.speech import estimate_seconds
     from voicetune.quality.text import words
 
     per_seed = [answers] if isinstance(answers, dict) else list(answers)
+    prefetch_meaning(((t, one[t.id]) for one in per_seed for t in turns if t.id in one), scorer)
     scored = [(score_response(t, one[t.id], scorer), one[t.id]) for one in per_seed for t in turns if t.id in one]
     if not scored:
         return {"responses": 0}

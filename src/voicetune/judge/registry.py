@@ -42,7 +42,9 @@ class RubricJudge:
 
     def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
         from voicetune.judge.rubric import judge_pair
+        from voicetune.quality.scorer import prefetch_meaning
 
+        prefetch_meaning(((p, text) for p in pairs for text in (p.response_a, p.response_b)), self.config, progress)
         results = []
         for pair in pairs:
             judged = judge_pair(pair, self.config)

@@ -181,6 +181,16 @@ class FaithfulnessPenalties(_Section):
         description="cost per amount of money the context does not contain: an invented price is worse than a missing "
         "one (callers act on it), and at 0.5 one alone gates the overall score to at most 0.25",
     )
+    swapped_amount: float = Field(
+        0.5, ge=0,
+        description="cost per amount said with what the draft gives another amount for ('Premium is twelve forty' where "
+        "the draft prices Business at $1,240): both numbers are right, the answer is wrong, as bad as an invented one",
+    )
+    done_early: float = Field(
+        0.4, ge=0,
+        description="cost when the response says an action is done ('I've cancelled it') where the draft only asks the "
+        "caller's go-ahead for it: the caller hangs up believing it happened",
+    )
     invented_number: float = Field(
         0.35, ge=0, description="cost per other number the context does not contain (less than money: often a harmless paraphrase)"
     )
@@ -258,9 +268,14 @@ class MeaningRules(_Section):
     threads: int = Field(0, ge=0, description="threads the NLI model uses (0: up to 4, at most the cores)")
     unsupported: float = Field(
         0.3, ge=0,
-        description="cost when the response's least supported claim is contradicted (support at entail_low or less); "
-        "support between entail_low and entail_high costs a share of it on a log scale. Only the least supported "
-        "claim counts: a response with more sentences has more chances of one the model happens to doubt",
+        description="cost of a contradicted claim (support at entail_low or less); support between entail_low and "
+        "entail_high costs a share of it on a log scale. Claims other than the least supported pay 'others' of it: "
+        "a response with more sentences has more chances of one the model happens to doubt",
+    )
+    others: float = Field(
+        0.5, ge=0, le=1,
+        description="share of its cost each doubted claim other than the least supported one pays: 0 judges a response "
+        "by its worst claim alone (a second contradiction is free), 1 charges every sentence the model doubts",
     )
     entail_low: float = Field(
         0.005, gt=0, lt=1,
@@ -307,14 +322,20 @@ class ScorerConfig(_Section):
         "they decide whether a caller can follow the answer at all",
     )
     gate_power: float = Field(
-        2.0, gt=0,
-        description="voice_score = faithfulness ** gate_power * (gate_floor + (1 - gate_floor) * style); 2 puts a "
-        "response that drops half the facts or invents a price (faithfulness <= 0.5) at <= 0.25, below any faithful one",
+        1.0, gt=0,
+        description="voice_score = faithfulness ** gate_power * (gate_floor + (1 - gate_floor) * style); 1 (calibrated on "
+        "the dev half of the labelled pairs) lets a clearly better-sounding answer win over one a fact-count ahead, "
+        "while a contradiction or an invented amount (a 0.3 to 0.5 cost) still sinks a response; 2 gated harder",
     )
     gate_floor: float = Field(
         0.2, ge=0, le=1,
         description="share of voice_score a faithful response keeps whatever its style: higher lets faithfulness "
         "dominate more, lower lets style separate faithful responses more",
+    )
+    style_sharpness: float = Field(
+        3.0, ge=0,
+        description="style = 1 - style_sharpness * (1 - the weighted mean of the style qualities), floored at 0: 1 is the "
+        "plain mean; higher makes a stiff, unclear or padded answer lose more against a plain one",
     )
     tie_margin: float = Field(
         0.02, ge=0, description="the rubric judge calls score differences up to this a tie: the metrics are not that precise"

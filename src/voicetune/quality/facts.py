@@ -695,3 +695,57 @@ def invented_numbers(response: str, context_texts: tuple[str, ...], small_count_
             continue
         invented.append(("$" if is_money else "") + value)
     return invented
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Swapped amounts
+
+_SEGMENT = re.compile(r"[\n;|—–]+|(?<=[.!?])\s+|,\s+|\s+(?:and|or|but|while|whereas|plus)\s+", re.I)
+_LABEL_STOP = frozenset(
+    "the a an of for to in on at is are was be and or with your you it its this that per each total price cost costs "
+    "fee fees amount dollars usd cents would will can just only about".split()
+)
+
+
+def _label_words(text: str) -> frozenset[str]:
+    return frozenset(w for w in words(text) if w.isalpha() and len(w) > 2 and w not in _LABEL_STOP)
+
+
+@lru_cache(maxsize=16384)
+def _amount_labels(draft: str) -> tuple[tuple[Fact, frozenset[str]], ...]:
+    """Each amount of money in a draft, with the words of the segment (line, table cell row, clause) it sits in."""
+    found = []
+    for segment in re.split(r"\n+", draft):
+        for match in MONEY.finditer(segment):
+            clause = next((c for c in _SEGMENT.split(segment) if match.group(0) in c), segment)
+            label = _label_words(re.sub(MONEY, " ", clause)) or _label_words(re.sub(MONEY, " ", segment))
+            found.append((Fact(match.group(0).strip(), "money"), label))
+    return tuple(found)
+
+
+def swapped_amounts(response: str, draft: str) -> list[tuple[str, str]]:
+    """Amounts a response pins to the wrong thing: ``(amount as written in the draft, the label it is said with)``.
+
+    A listener who hears "Premium is twelve forty and Business is three eighty-nine" where the draft prices
+    Premium at $389 and Business at $1,240 hears two right numbers and a wrong answer. For each clause of the
+    response that says one of the draft's amounts, the words around it are compared with the words the draft
+    puts beside each amount: an amount said with words that only another amount has in the draft (and none of
+    its own) is swapped. Amounts whose draft segments share all their words (a table of like rows) are not
+    judged.
+    """
+    labelled = [(fact, label) for fact, label in _amount_labels(draft) if label]
+    if len(labelled) < 2:
+        return []
+    swapped = []
+    for clause in _SEGMENT.split(response):
+        if not clause or not any(ch.isdigit() for ch in spoken_to_digits(clause)):
+            continue
+        said = _label_words(clause)
+        for fact, label in labelled:
+            if not _conveyed(fact, clause):
+                continue
+            own = label - frozenset().union(*(other for f, other in labelled if f.text != fact.text))
+            foreign = {w for f, other in labelled if f.text != fact.text for w in other - label}
+            if said & foreign and not said & (own or label):
+                swapped.append((fact.text, ", ".join(sorted(said & foreign))))
+    return swapped

@@ -31,7 +31,9 @@ humanness
     apologies (``count``); ``exclamations`` several exclamation marks (``count``).
 faithfulness
     ``dropped_fact`` a required fact not conveyed (``text``, ``fact_kind``); ``offered_fact`` one not conveyed
-    but offered ("want the tracking number?"); ``invented_amount`` and
+    but offered ("want the tracking number?"); ``swapped_amount`` a draft amount said with another amount's
+    label (``text`` the amount, ``label`` the words it was said with); ``done_early`` an action reported done
+    where the draft only asks the caller's go-ahead; ``invented_amount`` and
     ``invented_number`` a number the context does not contain (``text``); ``question_dropped`` the draft
     asks the caller something and the response asks nothing; ``off_draft`` nothing of a substantial draft
     said; ``unsupported_claim`` a sentence the draft does not entail, by an NLI model (``text`` the sentence,
@@ -47,7 +49,7 @@ from typing import Any, Iterable, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "DROPPED", "Finding", "INVENTED", "UNSUPPORTED", "KINDS", "MARKDOWN", "PHRASES", "REPETITION", "TEMPLATES", "count_findings",
+    "DROPPED", "Finding", "INVENTED", "SWAPPED", "UNSUPPORTED", "KINDS", "MARKDOWN", "PHRASES", "REPETITION", "TEMPLATES", "count_findings",
     "has_finding", "render",
 ]
 
@@ -102,6 +104,8 @@ TEMPLATES: dict[str, str] = {
     # faithfulness
     "dropped_fact": "drops the {kind_name} {text}",
     "offered_fact": "offers the {kind_name} {text} instead of saying it",
+    "swapped_amount": "says {text} for the {label}, which the draft gives another amount",
+    "done_early": "says it is done where the draft only asks the caller's go-ahead",
     "invented_amount": "states {text} that the context does not contain",
     "invented_number": "states {text} that the context does not contain",
     "question_dropped": "doesn't ask the caller what the draft asks",
@@ -115,6 +119,8 @@ TEMPLATES: dict[str, str] = {
 KINDS: frozenset[str] = frozenset(TEMPLATES)
 #: Numbers stated that the context does not contain.
 INVENTED: frozenset[str] = frozenset({"invented_number", "invented_amount"})
+#: Right numbers pinned to the wrong things.
+SWAPPED: frozenset[str] = frozenset({"swapped_amount"})
 #: Sentences the draft does not support (by meaning, an NLI model): contradictions and made-up claims.
 UNSUPPORTED: frozenset[str] = frozenset({"unsupported_claim"})
 #: Required facts the response does not convey.

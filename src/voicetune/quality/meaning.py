@@ -137,10 +137,10 @@ def _nearest_sentence(claim: str, window: str) -> str:
 
 
 def unsupported_claims(response: str, premises: Sequence[str], nli: EntailmentModel, rules: MeaningRules) -> list[Finding]:
-    """A finding for each claim the draft does not fully support (support below ``entail_high``); the response's
-    least supported claim costs ``rules.unsupported`` times how far its support falls below ``entail_high`` on a
-    log scale (all of it at ``entail_low`` or less), the others nothing: one contradiction is what a listener
-    acts on, and charging every doubted sentence would favour saying less."""
+    """A finding for each claim the draft does not fully support (support below ``entail_high``), costing
+    ``rules.unsupported`` times how far its support falls below ``entail_high`` on a log scale (all of it at
+    ``entail_low`` or less); every claim but the least supported one costs only ``rules.others`` of that: one
+    contradiction is what a listener acts on, and charging every doubted sentence in full would favour saying less."""
     found = [claim for claim in support(claims(response, rules.min_claim_words), premises, nli, rules) if claim.support < rules.entail_high]
     if not found:
         return []
@@ -149,7 +149,7 @@ def unsupported_claims(response: str, premises: Sequence[str], nli: EntailmentMo
     findings = []
     for claim in found:
         share = min(1.0, (high - math.log(max(claim.support, 1e-6))) / (high - low))
-        cost = round(rules.unsupported * share, 4) if claim is worst else 0.0
+        cost = round(rules.unsupported * share * (1.0 if claim is worst else rules.others), 4)
         findings.append(
             Finding(kind="unsupported_claim", quality="faithfulness", text=claim.text,
                     values={"draft": claim.nearest, "entailment": round(claim.support, 4)}, penalty=cost)

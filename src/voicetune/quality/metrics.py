@@ -29,6 +29,7 @@ from voicetune.quality.facts import (
     Fact,
     fact_conveyed,
     fact_label,
+    swapped_amounts,
     invented_numbers,
     spoken_view,
 )
@@ -387,17 +388,44 @@ _INFO_QUESTION = re.compile(
     r"\b(?:which|what|when|where|who|whom|whose|how)\b|\b(?:could|can|would|will) you (?:please )?(?:provide|give|tell|confirm|share|send|verify|read|spell|let me know)\b|\bmay i (?:have|get|ask)\b",
     re.I,
 )
+_ASK_NOTE = re.compile(r"\bask (?:the )?(?:customer|caller|user|client|member|patient)\b|\byes/no\b|\bbefore \w+ing\b[^.?!\n]*\bi need\b", re.I)
 _BOILERPLATE_QUESTION = re.compile(r"anything else|further (?:assistance|questions)|help (?:you )?with today|any (?:other )?questions", re.I)
 
 
 @lru_cache(maxsize=16384)
 def _draft_asks_caller(draft: str) -> bool:
-    """Whether the draft asks the caller for something (not a boilerplate "anything else?")."""
+    """Whether the draft asks the caller for something (not a boilerplate "anything else?"), by a question or by a
+    note to the agent ("Ask the customer for their zip code", "confirm (yes/no)")."""
+    if _ASK_NOTE.search(draft):
+        return True
     return any(
         s.rstrip().endswith("?") and _INFO_QUESTION.search(s) and not _BOILERPLATE_QUESTION.search(s)
         for s in sentences(draft)
         if "?" in s
     )
+
+
+#: A draft sentence asking the caller's go-ahead before acting ("Shall I proceed? (yes/no)").
+_ASKS_GO_AHEAD = re.compile(
+    r"\b(?:confirm|proceed|go ahead|shall i|should i|would you like (?:me|us) to|do you want (?:me|us) to|want me to|"
+    r"ok(?:ay)? to|yes/no|yes or no)\b", re.I)
+#: Words that report an action as done ("has been cancelled", "I've updated", "successfully").
+_DONE = re.compile(
+    r"\b(?:i've|i have|we've|we have)\s+(?:just\s+|now\s+|already\s+)?(?:gone ahead|cancel|book|chang|add|remov|"
+    r"upgrad|downgrad|updat|switch|mov|process|issu|refund|submitt|sent|plac|schedul|appl|waiv|transferr|reset|"
+    r"block|suspend|order|return|exchang|modif|rebook|charg|lock|unlock|reserv|confirm)\w*|"
+    r"\b(?:has|have) been (?:\w+ly )?(?:cancel|book|chang|add|remov|upgrad|downgrad|updat|switch|mov|process|"
+    r"issu|refund|submitt|sent|plac|schedul|appl|waiv|transferr|reset|block|suspend|modif|rebook|charg|confirm)\w*|"
+    r"\b(?:it's|that's|you're|you are|it is|that is|all) (?:all )?(?:done|set|booked|cancell?ed|confirmed|changed)\b|"
+    r"\bsuccessfully\b|^\s*done\b", re.I | re.M)
+
+
+def claims_done_early(response: str, draft: str) -> bool:
+    """Whether a response says an action is done where the draft only asks the caller's go-ahead for it: the
+    draft asks to confirm or proceed and reports nothing done, and the response reports something done
+    ("I've cancelled it", "you're all set"). The caller hangs up believing it happened."""
+    asks = any(_ASKS_GO_AHEAD.search(s) and ("?" in s or "yes/no" in s.lower()) for s in sentences(draft))
+    return asks and not _DONE.search(draft) and bool(_DONE.search(response))
 
 
 #: A sentence that offers more instead of saying it ("I can text you the tracking number", "if you'd like").
@@ -421,7 +449,9 @@ def faithfulness(
     The score starts at 1 and loses, for each required fact not conveyed (in any spoken form), its share of
     the required facts (a free-text fact weighs half) times ``dropped``, or a quarter of that (``offered``) when
     the response offers it instead, naming the draft's label for it in a question or an offer; minus 0.5 for
-    each amount
+    each amount said with another amount's label (``swapped_amount``: "Premium is twelve forty" where the
+    draft prices Business at $1,240), 0.4 when it says an action is done where the draft only asks the
+    caller's go-ahead for it (``done_early``), and for each amount
     and 0.35 for each other number stated that the context (history, draft, tool results) does not contain
     (an invented price is worse than a missing one), minus 0.2 when the draft asks the caller for something
     ("which order?") and the response asks nothing, and minus 0.3 when the response shares no content word
@@ -455,6 +485,12 @@ def faithfulness(
             Finding(kind="invented_amount" if amount else "invented_number", quality="faithfulness", text=number, penalty=cost)
         )
     if draft:
+        for amount, label in dict(swapped_amounts(response, draft)).items():
+            penalty += p.swapped_amount
+            findings.append(Finding(kind="swapped_amount", quality="faithfulness", text=amount, values={"label": label}, penalty=p.swapped_amount))
+        if claims_done_early(response, draft):
+            penalty += p.done_early
+            findings.append(Finding(kind="done_early", quality="faithfulness", penalty=p.done_early))
         if _draft_asks_caller(draft) and "?" not in response:
             penalty += p.question_dropped
             findings.append(Finding(kind="question_dropped", quality="faithfulness", penalty=p.question_dropped))

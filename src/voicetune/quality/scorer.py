@@ -62,16 +62,19 @@ def combine(
     style_weights: dict[str, float],
     gate_power: float = DEFAULT_CONFIG.gate_power,
     gate_floor: float = DEFAULT_CONFIG.gate_floor,
+    style_sharpness: float = DEFAULT_CONFIG.style_sharpness,
 ) -> float:
-    """Overall score: style (a weighted mean of the other four) gated by faithfulness squared.
+    """Overall score: style (from the other four qualities) gated by faithfulness.
 
-    ``faithfulness**2 * (0.2 + 0.8 * style)`` (``gate_power`` 2, ``gate_floor`` 0.2): a response that drops
-    half the facts or invents a price (faithfulness <= 0.5) scores at most 0.25, below any faithful response
-    whatever its style (>= 0.2 + 0.8 * its style), so no empty, evasive or wrong response can beat a correct
-    one by sounding nicer.
+    ``faithfulness ** gate_power * (gate_floor + (1 - gate_floor) * style)``, where style is
+    ``1 - style_sharpness * (1 - the weighted mean of the four)``, floored at 0. The defaults (``gate_power`` 1,
+    ``gate_floor`` 0.2, ``style_sharpness`` 3) were chosen on the dev half of the labelled pairs: a faithfulness
+    cost (a contradiction 0.3, an invented amount 0.5) still outweighs any style, but a stiff, padded or
+    unreadable answer loses to a plain one that leaves out a detail the caller does not need.
     """
     total = sum(style_weights.values())
     style = sum(qualities[name] * weight for name, weight in style_weights.items()) / total
+    style = max(0.0, 1.0 - style_sharpness * (1.0 - style))  # sharpness 1: the weighted mean
     return round(qualities["faithfulness"] ** gate_power * (gate_floor + (1.0 - gate_floor) * style), 4)
 
 
@@ -98,7 +101,7 @@ def score_response(turn: _Context, response: str, config: ScorerConfig | None = 
     }
     results["faithfulness"] = _with_meaning(results["faithfulness"], turn, response, config)
     scores = {name: results[name].score for name in QUALITIES}
-    scores["voice_score"] = combine(scores, config.style_weights, config.gate_power, config.gate_floor)
+    scores["voice_score"] = combine(scores, config.style_weights, config.gate_power, config.gate_floor, config.style_sharpness)
     return VoiceScore(scores, [finding for name in QUALITIES for finding in results[name].findings])
 
 

@@ -37,6 +37,7 @@ from voicetune.models.loading import resolve_model
 from voicetune.models.prompts import build_messages, load_style_prompt
 from voicetune.provenance import Step, hash_file, hash_records, hash_tree, model_identity, package_version
 from voicetune.quality import ScorerConfig, score_response
+from voicetune.quality.scorer import prefetch_meaning
 from voicetune.records import Candidate, PreferencePair, Turn, atomic_write_text, dumps, load_records, write_records
 from voicetune.settings import dump_yaml
 from voicetune.train.config import TrainConfig, dump_config
@@ -354,6 +355,7 @@ def score_candidates(reward: ScorerConfig, raw: list[Candidate], raw_path: Path,
     if step.done and path.is_file():
         return load_records(path, Candidate), False
     step.begin()
+    prefetch_meaning(((c, c.response or "") for c in raw), reward, progress=True)
     scored = [_with_score(c, score_response(c, c.response or "", reward)) for c in raw]
     write_records(path, scored)
     step.finish(candidates=len(scored))
