@@ -2,49 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from fake_openai import FakeChatServer, chat_reply
 
 from voicetune.data import builtin_turns
 from voicetune.errors import VoicetuneError
 from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns
 
 
-class _Server:
+class _Server(FakeChatServer):
     """Answers chat completions with the last user message's length; fails the first ``failures`` calls."""
 
     def __init__(self, failures: int = 0, status: int = 500):
-        self.calls = 0
-        server = self
+        def answer(body: dict):
+            if self.calls <= failures:
+                return status, None
+            return 200, chat_reply(f"{body['model']} heard {len(body['messages'][-1]['content'])} characters")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.calls += 1
-                if server.calls <= failures:
-                    self.send_response(status)
-                    self.end_headers()
-                    return
-                text = f"{body['model']} heard {len(body['messages'][-1]['content'])} characters"
-                reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
+        super().__init__(answer)
 
 
 @pytest.fixture

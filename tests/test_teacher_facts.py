@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_openai import FakeChatServer, chat_reply
 
 from voicetune.data.teacher_facts import FactsStats, parse_facts_answer, teacher_facts
 from voicetune.errors import VoicetuneError
@@ -34,38 +32,19 @@ ANSWERS = {
 }
 
 
-class _Teacher:
+class _Teacher(FakeChatServer):
     """A chat-completions server answering from ``ANSWERS`` (by the draft in the prompt); counts requests."""
 
     def __init__(self, reply=None):
-        self.calls = 0
-        self.prompts: list[list[dict]] = []
-        teacher = self
+        def answer(body: dict):
+            text = next((answer for word, answer in ANSWERS.items() if word in body["messages"][-1]["content"]), "NONE")
+            return 200, reply if reply is not None else chat_reply(text)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                teacher.calls += 1
-                teacher.prompts.append(body["messages"])
-                text = next((answer for word, answer in ANSWERS.items() if word in body["messages"][-1]["content"]), "NONE")
-                data = reply if reply is not None else {"choices": [{"message": {"role": "assistant", "content": text}}]}
-                payload = json.dumps(data).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+        super().__init__(answer)
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    @property
+    def prompts(self) -> list[list[dict]]:
+        return [body["messages"] for body in self.bodies]
 
 
 @pytest.fixture
