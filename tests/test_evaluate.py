@@ -66,6 +66,15 @@ def test_pipecat_formats_markdown_and_currency():
     assert "forty" in text.lower() and "dollars" in text.lower()
 
 
+def test_a_system_with_no_responses_is_read_back_on_a_rerun(tmp_path):
+    from voicetune.evaluate.systems import system_responses
+
+    turns = [t.model_copy(update={"reference": None}) for t in builtin_turns("test")[:3]]
+    first = system_responses(parse_system("reference"), turns, tmp_path, 0, backend_for=None)
+    again = system_responses(parse_system("reference"), turns, tmp_path, 0, backend_for=None)  # τ-bench has no references
+    assert first == again == {}
+
+
 def test_reference_system_covers_only_turns_with_a_reference(tmp_path):
     turns = builtin_turns("test")[:4]
     turns[1] = turns[1].model_copy(update={"reference": None})

@@ -205,6 +205,8 @@ def system_responses(
 
     if system_type.deterministic:
         if step.done and path.is_file():
+            if path.stat().st_size == 0:  # a system with nothing to say on these turns (no references in the data)
+                return {}
             return {t.id: t.response for t in load_records(path) if t.response is not None}
         step.begin()
         written = [t.model_copy(update={"response": text}) for t, text in zip(turns, system_type.texts(turns)) if text]

@@ -212,6 +212,7 @@ _TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]*-[\s:|-]*\|?\s*$")
 @dataclass
 class _Row:
     start: int  # the line's offset in the draft
+    line_index: int = 0
     item: int = 0  # its item number in an enumeration (bullets, numbers or table rows; 0: none)
     nested: bool = False  # indented under an item
     enumeration: list | None = None  # the item numbers' rows of its enumeration
@@ -219,6 +220,7 @@ class _Row:
     fields: bool = False  # its enumeration is the fields of one record ("- Fare: $212.40"), not a list of items
 
 
+@lru_cache(maxsize=4096)
 def _list_structure(draft: str) -> list[_Row]:
     """Each line of a draft, placed in its enumeration: bullet or numbered items (with the lines indented under
     them) and the data rows of a markdown table (not its header or rule)."""
@@ -227,7 +229,7 @@ def _list_structure(draft: str) -> list[_Row]:
     item, offset = 0, 0
     enumeration: list[_Row] = []
     for index, line in enumerate(lines):
-        row = _Row(offset)
+        row = _Row(offset, line_index=index)
         offset += len(line)
         following = lines[index + 1] if index + 1 < len(lines) else ""
         if _TABLE_ROW.match(line) and not _TABLE_RULE.match(line) and not _TABLE_RULE.match(following):
@@ -246,14 +248,15 @@ def _list_structure(draft: str) -> list[_Row]:
         rows.append(row)
     for row in rows:
         members = row.enumeration or []
-        if members and sum(1 for m in members if _FIELD.match(lines[rows.index(m)])) * 2 >= len(members):
+        if members and sum(1 for m in members if _FIELD.match(lines[m.line_index])) * 2 >= len(members):
             row.fields = True
         if len(members) >= 3:
-            openers = [words(_ITEM_TEXT.sub("", lines[rows.index(m)], count=1))[:1] for m in members]
+            openers = [words(_ITEM_TEXT.sub("", lines[m.line_index], count=1))[:1] for m in members]
             row.procedure = sum(1 for w in openers if w and w[0] in _STEP_VERBS) * 2 >= len(members)
     return rows or [_Row(0)]
 
 
+@lru_cache(maxsize=16384)
 def caller_needs(
     facts: tuple[Fact, ...],
     draft: str,

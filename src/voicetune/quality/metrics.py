@@ -424,8 +424,13 @@ def claims_done_early(response: str, draft: str) -> bool:
     """Whether a response says an action is done where the draft only asks the caller's go-ahead for it: the
     draft asks to confirm or proceed and reports nothing done, and the response reports something done
     ("I've cancelled it", "you're all set"). The caller hangs up believing it happened."""
+    return _asks_go_ahead_only(draft) and bool(_DONE.search(response))
+
+
+@lru_cache(maxsize=16384)
+def _asks_go_ahead_only(draft: str) -> bool:
     asks = any(_ASKS_GO_AHEAD.search(s) and ("?" in s or "yes/no" in s.lower()) for s in sentences(draft))
-    return asks and not _DONE.search(draft) and bool(_DONE.search(response))
+    return asks and not _DONE.search(draft)
 
 
 #: A sentence that offers more instead of saying it ("I can text you the tracking number", "if you'd like").
