@@ -733,8 +733,9 @@ def swapped_amounts(response: str, draft: str) -> list[tuple[str, str]]:
     Premium at $389 and Business at $1,240 hears two right numbers and a wrong answer. For each clause of the
     response that says one of the draft's amounts, the words around it are compared with the words the draft
     puts beside each amount: an amount said with words that only another amount has in the draft (and none of
-    its own) is swapped. Amounts whose draft segments share all their words (a table of like rows) are not
-    judged.
+    its own) is swapped, when at least two amounts are (an exchange; one alone is often a payment method or a
+    balance named beside a price). Amounts whose draft segments share all their words (a table of like rows) are
+    not judged.
     """
     labelled = [(fact, label) for fact, label in _amount_labels(draft) if label]
     if len(labelled) < 2:
@@ -751,4 +752,6 @@ def swapped_amounts(response: str, draft: str) -> list[tuple[str, str]]:
             foreign = {w for f, other in labelled if f.text != fact.text for w in other - label}
             if said & foreign and not said & (own or label):
                 swapped.append((fact.text, ", ".join(sorted(said & foreign))))
-    return swapped
+    # One amount beside another's words is often innocent ("a hundred seventy-two on your gift card", where the
+    # draft also gives the gift card's balance); two amounts each beside the other's words are an exchange.
+    return swapped if len({amount for amount, _ in swapped}) >= 2 else []

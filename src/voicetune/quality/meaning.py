@@ -31,12 +31,15 @@ _STOP = frozenset(
     "my our with by from as will would can could please me us they them he she his her there here so just also then "
     "now do does did have has had not no yes okay ok sure right well all any some one get got let".split()
 )
-#: Sentences that do not assert anything about the draft: courtesies, offers to say more, acknowledgements.
+#: Sentences that do not assert anything about the draft: courtesies, empathy, offers to say more,
+#: acknowledgements ("you're all set" is the done-early check's business, not the NLI model's).
 _NOT_A_CLAIM = re.compile(
     r"\b(?:thank(?:s| you)|you're welcome|happy to help|glad to help|anything else|have a (?:great|good|nice)|"
     r"let me know|if you(?:'d| would)? (?:like|want|prefer|need)|want me to|would you like|shall i|should i|"
     r"i can (?:also )?(?:go (?:over|through)|read|list|tell you|walk you|send|text|email)|"
-    r"(?:one|just a) (?:moment|second|sec)|let me (?:check|look|see|pull))\b",
+    r"(?:one|just a) (?:moment|second|sec)|let me (?:check|look|see|pull)|sorry|apologi[sz]e|i understand|"
+    r"i know (?:that|this|it)|frustrating|(?:you're|you are|we're) all set|good news|no problem|of course|"
+    r"great question|i hear you)\b",
     re.I,
 )
 _ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|approx)\.(?=\s)")
