@@ -90,3 +90,24 @@ def tiny_model(tmp_path_factory, embedded_dir) -> str:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, tmp_path):
+    """Run ``voicetune ARGS`` in-process through ``cli.main`` in ``tmp_path``: (exit code, stdout, stderr).
+    An exception other than SystemExit (a traceback) fails the test by itself."""
+    from voicetune import cli as cli_module
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        capsys.readouterr()
+        try:
+            cli_module.main([str(a) for a in args])
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

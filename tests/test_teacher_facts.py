@@ -151,28 +151,20 @@ def test_cli_round_trip(teacher, tmp_path, run_cli):
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys, tmp_path):
-    """``voicetune ARGS`` in-process (no backoff waits): (exit code, stderr)."""
-    from voicetune import cli as cli_module
-
-    monkeypatch.chdir(tmp_path)
+def quick_cli(cli, monkeypatch):
+    """``voicetune ARGS`` in-process (the shared ``cli`` fixture) with no backoff waits: (exit code, stderr)."""
     monkeypatch.setattr("voicetune.models.generate.time.sleep", lambda seconds: None)
 
     def run(*args):
-        capsys.readouterr()
-        try:
-            cli_module.main([str(a) for a in args])
-            code = 0
-        except SystemExit as exit:
-            code = exit.code
-        return code, capsys.readouterr().err
+        code, _, err = cli(*args)
+        return code, err
 
     return run
 
 
-def test_unreachable_teacher_is_one_error_line(cli, tmp_path):
+def test_unreachable_teacher_is_one_error_line(quick_cli, tmp_path):
     write_records(tmp_path / "turns.jsonl", [FEE])
-    code, err = cli("data", "facts", "--input", "turns.jsonl", "--output", "out.jsonl", "--teacher", "http://127.0.0.1:9/v1", "--teacher-model", "m", "--timeout", "2")
+    code, err = quick_cli("data", "facts", "--input", "turns.jsonl", "--output", "out.jsonl", "--teacher", "http://127.0.0.1:9/v1", "--teacher-model", "m", "--timeout", "2")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: http://127.0.0.1:9/v1/chat/completions: unreachable")
@@ -185,12 +177,12 @@ def test_unreachable_teacher_is_one_error_line(cli, tmp_path):
     (["--output", "out.jsonl", "--cache", "out.jsonl"], "is also the --output file"),
     (["--output", "out.jsonl", "--teacher", "localhost:8000"], "not an endpoint URL"),
 ])
-def test_bad_flags_are_one_error_line(cli, tmp_path, args, message):
+def test_bad_flags_are_one_error_line(quick_cli, tmp_path, args, message):
     write_records(tmp_path / "turns.jsonl", [FEE])
     base = ["data", "facts", "--input", "turns.jsonl", "--teacher-model", "m"]
     if "--teacher" not in args:
         base += ["--teacher", "http://127.0.0.1:9/v1"]
-    code, err = cli(*base, *args)
+    code, err = quick_cli(*base, *args)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
 
 

@@ -265,7 +265,11 @@ class MeaningRules(_Section):
         "a Hugging Face NLI cross-encoder id or local path; 'none' leaves faithfulness to facts alone, blind to a "
         f"fluent contradiction. Default: ${NLI_MODEL_ENV} when set, else 'auto'",
     )
-    threads: int = Field(0, ge=0, description="threads the NLI model uses (0: up to 4, at most the cores)")
+    threads: int = Field(
+        0, ge=0,
+        description="threads the NLI model uses (0: the ONNX model takes up to 4, at most the cores; a transformers "
+        "model keeps torch's process-wide setting)",
+    )
     unsupported: float = Field(
         0.3, ge=0,
         description="cost of a contradicted claim (support at entail_low or less); support between entail_low and "

@@ -279,8 +279,7 @@ def caller_needs(
       lines indented under it): an answer names the items and offers the details (these two unless
       ``item_details`` is False);
     - facts of procedure steps past the first ``procedure_steps`` (a list whose items mostly open with a verb:
-      "1. Restart the router"): an answer gives a step or two and walks the caller through the rest.
-
+      "1. Restart the router"): an answer gives a step or two and walks the caller through the rest;
     - codes longer than ``long_code_chars`` letters and digits (a tracking number): no one takes them in by ear,
       so an answer offers to send or spell them.
 
@@ -292,14 +291,14 @@ def caller_needs(
     structure = _list_structure(draft)
     starts = [row.start for row in structure]
     positions = _fact_positions(facts, draft)
-    seen_in_item: set[int] = set()
+    seen_in_item: set[tuple[int, int]] = set()  # (enumeration, item) whose first fact was seen
     result = []
     for fact, position in zip(facts, positions):
         row = structure[bisect_right(starts, position) - 1] if position is not None else None
         required = True if row is not None else fact.required  # the list rules below decide, not extract_facts
         if required and row is not None and row.item and not row.fields:
             size = len(row.enumeration or ())
-            if item_details and (row.nested or id(row.enumeration) * 1000 + row.item in seen_in_item):
+            if item_details and (row.nested or (id(row.enumeration), row.item) in seen_in_item):
                 required = False  # an attribute of a listed item
             elif item_details and size > spoken_list_limit:
                 required = False  # a long list: an answer gives a few of its items and offers the rest
@@ -308,7 +307,7 @@ def caller_needs(
             elif row.item > spoken_list_limit:
                 required = False
         if row is not None and row.item:
-            seen_in_item.add(id(row.enumeration) * 1000 + row.item)
+            seen_in_item.add((id(row.enumeration), row.item))
         if required and fact.kind == "code" and len(compact(fact.text)) > long_code_chars:
             required = False
         if required and fact.kind != "phrase" and any(_conveyed(fact, text) for text in earlier if text):
@@ -333,12 +332,7 @@ def fact_label(fact: Fact, draft: str) -> frozenset[str]:
 
 def _fact_positions(facts: tuple[Fact, ...], draft: str) -> list[int | None]:
     """Where each fact first occurs in the draft (None when it does not, as for curated facts)."""
-    positions: list[int | None] = []
-    cursor: dict[str, int] = {}
-    for fact in facts:
-        found = draft.find(fact.text, cursor.get(fact.text, 0))
-        positions.append(found if found >= 0 else None)
-    return positions
+    return [found if (found := draft.find(fact.text)) >= 0 else None for fact in facts]
 
 
 def _int(digits: str) -> int:

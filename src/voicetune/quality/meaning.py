@@ -98,40 +98,29 @@ def draft_windows(premise: str, max_words: int = 70) -> tuple[str, ...]:
     return tuple(windows)
 
 
-def _premise_windows(premises: Sequence[str], rules: MeaningRules) -> list[str]:
-    return [w for premise in premises if premise for w in draft_windows(premise, rules.window_words)]
-
-
-def _chosen_windows(claim: str, windows: list[str], rules: MeaningRules) -> list[str]:
-    """The one window a claim is checked against: the one sharing most content words with it. Never the best of
-    several: the model finds an unrelated premise "entails" a claim more often than a related one does."""
+def _checks(claims_: Sequence[str], premises: Sequence[str], rules: MeaningRules) -> list[tuple[str, str]]:
+    """Each claim with the one draft window it is checked against: the window sharing most content words with it.
+    Never the best of several: the model finds an unrelated premise "entails" a claim more often than a related
+    one does."""
+    windows = [w for premise in premises if premise for w in draft_windows(premise, rules.window_words)]
     if not windows:
         return []
-    words_ = _content(claim)
-    return [max(windows, key=lambda w: len(words_ & _content(w)))]
+    return [(max(windows, key=lambda w: len(_content(claim) & _content(w))), claim) for claim in claims_]
 
 
 def nli_pairs(response: str, premises: Sequence[str], rules: MeaningRules) -> list[tuple[str, str]]:
-    """The (premise window, claim) pairs :func:`unsupported_claims` will ask the model about: a caller scoring many
+    """The (draft window, claim) pairs :func:`unsupported_claims` will ask the model about: a caller scoring many
     responses sends them all in one batched call first (the model caches the answers)."""
-    windows = _premise_windows(premises, rules)
-    return [(w, claim) for claim in claims(response, rules.min_claim_words) for w in _chosen_windows(claim, windows, rules)]
+    return _checks(claims(response, rules.min_claim_words), premises, rules)
 
 
 def support(claims_: Sequence[str], premises: Sequence[str], nli: EntailmentModel, rules: MeaningRules) -> list[Claim]:
-    """Each claim's entailment by the premise window that shares the most content words with it
-    (:func:`_chosen_windows`), in one batched call."""
-    windows = _premise_windows(premises, rules)
-    if not windows or not claims_:
+    """Each claim's entailment by its draft window (:func:`_checks`), in one batched call."""
+    checks = _checks(claims_, premises, rules)
+    if not checks:
         return []
-    chosen = [_chosen_windows(claim, windows, rules) for claim in claims_]
-    batch = [(w, claim) for claim, ws in zip(claims_, chosen) for w in ws]
-    scores = iter(nli.entailment(batch))
-    result = []
-    for claim, ws in zip(claims_, chosen):
-        best, nearest = max((next(scores), w) for w in ws)
-        result.append(Claim(claim, best, _nearest_sentence(claim, nearest)))
-    return result
+    return [Claim(claim, entailment, _nearest_sentence(claim, window))
+            for (window, claim), entailment in zip(checks, nli.entailment(checks))]
 
 
 def _nearest_sentence(claim: str, window: str) -> str:

@@ -127,7 +127,8 @@ class TransformersNLI:
             raise VoicetuneError(f"the model '{name_or_path}' has no entailment label (labels: {sorted(labels.values())})")
         self.entail_label = entail[0]
         self._torch = torch
-        torch.set_num_threads(_threads(threads))
+        if threads > 0:  # torch's thread count is process-wide: leave it alone unless asked (training shares it)
+            torch.set_num_threads(threads)
         self.batch_size = batch_size
         self.max_length = max_length
         self.identity = f"hf:{name_or_path}:{_weights_hash(name_or_path)}"
