@@ -1137,14 +1137,18 @@ def _swap_amounts(response: str, turn: Turn | None, rng: random.Random) -> Corru
                 text = _with_values(response, [(a, new)])
                 why = f"Says {_said(a, value)} where the draft says {_said(a, a.value)}; {_said(a, value)} is a different figure in the draft."
                 options.append(((_far_apart(a.value, value), 1, _KIND_RANK[a.kind]), text, why))
-    options = [o for o in options if o[1] != response and o[0][0] < 2]
-    if not options:
-        return None
     # a swap within the response first, a figure taken from the draft next; figures of one size before
     # figures far apart ("a fee of twenty-five thousand dollars" is a mix-up nobody would make)
+    return _best_option("swap_amounts", [o for o in options if o[1] != response and o[0][0] < 2], rng)
+
+
+def _best_option(kind: str, options: list[tuple], rng: random.Random) -> Corruption | None:
+    """One of the best-ranked ``(rank, text, why)`` options, drawn with ``rng``, as a corruption of ``kind``."""
+    if not options:
+        return None
     best = min(rank for rank, _, _ in options)
     _, text, why = rng.choice([o for o in options if o[0] == best])
-    return Corruption("swap_amounts", text, why, failure_class=_FAILURE_CLASS["swap_amounts"])
+    return Corruption(kind, text, why, failure_class=_FAILURE_CLASS[kind])
 
 
 def _far_apart(a: object, b: object) -> int:
@@ -1656,11 +1660,7 @@ def _wrong_item(response: str, turn: Turn | None, rng: random.Random) -> Corrupt
             if pool:
                 add(3, match.start(1), match.end(1), rng.choice(pool), match.group(1))
             break
-    if not options:
-        return None
-    best = min(p for p, _, _ in options)
-    _, text, why = rng.choice([o for o in options if o[0] == best])
-    return Corruption("wrong_item", text, why, failure_class=_FAILURE_CLASS["wrong_item"])
+    return _best_option("wrong_item", options, rng)
 
 
 def _abbreviates(a: str, b: str) -> bool:
