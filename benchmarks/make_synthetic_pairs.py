@@ -24,11 +24,11 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "voicetune" / "data"
 def build(seed: int = 0) -> tuple[str, Counter]:
     """The JSONL text of the synthetic pairs (one JSON record per line) and the count of pairs per kind."""
     from voicetune.data.builtin import builtin_turns
-    from voicetune.data.corrupt import KINDS, synthetic_pairs
+    from voicetune.data.corrupt import JUDGE_KINDS, synthetic_pairs
     from voicetune.records import dumps
 
     pairs = synthetic_pairs(builtin_turns(), seed=seed)
-    counts = Counter({kind: 0 for kind in KINDS})
+    counts = Counter({kind: 0 for kind in JUDGE_KINDS})
     counts.update(pair.meta["corruption"] for pair in pairs)
     lines = [dumps(pair.model_dump(exclude_none=True)) for pair in pairs]
     return "".join(line + "\n" for line in lines), counts

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from voicetune.data.builtin import builtin_turns
-from voicetune.data.corrupt import KINDS, Corruption, corrupt, corruptions, synthetic_pairs
+from voicetune.data.corrupt import JUDGE_KINDS, KINDS, Corruption, corrupt, corruptions, synthetic_pairs
 from voicetune.quality.facts import SMALL_COUNT_LIMIT, context_numbers, invented_numbers, spoken_view
 from voicetune.records import Message, Pair, Turn
 
@@ -86,8 +86,9 @@ FAILURE_CLASS = {
 }
 
 
-def test_kinds_are_the_seven_in_order():
-    assert list(KINDS) == ["negation", "swap_amounts", "wrong_action", "wrong_item", "done_not_asked", "drop_fact", "invent_number"]
+def test_kinds_in_order_and_the_judge_uses_the_faithfulness_ones():
+    assert list(KINDS) == ["negation", "swap_amounts", "wrong_action", "wrong_item", "done_not_asked", "drop_fact", "invent_number", "repeat_sentence"]
+    assert JUDGE_KINDS == tuple(KINDS)[:7]
     assert all(isinstance(description, str) and description for description in KINDS.values())
 
 
@@ -178,7 +179,7 @@ def test_committed_file_equals_a_fresh_regeneration(built):
 def test_every_kind_is_covered_evenly(built):
     _, counts = built
     assert sum(counts.values()) >= 150
-    assert set(counts) == set(KINDS)
+    assert set(counts) == set(JUDGE_KINDS)
     assert min(counts.values()) >= 15, counts
 
 
@@ -244,3 +245,12 @@ def test_invent_number_pairs_say_a_number_the_context_lacks(pairs, turns_by_id):
             invented = set(invented_numbers(corrupted, context)) - set(invented_numbers(reference, context))
             assert invented, (corrupted, new)
     assert checked >= 15
+
+
+def test_repeat_sentence_says_the_most_informative_sentence_twice():
+    response = "Sure. Your refund of forty two dollars goes back to the card on Friday. Anything else?"
+    result = corrupt(response, None, "repeat_sentence", random.Random(0))
+    assert result is not None and result.failure_class == "repetition" and result.quality == "non_repetition"
+    assert result.text.startswith(response)
+    assert result.text.lower().count("refund of forty two dollars goes back to the card on friday") == 2
+    assert corrupt("Okay, got it.", None, "repeat_sentence", random.Random(0)) is None  # nothing with content

@@ -33,6 +33,9 @@ from voicetune.records import QUALITIES, Pair, load_records
         ("ref=reference", "ref", "reference", {}),
         ("gpt=endpoint:http://127.0.0.1:8080/v1#gpt-4o-mini", "gpt", "endpoint", {"endpoint": "http://127.0.0.1:8080/v1", "api_model": "gpt-4o-mini"}),
         ("endpoint:https://api.example.com/v1#m+voice", "m+voice", "endpoint", {"api_model": "m", "voice": True}),
+        ("runs/train/model+best4", "runs_train_model+best4", "model", {"model": "runs/train/model", "best_of": 4, "guard": False}),
+        ("g=runs/m+guard+best3+voice", "g", "model", {"model": "runs/m", "best_of": 3, "guard": True, "voice": True, "decoded": True}),
+        ("plain=runs/m", "plain", "model", {"best_of": 1, "guard": False, "decoded": False}),
     ],
 )
 def test_parse_system(text, name, kind, fields):
@@ -45,7 +48,7 @@ def test_parse_system(text, name, kind, fields):
 @pytest.mark.parametrize(
     "text, message",
     [("x=", "empty spec"), ("bad name=draft", "letters, digits"), ("e=endpoint:localhost#m", "endpoint:URL#MODEL"),
-     ("e=endpoint:http://h/v1", "endpoint:URL#MODEL"), ("d=draft+voice", r"\+voice applies to models")],
+     ("e=endpoint:http://h/v1", "endpoint:URL#MODEL"), ("d=draft+voice", r"\+voice, \+bestN and \+guard apply to models"), ("d=draft+best4", "apply to models"), ("m=x+best1", "from 2 to 64")],
 )
 def test_parse_system_errors_name_the_spec(text, message):
     with pytest.raises(VoicetuneError, match=message):

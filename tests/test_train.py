@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 
 import pytest
 
@@ -39,7 +40,11 @@ def test_recipe_runs_end_to_end_and_the_model_loads(tmp_path, tiny_model):
     candidates = load_records(tmp_path / "train" / "round1" / "candidates.jsonl")
     assert len(candidates) == 6 and all(c.scores and "voice_score" in c.scores for c in candidates)
     pairs = load_records(tmp_path / "train" / "round1" / "dpo_pairs.jsonl", PreferencePair)
-    assert pairs and all(p.chosen_score - p.rejected_score > 0 for p in pairs)
+    on_policy = [p for p in pairs if p.rejected_source == "candidate"]
+    negatives = [p for p in pairs if p.rejected_source.startswith("corruption:")]
+    assert on_policy and all(p.chosen_score - p.rejected_score > 0 for p in on_policy)
+    assert negatives and all(p.chosen_source == "target" and p.rejected != p.chosen for p in negatives)
+    assert summary["rounds"][0]["rejected"] == dict(Counter(p.rejected_source for p in pairs))
     metrics = [json.loads(line) for line in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert {m["stage"] for m in metrics} == {"sft", "dpo"}
     # the trained model is a plain Hugging Face directory that generate loads
@@ -164,7 +169,8 @@ _ALL_STEPS = ["targets", "sft", "round1_sample", "round1_score", "round1_pairs",
 RERUN_MATRIX = [
     ({}, []),
     ({"dpo": {"margin": 0.0, "batch_size": 2, "beta": 0.2}}, ["round1_dpo", "model"]),
-    ({"dpo": {"margin": 1.0, "batch_size": 2}}, ["round1_pairs", "model"]),  # no pair left: the SFT model is final
+    ({"dpo": {"margin": 1.0, "batch_size": 2}}, ["round1_pairs", "round1_dpo", "model"]),  # only the hard negatives are left
+    ({"dpo": {"margin": 1.0, "batch_size": 2, "hard_negatives": {"kinds": []}}}, ["round1_pairs", "model"]),  # no pair left: the SFT model is final
     ({"sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 9, "batch_size": 6}},
      ["round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]),
     ({"sft": {"max_examples": 6, "epochs": 2, "batch_size": 3}}, ["sft", "round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]),
@@ -254,3 +260,114 @@ def test_help_config_lists_every_field(run_cli):
     assert result.returncode == 0 and "sft.epochs" in result.stdout and "reward.faithfulness.invented_amount" in result.stdout
     result = run_cli("eval", "--help-config")
     assert result.returncode == 0 and "judge.kind" in result.stdout and "seeds" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hard negatives, contexts without references, the CPU speed-up
+
+
+def test_hard_negatives_pair_each_target_with_a_corruption_of_it():
+    from voicetune.train.recipe import hard_negative_pairs
+
+    targets = [t for t in builtin_turns("train") if t.reference][:24]
+    kinds = ["negation", "swap_amounts", "drop_fact", "repeat_sentence"]
+    pairs = hard_negative_pairs(targets, kinds, contexts=16, per_context=2, seed=3)
+    by_id = {t.id: t for t in targets}
+    assert 16 < len(pairs) <= 32 and len({p.turn_id for p in pairs}) <= 16
+    assert all(p.chosen == by_id[p.turn_id].reference and p.rejected != p.chosen for p in pairs)
+    counts = Counter(p.rejected_source.removeprefix("corruption:") for p in pairs)
+    assert set(counts) <= set(kinds) and len(counts) >= 3  # the kinds are spread, not one repeated
+    assert pairs == hard_negative_pairs(targets, kinds, contexts=16, per_context=2, seed=3)  # seeded
+    assert hard_negative_pairs(targets, [], contexts=16, per_context=2) == []
+    # the reward sees most corruptions: the target scores higher on average
+    assert sum(p.margin for p in pairs) > 0
+
+
+def test_contexts_without_a_reference_pair_the_best_and_worst_candidates():
+    from voicetune.quality import score_response
+    from voicetune.records import Candidate
+
+    turn = builtin_turns("train")[0].model_copy(update={"reference": None})
+    texts = ["**Note:** " + (turn.draft or ""), builtin_turns("train")[0].reference]
+    candidates = []
+    for index, text in enumerate(texts):
+        candidate = Candidate.model_validate({**turn.model_dump(), "id": f"k{index}", "turn_id": turn.id, "candidate_index": index, "response": text})
+        candidate.scores = score_response(candidate, text).scores
+        candidates.append(candidate)
+    pair, = preference_pairs([turn], candidates, margin=0.05)
+    assert pair.chosen_source == "candidate" and pair.chosen_index == 1 and pair.rejected_index == 0
+
+
+def test_each_round_samples_fresh_contexts_and_extra_turns_lose_their_reference():
+    from voicetune.train.recipe import sampling_contexts
+
+    targets = [t for t in builtin_turns("train") if t.reference][:40]
+    extra = builtin_turns("dev")[:30]
+    config = load_config(None, {"sample": {"contexts": 8, "data_contexts": 5}})
+    first, second = (sampling_contexts(config, targets, extra, n) for n in (1, 2))
+    assert len(first) == len(second) == 13
+    assert {t.id for t in first[:8]} != {t.id for t in second[:8]}
+    assert all(t.reference is None for t in first[8:]) and all(t.reference for t in first[:8])
+    assert sampling_contexts(config, targets, extra, 1) == first  # seeded
+
+
+def test_sample_data_contexts_flow_through_a_round(tmp_path, tiny_model):
+    data = tmp_path / "more.jsonl"
+    write_records(data, [t.model_copy(update={"reference": None}) for t in builtin_turns("dev")[:4]])
+    summary = train(tiny_config(tiny_model, sample={"contexts": 2, "candidates": 2, "max_new_tokens": 8, "batch_size": 8, "data": str(data), "data_contexts": 3},
+                                dpo={"margin": 0.0, "batch_size": 2, "hard_negatives": {"kinds": []}}), tmp_path / "run", log=lambda _: None)
+    assert summary["rounds"][0]["contexts"] == 5
+    from voicetune.records import Candidate
+
+    candidates = load_records(tmp_path / "run" / "train" / "round1" / "candidates.jsonl", Candidate)
+    assert {c.turn_id for c in candidates} & {t.id for t in builtin_turns("dev")[:4]}
+
+
+def test_scoring_only_completion_tokens_gives_the_same_loss(tiny_model):
+    """The CPU speed-up (TRL's LM head over completion tokens only) changes no number of the loss."""
+    import trl.trainer.utils as trl_utils
+
+    from voicetune.train.recipe import _score_completion_tokens_only
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    input_ids = torch.randint(0, 200, (2, 12))
+    labels = input_ids.clone()
+    labels[:, :8] = -100  # the prompt
+    original = trl_utils._use_triton
+    try:
+        every_position = model(input_ids=input_ids, labels=labels, fused_lm_head=True).loss
+        _score_completion_tokens_only()
+        assert trl_utils._use_triton(torch.device("cpu"))
+        completion_only = model(input_ids=input_ids, labels=labels, fused_lm_head=True).loss
+    finally:
+        trl_utils._use_triton = original
+    assert torch.allclose(every_position, completion_only, atol=1e-5)
+
+
+def test_a_model_in_several_wheels_is_joined_once_and_its_hash_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    from voicetune.models import loading
+
+    parts = []
+    for index, data in enumerate([b"GGUF" + b"a" * 100, b"b" * 50, b"c" * 7]):
+        path = tmp_path / f"part0{index + 1}.bin"
+        path.write_bytes(data)
+        parts.append(path)
+    joined_bytes = b"".join(p.read_bytes() for p in parts)
+    monkeypatch.setenv("VOICETUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(loading, "_wheel_file", lambda distribution, filename: tmp_path / filename)
+    package = loading.Packaged(tuple((f"dist{i}", p.name) for i, p in enumerate(parts, 1)), "joined.gguf",
+                               hashlib.sha256(joined_bytes).hexdigest(), "pip install dist1 dist2 dist3")
+    monkeypatch.setitem(loading.EMBEDDED, "fake-model", package)
+    path = loading.embedded_gguf("fake-model")
+    assert path.read_bytes() == joined_bytes and path.parent == tmp_path / "cache" / "gguf"
+    assert loading.embedded_gguf("fake-model") == path  # joined once
+    monkeypatch.setitem(loading.EMBEDDED, "bad-model", loading.Packaged(package.parts, "bad.gguf", "0" * 64, package.install))
+    with pytest.raises(VoicetuneError, match="SHA-256"):
+        loading.embedded_gguf("bad-model")
+    assert not list((tmp_path / "cache" / "gguf").glob("*bad*"))  # nothing half-made is left
+    monkeypatch.setattr(loading, "_wheel_file", lambda distribution, filename: None)
+    with pytest.raises(VoicetuneError, match="pip install dist1"):
+        loading.embedded_gguf("bad-model")

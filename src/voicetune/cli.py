@@ -265,6 +265,7 @@ def generate(
     batch_size: int = typer.Option(16, min=1, help="Prompts per batch (transformers backend)."),
     endpoint: Optional[str] = typer.Option(None, help="An OpenAI-compatible server (vLLM, llama.cpp, hosted) instead of local transformers."),
     api_model: Optional[str] = typer.Option(None, help="The model name the --endpoint expects."),
+    threads: int = typer.Option(0, min=0, help="CPU threads (0: the cores no other process is using)."),
 ) -> None:
     """Generate spoken responses; resumable (a killed run keeps its finished rows).
 
@@ -273,6 +274,9 @@ def generate(
     from voicetune.models.generate import SamplingConfig, generate_file, make_backend
     from voicetune.models.prompts import load_style_prompt
 
+    from voicetune.threads import apply_threads
+
+    apply_threads(threads)
     style = load_style_prompt(system_prompt)
     backend = make_backend(model, endpoint, api_model, batch_size)
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed)
@@ -288,6 +292,7 @@ def train_command(
     data: Optional[str] = typer.Option(None, help="Override the config's data: 'builtin' or a turns JSONL with references."),
     teacher: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint that writes the spoken targets."),
     teacher_model: Optional[str] = typer.Option(None, help="The teacher's model name."),
+    threads: Optional[int] = typer.Option(None, min=0, help="Override the config's threads (0: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """Post-train: SFT on spoken targets, then sample, score and DPO on best vs worst.
@@ -301,7 +306,7 @@ def train_command(
 
         print(config_help_text(TrainConfig, "voicetune train --config FILE: every field (YAML; nested sections as mappings)"), end="")
         return
-    overrides = {"model": model, "data": data}
+    overrides = {"model": model, "data": data, "threads": threads}
     if teacher:
         overrides.update({"targets": "teacher", "teacher_endpoint": teacher, "teacher_model": teacher_model})
     resolved = load_config(config, overrides)
@@ -311,7 +316,7 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt), draft, draft+pipecat, reference or endpoint:URL#MODEL."),
+    system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt, +best4 keeps the best of 4 samples, +guard falls back to the formatted draft), draft, draft+pipecat, reference or endpoint:URL#MODEL."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML evaluation config (see --help-config); flags given here win."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Turn records (JSONL), or builtin:SPLIT for the built-in data (default builtin:test)."),
     judge_kind: Optional[str] = typer.Option(None, "--judge", help="rubric (deterministic, from the scorer; the default) or llm (an OpenAI-compatible judge)."),
@@ -326,6 +331,7 @@ def eval_command(
     concurrency: Optional[int] = typer.Option(None, min=1, help="Parallel requests to the judge endpoint (default 4)."),
     timeout: Optional[float] = typer.Option(None, min=0.001, help="Seconds one judge request may take in all (default 120; then retried with backoff)."),
     scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric judge and the statistics (e.g. a training run's reward)."),
+    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads (default: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """Compare systems pairwise on the same contexts: both orders, per criterion, with confidence intervals.
@@ -346,7 +352,7 @@ def eval_command(
     settings = load_yaml_config(EvalConfig, config)
     judge_flags = {"kind": judge_kind, "endpoints": judge_endpoint or None, "models": judge_model or None, "api_key_env": api_key_env,
                    "concurrency": concurrency, "timeout": timeout}
-    updates = {"systems": system or None, "data": data, "pairs": pair or None, "seeds": seed or None, "limit": limit, "temperature": temperature,
+    updates = {"systems": system or None, "data": data, "pairs": pair or None, "seeds": seed or None, "limit": limit, "temperature": temperature, "threads": threads,
                "judge": settings.judge.model_copy(update={k: v for k, v in judge_flags.items() if v is not None}),
                "scorer": load_scorer_config(scorer_config) if scorer_config else None}
     try:
@@ -362,6 +368,9 @@ def eval_command(
     from voicetune.records import atomic_write_text
     from voicetune.settings import dump_yaml
 
+    from voicetune.threads import apply_threads
+
+    apply_threads(settings.threads, log=lambda message: console.print(message, markup=False, highlight=False))
     judge = make_judge(settings.judge, output / "judge_cache.sqlite", settings.scorer)
     atomic_write_text(output / "eval.yaml", dump_yaml(settings))
     summary = evaluate(systems, turns, judge, output, comparisons, seed=settings.seeds, data_name=settings.data, temperature=settings.temperature,

@@ -101,7 +101,8 @@ class PreferencePair(BaseModel):
     rejected: str
     chosen_source: Literal["target", "candidate"]
     chosen_index: int | None = None
-    rejected_index: int
+    rejected_index: int | None = None
+    rejected_source: str = Field("candidate", description="'candidate' (the policy's own worst sample) or 'corruption:KIND' (a hard negative made from the target)")
     chosen_score: float
     rejected_score: float
     margin: float

@@ -34,7 +34,10 @@ KINDS: dict[str, str] = {
     "done_not_asked": "turn a question or confirmation request into a statement that it is already done",
     "drop_fact": "remove the clause or sentence carrying a fact the caller needs (an amount, date, time, code)",
     "invent_number": "change one number, amount, time or date to a nearby value that is nowhere in the context",
+    "repeat_sentence": "say a sentence with content a second time, the way a looping model does (\"That's right, ...\")",
 }
+#: The kinds that break faithfulness: the judge's labelled pairs are made of these (:func:`synthetic_pairs`).
+JUDGE_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "repeat_sentence")
 
 _FAILURE_CLASS = {
     "negation": "contradiction",
@@ -44,6 +47,7 @@ _FAILURE_CLASS = {
     "done_not_asked": "contradiction",
     "drop_fact": "dropped_fact",
     "invent_number": "invented",
+    "repeat_sentence": "repetition",
 }
 
 
@@ -51,7 +55,7 @@ _FAILURE_CLASS = {
 class Corruption:
     """A corrupted response: its ``kind`` (a key of :data:`KINDS`), the corrupted ``text``, ``why`` it is worse
     (one plain sentence for a listener), the ``quality`` it violates and its ``failure_class``
-    (``contradiction``, ``dropped_fact`` or ``invented``)."""
+    (``contradiction``, ``dropped_fact``, ``invented`` or ``repetition``)."""
 
     kind: str
     text: str
@@ -1915,6 +1919,33 @@ def _drop_fact(response: str, turn: Turn | None, rng: random.Random) -> Corrupti
     return None
 
 
+# ---------------------------------------------------------------------------------------------------------
+# repeat_sentence
+
+_REPEAT_LEADS = ("That's right, ", "So, ", "Again, ", "Like I said, ", "")
+
+
+def _repeat_sentence(response: str, turn: Turn | None, rng: random.Random) -> Corruption | None:
+    """Say the response's most informative sentence again at the end, as a looping model does."""
+    sentences = [(s, e, text) for s, e, text in _sentences_of(response) if len(words(text)) >= 4]
+    if not sentences:
+        return None
+    most = max(len(_amounts(text)) + len(words(text)) / 100 for _, _, text in sentences)
+    choices = [text for _, _, text in sentences if len(_amounts(text)) + len(words(text)) / 100 == most]
+    sentence = rng.choice(choices).strip()
+    if sentence[-1] not in ".!?":
+        sentence += "."
+    lead = rng.choice(_REPEAT_LEADS)
+    first_word = sentence.split(" ", 1)[0]
+    if lead and first_word not in ("I", "I'm", "I've", "I'll", "I'd") and not first_word[1:2].isupper():
+        sentence = sentence[0].lower() + sentence[1:]
+    text = response.rstrip()
+    if text[-1] not in ".!?":
+        text += "."
+    why = f'Says "{_shorten(sentence)}" twice: the caller hears the same thing again.'
+    return Corruption("repeat_sentence", f"{text} {lead}{sentence}", why, quality="non_repetition", failure_class="repetition")
+
+
 def _shorten(text: str, max_words: int = 14) -> str:
     tokens = text.split()
     return text if len(tokens) <= max_words else " ".join(tokens[:max_words]) + " ..."
@@ -1931,6 +1962,7 @@ _HANDLERS: dict[str, Callable[[str, Turn | None, random.Random], Corruption | No
     "done_not_asked": _done_not_asked,
     "drop_fact": _drop_fact,
     "invent_number": _invent_number,
+    "repeat_sentence": _repeat_sentence,
 }
 
 
@@ -1996,7 +2028,7 @@ def synthetic_pairs(turns: Sequence[Turn], seed: int = 0, per_turn: int = 1, kin
     and ``meta`` with ``label`` (the reference's slot), ``quality``, ``failure_class``, ``corruption``,
     ``why``, ``source`` ("synthetic") and ``from_turn`` (plus the turn's ``tool_results`` when it has any).
     """
-    kinds = tuple(KINDS if kinds is None else kinds)
+    kinds = tuple(JUDGE_KINDS if kinds is None else kinds)
     for kind in kinds:
         _check_kind(kind)
     if per_turn < 1:

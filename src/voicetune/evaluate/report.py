@@ -28,12 +28,17 @@ def markdown_summary(summary: dict) -> str:
             f"{_pct(c['win_rate'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}] | [{_pct(boot[0])}, {_pct(boot[1])}] | "
             f"{_pct(c['win_rate_no_ties'])} | {_pct(c['length_controlled_win_rate'])} | {c['p_value']:.3g} | {criteria} |"
         )
-    lines += ["", "| system | spec | responses | voice_score | faithfulness | speaking time (s) | words |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| system | spec | responses | voice_score | faithfulness | contradictions | invented | dropped a fact | fallbacks | speaking time (s) | words |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, s in summary["systems"].items():
         if s.get("responses"):
-            lines.append(f"| {name} | `{s['spec']}` | {s['responses']} | {s['voice_score']:.3f} | {s['faithfulness']:.3f} | {s['speaking_seconds']:.1f} | {s['words']:.0f} |")
+            lines.append(
+                f"| {name} | `{s['spec']}` | {s['responses']} | {s['voice_score']:.3f} | {s['faithfulness']:.3f} | {_pct(s.get('contradiction_rate'))} | "
+                f"{_pct(s.get('invented_fact_rate'))} | {_pct(s.get('dropped_fact_rate'))} | {_pct(s['fallback_rate']) if 'fallback_rate' in s else ''} | "
+                f"{s['speaking_seconds']:.1f} | {s['words']:.0f} |"
+            )
         else:
-            lines.append(f"| {name} | `{s['spec']}` | 0 | | | | |")
+            lines.append(f"| {name} | `{s['spec']}` | 0 | | | | | | | | |")
     judge = summary["judge"]
     errors = f", {judge['errors']} pairs without a verdict (unparseable answers)" if judge["errors"] else ""
     lines += ["", f"Judge {judge['name']}: position consistency {_pct(judge['position_consistency'])} over {judge['pairs']} pairs, "

@@ -102,11 +102,13 @@ def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: s
 
 def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[dict[str, str]], scorer: ScorerConfig | None = None) -> dict:
     """Mean voice_score, faithfulness, speaking time (seconds) and words of one system's responses (over
-    every seed when given one ``turn.id -> text`` mapping per seed), and the share of responses with an
-    invented fact (a typed finding of the scorer: a number or amount the context does not contain)."""
+    every seed when given one ``turn.id -> text`` mapping per seed), and the shares of responses with an
+    invented fact (a number or amount the context does not contain), a contradiction (a claim the NLI model
+    reads as contradicted, a swapped amount, an action reported done early: see
+    :func:`voicetune.quality.findings.contradicts`) and a dropped required fact: typed findings of the scorer."""
     from voicetune.quality import has_finding, score_response
     from voicetune.quality.scorer import prefetch_meaning
-    from voicetune.quality.findings import INVENTED
+    from voicetune.quality.findings import DROPPED, INVENTED, contradicts
     from voicetune.quality.speech import estimate_seconds
     from voicetune.quality.text import words
 
@@ -120,9 +122,19 @@ def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[
         "voice_score": round(statistics.mean(s.voice_score for s, _ in scored), 4),
         "faithfulness": round(statistics.mean(s.scores["faithfulness"] for s, _ in scored), 4),
         "invented_fact_rate": round(statistics.mean(has_finding(s.findings, INVENTED) for s, _ in scored), 4),
+        "contradiction_rate": round(statistics.mean(contradicts(s.findings, (scorer or ScorerConfig()).meaning.entail_low) for s, _ in scored), 4),
+        "dropped_fact_rate": round(statistics.mean(has_finding(s.findings, DROPPED) for s, _ in scored), 4),
         "speaking_seconds": round(statistics.mean(estimate_seconds(text) for _, text in scored), 2),
         "words": round(statistics.mean(len(words(text)) for _, text in scored), 1),
     }
+
+
+def _decoding_statistics(folder: Path, system: System, seeds: Sequence[int]) -> dict:
+    """A guarded system's fallback rate over its seeds' response files (nothing for other systems)."""
+    from voicetune.evaluate.systems import fallback_rate
+
+    rate = fallback_rate(folder, system, ["" if n == seeds[0] else f".seed{n}" for n in seeds])
+    return {} if rate is None else {"fallback_rate": rate}
 
 
 def score_difference(turns: Sequence[Turn], answers_a: Sequence[dict[str, str]], answers_b: Sequence[dict[str, str]],
@@ -221,7 +233,7 @@ def evaluate(
         for number in seeds[:1] if system.name in fixed else seeds:
             responses[system.name][number] = system_responses(
                 system, turns, out / "responses", number, backends, max_new_tokens=max_new_tokens, temperature=temperature,
-                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}", log=log,
+                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}", log=log, scorer=scorer,
             )
         for number in seeds[1:] if system.name in fixed else ():
             responses[system.name][number] = responses[system.name][seeds[0]]
@@ -249,6 +261,7 @@ def evaluate(
             "speaking_seconds": {name: stats.get("speaking_seconds") for name, stats in on_contexts.items()},
             "faithfulness": {name: stats.get("faithfulness") for name, stats in on_contexts.items()},
             "invented_fact_rate": {name: stats.get("invented_fact_rate") for name, stats in on_contexts.items()},
+            "contradiction_rate": {name: stats.get("contradiction_rate") for name, stats in on_contexts.items()},
             "voice_score_difference": score_difference(
                 [t for t in turns if t.id in compared], _per_seed(responses[a], fixed, a), _per_seed(responses[b], fixed, b), scorer, seeds[0]),
         })
@@ -257,7 +270,8 @@ def evaluate(
         "turns": len(turns),
         "seeds": seeds,
         "comparisons": results,
-        "systems": {s.name: {"spec": s.spec, **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name), scorer)} for s in systems},
+        "systems": {s.name: {"spec": s.spec, **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name), scorer),
+                             **_decoding_statistics(out / "responses", s, seeds)} for s in systems},
         "judge": {"name": judge.name, **position_bias(judged), "errors": sum(p.winner is None for p in judged)},
         "manifest": _manifest(out, turns, scorer),
     }

@@ -4,6 +4,10 @@ A system is given on the command line as ``NAME=SPEC`` (or just ``SPEC``, then t
 
     smollm2-135m, runs/X/model, an HF id   a model, as ``voicetune generate`` takes it
     MODEL+voice                            the same model with the voice style prompt (the prompted base)
+    MODEL+best4                            best-of-N decoding: 4 samples, the one the reward rates highest
+    MODEL+guard                            guarded decoding: a response that drops a required fact, contradicts
+                                           the draft or invents a number is replaced by the formatted draft
+                                           (marked ``meta.fallback``); combine as ``MODEL+best4+guard``
     draft                                  the written draft read aloud as it is
     draft+pipecat                          the draft through Pipecat's rule-based ``VoiceFormatter``
     reference                              the records' spoken ``reference`` (turns without one are left out)
@@ -15,7 +19,6 @@ never generated twice (see :func:`voicetune.models.generate.generate_turns`).
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,13 @@ class System:
     voice: bool = False
     endpoint: str | None = None
     api_model: str | None = None
+    best_of: int = 1
+    guard: bool = False
+
+    @property
+    def decoded(self) -> bool:
+        """Whether responses are chosen among candidates (best-of-N) or guarded, not taken as sampled."""
+        return self.best_of > 1 or self.guard
 
     @property
     def deterministic(self) -> bool:
@@ -72,31 +82,55 @@ def _exact(kind: Kind, spec_text: str):
     def parse(name: str, spec: str) -> System | None:
         if spec == spec_text:
             return System(name, spec, kind)
-        if spec.removesuffix("+voice") == spec_text and spec.endswith("+voice"):
-            raise VoicetuneError(f"--system '{name}={spec}': +voice applies to models, not to '{spec_text}'")
+        if _options(name, spec)[0] == spec_text:
+            raise VoicetuneError(f"--system '{name}={spec}': +voice, +bestN and +guard apply to models, not to '{spec_text}'")
         return None
 
     return parse
 
 
+_SUFFIX = re.compile(r"\+(voice|guard|best(\d+))$")
+
+
+def _options(name: str, spec: str) -> tuple[str, dict]:
+    """A generator spec without its ``+voice``, ``+bestN`` and ``+guard`` suffixes (any order), and those options."""
+    options: dict = {"voice": False, "best_of": 1, "guard": False}
+    while match := _SUFFIX.search(spec):
+        if match.group(1) == "voice":
+            options["voice"] = True
+        elif match.group(1) == "guard":
+            options["guard"] = True
+        else:
+            options["best_of"] = int(match.group(2))
+            if not 2 <= options["best_of"] <= 64:
+                raise VoicetuneError(f"--system '{name}={spec}': +bestN takes N from 2 to 64")
+        spec = spec[: match.start()]
+    return spec, options
+
+
 def _parse_endpoint(name: str, spec: str) -> System | None:
-    base = spec.removesuffix("+voice")
+    base, options = _options(name, spec)
     if not base.startswith("endpoint:"):
         return None
     url, _, api_model = base.removeprefix("endpoint:").rpartition("#")
     if not url or not api_model or not re.match(r"^https?://", url):
         raise VoicetuneError(f"--system '{name}={spec}': expected endpoint:URL#MODEL, e.g. endpoint:http://127.0.0.1:8080/v1#my-model")
-    return System(name, spec, "endpoint", voice=spec.endswith("+voice"), endpoint=url, api_model=api_model)
+    return System(name, spec, "endpoint", endpoint=url, api_model=api_model, **options)
 
 
 def _parse_model(name: str, spec: str) -> System:
-    return System(name, spec, "model", model=spec.removesuffix("+voice"), voice=spec.endswith("+voice"))
+    base, options = _options(name, spec)
+    return System(name, spec, "model", model=base, **options)
+
+
+def _decoding(system: System) -> dict:
+    return {"best_of": system.best_of, "guard": system.guard} if system.decoded else {}
 
 
 def _model_identity(system: System) -> dict:
     from voicetune.provenance import model_identity
 
-    return {"model": model_identity(system.model or ""), "voice": system.voice}
+    return {"model": model_identity(system.model or ""), "voice": system.voice, **_decoding(system)}
 
 
 def _pipecat_version() -> str:
@@ -115,7 +149,7 @@ SYSTEMS: dict[str, SystemType] = {
     "pipecat": SystemType("pipecat", _exact("pipecat", "draft+pipecat"), lambda s: {"pipecat": _pipecat_version()},
                           lambda turns: _pipecat_texts(turns)),
     "reference": SystemType("reference", _exact("reference", "reference"), lambda s: {}, lambda turns: [t.reference for t in turns]),
-    "endpoint": SystemType("endpoint", _parse_endpoint, lambda s: {"endpoint": s.endpoint, "model": s.api_model, "voice": s.voice}),
+    "endpoint": SystemType("endpoint", _parse_endpoint, lambda s: {"endpoint": s.endpoint, "model": s.api_model, "voice": s.voice, **_decoding(s)}),
     "model": SystemType("model", lambda name, spec: _parse_model(name, spec), _model_identity),
 }
 #: Kinds whose response does not depend on the seed.
@@ -139,22 +173,10 @@ def parse_system(text: str) -> System:
 
 
 def pipecat_format(texts: Sequence[str]) -> list[str]:
-    """Each text through Pipecat's ``VoiceFormatter`` with its default transforms (markdown stripping,
-    currency, dates, phone numbers, emails, acronyms): the rule-based formatter voice agents put in front of
-    their TTS today."""
-    try:
-        from loguru import logger
+    """Each text through Pipecat's ``VoiceFormatter`` (see :func:`voicetune.models.decode.formatted_draft`)."""
+    from voicetune.models.decode import formatted_draft
 
-        logger.disable("pipecat")  # Pipecat logs a banner on import; the evaluation's output is ours
-        from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter
-    except ImportError:
-        raise VoicetuneError("draft+pipecat needs Pipecat: pip install 'voicetune[pipecat]' (make install includes it)") from None
-    formatter = VoiceFormatter()
-
-    async def run_all() -> list[str]:
-        return [await formatter(text, "sentence") for text in texts]
-
-    return asyncio.run(run_all())
+    return formatted_draft(texts)
 
 
 def _pipecat_texts(turns: Sequence[Turn]) -> list[str | None]:
@@ -177,6 +199,7 @@ def system_responses(
     progress: bool = True,
     file_suffix: str = "",
     log: Callable[[str], None] = print,
+    scorer=None,
 ) -> dict[str, str]:
     """The system's response for each turn (``turn.id -> text``), written to ``folder/NAME.jsonl``.
 
@@ -185,6 +208,11 @@ def system_responses(
     settings, and for deterministic systems the turns. A file made from anything else is moved to
     ``folder/.superseded/`` with a one-line notice and made again; retraining a model into the same path
     therefore regenerates its responses. Model rows are also reused only for turns whose prompt is unchanged.
+
+    A decoded system (``+bestN``, ``+guard``) samples its candidates into ``folder/NAME.candidates.jsonl`` and
+    keeps one per turn with :func:`voicetune.models.decode.pick` under ``scorer`` (the evaluation's scorer, whose
+    fingerprint is part of the record); each row's ``meta.decoding`` says which candidate was kept, whether it
+    is a fallback, and why the refused candidates were refused.
     """
     from voicetune.models.generate import SamplingConfig, generate_turns
     from voicetune.models.prompts import load_style_prompt
@@ -199,6 +227,13 @@ def system_responses(
         made_from["turns"] = hash_records(turns)
     else:
         made_from.update({"seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature, "style_prompt": digest(style)})
+    if system.decoded:
+        from voicetune.quality import ScorerConfig
+
+        from voicetune.models.decode import DECODER_VERSION
+
+        made_from["selector"] = (scorer or ScorerConfig()).fingerprint()
+        made_from["decoder"] = DECODER_VERSION
     step = Step(folder / f"{system.name}{file_suffix}.fingerprint.json", [path, path.with_name(path.name + ".partial")], made_from,
                 name=f"responses {system.name}{file_suffix}", log=log)
     (folder / f"{system.name}{file_suffix}.settings.json").unlink(missing_ok=True)  # the record of earlier versions
@@ -214,9 +249,49 @@ def system_responses(
         step.finish(responses=len(written))
         return {t.id: t.response for t in written}
 
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed)
+    if system.decoded:
+        if step.done and path.is_file():
+            return {t.id: t.response or "" for t in load_records(path)}
+        step.begin()
+        decoded = _decoded_turns(system, turns, folder / f"{system.name}{file_suffix}.candidates.jsonl", backend_for(system), style, sampling, scorer, progress)
+        write_records(path, decoded)
+        step.finish(responses=len(decoded), fallbacks=sum(t.meta["decoding"]["fallback"] for t in decoded))
+        return {t.id: t.response or "" for t in decoded}
     if not step.done:
         step.begin()
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed)
     generated = generate_turns(backend_for(system), list(turns), path, style, sampling, progress=progress)
     step.finish(responses=len(generated))
     return {t.id: t.response or "" for t in generated}
+
+
+def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path, backend, style: str | None, sampling, scorer, progress: bool) -> list[Turn]:
+    """Each turn with the response :func:`voicetune.models.decode.pick` keeps among ``system.best_of``
+    sampled candidates (resumable: the candidates file is reused row by row), and ``meta.decoding``."""
+    from voicetune.models.decode import formatted_draft, pick
+    from voicetune.models.generate import generate_turns
+    from voicetune.quality.scorer import prefetch_meaning
+
+    n = system.best_of
+    copies = [t.model_copy(update={"id": f"{t.id}#c{k}"}) for t in turns for k in range(n)]
+    sampled = generate_turns(backend, copies, candidates_path, style, sampling, progress=progress)
+    texts = [[sampled[i * n + k].response or "" for k in range(n)] for i in range(len(turns))]
+    prefetch_meaning(((turn, text) for turn, options in zip(turns, texts) for text in options), scorer, progress=progress)
+    fallbacks = formatted_draft([t.draft or "" for t in turns]) if system.guard else [None] * len(turns)
+    decoded = []
+    for turn, options, fallback in zip(turns, texts, fallbacks):
+        choice = pick(turn, options, scorer, guard=system.guard, fallback_text=fallback)
+        meta = {"candidates": n, "chosen": choice.index, "fallback": choice.fallback,
+                "refused": {str(i): kinds for i, kinds in choice.refused.items()}}
+        decoded.append(turn.model_copy(update={"response": choice.text, "meta": {**turn.meta, "decoding": meta}}))
+    return decoded
+
+
+def fallback_rate(folder: Path, system: System, file_suffixes: Sequence[str]) -> float | None:
+    """The share of a guarded system's responses that are the formatted draft (over the given seeds' files);
+    None for a system without a guard."""
+    if not system.guard:
+        return None
+    flags = [bool(t.meta.get("decoding", {}).get("fallback")) for suffix in file_suffixes
+             for t in load_records(folder / f"{system.name}{suffix}.jsonl")]
+    return round(sum(flags) / len(flags), 4) if flags else None

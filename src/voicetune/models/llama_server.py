@@ -53,8 +53,9 @@ class LlamaServer:
             sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.n_ctx),
         ]
-        if self.threads:
-            command += ["--n_threads", str(self.threads)]
+        from voicetune.threads import choose_threads
+
+        command += ["--n_threads", str(choose_threads(self.threads))]  # the free cores: busy ones slow every thread
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}/v1"
         deadline = time.monotonic() + self.startup_timeout

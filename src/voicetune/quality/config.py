@@ -267,7 +267,7 @@ class MeaningRules(_Section):
     )
     threads: int = Field(
         0, ge=0,
-        description="threads the NLI model uses (0: the ONNX model takes up to 4, at most the cores; a transformers "
+        description="threads the NLI model uses (0: the ONNX model takes the free cores, at most 4; a transformers "
         "model keeps torch's process-wide setting)",
     )
     unsupported: float = Field(

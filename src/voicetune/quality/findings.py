@@ -49,7 +49,7 @@ from typing import Any, Iterable, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "DROPPED", "Finding", "INVENTED", "SWAPPED", "UNSUPPORTED", "KINDS", "MARKDOWN", "PHRASES", "REPETITION", "TEMPLATES", "count_findings",
+    "CONTRADICTED", "DROPPED", "Finding", "contradicts", "INVENTED", "SWAPPED", "UNSUPPORTED", "KINDS", "MARKDOWN", "PHRASES", "REPETITION", "TEMPLATES", "count_findings",
     "has_finding", "render",
 ]
 
@@ -123,6 +123,9 @@ INVENTED: frozenset[str] = frozenset({"invented_number", "invented_amount"})
 SWAPPED: frozenset[str] = frozenset({"swapped_amount"})
 #: Sentences the draft does not support (by meaning, an NLI model): contradictions and made-up claims.
 UNSUPPORTED: frozenset[str] = frozenset({"unsupported_claim"})
+#: Saying the opposite of the draft, whatever the NLI model reads: a right amount on the wrong thing, an action
+#: reported done that the draft only asks about (see :func:`contradicts` for the NLI's contradictions).
+CONTRADICTED: frozenset[str] = SWAPPED | frozenset({"done_early"})
 #: Required facts the response does not convey.
 DROPPED: frozenset[str] = frozenset({"dropped_fact"})
 #: Markdown read aloud.
@@ -160,6 +163,23 @@ def count_findings(findings: Iterable[Finding | Mapping[str, Any]] | None, kinds
     """How many of ``findings`` (objects, or the dicts of a record's ``findings``) are of ``kinds``."""
     wanted = frozenset((kinds,)) if isinstance(kinds, str) else frozenset(kinds)
     return sum(1 for finding in findings or () if _kind(finding) in wanted)
+
+
+def contradicts(findings: Iterable[Finding | Mapping[str, Any]] | None, entail_low: float) -> bool:
+    """Whether ``findings`` include a contradiction of the draft: a swapped amount, an action reported done
+    early, or a claim the NLI model reads as contradicted (support at most ``entail_low``, the scorer's
+    ``meaning.entail_low``). A claim with more support than that is only *unsupported*: the draft read back in
+    pieces ("Type: Annual physical") scores 0.02 to 0.07 with the offline model, so counting those would call
+    the draft itself contradictory."""
+    for finding in findings or ():
+        kind = _kind(finding)
+        if kind in CONTRADICTED:
+            return True
+        if kind in UNSUPPORTED:
+            values = finding["values"] if isinstance(finding, Mapping) else finding.values
+            if float(values.get("entailment", 1.0)) <= entail_low:
+                return True
+    return False
 
 
 def has_finding(findings: Iterable[Finding | Mapping[str, Any]] | None, kinds: str | Iterable[str]) -> bool:

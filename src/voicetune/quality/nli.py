@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
@@ -49,7 +48,10 @@ class EntailmentModel(Protocol):
 
 
 def _threads(threads: int) -> int:
-    return threads if threads > 0 else max(1, min(4, os.cpu_count() or 1))
+    """The requested count, else the free cores (see :mod:`voicetune.threads`), at most 4."""
+    from voicetune.threads import choose_threads
+
+    return threads if threads > 0 else min(4, choose_threads())
 
 
 class OnnxNLI:
@@ -60,7 +62,7 @@ class OnnxNLI:
         tokenizer_path: a ``tokenizer.json`` (Hugging Face ``tokenizers``).
         entail_label: the logits column that means "entailed".
         max_length: the model's token window: inputs are truncated (the premise first) and padded to it.
-        threads: onnxruntime intra-op threads (0: up to 4, at most the cores).
+        threads: onnxruntime intra-op threads (0: the free cores, at most 4).
         batch_size: pairs per forward pass.
     """
 

@@ -26,7 +26,10 @@ class LoraConfig(_Section):
     enabled: bool = Field(True, description="train low-rank adapters (fast, small memory) instead of every weight; merged into the model on save")
     r: int = Field(16, gt=0, description="adapter rank: higher learns more, costs more memory and time")
     alpha: int = Field(32, gt=0, description="adapter scaling (the update is scaled by alpha / r)")
-    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapter's input: a little regularisation for small data")
+    dropout: float = Field(
+        0.0, ge=0, lt=1,
+        description="dropout on the adapter's input: regularisation for small data; its random masks cost about a third of a CPU step, so the CPU default has none",
+    )
     target_modules: str | list[str] = Field("all-linear", description="which layers get adapters: 'all-linear' or a list of module names")
 
 
@@ -52,6 +55,37 @@ class SampleStage(_Section):
     max_new_tokens: int = Field(64, gt=0, description="longest sampled response in tokens; a spoken turn rarely needs more")
     batch_size: int = Field(32, gt=0, description="prompts generated together (transformers backend)")
     style_prompt: str | None = Field(None, description="a style prompt file, 'default', or null (no style prompt: the tuned model is used without one)")
+    data: str | None = Field(
+        None, description="more contexts to sample on, without references (a turns JSONL, e.g. imported τ-bench turns): their pair is the "
+        "best and the worst of the policy's own candidates under the reward; null: the targets' contexts only",
+    )
+    data_contexts: int | None = Field(32, gt=0, description="contexts drawn from `data` each round, a seeded sample (null: all)")
+
+
+class HardNegatives(_Section):
+    """Rejected responses made by corrupting a target (:mod:`voicetune.data.corrupt`): the target is chosen, the
+    corruption rejected. They teach what the policy's own samples rarely show and the reward may not see (a
+    flipped negation, swapped amounts, a question turned into "done"). Added to the first round's pairs."""
+
+    kinds: list[str] = Field(
+        default_factory=lambda: list(_corruption_kinds()),
+        description="which corruptions to make: negation, swap_amounts, wrong_action, wrong_item, done_not_asked, drop_fact, invent_number, repeat_sentence ([] for none)",
+    )
+    contexts: int | None = Field(32, gt=0, description="targets to corrupt, a seeded sample (null: all)")
+    per_context: int = Field(1, gt=0, description="corruptions per target, the least-used applicable kinds first (covers the kinds evenly)")
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> "HardNegatives":
+        unknown = [k for k in self.kinds if k not in _corruption_kinds()]
+        if unknown:
+            raise ValueError(f"unknown corruption kind(s) {', '.join(unknown)}; valid: {', '.join(_corruption_kinds())}")
+        return self
+
+
+def _corruption_kinds() -> tuple[str, ...]:
+    from voicetune.data.corrupt import KINDS
+
+    return tuple(KINDS)
 
 
 class DPOStage(_Section):
@@ -61,9 +95,10 @@ class DPOStage(_Section):
     enabled: bool = Field(True, description="run the preference step after SFT (false: SFT only)")
     beta: float = Field(0.1, gt=0, description="DPO's KL strength: higher keeps the policy closer to the SFT model")
     learning_rate: float = Field(2e-4, gt=0, description="peak learning rate of the DPO step")
-    epochs: float = Field(2.0, gt=0, description="passes over the preference pairs")
+    epochs: float = Field(1.0, gt=0, description="passes over the preference pairs")
     batch_size: int = Field(8, gt=0, description="pairs per step per device")
     margin: float = Field(0.15, ge=0, le=1, description="keep a pair only when chosen beats rejected by more than this voice_score: small margins are noise of the reward")
+    hard_negatives: HardNegatives = Field(default_factory=HardNegatives, description="corrupted targets as rejected responses (first round)")
 
 
 class TrainConfig(_Section):
@@ -75,6 +110,7 @@ class TrainConfig(_Section):
     teacher_endpoint: str | None = Field(None, description="the teacher's OpenAI-compatible URL (targets: teacher)")
     teacher_model: str | None = Field(None, description="the teacher's model name at that endpoint")
     seed: int = Field(0, description="seeds sampling of targets and contexts, training and generation")
+    threads: int = Field(0, ge=0, description="CPU threads for training and generation (0: the cores no other process is using; see voicetune.threads)")
     max_length: int = Field(512, gt=16, description="prompt + response tokens; longer examples are cut from the left of the prompt")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 where the CPU or GPU supports it")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass: less memory, about 30% slower (off on CPU)")

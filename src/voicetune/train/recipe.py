@@ -1,5 +1,9 @@
 """The post-training recipe, read top to bottom: targets → SFT → sample → score → pairs → DPO → model.
 
+A round samples on the targets' contexts and, with ``sample.data``, on imported turns that have no reference;
+its pairs are each context's best against its worst response under the reward, and (first round) the hard
+negatives: a target against a corrupted copy of it (a flipped negation, swapped amounts, a repeated sentence).
+
 Every step writes into the run directory and records what it was made from beside its outputs
 (``NAME.fingerprint.json``: the config section it depends on, the hashes of its input files and of the
 policy's weights, the reward config, the package version; see :mod:`voicetune.provenance`). A step is
@@ -15,7 +19,7 @@ sampling, scoring, pairs and DPO; a new ``reward`` rescoring, pairs and DPO, not
     DIR/train/sft/                      checkpoints/, merged/ (the SFT model)
     DIR/train/round1/candidates.raw.jsonl   N sampled candidates per context
     DIR/train/round1/candidates.jsonl   the same, scored by the reward (typed ``Candidate`` records)
-    DIR/train/round1/dpo_pairs.jsonl    (chosen, rejected) pairs with their scores and margin (``PreferencePair``)
+    DIR/train/round1/dpo_pairs.jsonl    (chosen, rejected) pairs with their scores, margin and source (``PreferencePair``)
     DIR/train/round1/dpo/               checkpoints/, merged/
     DIR/train/metrics.jsonl             every logged training step (loss, learning rate, rewards)
     DIR/model/                          the final merged Hugging Face model (``--model DIR/model``)
@@ -27,6 +31,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +45,7 @@ from voicetune.quality import ScorerConfig, score_response
 from voicetune.quality.scorer import prefetch_meaning
 from voicetune.records import Candidate, PreferencePair, Turn, atomic_write_text, dumps, load_records, write_records
 from voicetune.settings import dump_yaml
+from voicetune.threads import apply_threads
 from voicetune.train.config import TrainConfig, dump_config
 
 Log = Callable[[str], None]
@@ -54,6 +60,8 @@ def train(config: TrainConfig, out: str | Path, log: Log = print) -> dict:
     timings: dict[str, float] = {}
     ran: list[str] = []
     started = time.perf_counter()
+    threads = apply_threads(config.threads, log)
+    _score_completion_tokens_only()
 
     def timed(name: str, function, *args):
         step_started = time.perf_counter()
@@ -70,14 +78,21 @@ def train(config: TrainConfig, out: str | Path, log: Log = print) -> dict:
 
     policy = timed("sft", run_sft, config, config.model, targets_path, out / "train" / "sft", out / "train" / "metrics.jsonl", log)
 
+    extra, extra_id = _extra_contexts(config)
+    if extra:
+        log(f"{len(extra)} more contexts to sample on from {config.sample.data} (pairs from the policy's own candidates)")
     rounds = []
     for round_number in range(1, config.rounds + 1 if config.dpo.enabled else 1):
         folder = out / "train" / f"round{round_number}"
-        raw = timed(f"round{round_number}_sample", sample_candidates, config, policy, targets, targets_path, folder / "candidates.raw.jsonl", log)
+        contexts = sampling_contexts(config, targets, extra, round_number)
+        raw = timed(f"round{round_number}_sample", sample_candidates, config, policy, contexts, folder / "candidates.raw.jsonl", log)
         candidates = timed(f"round{round_number}_score", score_candidates, config.reward, raw, folder / "candidates.raw.jsonl", folder / "candidates.jsonl", log)
-        pairs = timed(f"round{round_number}_pairs", make_preference_pairs, config, targets, targets_path, folder / "candidates.jsonl", candidates, folder / "dpo_pairs.jsonl", log)
-        log(f"round {round_number}: {len(pairs)} DPO pairs from {len(candidates)} candidates (margin > {config.dpo.margin})")
-        rounds.append({"round": round_number, "candidates": len(candidates), "pairs": len(pairs)})
+        negatives = targets if round_number == 1 else []  # hard negatives once: they are not the policy's own samples
+        pairs = timed(f"round{round_number}_pairs", make_preference_pairs, config, contexts, negatives, folder / "candidates.jsonl", candidates, folder / "dpo_pairs.jsonl", log)
+        kinds = Counter(p.rejected_source for p in pairs)
+        log(f"round {round_number}: {len(pairs)} DPO pairs ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) "
+            f"from {len(candidates)} candidates on {len(contexts)} contexts (margin > {config.dpo.margin})")
+        rounds.append({"round": round_number, "contexts": len(contexts), "candidates": len(candidates), "pairs": len(pairs), "rejected": dict(kinds)})
         if not pairs:
             log("no pair clears the margin: skipping DPO this round")
             continue
@@ -87,7 +102,7 @@ def train(config: TrainConfig, out: str | Path, log: Log = print) -> dict:
     timings["total_s"] = round(time.perf_counter() - started, 1)
     summary = {
         "model": str(final), "base_model": config.model, "targets": len(targets), "rounds": rounds, "steps_run": ran,
-        "timings": timings, "reward": config.reward.model_dump(), "version": package_version(),
+        "timings": timings, "reward": config.reward.model_dump(), "version": package_version(), "threads": threads,
     }
     atomic_write_text(out / "summary.json", dumps(summary, indent=2) + "\n")
     log(f"model saved to {final} in {timings['total_s']:.0f} s" + ("" if ran else " (every step was up to date)"))
@@ -130,6 +145,31 @@ def _training_turns(config: TrainConfig) -> tuple[list[Turn], str]:
     if not turns:
         raise VoicetuneError(f"{config.data}: no training turns")
     return turns, identity
+
+
+def _extra_contexts(config: TrainConfig) -> tuple[list[Turn], str]:
+    """The ``sample.data`` turns (contexts without references) and a hash of the file; none when unset."""
+    if not config.sample.data:
+        return [], ""
+    turns = [t for t in load_records(config.sample.data, unique_ids=True) if t.draft]
+    if not turns:
+        raise VoicetuneError(f"{config.sample.data}: no turn with a draft to sample on (sample.data)")
+    return turns, hash_file(config.sample.data)
+
+
+def sampling_contexts(config: TrainConfig, targets: list[Turn], extra: list[Turn], round_number: int) -> list[Turn]:
+    """The contexts a round samples on: ``sample.contexts`` of the targets and ``sample.data_contexts`` of the
+    extra turns, seeded samples that differ from round to round (a later round sees new contexts where there
+    are more than it needs). Extra turns keep no reference: their pairs come from the candidates alone."""
+    def draw(turns: list[Turn], count: int | None, salt: int) -> list[Turn]:
+        if count and len(turns) > count:
+            return random.Random(config.seed * 1000 + round_number * 10 + salt).sample(turns, count)
+        return list(turns)
+
+    own = draw(targets, config.sample.contexts, 1)
+    known = {t.id for t in own}
+    more = [t.model_copy(update={"reference": None}) for t in draw(extra, config.sample.data_contexts, 2) if t.id not in known]
+    return own + more
 
 
 def make_targets(config: TrainConfig, turns: list[Turn], data_id: str, path: Path, log: Log) -> tuple[list[Turn], bool]:
@@ -260,7 +300,7 @@ def _load_for_training(model_path: str):
 def _training_settings(config: TrainConfig, stage) -> dict:
     """The config a trainer's output depends on: its stage (less what other steps consume: the DPO margin
     shapes the pairs, whose hash is an input), LoRA, lengths, precision and the seed."""
-    return {"stage": stage.model_dump(exclude={"enabled", "margin"}), "lora": config.lora.model_dump(), "max_length": config.max_length,
+    return {"stage": stage.model_dump(exclude={"enabled", "margin", "hard_negatives"}), "lora": config.lora.model_dump(), "max_length": config.max_length,
             "precision": config.precision, "gradient_checkpointing": config.gradient_checkpointing, "seed": config.seed}
 
 
@@ -323,18 +363,16 @@ def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path
 # Sampling, scoring and preference pairs
 
 
-def sample_candidates(config: TrainConfig, policy: str, targets: list[Turn], targets_path: Path, path: Path, log: Log) -> tuple[list[Candidate], bool]:
+def sample_candidates(config: TrainConfig, policy: str, contexts: list[Turn], path: Path, log: Log) -> tuple[list[Candidate], bool]:
     """``candidates`` sampled responses per context from ``policy`` (resumable, unscored)."""
     partial = path.with_name(path.name + ".partial")
-    step = _step(path, [path, partial], {"policy": hash_tree(policy), "targets": hash_file(targets_path),
-                                         "config": {"sample": config.sample.model_dump(), "seed": config.seed}}, log,
+    sampling_settings = config.sample.model_dump(exclude={"data", "data_contexts", "contexts"})
+    step = _step(path, [path, partial], {"policy": hash_tree(policy), "contexts": hash_records(contexts),
+                                         "config": {"sample": sampling_settings, "seed": config.seed}}, log,
                  name=f"{path.parent.name}/sample")
     if step.done and path.is_file():
         return load_records(path, Candidate), False
     step.begin()
-    contexts = targets
-    if config.sample.contexts and len(contexts) > config.sample.contexts:
-        contexts = random.Random(config.seed + 1).sample(contexts, config.sample.contexts)
     copies = [
         Candidate.model_validate({**t.model_dump(exclude={"id"}), "id": f"{t.id}#c{k}", "turn_id": t.id, "candidate_index": k})
         for t in contexts for k in range(config.sample.candidates)
@@ -370,41 +408,104 @@ def _with_score(record, result):
 
 
 def make_preference_pairs(
-    config: TrainConfig, targets: list[Turn], targets_path: Path, candidates_path: Path, candidates: list[Candidate], path: Path, log: Log
+    config: TrainConfig, contexts: list[Turn], negatives_from: list[Turn], candidates_path: Path, candidates: list[Candidate], path: Path, log: Log
 ) -> tuple[list[PreferencePair], bool]:
-    """The DPO pairs of a round (see :func:`preference_pairs`), recorded with what they were made from."""
-    step = _step(path, [path], {"candidates": hash_file(candidates_path), "targets": hash_file(targets_path),
-                                "margin": config.dpo.margin, "reward": config.reward.model_dump()}, log, name=f"{path.parent.name}/pairs")
+    """The DPO pairs of a round: the on-policy pairs (see :func:`preference_pairs`) and, from the targets in
+    ``negatives_from``, the hard negatives (see :func:`hard_negative_pairs`); recorded with what they were made from."""
+    negatives = config.dpo.hard_negatives
+    step = _step(path, [path], {"candidates": hash_file(candidates_path), "contexts": hash_records(contexts),
+                                "negatives_from": hash_records(negatives_from), "hard_negatives": negatives.model_dump(),
+                                "margin": config.dpo.margin, "reward": config.reward.model_dump(), "seed": config.seed}, log,
+                 name=f"{path.parent.name}/pairs")
     if step.done and path.is_file():
         return load_records(path, PreferencePair), False
     step.begin()
-    pairs = preference_pairs(targets, candidates, config.dpo.margin, config.reward)
+    pairs = preference_pairs(contexts, candidates, config.dpo.margin, config.reward)
+    pairs += hard_negative_pairs(negatives_from, negatives.kinds, negatives.contexts, negatives.per_context, config.reward, config.seed)
     write_records(path, pairs)
     step.finish(pairs=len(pairs))
     return pairs, True
 
 
-def preference_pairs(targets: list[Turn], candidates: list[Candidate], margin: float, reward: ScorerConfig | None = None) -> list[PreferencePair]:
-    """One (chosen, rejected) pair per context: chosen = the best-scoring of the target and the candidates,
-    rejected = the worst candidate; kept only when the voice_score margin exceeds ``margin``."""
+def preference_pairs(contexts: list[Turn], candidates: list[Candidate], margin: float, reward: ScorerConfig | None = None) -> list[PreferencePair]:
+    """One (chosen, rejected) pair per context: chosen = the best-scoring of the context's target (its
+    ``reference``, when it has one) and the candidates, rejected = the worst candidate; kept only when the
+    voice_score margin exceeds ``margin``."""
     by_turn: dict[str, list[Candidate]] = {}
     for candidate in candidates:
         by_turn.setdefault(candidate.turn_id, []).append(candidate)
-    target_of = {t.id: t for t in targets}
+    context_of = {t.id: t for t in contexts}
     pairs = []
     for turn_id, group in by_turn.items():
-        target = target_of[turn_id]
-        target_score = score_response(target, target.reference or "", reward).voice_score
-        options = [(target_score, target.reference or "", "target", None)] + [
-            (c.scores["voice_score"], c.response or "", "candidate", c.candidate_index) for c in group
-        ]
+        context = context_of[turn_id]
+        options = [(c.scores["voice_score"], c.response or "", "candidate", c.candidate_index) for c in group]
+        if context.reference:
+            options.insert(0, (score_response(context, context.reference, reward).voice_score, context.reference, "target", None))
         best = max(options, key=lambda o: o[0])
         worst = min(group, key=lambda c: c.scores["voice_score"])
         worst_score = worst.scores["voice_score"]
         if best[0] - worst_score > margin and best[1] != worst.response:
             pairs.append(PreferencePair(
-                turn_id=turn_id, prompt=build_messages(target), chosen=best[1], rejected=worst.response or "",
+                turn_id=turn_id, prompt=build_messages(context), chosen=best[1], rejected=worst.response or "",
                 chosen_source=best[2], chosen_index=best[3], rejected_index=worst.candidate_index,
                 chosen_score=best[0], rejected_score=worst_score, margin=round(best[0] - worst_score, 4),
             ))
     return pairs
+
+
+def hard_negative_pairs(
+    targets: list[Turn], kinds: list[str], contexts: int | None, per_context: int, reward: ScorerConfig | None = None, seed: int = 0
+) -> list[PreferencePair]:
+    """(target, corrupted target) pairs: for a seeded sample of ``contexts`` targets, ``per_context``
+    corruptions each (:func:`voicetune.data.corrupt.synthetic_pairs`, which spreads the kinds evenly).
+
+    A corruption is wrong by construction, so the pair is kept whatever the reward says; both responses are
+    scored, and ``margin`` records how far the reward sees the difference (near zero or negative: a blind spot
+    of the reward that the hard negative teaches anyway). ``rejected_source`` is ``corruption:KIND``.
+    """
+    from voicetune.data.corrupt import synthetic_pairs
+
+    targets = [t for t in targets if t.reference]
+    if not kinds or not targets:
+        return []
+    if contexts and len(targets) > contexts:
+        targets = random.Random(f"{seed}:hard-negatives").sample(targets, contexts)
+    target_of = {t.id: t for t in targets}
+    made = [(target_of[p.meta["from_turn"]], p.response_b if p.meta["label"] == "a" else p.response_a, p.meta["corruption"])
+            for p in synthetic_pairs(targets, seed=seed, per_turn=per_context, kinds=kinds)]
+    prefetch_meaning([(t, t.reference or "") for t, _, _ in made] + [(t, text) for t, text, _ in made], reward or ScorerConfig())
+    pairs = []
+    for turn, corrupted, kind in made:
+        chosen_score = score_response(turn, turn.reference or "", reward).voice_score
+        rejected_score = score_response(turn, corrupted, reward).voice_score
+        pairs.append(PreferencePair(
+            turn_id=turn.id, prompt=build_messages(turn), chosen=turn.reference or "", rejected=corrupted,
+            chosen_source="target", rejected_source=f"corruption:{kind}",
+            chosen_score=chosen_score, rejected_score=rejected_score, margin=round(chosen_score - rejected_score, 4),
+        ))
+    return pairs
+
+
+def _score_completion_tokens_only() -> None:
+    """Make TRL score only the completion's tokens through the LM head on the CPU, as it does on GPUs.
+
+    TRL 1.x computes each position's log-probability with a chunked LM-head kernel; off Triton devices it scores
+    *every* position (prompt included) to keep tile shapes fixed for compilers, then masks the prompt out. On a
+    CPU nothing is compiled, and with prompts five times longer than responses that LM head (49k-token
+    vocabulary, fp32) was 43% of a training step. The loss is the same either way (masked positions contribute
+    zero); SFT and DPO steps run about 1.6x faster (``benchmarks/bench_train_step.py``). A private name of
+    TRL's: where it is missing, nothing is changed.
+    """
+    try:
+        import trl.trainer.utils as trl_utils
+    except ImportError:
+        return
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or getattr(original, "voicetune", False):
+        return
+
+    def compact_positions(device) -> bool:
+        return getattr(device, "type", "") == "cpu" or original(device)
+
+    compact_positions.voicetune = True
+    trl_utils._use_triton = compact_positions

@@ -1,0 +1,78 @@
+"""Decoding that keeps facts: best-of-N and a guard, on top of any generator.
+
+``best-of N`` samples N responses and keeps the one the reward (the voice scorer) rates highest. The
+``guard`` refuses a response that drops a required fact, contradicts the draft (a claim the NLI model reads as
+contradicted, a swapped amount, an action reported done that the draft only asks about), or states a number
+the context does not contain; when every candidate is refused, the turn falls back to the draft
+through the rule-based formatter (Pipecat's ``VoiceFormatter``) and is marked as a fallback. The evaluation
+reports such systems apart from the plain model (``MODEL+best4``, ``MODEL+guard``), with their fallback rate,
+so the model's own gain and the decoder's are never mixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from voicetune.errors import VoicetuneError
+from voicetune.quality.findings import DROPPED, INVENTED, contradicts, has_finding
+from voicetune.records import Turn
+
+#: Bump when what :func:`pick` keeps changes: decoded responses are cached under it.
+DECODER_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """The response kept for a turn: its ``text``, which candidate it was (``index``; None for a fallback),
+    whether it is the guard's ``fallback``, its ``voice_score``, and why each refused candidate was refused."""
+
+    text: str
+    index: int | None
+    fallback: bool
+    voice_score: float
+    refused: dict[int, list[str]] = field(default_factory=dict)
+
+
+def refusal(findings, entail_low: float = 0.005) -> list[str]:
+    """What the guard refuses in a response's findings, by kind (empty: the response passes): a dropped
+    required fact, an invented number, a contradiction (:func:`voicetune.quality.findings.contradicts`)."""
+    return sorted({f.kind for f in findings or () if has_finding([f], DROPPED | INVENTED) or contradicts([f], entail_low)})
+
+
+def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False, fallback_text: str | None = None) -> Decoded:
+    """The candidate the reward rates highest; with ``guard``, the highest among those it does not refuse, or
+    ``fallback_text`` (the formatted draft, made when not given) when it refuses them all."""
+    from voicetune.quality import ScorerConfig, score_response
+
+    entail_low = (scorer or ScorerConfig()).meaning.entail_low
+    if not candidates:
+        raise VoicetuneError(f"{turn.id}: no candidate response to choose from")
+    results = [score_response(turn, text, scorer) for text in candidates]
+    refused = {i: refusal(r.findings, entail_low) for i, r in enumerate(results)} if guard else {}
+    allowed = [i for i in range(len(candidates)) if not refused.get(i)]
+    if allowed:
+        best = max(allowed, key=lambda i: (results[i].voice_score, -i))
+        return Decoded(candidates[best], best, False, results[best].voice_score, {i: k for i, k in refused.items() if k})
+    text = fallback_text if fallback_text is not None else formatted_draft([turn.draft or ""])[0]
+    return Decoded(text, None, True, score_response(turn, text, scorer).voice_score, refused)
+
+
+def formatted_draft(drafts: Sequence[str]) -> list[str]:
+    """Each draft through Pipecat's ``VoiceFormatter`` with its default transforms (markdown stripping,
+    currency, dates, phone numbers, emails, acronyms): the rule-based formatter voice agents put in front of
+    their TTS today, and the guard's fallback."""
+    try:
+        from loguru import logger
+
+        logger.disable("pipecat")  # Pipecat logs a banner on import; our output is ours
+        from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter
+    except ImportError:
+        raise VoicetuneError("the formatter needs Pipecat: pip install 'voicetune[pipecat]' (make install includes it)") from None
+    formatter = VoiceFormatter()
+
+    async def run_all() -> list[str]:
+        return [await formatter(text, "sentence") for text in drafts]
+
+    return asyncio.run(run_all())
