@@ -371,3 +371,12 @@ def test_a_model_in_several_wheels_is_joined_once_and_its_hash_checked(tmp_path,
     monkeypatch.setattr(loading, "_wheel_file", lambda distribution, filename: None)
     with pytest.raises(VoicetuneError, match="pip install dist1"):
         loading.embedded_gguf("bad-model")
+
+
+def test_cpu_quality_config_resolves_to_the_larger_policy():
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "cpu-quality.yaml")
+    from voicetune.models.loading import EMBEDDED
+
+    assert config.model in EMBEDDED and config.model != "smollm2-135m" and config.dpo.hard_negatives.kinds
