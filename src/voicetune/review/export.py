@@ -1,0 +1,52 @@
+"""The votes as a flat table (CSV or JSONL): one row per live vote, in the eval's terms (``winner`` is ``a``,
+``b`` or ``tie`` with ``a`` the pair's ``system_a``; ``winner_system`` names it), with the order it was shown
+in, the mode, play counts, time on the item and the judge's verdict beside it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+
+from voicetune.records import QUALITIES
+from voicetune.review.store import ReviewStore
+
+COLUMNS = (
+    "reviewer", "pair_id", "comparison", "system_a", "system_b", "domain", "showing", "order", "shown", "winner",
+    "winner_system", *(f"criterion_{q}" for q in QUALITIES), "mode", "comment", "plays_1", "plays_2",
+    "seconds_on_item", "audio_seconds", "judge_winner", "source", "created_at", "event_id",
+)
+
+
+def votes_table(store: ReviewStore) -> list[dict]:
+    """One row per live vote (undone votes left out; the full event log is ``store.events()``)."""
+    pairs = {pair["id"]: pair for pair in store.pairs()}
+    rows = []
+    for vote in store.votes():
+        pair = pairs[vote.pair_id]
+        system = {"a": pair["system_a"], "b": pair["system_b"], "tie": "tie"}[vote.winner]
+        rows.append({
+            "reviewer": vote.reviewer, "pair_id": vote.pair_id, "comparison": vote.comparison,
+            "system_a": pair["system_a"], "system_b": pair["system_b"], "domain": vote.domain, "showing": vote.showing,
+            "order": "ba" if vote.swapped else "ab", "shown": vote.shown, "winner": vote.winner, "winner_system": system,
+            **{f"criterion_{q}": vote.criteria.get(q, "") for q in QUALITIES},
+            "mode": vote.mode, "comment": vote.comment, "plays_1": vote.plays.get("1", 0), "plays_2": vote.plays.get("2", 0),
+            "seconds_on_item": vote.seconds_on_item, "audio_seconds": vote.audio_seconds,
+            "judge_winner": (pair["judge"] or {}).get("winner", ""), "source": vote.source,
+            "created_at": datetime.fromtimestamp(vote.created_at, timezone.utc).isoformat(timespec="seconds"),
+            "event_id": vote.event_id,
+        })
+    return rows
+
+
+def votes_csv(store: ReviewStore) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(votes_table(store))
+    return buffer.getvalue()
+
+
+def votes_jsonl(store: ReviewStore) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in votes_table(store))

@@ -1,0 +1,305 @@
+"""The review set and app: creation (sampling, assignment, repeats), the API a reviewer's browser uses, the
+security cases, durability, a load test over real HTTP and the CLI."""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from voicetune.records import Message, Pair, write_records
+from voicetune.review.create import assign, create_review_set, stratified_sample
+from voicetune.review.store import ReviewStore, canonical
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from voicetune.review.app import create_app, csrf_token  # noqa: E402
+
+XSS = "<script>alert('x')</script> Your refund is $45."
+
+
+def _pairs(n: int, domains=("airline", "retail"), comparisons=(("tuned", "base"), ("tuned", "prompted"))) -> list[Pair]:
+    pairs = []
+    for i in range(n):
+        a, b = comparisons[i % len(comparisons)]
+        pairs.append(Pair(
+            id=f"c{i}#{a}-vs-{b}#s0", domain=domains[(i // len(comparisons)) % len(domains)],
+            history=[Message(role="user", text=f"Caller question number {i}?")],
+            response_a=XSS if i == 0 else f"Sure, item {i} is done.", response_b=f"I apologize. Item {i}, let me check that for you now.",
+            system_a=a, system_b=b, winner="a" if i % 3 else "b", criteria={"conciseness": "a", "clarity": "tie"},
+            meta={"context_id": f"c{i}"},
+        ))
+    return pairs
+
+
+@pytest.fixture
+def eval_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "eval"
+    write_records(folder / "pairs.jsonl", _pairs(12))
+    return folder
+
+
+@pytest.fixture
+def review(tmp_path: Path, eval_dir: Path):
+    made = create_review_set(eval_dir, tmp_path / "review.sqlite", ["alice", "bob", "carol"], overlap=2, repeat_share=0.25, engine="browser")
+    return made
+
+
+def _client(made) -> TestClient:
+    return TestClient(create_app(made.db), base_url="http://127.0.0.1:8000")
+
+
+def _form(page: str) -> dict:
+    """The hidden fields of the vote form of an item page."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.split('id="vote"')[1].split("</form>")[0]))
+
+
+# creation ------------------------------------------------------------------------------------------------
+def test_stratified_sample_keeps_each_stratum_share():
+    pairs = _pairs(40)
+    chosen = stratified_sample(pairs, 10, seed=1)
+    strata = Counter((p.domain, p.system_b) for p in chosen)
+    assert len(chosen) == 10 and len(set(p.id for p in chosen)) == 10
+    assert sorted(strata.values()) == [2, 2, 3, 3]  # four equal strata of 10 each: 2.5 each, largest remainder
+    assert stratified_sample(pairs, None) == pairs and stratified_sample(pairs, 100) == pairs
+
+
+def test_assign_gives_each_pair_k_reviewers_and_repeats_in_the_other_order():
+    rows = assign([f"p{i}" for i in range(30)], ["a", "b", "c"], overlap=2, repeat_share=0.1, seed=3)
+    first = [r for r in rows if r[4] == 1]
+    per_pair = Counter(r[2] for r in first)
+    assert set(per_pair.values()) == {2}
+    assert Counter(r[0] for r in first) == {"a": 20, "b": 20, "c": 20}  # the load is even
+    for reviewer, position, pair_id, swapped, showing in rows:
+        if showing == 2:
+            original = next(r for r in first if r[0] == reviewer and r[2] == pair_id)
+            assert swapped != original[3] and position > original[1]
+    assert Counter(r[0] for r in rows if r[4] == 2) == {"a": 2, "b": 2, "c": 2}  # ceil(0.1 * 20)
+    assert len({r[3] for r in first}) == 2  # both orders occur
+
+
+def test_create_refuses_to_overwrite_and_bad_input(tmp_path: Path, eval_dir: Path, review):
+    from voicetune.errors import VoicetuneError
+
+    with pytest.raises(VoicetuneError, match="never overwritten"):
+        create_review_set(eval_dir, review.db, ["alice"], engine="browser")
+    with pytest.raises(VoicetuneError, match="overlap"):
+        create_review_set(eval_dir, tmp_path / "x.sqlite", ["alice"], overlap=2, engine="browser")
+    with pytest.raises(VoicetuneError, match="no pairs.jsonl"):
+        create_review_set(tmp_path, tmp_path / "y.sqlite", ["alice"], engine="browser")
+    assert not (tmp_path / "x.sqlite").exists() and not (tmp_path / "y.sqlite").exists()
+
+
+def test_canonical_maps_the_shown_verdict_back_through_the_order():
+    assert [canonical(v, False) for v in ("1", "2", "tie")] == ["a", "b", "tie"]
+    assert [canonical(v, True) for v in ("1", "2", "tie")] == ["b", "a", "tie"]
+
+
+# the reviewer's flow ------------------------------------------------------------------------------------
+def test_vote_resume_replay_and_undo(review):
+    client = _client(review)
+    token = review.tokens["alice"]
+    store = ReviewStore(review.db)
+    items = store.items("alice")
+    first = client.get(f"/r/{token}", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == f"/r/{token}/item/{items[0].id}"
+    page = client.get(first.headers["location"]).text
+    # blind: no system name or pair id in the page; listen-first: votes disabled, text hidden
+    assert "tuned" not in page and "base" not in page and items[0].pair_id not in page
+    assert page.count("disabled>") == 3 and page.count('hidden>') == 2
+    form = _form(page)
+    posted = client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "clarity": "2", "comment": "good", "plays_1": "1", "plays_2": "2", "seconds": "7.5"}, follow_redirects=False)
+    assert posted.status_code == 303
+    again = client.post(f"/r/{token}/vote", data={**form, "verdict": "2"}, follow_redirects=False)  # a replayed post
+    assert again.status_code == 303
+    votes = store.votes("alice")
+    assert len(votes) == 1 and votes[0].shown == "1" and votes[0].winner == canonical("1", items[0].swapped)
+    assert votes[0].criteria == {"clarity": canonical("2", items[0].swapped)} and votes[0].plays == {"1": 1, "2": 2}
+    assert votes[0].seconds_on_item == 7.5 and votes[0].mode == "listen" and votes[0].comment == "good"
+    # resume: the next unvoted item
+    assert client.get(f"/r/{token}", follow_redirects=False).headers["location"] == f"/r/{token}/item/{items[1].id}"
+    # undo: an event, the item comes back
+    page2 = client.get(f"/r/{token}/item/{items[1].id}").text
+    undo_form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page2.split('id="undo"')[1].split("</form>")[0]))
+    undone = client.post(f"/r/{token}/undo", data=undo_form, follow_redirects=False)
+    assert undone.headers["location"] == f"/r/{token}/item/{items[0].id}"
+    assert store.votes("alice") == []
+    kinds = [e["kind"] for e in store.events()]
+    assert kinds == ["vote", "undo"]  # nothing deleted
+    assert client.post(f"/r/{token}/undo", data=undo_form, follow_redirects=False).status_code == 303  # replayed undo
+    assert [e["kind"] for e in store.events()] == ["vote", "undo"]
+
+
+def test_restarted_server_keeps_every_vote(review):
+    token = review.tokens["bob"]
+    client = _client(review)
+    for _ in range(3):
+        page = client.get(f"/r/{token}").text
+        client.post(f"/r/{token}/vote", data={**_form(page), "verdict": "0"})
+    fresh = _client(review)  # a new app on the same file, as after a restart
+    assert len(ReviewStore(review.db).votes("bob")) == 3
+    assert "3 of" in fresh.get(f"/r/{token}").text
+
+
+def test_read_mode_shows_text_and_enables_votes(review):
+    client = _client(review)
+    admin = review.admin_token
+    client.post(f"/admin/{admin}/mode", data={"csrf": csrf_token(ReviewStore(review.db).meta()["secret"], admin), "mode": "read"})
+    page = client.get(f"/r/{review.tokens['carol']}").text
+    assert "disabled>" not in page and 'hidden>' not in page and _form(page)["mode"] == "read"
+
+
+# security ------------------------------------------------------------------------------------------------
+def test_a_reviewer_sees_and_votes_only_on_their_own_items(review):
+    client = _client(review)
+    store = ReviewStore(review.db)
+    alice, bob = review.tokens["alice"], review.tokens["bob"]
+    bobs = store.items("bob")[0]
+    assert client.get(f"/r/{alice}/item/{bobs.id}").status_code == 403
+    assert client.get(f"/r/{alice}/audio/{bobs.id}/1").status_code == 403
+    page = client.get(f"/r/{alice}").text
+    form = _form(page)
+    stolen = client.post(f"/r/{alice}/vote", data={**form, "item_id": str(bobs.id), "verdict": "1"})
+    assert stolen.status_code == 403
+    assert client.get("/r/not-a-token").status_code == 403
+    assert client.get(f"/admin/{alice}").status_code == 403
+    assert client.get(f"/admin/{alice}/export.csv").status_code == 403
+    assert client.get(f"/admin/{review.admin_token}").status_code == 200
+    assert store.votes() == []
+    # a token is not a key to another's CSRF token either
+    assert client.post(f"/r/{bob}/vote", data={**form, "item_id": str(bobs.id), "verdict": "1"}).status_code == 403
+
+
+def test_csrf_origin_and_validation(review):
+    client = _client(review)
+    token = review.tokens["alice"]
+    form = _form(client.get(f"/r/{token}").text)
+    assert client.post(f"/r/{token}/vote", data={**form, "csrf": "0" * 64, "verdict": "1"}).status_code == 403
+    assert client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.post(f"/r/{token}/vote", data={**form, "verdict": "7"}).status_code == 422
+    assert client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "clarity": "maybe"}).status_code == 422
+    assert client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "plays_1": "-3"}).status_code == 422
+    assert client.post(f"/r/{token}/vote", data={k: v for k, v in form.items() if k != "csrf"} | {"verdict": "1"}).status_code == 422
+    assert ReviewStore(review.db).votes() == []
+    ok = client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, headers={"Origin": "http://127.0.0.1:8000"}, follow_redirects=False)
+    assert ok.status_code == 303
+
+
+def test_text_is_escaped_and_headers_lock_the_page_down(review):
+    client = _client(review)
+    store = ReviewStore(review.db)
+    owner, item = next((i.reviewer, i) for i in store.items() if i.pair_id.startswith("c0#"))
+    response = client.get(f"/r/{review.tokens[owner]}/item/{item.id}")
+    assert "<script>alert" not in response.text and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in response.text
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert response.headers["referrer-policy"] == "no-referrer" and response.headers["x-frame-options"] == "DENY"
+
+
+def test_admin_page_and_exports(review):
+    client = _client(review)
+    for name in ("alice", "bob"):
+        token = review.tokens[name]
+        for _ in range(4):
+            client.post(f"/r/{token}/vote", data={**_form(client.get(f"/r/{token}").text), "verdict": "1", "seconds": "0.3"})
+    admin = client.get(f"/admin/{review.admin_token}").text
+    assert "alice" in admin and "Cohen" in admin and "implausibly fast" in admin
+    csv_text = client.get(f"/admin/{review.admin_token}/export.csv").text
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("reviewer,pair_id,comparison") and len(lines) == 9
+    jsonl = client.get(f"/admin/{review.admin_token}/export.jsonl").text.strip().splitlines()
+    assert len(jsonl) == 8 and '"winner_system"' in jsonl[0]
+
+
+# load: 20 reviewers x 50 votes over real HTTP -------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(tmp_path: Path):
+    """A real uvicorn server on 127.0.0.1 over a set of 20 reviewers with 50 items each."""
+    import uvicorn
+
+    folder = tmp_path / "big"
+    write_records(folder / "pairs.jsonl", _pairs(500))
+    made = create_review_set(folder, tmp_path / "load.sqlite", [f"r{i:02d}" for i in range(20)], overlap=2, repeat_share=0.0, engine="browser")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(made.db), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield made, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_load_20_reviewers_50_votes_each_nothing_lost_or_doubled(live_server):
+    import httpx
+
+    made, base = live_server
+    store = ReviewStore(made.db)
+
+    def reviewer(name: str) -> int:
+        token = made.tokens[name]
+        sent = 0
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for n in range(50):
+                page = client.get(f"/r/{token}", follow_redirects=True)
+                form = _form(page.text)
+                data = {**form, "verdict": "120"[n % 3]}
+                assert client.post(f"/r/{token}/vote", data=data).status_code in (200, 303)
+                if n % 10 == 0:  # a retried post (a double click, a flaky network): stored once
+                    client.post(f"/r/{token}/vote", data=data)
+                sent += 1
+        return sent
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        sent = sum(pool.map(reviewer, list(made.tokens)))
+    votes = store.votes()
+    assert sent == 1000 and len(votes) == 1000
+    assert len({(v.reviewer, v.item_id) for v in votes}) == 1000  # one per item, none doubled
+    assert len([e for e in store.events() if e["kind"] == "vote"]) == 1000  # retries stored nothing
+    assert Counter(v.reviewer for v in votes) == {name: 50 for name in made.tokens}
+
+
+# CLI ---------------------------------------------------------------------------------------------------
+def test_cli_create_prints_links_and_errors_exit_2(run_cli, tmp_path: Path, eval_dir: Path):
+    db = tmp_path / "cli.sqlite"
+    made = run_cli("review", "create", "--from", str(eval_dir), "--db", str(db), "--reviewers", "ann,ben", "--sample", "6", "--tts", "browser")
+    assert made.returncode == 0, made.stderr
+    assert len(re.findall(r"http://127\.0\.0\.1:8000/r/\S+", made.stdout)) == 2 and "/admin/" in made.stdout
+    assert ReviewStore(db).items()  # the set exists
+    again = run_cli("review", "create", "--from", str(eval_dir), "--db", str(db), "--reviewers", "ann")
+    assert again.returncode == 2 and again.stderr.startswith("error: ") and "never overwritten" in again.stderr
+    empty = run_cli("review", "agreement", "--db", str(db))
+    assert empty.returncode == 2 and "no votes yet" in empty.stderr
+    missing = run_cli("review", "serve", "--db", str(tmp_path / "nope.sqlite"))
+    assert missing.returncode == 2 and "no review database" in missing.stderr
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_audio_is_stored_once_and_served_in_the_items_order(tmp_path: Path, eval_dir: Path):
+    made = create_review_set(eval_dir, tmp_path / "audio.sqlite", ["alice"], sample=3, repeat_share=0.0, engine="espeak")
+    store = ReviewStore(made.db)
+    client = _client(made)
+    item = store.items("alice")[0]
+    pair = store.pair(item.pair_id)
+    first = client.get(f"/r/{made.tokens['alice']}/audio/{item.id}/1")
+    assert first.status_code == 200 and first.content[:4] == b"RIFF"
+    expected = store.audio(pair["audio_b" if item.swapped else "audio_a"])[1]
+    assert first.content == expected
+    assert len(store.audio_seconds()) == len({t for p in store.pairs() for t in (p["response_a"], p["response_b"])})
