@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -220,31 +217,14 @@ def test_admin_page_and_exports(review):
 
 
 # load: 20 reviewers x 50 votes over real HTTP -------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def live_server(tmp_path: Path):
+def live_server(tmp_path: Path, review_server):
     """A real uvicorn server on 127.0.0.1 over a set of 20 reviewers with 50 items each."""
-    import uvicorn
-
     folder = tmp_path / "big"
     write_records(folder / "pairs.jsonl", _pairs(500))
     made = create_review_set(folder, tmp_path / "load.sqlite", [f"r{i:02d}" for i in range(20)], overlap=2, repeat_share=0.0, engine="browser")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(made.db), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield made, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with review_server(made.db) as base:
+        yield made, base
 
 
 def test_load_20_reviewers_50_votes_each_nothing_lost_or_doubled(live_server):
