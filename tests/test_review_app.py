@@ -283,3 +283,31 @@ def test_audio_is_stored_once_and_served_in_the_items_order(tmp_path: Path, eval
     expected = store.audio(pair["audio_b" if item.swapped else "audio_a"])[1]
     assert first.content == expected
     assert len(store.audio_seconds()) == len({t for p in store.pairs() for t in (p["response_a"], p["response_b"])})
+
+
+def test_cli_agreement_and_exports(run_cli, tmp_path: Path, eval_dir: Path, review):
+    import json
+
+    store = ReviewStore(review.db)
+    for item in store.items():
+        judge = store.pair(item.pair_id)["judge"]["winner"]  # vote as the judge did, shown order respected
+        shown = {"a": "2" if item.swapped else "1", "b": "1" if item.swapped else "2"}[judge]
+        store.record_vote(reviewer=item.reviewer, item_id=item.id, shown=shown, mode="listen", seconds_on_item=30.0)
+    (eval_dir / "summary.json").write_text(json.dumps({"comparisons": [{"system_a": "tuned", "system_b": "base", "win_rate": 0.61}]}))
+    result = run_cli("review", "agreement", "--db", str(review.db), "--eval", str(eval_dir))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(Path(str(review.db) + ".agreement.json").read_text())
+    overall = report["human_vs_judge"]["overall"]
+    assert overall["percent_agreement"] == 1.0 and overall["kappa"] == 1.0 and overall["n"] == 24
+    assert report["self_consistency"]["overall"]["rate"] == 1.0  # repeats answered the same way through the swap
+    tuned_base = next(c for c in report["comparisons"] if c["comparison"] == "tuned-vs-base")
+    assert tuned_base["eval_win_rate"] == 0.61 and tuned_base["win_rate"] == tuned_base["judge_win_rate"]
+    assert "## Human vs judge" in result.stdout and "kappa" in result.stdout
+    csv_path = tmp_path / "votes.csv"
+    assert run_cli("review", "export", "--db", str(review.db), "--format", "csv", "--out", str(csv_path)).returncode == 0
+    assert len(csv_path.read_text().strip().splitlines()) == 1 + len(store.items())
+    project = tmp_path / "ls"
+    assert run_cli("review", "export", "--db", str(review.db), "--format", "label-studio", "--out", str(project)).returncode == 0
+    assert len(json.loads((project / "tasks.json").read_text())) == len(store.pairs())
+    bad = run_cli("review", "export", "--db", str(review.db), "--format", "xml", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "label-studio" in bad.stderr

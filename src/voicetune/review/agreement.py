@@ -363,10 +363,11 @@ def render_agreement(report: dict) -> str:
     lines += _table(["reviewer", "repeats", "consistent", "rate"],
                     [[name, c["n"], c["consistent"], c["rate"]] for name, c in report["self_consistency"].items()])
     lines += ["## Human win rates"]
-    lines += _table(["comparison", "n", "W/L/T", "win rate", "95% CI", "bootstrap", "judge win rate"],
+    with_eval = any("eval_win_rate" in c for c in report["comparisons"])  # the whole eval's, beside these pairs'
+    lines += _table(["comparison", "n", "W/L/T", "win rate", "95% CI", "bootstrap", "judge win rate"] + ["judge, whole eval"] * with_eval,
                     [[c["comparison"], c["n"], f"{c['wins']}/{c['losses']}/{c['ties']}", c["win_rate"],
                       f"{_f(c['ci_low'])}–{_f(c['ci_high'])}", f"{_f(c['bootstrap_ci'][0])}–{_f(c['bootstrap_ci'][1])}",
-                      c["judge_win_rate"]] for c in report["comparisons"]])
+                      c["judge_win_rate"]] + [c.get("eval_win_rate")] * with_eval for c in report["comparisons"]])
     if report["bradley_terry"]:
         lines += ["## Bradley–Terry strengths (log scale, mean 0)"]
         ranked = sorted(report["bradley_terry"].items(), key=lambda item: -(item[1]["strength"] or 0.0))
