@@ -3,6 +3,7 @@ security cases, durability, a load test over real HTTP and the CLI."""
 from __future__ import annotations
 
 import re
+import time
 import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -311,3 +312,44 @@ def test_cli_agreement_and_exports(run_cli, tmp_path: Path, eval_dir: Path, revi
     assert len(json.loads((project / "tasks.json").read_text())) == len(store.pairs())
     bad = run_cli("review", "export", "--db", str(review.db), "--format", "xml", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "label-studio" in bad.stderr
+
+
+def test_a_killed_server_loses_no_acknowledged_vote(tmp_path: Path, eval_dir: Path, review):
+    """Votes the server answered (303) are committed: SIGKILL the server process mid-review, and every one
+    is in the database; a new server resumes each reviewer at their next unvoted item."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "voicetune.cli", "review", "serve", "--db", str(review.db), "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    acknowledged = 0
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(base + "/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=base) as client:
+            token = review.tokens["carol"]
+            for _ in range(5):
+                form = _form(client.get(f"/r/{token}", follow_redirects=True).text)
+                if client.post(f"/r/{token}/vote", data={**form, "verdict": "2"}).status_code == 303:
+                    acknowledged += 1
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+    assert acknowledged == 5 and len(ReviewStore(review.db).votes("carol")) == 5
+    client = _client(review)
+    items = ReviewStore(review.db).items("carol")
+    assert client.get(f"/r/{review.tokens['carol']}", follow_redirects=False).headers["location"].endswith(f"/item/{items[5].id}")
