@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS events (
     source TEXT NOT NULL DEFAULT 'app', created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_item ON events (reviewer, item_id);
+CREATE INDEX IF NOT EXISTS events_by_undo ON events (undoes);
 """
 
 
@@ -153,15 +155,16 @@ class ReviewStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._local = threading.local()
         connect(self.path).close()
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = connect(self.path)
-        try:
-            yield db
-        finally:
-            db.close()
+        """This thread's connection, opened once (opening one per call costs more than most queries)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = connect(self.path)
+        yield db
 
     # the set -----------------------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -301,7 +304,13 @@ class ReviewStore:
         return [_event_dict(row) for row in rows]
 
     def voted_items(self, reviewer: str) -> set[int]:
-        return {vote.item_id for vote in self.votes(reviewer)}
+        """The items the reviewer has a live vote on."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT DISTINCT item_id FROM events v WHERE kind='vote' AND reviewer=? AND NOT EXISTS "
+                "(SELECT 1 FROM events u WHERE u.kind='undo' AND u.undoes=v.event_id)", (reviewer,),
+            ).fetchall()
+        return {row["item_id"] for row in rows}
 
     def votes(self, reviewer: str | None = None) -> list[Vote]:
         """The live votes: per reviewer and item, the latest vote no undo cancels."""
