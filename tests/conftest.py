@@ -13,6 +13,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model or dataset is ever fetc
 # its budget. Tests of the NLI path ask for it explicitly (a config with meaning.model 'aegis'; tests/test_meaning.py).
 os.environ["VOICETUNE_NLI_MODEL"] = "none"
 
+# The automatic thread count depends on what else the machine is doing (voicetune.threads), and says so on
+# stderr when it holds back; tests of the CLI's exact output must not depend on the load: every core, always.
+# tests/test_threads.py sets and clears the variable itself.
+os.environ.setdefault("VOICETUNE_THREADS", str(os.cpu_count() or 1))
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Terminal settings that change how rich lays out the CLI's output: drop them so every run sees the same

@@ -353,3 +353,58 @@ def test_a_killed_server_loses_no_acknowledged_vote(tmp_path: Path, eval_dir: Pa
     client = _client(review)
     items = ReviewStore(review.db).items("carol")
     assert client.get(f"/r/{review.tokens['carol']}", follow_redirects=False).headers["location"].endswith(f"/item/{items[5].id}")
+
+
+def test_cli_import_from_label_studio(run_cli, tmp_path: Path, review):
+    """`review import` reads a Label Studio JSON export of the exported project into the same database."""
+    import json
+
+    project = tmp_path / "ls"
+    assert run_cli("review", "export", "--db", str(review.db), "--format", "label-studio", "--out", str(project)).returncode == 0
+    tasks = json.loads((project / "tasks.json").read_text())
+    exported = [{"id": n, "data": task["data"], "annotations": [{
+        "id": 100 + n, "completed_by": {"id": 7, "email": "dana@example.com"}, "was_cancelled": False, "lead_time": 20.0,
+        "created_at": "2026-11-29T10:00:00Z", "result": [{"from_name": "verdict", "to_name": "conversation", "type": "choices", "value": {"choices": ["1"]}}],
+    }]} for n, task in enumerate(tasks[:3])]
+    export_file = tmp_path / "export.json"
+    export_file.write_text(json.dumps(exported))
+    first = run_cli("review", "import", "--db", str(review.db), str(export_file))
+    assert first.returncode == 0, first.stderr
+    assert "3 votes imported" in first.stderr
+    votes = ReviewStore(review.db).votes("dana")
+    assert len(votes) == 3 and {v.source for v in votes} == {"label-studio"}
+    for vote, task in zip(sorted(votes, key=lambda v: [t["data"]["pair_id"] for t in tasks[:3]].index(v.pair_id)), tasks[:3]):
+        assert vote.winner == ("a" if task["data"]["order"] == "ab" else "b")  # "1" through the task's order
+    again = run_cli("review", "import", "--db", str(review.db), str(export_file))
+    assert "0 votes imported, 3 already there" in again.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    failed = run_cli("review", "import", "--db", str(review.db), str(broken))
+    assert failed.returncode == 2 and "broken.json" in failed.stderr
+
+
+def test_a_killed_create_resumes_with_the_audio_it_made(tmp_path: Path, eval_dir: Path, monkeypatch):
+    """Synthesis is the slow part of `create`: clips are committed one by one into DB.partial, and a re-run
+    with the same inputs and voice synthesises only the rest; no review database exists until it is done."""
+    import voicetune.tts as tts
+
+    spoken: list[str] = []
+
+    def speak(self, text):
+        if len(spoken) == 5 and not hasattr(speak, "killed"):
+            speak.killed = True
+            raise KeyboardInterrupt
+        spoken.append(text)
+        return tts.Speech(wav=b"RIFF-fake", seconds=1.0, engine="espeak")
+
+    monkeypatch.setattr(tts.Synthesizer, "speak", speak)
+    monkeypatch.setattr(tts.Synthesizer, "__init__", lambda self, engine="auto", **kw: setattr(self, "engine", "espeak"))
+    monkeypatch.setattr(tts.Synthesizer, "describe", lambda self: {"engine": "espeak", "voice": "test"})
+    db = tmp_path / "r.sqlite"
+    with pytest.raises(KeyboardInterrupt):
+        create_review_set(eval_dir, db, ["alice"], sample=6)
+    assert not db.exists() and Path(str(db) + ".partial").exists()
+    made = create_review_set(eval_dir, db, ["alice"], sample=6)
+    distinct = len({t for p in ReviewStore(made.db).pairs() for t in (p["response_a"], p["response_b"])})
+    assert len(spoken) == distinct and len(set(spoken)) == distinct  # nothing synthesised twice
+    assert not Path(str(db) + ".partial").exists()

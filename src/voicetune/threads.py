@@ -79,8 +79,8 @@ def choose_threads(requested: int | None = None, busy: float | None = None) -> i
 
 def apply_threads(requested: int | None = None, log=None) -> int:
     """Choose the thread count (see :func:`choose_threads`) and set PyTorch's intra-op threads to it; the
-    count is returned for llama.cpp and ONNX Runtime sessions. ``log`` gets one line when fewer threads than
-    cores are used."""
+    count is returned for llama.cpp and ONNX Runtime sessions. ``log`` gets one line when the automatic choice
+    uses fewer threads than cores (not when ``requested`` or ``$VOICETUNE_THREADS`` set the count)."""
     threads = choose_threads(requested)
     try:
         import torch
@@ -88,6 +88,7 @@ def apply_threads(requested: int | None = None, log=None) -> int:
         torch.set_num_threads(threads)
     except ImportError:
         pass
-    if log is not None and threads < usable_cores() and not (requested and requested > 0):
+    explicit = (requested and requested > 0) or os.environ.get(ENV, "").strip().isdigit() and int(os.environ[ENV]) > 0
+    if log is not None and threads < usable_cores() and not explicit:
         log(f"using {threads} of {usable_cores()} cores (the others are busy; --threads N overrides)")
     return threads

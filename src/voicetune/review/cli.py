@@ -67,6 +67,7 @@ def serve_command(
         out.print(f"  {name:>10}  {link}", markup=False, highlight=False, soft_wrap=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         _say(f"warning: serving on {host}: anyone who can reach this port and has a link can vote")
+    _say(f"serving {db} on http://{host}:{port} (Ctrl-C stops; every vote is already saved)")
     serve(db, host, port)
 
 
