@@ -383,17 +383,58 @@ def eval_command(
     console.print(f"wrote {output / 'summary.json'}, {output / 'summary.md'} and {output / 'pairs.jsonl'} ({sum(c['n'] + c['errors'] for c in summary['comparisons'])} pairs)", soft_wrap=True)
 
 
-def _eval_turns(data: str, limit: Optional[int]) -> list:
-    from voicetune.data import builtin_turns
+@app.command("simulate")
+def simulate_command(
+    system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated, as `eval` takes them (the first is compared with each other one)."),
+    conversations: Optional[str] = typer.Option(None, "--conversations", help="Turn records (JSONL, e.g. imported τ-bench trajectories) or builtin:SPLIT (default builtin:test)."),
+    output: Path = typer.Option(Path("runs/simulate"), "--out", "-o", help="The run directory (responses and the channel are cached)."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="The caller's random streams per call (default 5), the same for every system."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML simulation config (see --help-config); flags given here win."),
+    channel: Optional[str] = typer.Option(None, "--channel", help="text (default) or speech: each agent turn synthesised and transcribed by offline ASR."),
+    pair: list[str] = typer.Option([], "--pair", help="A:B comparisons (default: the first system against each other one)."),
+    caller: Optional[str] = typer.Option(None, "--caller", help="rules (the default caller model) or llm (an LLM playing τ²-bench personas)."),
+    caller_endpoint: Optional[str] = typer.Option(None, "--caller-endpoint", help="The LLM caller's OpenAI-compatible URL."),
+    caller_model: Optional[str] = typer.Option(None, "--caller-model", help="The LLM caller's model name."),
+    sensitivity: bool = typer.Option(False, "--sensitivity", help="Also rerun the comparisons with each main caller-model parameter at 0.5x and 1.5x."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N calls."),
+    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads (default: the cores no other process is using)."),
+    help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, source) and exit."),
+) -> None:
+    """Simulated calls: repeat requests, turns, call duration and resolution per system, paired over the same
+    calls and caller random streams, with 95% CIs and a non-inferiority test on resolution.
 
-    if data.startswith("builtin"):
-        split = data.partition(":")[2] or "test"
-        if split not in ("train", "dev", "test", "all"):
-            raise VoicetuneError(f"--data '{data}': the built-in splits are train, dev, test and all")
-        turns = builtin_turns(None if split == "all" else split)
-    else:
-        turns = _load(Path(data), False)
-    return turns[:limit] if limit else turns
+    Example: voicetune simulate --system tuned=runs/train/model --system base=smollm2-135m --system draft+pipecat --conversations builtin:test --out runs/sim
+    """
+    from pydantic import ValidationError
+
+    from voicetune.settings import config_help_text, load_yaml_config, validation_message
+    from voicetune.simulate.config import SimConfig
+    from voicetune.simulate.run import simulate
+    from voicetune.threads import apply_threads
+
+    if help_config:
+        print(config_help_text(SimConfig, "voicetune simulate --config FILE: every field (YAML; flags override)"), end="")
+        return
+    settings = load_yaml_config(SimConfig, config)
+    llm = settings.llm.model_copy(update={k: v for k, v in {"endpoint": caller_endpoint, "model": caller_model}.items() if v})
+    updates = {"systems": system or None, "conversations": conversations, "seeds": seeds, "channel": channel, "comparisons": pair or None,
+               "caller": caller, "limit": limit, "threads": threads, "llm": llm}
+    try:
+        settings = SimConfig.model_validate({**settings.model_dump(), **{k: v for k, v in updates.items() if v is not None}})
+    except ValidationError as error:
+        raise VoicetuneError(validation_message(error, "the simulate flags")) from None
+    if not settings.systems:
+        raise VoicetuneError("give the systems to compare: --system NAME=SPEC (at least two), or 'systems:' in --config")
+    apply_threads(settings.threads, log=lambda message: console.print(message, markup=False, highlight=False))
+    summary = simulate(settings, output, sensitivity=sensitivity, log=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True))
+    print((output / "summary.md").read_text(encoding="utf-8"))
+    console.print(f"wrote {output / 'summary.json'}, {output / 'summary.md'} and {output / 'calls.jsonl'} ({summary['calls']} calls)", soft_wrap=True)
+
+
+def _eval_turns(data: str, limit: Optional[int]) -> list:
+    from voicetune.data import load_turns
+
+    return load_turns(data, limit)
 
 
 def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: Path, api_key_env: str, concurrency: int, timeout: float, scorer_config: Optional[Path] = None):

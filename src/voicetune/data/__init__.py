@@ -4,4 +4,22 @@ from voicetune.data.builtin import builtin_pairs, builtin_turns
 from voicetune.data.formats import FORMATS, import_transcripts
 from voicetune.data.split import split_records
 
-__all__ = ["FORMATS", "builtin_pairs", "builtin_turns", "import_transcripts", "split_records"]
+__all__ = ["FORMATS", "builtin_pairs", "builtin_turns", "import_transcripts", "load_turns", "split_records"]
+
+
+def load_turns(spec: str, limit: int | None = None) -> list:
+    """Turns from ``builtin:SPLIT`` (train, dev, test or all; ``builtin`` alone is test) or a turn records
+    JSONL file (ids must be unique); the first ``limit`` when given."""
+    from pathlib import Path
+
+    from voicetune.errors import VoicetuneError
+    from voicetune.records import Turn, load_records
+
+    if spec.startswith("builtin"):
+        split = spec.partition(":")[2] or "test"
+        if split not in ("train", "dev", "test", "all"):
+            raise VoicetuneError(f"'{spec}': the built-in splits are train, dev, test and all")
+        turns = builtin_turns(None if split == "all" else split)
+    else:
+        turns = load_records(Path(spec), Turn, unique_ids=True)
+    return turns[:limit] if limit else turns

@@ -179,6 +179,40 @@ def _manifest(out: Path, turns: Sequence[Turn], scorer: ScorerConfig | None) -> 
     return {"version": package_version(), "data": hash_records(turns), "scorer": (scorer or ScorerConfig()).fingerprint(), "responses": responses}
 
 
+def all_responses(
+    systems: Sequence[System],
+    turns: Sequence[Turn],
+    folder: Path,
+    seeds: Sequence[int],
+    *,
+    temperature: float = 0.7,
+    max_new_tokens: int = 96,
+    batch_size: int = 16,
+    progress: bool = True,
+    log: Log = print,
+    scorer: ScorerConfig | None = None,
+) -> dict[str, dict[int, dict[str, str]]]:
+    """Every system's responses to ``turns``, once per seed: ``name -> seed -> turn.id -> text``, cached in
+    ``folder`` (see :func:`~voicetune.evaluate.systems.system_responses`; the first seed's file is
+    ``NAME.jsonl``, the others ``NAME.seedN.jsonl``). A deterministic system (draft, draft+pipecat,
+    reference) answers once and that answer stands for every seed. One model is loaded at a time, and only
+    when something is left to generate."""
+    backends = _Backends(batch_size)
+    responses: dict[str, dict[int, dict[str, str]]] = {}
+    for system in systems:
+        log(f"responses: {system.name} ({system.spec})")
+        responses[system.name] = {}
+        deterministic = system.kind in DETERMINISTIC
+        for number in seeds[:1] if deterministic else seeds:
+            responses[system.name][number] = system_responses(
+                system, turns, folder, number, backends, max_new_tokens=max_new_tokens, temperature=temperature,
+                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}", log=log, scorer=scorer,
+            )
+        for number in seeds[1:] if deterministic else ():
+            responses[system.name][number] = responses[system.name][seeds[0]]
+    return responses
+
+
 def evaluate(
     systems: Sequence[System],
     turns: Sequence[Turn],
@@ -224,20 +258,9 @@ def evaluate(
         "scorer": (scorer or ScorerConfig()).model_dump(),
     }, indent=2) + "\n")
 
-    backends = _Backends(batch_size)
-    responses: dict[str, dict[int, dict[str, str]]] = {}
     fixed = {s.name for s in systems if s.kind in DETERMINISTIC}
-    for system in systems:
-        log(f"responses: {system.name} ({system.spec})")
-        responses[system.name] = {}
-        for number in seeds[:1] if system.name in fixed else seeds:
-            responses[system.name][number] = system_responses(
-                system, turns, out / "responses", number, backends, max_new_tokens=max_new_tokens, temperature=temperature,
-                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}", log=log, scorer=scorer,
-            )
-        for number in seeds[1:] if system.name in fixed else ():
-            responses[system.name][number] = responses[system.name][seeds[0]]
-    backends.backend = None
+    responses = all_responses(systems, turns, out / "responses", seeds, temperature=temperature, max_new_tokens=max_new_tokens,
+                              batch_size=batch_size, progress=progress, log=log, scorer=scorer)
     for system in systems:
         if not responses[system.name][seeds[0]]:
             log(f"{system.name}: no turn has a response (reference needs records with 'reference'); its comparisons are empty")

@@ -131,3 +131,46 @@ def _rate(points: float, n: int) -> float | None:
 
 def _round(value: float, digits: int = 4) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], statistic, confidence: float = 0.95, seed: int = 0,
+                     n_resamples: int = 5000) -> tuple[float, float, float] | None:
+    """``statistic(a, b)`` on paired samples (``a[i]`` and ``b[i]`` measured on the same unit: a call, a
+    context) with its percentile bootstrap interval, resampling units with both sides together. None when
+    there are fewer than two units or the statistic is undefined on the data."""
+    from scipy.stats import bootstrap
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) < 2 or len(x) != len(y):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = float(statistic(x, y))
+        if not math.isfinite(point):
+            return None
+        if np.all(x == x[0]) and np.all(y == y[0]):
+            return (point, point, point)
+        result = bootstrap((x, y), statistic, paired=True, vectorized=False, confidence_level=confidence,
+                           n_resamples=n_resamples, random_state=seed, method="percentile")
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return (point, low if math.isfinite(low) else math.nan, high if math.isfinite(high) else math.nan)
+
+
+def relative_change(a: Sequence[float], b: Sequence[float], seed: int = 0) -> dict:
+    """The paired relative change of A's mean over B's, ``mean(a) / mean(b) - 1`` (-0.2: A is 20% lower), with
+    a 95% bootstrap interval over units; None figures when B's mean is 0."""
+    found = paired_bootstrap(a, b, lambda x, y: np.mean(x) / np.mean(y) - 1.0, seed=seed)
+    if found is None:
+        return {"change": None, "ci": [None, None]}
+    return {"change": _round(found[0]), "ci": [_round(found[1]), _round(found[2])]}
+
+
+def non_inferiority(a: Sequence[float], b: Sequence[float], margin: float, seed: int = 0) -> dict:
+    """Whether A is non-inferior to B on a rate (per-unit values in [0, 1], paired): the difference of means
+    ``mean(a) - mean(b)``, its one-sided 95% lower bound (the 5th percentile of the paired bootstrap), and
+    ``non_inferior``: that bound is above ``-margin``."""
+    found = paired_bootstrap(a, b, lambda x, y: np.mean(x) - np.mean(y), confidence=0.90, seed=seed)
+    if found is None:
+        return {"difference": None, "lower_bound": None, "margin": margin, "non_inferior": None}
+    difference, lower, _ = found
+    return {"difference": _round(difference), "lower_bound": _round(lower), "margin": margin,
+            "non_inferior": bool(lower > -margin) if math.isfinite(lower) else None}

@@ -136,3 +136,48 @@ def build_facts_messages(turn: _Context) -> list[dict[str, str]]:
     call = "The call so far:\n" + "\n".join(lines) if lines else "The call is starting."
     user = f'{call}\n\nThe agent\'s draft reply:\n"""\n{(turn.draft or "").strip()}\n"""\n\nThe facts the caller must hear now, one per line (or NONE):'
     return [{"role": "system", "content": FACTS_PROMPT}, {"role": "user", "content": user}]
+
+
+# --------------------------------------------------------------------------------------------------------
+# The simulated caller (optional LLM caller, :mod:`voicetune.simulate.llm_caller`)
+
+#: The system prompt that makes a chat model play a caller who hears one agent turn and says whether it
+#: understood it, wants it repeated, or wants the rest. The persona (what the caller knows and wants) follows
+#: it; the answer is one word, read tolerantly by :func:`voicetune.simulate.llm_caller.parse_reaction`.
+CALLER_PROMPT = """\
+You are a customer on a phone call with a company's agent. You only hear the agent: there is no screen, \
+so you cannot reread anything, and markdown, lists, symbols, links and long strings of numbers are hard to follow by ear.
+
+After the agent's latest turn, decide how you react, and reply with exactly one word:
+UNDERSTOOD - you followed it and got what you needed from this turn;
+REPEAT - you could not follow it: too long, too many numbers or options at once, garbled, or symbols read out;
+REST - you understood it, but the agent left out something you need, and you want the rest.
+Answer with the one word only."""
+
+
+def caller_messages(
+    persona_text: str,
+    heard_so_far: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+    agent_turn: str,
+    attempt: int,
+    *,
+    history_messages: int = 8,
+    message_chars: int = 300,
+) -> list[dict[str, str]]:
+    """Chat messages asking a caller model (:data:`CALLER_PROMPT` plus ``persona_text``) how it reacts to
+    ``agent_turn``: the last ``history_messages`` of the call as heard (``(role, text)``, role ``user`` for
+    the caller, each clipped) and the agent's turn in full (its length is part of what the caller reacts
+    to). ``attempt`` 1+ says the agent is saying it again after the caller asked it to repeat."""
+    system = f"{CALLER_PROMPT}\n\nWho you are and why you are calling:\n{persona_text.strip()}"
+    lines = [
+        f"{'You' if role in ('user', 'caller') else 'Agent'}: {_clip(text, message_chars)}"
+        for role, text in list(heard_so_far)[-history_messages:]
+        if text and text.strip()
+    ]
+    call = "The call so far:\n" + "\n".join(lines) if lines else "The call is starting."
+    again = ""
+    if attempt > 0:
+        times = "once" if attempt == 1 else f"{attempt} times"
+        again = f"\n(You have asked the agent to repeat this {times}; this is what you hear now.)"
+    user = f'{call}\n\nThe agent now says:{again}\n"""\n{agent_turn.strip()}\n"""\n\nYour reaction (UNDERSTOOD, REPEAT or REST):'
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]

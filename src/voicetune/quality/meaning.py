@@ -24,7 +24,7 @@ from voicetune.quality.findings import Finding
 from voicetune.quality.nli import EntailmentModel
 from voicetune.quality.text import MARKDOWN_LINE, sentences, words
 
-__all__ = ["Claim", "claims", "draft_windows", "nli_pairs", "support", "unsupported_claims"]
+__all__ = ["Claim", "claims", "content_stems", "draft_windows", "nli_pairs", "support", "unsupported_claims"]
 
 _STOP = frozenset(
     "a an the of to in on at for and or but is are was were be been being it its this that these those your you i we "
@@ -57,6 +57,12 @@ class Claim:
 
 def _content(text: str) -> frozenset[str]:
     return frozenset(w[:6] for w in words(text) if w not in _STOP and len(w) > 2)
+
+
+def content_stems(text: str) -> frozenset[str]:
+    """The content words of a text, function words left out, each cut to its first six letters ("refunded"
+    and "refund" meet): what two sentences must share to be about the same thing."""
+    return _content(text)
 
 
 @lru_cache(maxsize=16384)
