@@ -88,16 +88,17 @@ def repeat_probability(seconds: float, load: Load, model: CallerModel, attempt: 
 def redundant_claims(text: str, earlier: Sequence[str], overlap: float, nli=None, rules=None) -> list[str]:
     """The claims (asserting sentences) of ``text`` that say again what the agent already said in ``earlier``
     turns of this call: at least ``overlap`` of a claim's content words (stems, numbers in spoken form) were
-    said before, or, with an NLI model, an earlier turn entails it (at ``rules.entail_high`` or more). Not
-    verbatim only: "your refund was processed" repeats "I've processed the refund"."""
+    said in one earlier turn, or, with an NLI model, an earlier turn entails it (at ``rules.entail_high`` or more). Not
+    verbatim only: "your refund was processed" repeats "I've processed the refund". Each earlier turn is
+    compared on its own: a claim that merely shares words with the call as a whole says nothing again."""
     found = claims(text)
     if not found or not earlier:
         return []
-    said: frozenset[str] = frozenset().union(*(content_stems(spoken_to_digits(t)) for t in earlier))
+    said = [content_stems(spoken_to_digits(t)) for t in earlier]
     repeated = []
     for claim in found:
         stems = content_stems(spoken_to_digits(claim))
-        if stems and len(stems & said) >= overlap * len(stems):
+        if stems and any(len(stems & turn) >= overlap * len(stems) for turn in said):
             repeated.append(claim)
     if nli is not None and rules is not None:
         from voicetune.quality.meaning import support
