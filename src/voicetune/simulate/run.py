@@ -273,8 +273,12 @@ def markdown(summary: dict) -> str:
         return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
     lines = [f"# Simulated calls: {summary['conversations']} ({summary['calls']} calls × {summary['seeds']} seeds, channel {summary['channel']}, caller {summary['caller']})", ""]
-    if summary["timing"].get("estimate"):
-        lines += ["**Agent speaking time is a words-per-minute estimate for some turns (no TTS engine installed).**", ""]
+    estimated, total = summary["timing"].get("estimate", 0), sum(summary["timing"].values())
+    if estimated:
+        lines += [f"**Agent speaking time is a words-per-minute estimate for {estimated} of {total} texts** (timing: estimate, "
+                  "or no TTS engine installed); the rest from synthesised audio.", ""]
+    else:
+        lines += [f"Agent speaking time from synthesised audio ({', '.join(sorted(summary['timing']))}).", ""]
     lines += ["| system | repeat requests / call | turns / call | duration / call (s) | resolved | rest requests | abandoned |", "|---|---|---|---|---|---|---|"]
     for name, fig in summary["systems"].items():
         lines.append(f"| {name} | {cell(fig['repeat_requests'])} | {cell(fig['turns'])} | {cell(fig['duration_seconds'])} | "
