@@ -34,9 +34,11 @@ def test_a_spinning_process_is_measured_and_our_own_work_is_not():
     finally:
         spinner.kill()
         spinner.wait()
-    # our own busy loop during the measurement is not competition
+    # our own busy loop during the measurement is not competition (compared with what other processes use
+    # just before, so that a machine busy with something else does not fail the test)
     import threading
 
+    others = busy_cores(0.5)
     stop = threading.Event()
     worker = threading.Thread(target=lambda: [None for _ in iter(lambda: stop.is_set(), True)])
     worker.start()
@@ -45,4 +47,4 @@ def test_a_spinning_process_is_measured_and_our_own_work_is_not():
     finally:
         stop.set()
         worker.join()
-    assert measured < 0.8
+    assert measured < others + 0.8
