@@ -388,7 +388,10 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
         raise VoicetuneError(f"{config.conversations}: no conversations to simulate")
     turns = [t for call in calls.values() for t in call]
     pairs = [parse_comparison(text, names) for text in config.comparisons] or default_comparisons(systems)
+    if sensitivity and config.caller != "rules":
+        raise VoicetuneError("--sensitivity moves the rule-based caller's parameters; it does not apply to caller: llm")
     out.mkdir(parents=True, exist_ok=True)
+    caller = _make_caller(config, out / "caller_cache.sqlite")  # a bad caller setting fails now, not after generation
     atomic_write_text(out / "simulate.yaml", dump_yaml(config))
 
     responses = all_responses(systems, turns, out / "responses", config.response_seeds, temperature=config.temperature,
@@ -401,7 +404,6 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
     by_id = {t.id: t for t in turns}
     prefetch_meaning(((by_id[i], heard[text].text) for by_seed in responses.values() for answers in by_seed.values()
                       for i, text in answers.items() if i in by_id), config.scorer, progress=progress)
-    caller = _make_caller(config, out / "caller_cache.sqlite")
     simulator = _Simulator(config, channel, caller, heard, log)
     log(f"simulating {len(calls)} calls × {config.seeds} seeds × {len(systems)} systems ({caller.name} caller)")
     results = run_calls(simulator, names, calls, responses, config, config.caller_model)
@@ -415,8 +417,6 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
         "manifest": {"version": package_version(), "data": hash_records(turns), "caller": caller.describe(), "channel": channel.describe()},
     }
     if sensitivity:
-        if config.caller != "rules":
-            raise VoicetuneError("--sensitivity moves the rule-based caller's parameters; it does not apply to caller: llm")
         rows = []
         for parameter in SENSITIVE:
             for factor in (0.5, 1.5):
