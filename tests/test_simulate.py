@@ -188,6 +188,8 @@ def test_cli_errors_and_help_config(run_cli, tmp_path: Path):
     assert one.returncode == 2 and "at least two" in one.stderr
     bad = run_cli("simulate", "--system", "draft", "--system", "reference", "--channel", "radio", "--out", str(tmp_path / "y"))
     assert bad.returncode == 2 and "channel" in bad.stderr
+    llm = run_cli("simulate", "--system", "draft", "--system", "reference", "--caller", "llm", "--out", str(tmp_path / "z"))
+    assert llm.returncode == 2 and "llm.endpoint" in llm.stderr and not (tmp_path / "z" / "responses").exists()
     helped = run_cli("simulate", "--help-config")
     assert helped.returncode == 0 and "Dingemanse" in helped.stdout and "Cowan" in helped.stdout
 
