@@ -45,7 +45,7 @@ def test_listen_vote_undo_vote_again_with_the_keyboard(review_set, review_server
     store = ReviewStore(review_set.db)
     items = store.items("alice")
     with review_server(review_set.db) as base, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required", "--mute-audio"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-dev-shm-usage"])
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
