@@ -181,6 +181,10 @@ def test_sensitivity_reruns_each_parameter_at_half_and_one_and_a_half(tmp_path: 
     # a shorter repair interval means more trouble for both: never fewer repeat requests for the drafts
     assert "Sensitivity" in (tmp_path / "sens" / "summary.md").read_text()
     assert by[("repair_interval_seconds", 0.5)]["repeat_requests"]["change"] is not None
+    ranges = summary["sensitivity_ranges"][0]
+    baseline = summary["comparisons"][0]["repeat_requests"]["change"]
+    assert ranges["settings"] == 13 and ranges["repeat_requests"][0] <= baseline <= ranges["repeat_requests"][1]
+    assert 0 <= ranges["non_inferior"] <= 13
 
 
 def test_cli_errors_and_help_config(run_cli, tmp_path: Path):

@@ -286,6 +286,13 @@ def markdown(summary: dict) -> str:
     lines += ["", "## Comparisons (paired over the same calls and seeds; 95% bootstrap CIs over calls)", ""]
     lines += [f"- {c['sentence']}" for c in summary["comparisons"]]
     if summary.get("sensitivity"):
+        lines += ["", "## Sensitivity: the range over every caller-model parameter at 0.5× and 1.5×", "",
+                  "| comparison | repeat requests | turns | duration | resolution Δ (points) | non-inferior |", "|---|---|---|---|---|---|"]
+        for row in sensitivity_ranges(summary):
+            span = lambda pair: "–" if pair is None else f"{_signed(pair[0])} to {_signed(pair[1])}"  # noqa: E731
+            resolution = "–" if row["resolution"] is None else f"{100 * row['resolution'][0]:+.1f} to {100 * row['resolution'][1]:+.1f}"
+            lines.append(f"| {row['a']} vs {row['b']} | {span(row['repeat_requests'])} | {span(row['turns'])} | {span(row['duration_seconds'])} | "
+                         f"{resolution} | {row['non_inferior']} of {row['settings']} |")
         lines += ["", "## Sensitivity: each caller-model parameter at 0.5× and 1.5×", "",
                   "| parameter | × | comparison | repeat requests | duration | resolution Δ | non-inferior |", "|---|---|---|---|---|---|---|"]
         for row in summary["sensitivity"]:
@@ -296,6 +303,25 @@ def markdown(summary: dict) -> str:
                 lines.append(f"| {row['parameter']} | {row['factor']} | {c['a']} vs {c['b']} | {_signed(rep['change'])} | "
                              f"{_signed(dur['change'])} | {delta} | {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def sensitivity_ranges(summary: dict) -> list[dict]:
+    """Per comparison, the lowest and highest value each figure takes over the sensitivity settings (the
+    baseline included), and in how many of them resolution is non-inferior: how far the conclusion moves when
+    the caller model's guessed constants do."""
+    settings = [summary["comparisons"]] + [row["comparisons"] for row in summary.get("sensitivity", [])]
+    ranges = []
+    for index, base in enumerate(summary["comparisons"]):
+        rows = [setting[index] for setting in settings]
+        entry: dict = {"a": base["a"], "b": base["b"], "settings": len(rows)}
+        for metric in ("repeat_requests", "turns", "duration_seconds"):
+            values = [r[metric]["change"] for r in rows if r[metric]["change"] is not None]
+            entry[metric] = (min(values), max(values)) if values else None
+        differences = [r["resolution"]["difference"] for r in rows if r["resolution"]["difference"] is not None]
+        entry["resolution"] = (min(differences), max(differences)) if differences else None
+        entry["non_inferior"] = sum(bool(r["resolution"]["non_inferior"]) for r in rows)
+        ranges.append(entry)
+    return ranges
 
 
 def _signed(value: float | None) -> str:
@@ -425,6 +451,7 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
                 moved = run_calls(simulator, names, calls, responses, config, model)
                 rows.append({"parameter": parameter, "factor": factor, "comparisons": _comparisons(moved, pairs, config.margin)})
         summary["sensitivity"] = rows
+        summary["sensitivity_ranges"] = sensitivity_ranges(summary)
     atomic_write_text(out / "summary.json", dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "summary.md", markdown(summary))
     return summary
