@@ -264,3 +264,13 @@ def test_the_llm_caller_decides_the_repeat_requests(tmp_path: Path):
         assert row["repeat_requests"] == dollars * config.caller_model.max_repeats
     assert summary["caller"] == "llm" and requests > 0
     assert summary["manifest"]["caller"]["caller"] == "llm"
+
+
+def test_a_fact_is_heard_through_a_transcripts_spelling_but_not_a_misheard_name():
+    from voicetune.quality.facts import classify_fact
+    from voicetune.simulate.caller import heard_fact
+
+    assert heard_fact(classify_fact("08:30 AM"), "see you at 8.30 a.m. then", 0.8)
+    assert heard_fact(classify_fact("g.whitcombe@example.org"), "it's g dot whitcombe at example dot org", 0.8)
+    assert not heard_fact(classify_fact("Pruitt"), "thank you Mrs. Per it", 0.8)
+    assert not heard_fact(classify_fact("08:30 AM"), "see you at 8.30 a.m. then", None)  # the text channel: the scorer's check only

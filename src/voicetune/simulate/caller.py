@@ -85,6 +85,33 @@ def repeat_probability(seconds: float, load: Load, model: CallerModel, attempt: 
     return (1.0 - math.exp(-hazard)) * model.repeat_relief**attempt
 
 
+def heard_fact(fact, heard: str, similarity: float | None = None) -> bool:
+    """Whether the caller got ``fact`` from what they heard: said in any of its spoken or written forms
+    (:func:`voicetune.quality.facts.fact_conveyed`, as the scorer checks), or, on the speech channel
+    (``similarity`` given), written differently by the recogniser but close: some stretch of the transcript,
+    letters and digits only, matches the fact's at ``similarity`` or more (difflib's ratio). Speech recognition
+    writes "8.30 a.m." for "08:30 AM" and "g dot whitcombe at example dot org" for an address: heard. A name
+    that comes back as another word ("Pruitt" as "per it") is not."""
+    from difflib import SequenceMatcher
+
+    from voicetune.quality.facts import fact_conveyed
+    from voicetune.quality.text import compact
+
+    if fact_conveyed(fact, heard):
+        return True
+    if similarity is None:
+        return False
+    target, text = compact(spoken_to_digits(fact.text)), compact(spoken_to_digits(heard))
+    if not target or not text:
+        return False
+    width = len(target)
+    for size in (width - 1, width, width + 1, width + 2):
+        for start in range(0, max(1, len(text) - size + 1)):
+            if SequenceMatcher(None, target, text[start : start + size], autojunk=False).ratio() >= similarity:
+                return True
+    return False
+
+
 def redundant_claims(text: str, earlier: Sequence[str], overlap: float, nli=None, rules=None) -> list[str]:
     """The claims (asserting sentences) of ``text`` that say again what the agent already said in ``earlier``
     turns of this call: at least ``overlap`` of a claim's content words (stems, numbers in spoken form) were

@@ -40,6 +40,7 @@ class CallerModel(BaseModel):
     repeat_relief: float = Field(0.5, ge=0, le=1, description="a repeated turn is heard a second time knowing what to listen for: its repeat chance is multiplied by this. A stated guess")
     max_repeats: int = Field(2, ge=0, description="repeat requests per agent turn at most; then the caller moves on with what they got")
     ask_rest: bool = Field(True, description="the caller asks for the rest ('okay, and then?') when a turn leaves a required fact out, and the agent then says it")
+    heard_similarity: float = Field(0.8, gt=0, le=1, description="speech channel: a fact counts as heard when a stretch of the transcript (letters and digits only) matches it at this similarity (difflib ratio), since recognisers write '8.30 a.m.' for '08:30 AM'; a name that comes back as other words stays unheard")
     redundancy_overlap: float = Field(0.6, gt=0, le=1, description="a sentence says the same thing as an earlier agent turn when this share of its content words (stems; numbers in their spoken form) occurs in that turn")
     abandon_per_redundant: float = Field(0.03, ge=0, le=1, description="the chance the caller gives up (an unresolved call) each time a sentence repeats what the agent already said. A stated guess; --sensitivity varies it ±50%")
 

@@ -32,7 +32,7 @@ from voicetune.errors import VoicetuneError
 from voicetune.quality.findings import contradicts
 from voicetune.quality.text import MARKDOWN_LINE, sentences, words
 from voicetune.records import Turn, atomic_write_text, dumps, write_records
-from voicetune.simulate.caller import RuleCaller, redundant_claims
+from voicetune.simulate.caller import RuleCaller, heard_fact, redundant_claims
 from voicetune.simulate.config import CallerModel, SimConfig
 
 Log = Callable[[str], None]
@@ -89,6 +89,7 @@ class CallResult:
     contradicted: bool = False
     facts_required: int = 0
     facts_missing: list[str] = field(default_factory=list)
+    facts_heard: float = 1.0  # the share of the call's required facts that reached the caller
     redundant: int = 0
     events: list[dict] = field(default_factory=list)
 
@@ -159,7 +160,8 @@ class _Simulator:
 
     def call(self, system: str, call_id: str, turns: Sequence[Turn], responses: dict[str, str], seed: int, response_seed: int,
              caller_model: CallerModel) -> CallResult:
-        from voicetune.quality.facts import fact_conveyed
+        similarity = caller_model.heard_similarity if self.config.channel == "speech" else None
+        heard_it = lambda fact, text: heard_fact(fact, text, similarity)  # noqa: E731
 
         result = CallResult(system=system, call=call_id, seed=seed, response_seed=response_seed)
         heard_so_far: list[tuple[str, str]] = []
@@ -187,7 +189,7 @@ class _Simulator:
             result.contradicted |= self.contradicted(turn, heard.text)
             required = self.required(turn)
             result.facts_required += len(required)
-            pending = [f for f in required if not fact_conveyed(f, heard.text)]
+            pending = [f for f in required if not heard_it(f, heard.text)]
             if pending and caller_model.ask_rest:
                 request = self.timing.rest_request
                 result.rest_requests += 1
@@ -196,9 +198,11 @@ class _Simulator:
                 result.events.append({"who": "caller", "kind": "rest_request", "text": request})
                 rest = self._agent_says(result, rest_text(turn.draft or "", pending), "rest", k, heard_so_far, caller_model)
                 agent_heard.append(rest.text)
-                pending = [f for f in pending if not fact_conveyed(f, rest.text)]
+                pending = [f for f in pending if not heard_it(f, rest.text)]
             missing += [f.text for f in pending]
         result.facts_missing = missing
+        total = result.facts_required + (len(missing) if result.abandoned else 0)
+        result.facts_heard = round(1.0 - len(missing) / total, 4) if total else 1.0
         result.resolved = not result.abandoned and not missing and not result.contradicted
         result.duration_seconds = round(result.duration_seconds, 2)
         result.agent_seconds = round(result.agent_seconds, 2)
@@ -219,7 +223,7 @@ def system_figures(results: Sequence[CallResult], seed: int = 0) -> dict:
     from voicetune.evaluate.stats import bootstrap_interval
 
     figures: dict = {"calls": len({r.call for r in results}), "simulated": len(results)}
-    for metric in METRICS + ("rest_requests", "abandoned", "contradicted", "redundant"):
+    for metric in METRICS + ("facts_heard", "rest_requests", "abandoned", "contradicted", "redundant"):
         per_call = list(_per_call(results, metric).values())
         low, high = bootstrap_interval(per_call, seed=seed) if per_call else (None, None)
         figures[metric] = {"mean": round(statistics.mean(per_call), 4) if per_call else None,
@@ -230,7 +234,9 @@ def system_figures(results: Sequence[CallResult], seed: int = 0) -> dict:
 def compare(a: Sequence[CallResult], b: Sequence[CallResult], margin: float, seed: int = 0) -> dict:
     """A against B on the same calls and seeds: the paired relative change of each count and the duration
     with a bootstrap CI over calls, the resolution difference and the non-inferiority test."""
-    from voicetune.evaluate.stats import non_inferiority, relative_change
+    import numpy as np
+
+    from voicetune.evaluate.stats import non_inferiority, paired_bootstrap, relative_change
 
     out: dict = {}
     for metric in ("repeat_requests", "turns", "duration_seconds"):
@@ -240,6 +246,10 @@ def compare(a: Sequence[CallResult], b: Sequence[CallResult], margin: float, see
     ra, rb = _per_call(a, "resolved"), _per_call(b, "resolved")
     shared = sorted(set(ra) & set(rb))
     out["resolution"] = non_inferiority([ra[c] for c in shared], [rb[c] for c in shared], margin, seed=seed)
+    fa, fb = _per_call(a, "facts_heard"), _per_call(b, "facts_heard")
+    found = paired_bootstrap([fa[c] for c in shared], [fb[c] for c in shared], lambda x, y: np.mean(x) - np.mean(y), seed=seed)
+    out["facts_heard"] = {"difference": None if found is None else round(found[0], 4),
+                          "ci": [None, None] if found is None else [round(found[1], 4), round(found[2], 4)]}
     out["calls"] = len(shared)
     return out
 
@@ -279,10 +289,12 @@ def markdown(summary: dict) -> str:
                   "or no TTS engine installed); the rest from synthesised audio.", ""]
     else:
         lines += [f"Agent speaking time from synthesised audio ({', '.join(sorted(summary['timing']))}).", ""]
-    lines += ["| system | repeat requests / call | turns / call | duration / call (s) | resolved | rest requests | abandoned |", "|---|---|---|---|---|---|---|"]
+    lines += ["| system | repeat requests / call | turns / call | duration / call (s) | resolved | facts heard | rest requests | abandoned |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, fig in summary["systems"].items():
+        heard = cell(fig["facts_heard"], True) if "facts_heard" in fig else "–"
         lines.append(f"| {name} | {cell(fig['repeat_requests'])} | {cell(fig['turns'])} | {cell(fig['duration_seconds'])} | "
-                     f"{cell(fig['resolved'], True)} | {cell(fig['rest_requests'])} | {cell(fig['abandoned'], True)} |")
+                     f"{cell(fig['resolved'], True)} | {heard} | {cell(fig['rest_requests'])} | {cell(fig['abandoned'], True)} |")
     lines += ["", "## Comparisons (paired over the same calls and seeds; 95% bootstrap CIs over calls)", ""]
     lines += [f"- {c['sentence']}" for c in summary["comparisons"]]
     if summary.get("sensitivity"):
