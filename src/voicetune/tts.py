@@ -200,7 +200,7 @@ def normalise_loudness(samples: np.ndarray, target_dbfs: float) -> np.ndarray:
     return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def _resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+def resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     """``audio`` (float) at ``rate`` resampled to ``target_rate`` with a polyphase filter."""
     if rate == target_rate or audio.size == 0:
         return audio.astype(np.float64)
@@ -210,7 +210,8 @@ def _resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     return resample_poly(audio.astype(np.float64), target_rate // common, rate // common)
 
 
-def _wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """Mono int16 ``samples`` as a complete WAV file."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
@@ -218,6 +219,33 @@ def _wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
         out.setframerate(sample_rate)
         out.writeframes(samples.astype("<i2").tobytes())
     return buffer.getvalue()
+
+
+def read_wav(wav: bytes) -> tuple[np.ndarray, int]:
+    """``wav`` (a complete PCM WAV file: 8, 16, 24 or 32-bit, any channels) as mono float32 samples (full scale
+    1.0) and its sample rate. Not a WAV file -> VoicetuneError."""
+    try:
+        with wave.open(io.BytesIO(wav)) as audio:
+            rate, width, channels = audio.getframerate(), audio.getsampwidth(), audio.getnchannels()
+            frames = audio.readframes(audio.getnframes())
+    except (wave.Error, EOFError) as error:
+        raise VoicetuneError(f"cannot read the audio as a PCM WAV file ({error})") from None
+    frames = frames[: len(frames) - len(frames) % (width * channels)]
+    if width == 1:
+        samples = (np.frombuffer(frames, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    elif width == 3:
+        raw = np.frombuffer(frames, dtype=np.uint8).reshape(-1, 3)
+        values = (raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16))
+        samples = (np.where(values >= 1 << 23, values - (1 << 24), values)).astype(np.float32) / float(1 << 23)
+    elif width == 4:
+        samples = (np.frombuffer(frames, dtype="<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+    else:
+        raise VoicetuneError(f"cannot read {8 * width}-bit WAV audio")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1)
+    return samples, int(rate)
 
 
 def speakable(text: str) -> str:
@@ -349,20 +377,13 @@ class Synthesizer:
         if done.returncode != 0 or len(done.stdout) < 44:
             message = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
             raise VoicetuneError(f"espeak-ng failed: {message}")
-        # espeak-ng streams to stdout, so its WAV header gives no real length: read the frames that came.
-        with wave.open(io.BytesIO(done.stdout)) as audio:
-            rate, width, channels = audio.getframerate(), audio.getsampwidth(), audio.getnchannels()
-            frames = audio.readframes(audio.getnframes())
-        if width != 2:
-            raise VoicetuneError(f"espeak-ng wrote {8 * width}-bit audio; expected 16-bit")
-        samples = np.frombuffer(frames[: len(frames) - len(frames) % (2 * channels)], dtype="<i2").astype(np.float64) / 32768.0
-        if channels > 1:
-            samples = samples.reshape(-1, channels).mean(axis=1)
-        return samples, rate
+        # espeak-ng streams to stdout, so its WAV header gives no real length: read_wav reads the frames that came.
+        samples, rate = read_wav(done.stdout)
+        return samples.astype(np.float64), rate
 
     def _silence(self) -> Speech:
         frames = round(SILENCE_SECONDS * self.sample_rate)
-        return Speech(wav=_wav_bytes(np.zeros(frames, dtype=np.int16), self.sample_rate), seconds=frames / self.sample_rate, engine=self.engine)
+        return Speech(wav=wav_bytes(np.zeros(frames, dtype=np.int16), self.sample_rate), seconds=frames / self.sample_rate, engine=self.engine)
 
     def speak(self, text: str) -> Speech | None:
         """``text`` as a WAV (mono, 16-bit, ``sample_rate``, RMS at ``loudness_dbfs``); None for "browser",
@@ -376,10 +397,10 @@ class Synthesizer:
         audio, rate = self._piper(text) if self.engine == "piper" else self._espeak(text)
         if audio.size == 0:
             return self._silence()
-        samples = normalise_loudness(_resample(audio, rate, self.sample_rate), self.loudness_dbfs)
+        samples = normalise_loudness(resample(audio, rate, self.sample_rate), self.loudness_dbfs)
         if not samples.any():
             return self._silence()
-        return Speech(wav=_wav_bytes(samples, self.sample_rate), seconds=samples.size / self.sample_rate, engine=self.engine)
+        return Speech(wav=wav_bytes(samples, self.sample_rate), seconds=samples.size / self.sample_rate, engine=self.engine)
 
 
 __all__ = [
