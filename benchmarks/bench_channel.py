@@ -86,7 +86,8 @@ def child(folder: str, threads: int, beam: int) -> dict:
     import numpy as np
     import scipy.signal  # noqa: F401  (voicetune's resampling import, not the model's)
 
-    from voicetune.asr import Transcriber, read_wav
+    from voicetune.asr import Transcriber
+    from voicetune.tts import read_wav
 
     started = time.perf_counter()
     transcriber = Transcriber(threads=threads, beam_size=beam).load()
