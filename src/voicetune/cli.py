@@ -455,25 +455,54 @@ def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: 
     return make_judge(options, cache_path if kind != "rubric" else None, load_scorer_config(scorer_config))
 
 
-@app.command()
-def demo(
-    output: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="The run directory."),
+@app.command("run")
+def run_command(
+    config: Optional[Path] = typer.Argument(None, help="A YAML run config (see --help-config); none: the embedded default (built-in data, smollm2-135m, CPU)."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="The run directory (default runs/CONFIG_NAME, or runs/default); an existing one resumes."),
+    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads for every stage (0: the cores no other process is using)."),
+    help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
-    """Score the built-in data (drafts vs spoken references) and check the rubric judge against labels.
+    """The main job: data, train, eval (tuned vs base, prompted base and draft+pipecat), review set, simulated
+    calls and the report, into one run directory. Stages whose inputs have not changed are skipped; a killed
+    run resumes.
 
-    Example: voicetune demo --out runs/demo
+    Example: voicetune run --out runs/default   (then open runs/default/report.html)
     """
-    from voicetune.pipeline import run_demo
-    from voicetune.summary import scores_table
+    import shlex
 
-    summary = run_demo(output)
-    out.print(f"{summary['turns']} built-in turns, {summary['conversations']} conversations, domains: {', '.join(summary['domains'])}")
-    out.print(scores_table(summary["mean_scores"], "drafts read aloud vs spoken references"))
-    beats = summary["reference_beats_draft"]
-    out.print(f"reference beats its draft on {beats['reference_wins']}/{beats['n']} turns ({beats['share']:.1%})")
-    agreement = summary["rubric_judge_vs_labels"]
-    out.print(f"rubric judge agrees with the labelled pairs on {agreement['agree']}/{agreement['n']} ({agreement['accuracy']:.1%}), {agreement['ties']} ties")
-    out.print(f"run directory: {output} (summary.json)")
+    from voicetune.pipeline import RunConfig, load_run_config, run
+    from voicetune.settings import config_help_text
+
+    if help_config:
+        print(config_help_text(RunConfig, "voicetune run CONFIG: every field (YAML; nested sections as mappings)"), end="")
+        return
+    settings = load_run_config(config, {"threads": threads})
+    output = output or Path("runs") / (config.stem if config is not None else "default")
+    command = "voicetune run" + (f" {shlex.quote(str(config))}" if config else "") + f" --out {shlex.quote(str(output))}" + (f" --threads {threads}" if threads is not None else "")
+    summary = run(settings, output, command=command)
+    from voicetune.report.render import sentence
+    from voicetune.report.summary import Verdict
+
+    for verdict in summary["headline"]:
+        out.print(sentence(Verdict.model_validate(verdict)), markup=False, highlight=False, soft_wrap=True)
+    out.print(f"report: {output / 'report.html'} (and report.md, summary.json)", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("report")
+def report_command(
+    run_dir: Path = typer.Argument(..., help="A run directory (made by `voicetune run`)."),
+) -> None:
+    """Rebuild a run's summary.json, report.html and report.md from its stages' outputs and the review set's
+    current votes (run it again after reviewers voted).
+
+    Example: voicetune report runs/default
+    """
+    from voicetune.report import build_report
+
+    summary = build_report(run_dir)
+    votes = (summary.get("review") or {}).get("votes", 0)
+    out.print(f"wrote {run_dir / 'report.html'}, report.md and summary.json ({len(summary['headline'])} headline figures, {votes} review votes)",
+              markup=False, highlight=False, soft_wrap=True)
 
 
 def main(args: Optional[list[str]] = None) -> None:

@@ -367,15 +367,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             location that cannot be written (permissions, disk full), or text that is not valid Unicode; the
             message names the path and the reason.
     """
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise VoicetuneError(f"{path}: cannot write: the text is not valid Unicode (a lone surrogate at character {error.start})") from None
+    return atomic_write_bytes(path, data)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically, as :func:`atomic_write_text` does (same errors, same leftovers rule)."""
     if isinstance(path, str) and not path.strip():
         raise VoicetuneError("cannot write to an empty path")
     path = Path(path)
     if path.is_dir():
         raise VoicetuneError(f"{path}: is a directory, expected a file to write")
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise VoicetuneError(f"{path}: cannot write: the text is not valid Unicode (a lone surrogate at character {error.start})") from None
     ensure_dir(path.parent, for_file=path)
     _remove_leftovers(path)
     temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"

@@ -248,6 +248,23 @@ def read_wav(wav: bytes) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
+def compact_audio(wav: bytes) -> tuple[bytes, str]:
+    """A WAV clip as MP3 (about a tenth of the size: what a self-contained report embeds) and its MIME type;
+    the WAV itself when this libsndfile cannot write MP3 (before 1.1) or soundfile is missing."""
+    try:
+        import soundfile
+    except ImportError:
+        return wav, "audio/wav"
+    samples, rate = read_wav(wav)
+    buffer = io.BytesIO()
+    try:
+        # variable bit rate at 0.8 compression: about 4 KB a second of 16 kHz speech, still clear
+        soundfile.write(buffer, samples, rate, format="MP3", subtype="MPEG_LAYER_III", compression_level=0.8, bitrate_mode="VARIABLE")
+    except (ValueError, TypeError, RuntimeError, soundfile.LibsndfileError):
+        return wav, "audio/wav"
+    return buffer.getvalue(), "audio/mpeg"
+
+
 def speakable(text: str) -> str:
     """``text`` as the engines get it: control characters (a NUL stops piper) and unencodable characters
     become spaces or "?", and ``[[`` (raw phoneme input to both engines) is split; everything else is kept."""

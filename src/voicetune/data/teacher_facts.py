@@ -193,7 +193,8 @@ def teacher_facts(
             key or does not answer with a chat completion (naming the URL), or a cache that cannot be opened.
     """
     from voicetune.judge.llm import JudgeCache
-    from voicetune.models.generate import HTTPBackend, SamplingConfig, _progress
+    from voicetune.models.generate import HTTPBackend, SamplingConfig
+    from voicetune.progress import bar
 
     stats = stats if stats is not None else FactsStats()
     client = HTTPBackend(endpoint, model, concurrency=concurrency, timeout=timeout, retries=retries, api_key_env=api_key_env)
@@ -235,7 +236,7 @@ def teacher_facts(
         return text
 
     try:
-        with ThreadPoolExecutor(client.concurrency) as pool, _progress(len(todo), progress, f"facts ({model})") as advance:
+        with ThreadPoolExecutor(client.concurrency) as pool, bar(len(todo), f"facts ({model})", progress) as advance:
             futures = {pool.submit(answer, turns[index]): index for index in todo}
             try:
                 for future, index in futures.items():

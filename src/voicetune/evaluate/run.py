@@ -163,7 +163,7 @@ def score_difference(turns: Sequence[Turn], answers_a: Sequence[dict[str, str]],
     }
 
 
-def _manifest(out: Path, turns: Sequence[Turn], scorer: ScorerConfig | None) -> dict:
+def _manifest(folder: Path, turns: Sequence[Turn], scorer: ScorerConfig | None) -> dict:
     """What the figures were made from: the package version, the data, the scorer config, and each response
     file's fingerprint digest (its system's weights hash or endpoint, seed and sampling)."""
     import json as _json
@@ -171,7 +171,7 @@ def _manifest(out: Path, turns: Sequence[Turn], scorer: ScorerConfig | None) -> 
     from voicetune.provenance import hash_records, package_version
 
     responses = {}
-    for record in sorted((out / "responses").glob("*.fingerprint.json")):
+    for record in sorted(folder.glob("*.fingerprint.json")):
         try:
             responses[record.name.removesuffix(".fingerprint.json")] = _json.loads(record.read_text(encoding="utf-8")).get("digest")
         except (OSError, ValueError):
@@ -227,8 +227,12 @@ def evaluate(
     progress: bool = True,
     log: Log = print,
     scorer: ScorerConfig | None = None,
+    responses_dir: str | Path | None = None,
 ) -> dict:
     """Run the evaluation into ``out`` and return its summary (also written as JSON and Markdown).
+
+    Responses are cached in ``out/responses`` unless ``responses_dir`` names another folder (a second judge
+    over the same responses, the simulated calls of the same run).
 
     With several seeds every model system answers every context once per seed and each (context, seed) is
     a pair; deterministic systems (draft, draft+pipecat, reference) answer once, and a comparison of two of
@@ -259,7 +263,8 @@ def evaluate(
     }, indent=2) + "\n")
 
     fixed = {s.name for s in systems if s.kind in DETERMINISTIC}
-    responses = all_responses(systems, turns, out / "responses", seeds, temperature=temperature, max_new_tokens=max_new_tokens,
+    folder = Path(responses_dir) if responses_dir is not None else out / "responses"
+    responses = all_responses(systems, turns, folder, seeds, temperature=temperature, max_new_tokens=max_new_tokens,
                               batch_size=batch_size, progress=progress, log=log, scorer=scorer)
     for system in systems:
         if not responses[system.name][seeds[0]]:
@@ -294,9 +299,9 @@ def evaluate(
         "seeds": seeds,
         "comparisons": results,
         "systems": {s.name: {"spec": s.spec, **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name), scorer),
-                             **_decoding_statistics(out / "responses", s, seeds)} for s in systems},
+                             **_decoding_statistics(folder, s, seeds)} for s in systems},
         "judge": {"name": judge.name, **position_bias(judged), "errors": sum(p.winner is None for p in judged)},
-        "manifest": _manifest(out, turns, scorer),
+        "manifest": _manifest(folder, turns, scorer),
     }
     atomic_write_text(out / "summary.json", dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "summary.md", markdown_summary(summary))

@@ -70,6 +70,14 @@ def judge_messages(pair: Pair) -> list[dict[str, str]]:
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 
+def prompt_fingerprint() -> str:
+    """A hash of the LLM judge's instructions (system prompt and criteria): what a run's manifest records."""
+    from voicetune.provenance import digest
+
+    probe = Pair(id="probe", history=[{"role": "user", "text": "CALLER"}], draft="DRAFT", response_a="A", response_b="B")
+    return digest(judge_messages(probe))
+
+
 _VERDICT_WORDS = {
     "a": "a", "reply a": "a", "response a": "a", "1": "a", "first": "a",
     "b": "b", "reply b": "b", "response b": "b", "2": "b", "second": "b",
@@ -206,10 +214,10 @@ class LLMJudge:
         return text
 
     def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
-        from voicetune.models.generate import _progress
+        from voicetune.progress import bar
 
         results: list[Judgement | None] = [None] * len(pairs)
-        with ThreadPoolExecutor(self.client.concurrency) as pool, _progress(len(pairs), progress, f"judging ({self.model})") as advance:
+        with ThreadPoolExecutor(self.client.concurrency) as pool, bar(len(pairs), f"judging ({self.model})", progress) as advance:
             futures = {pool.submit(self.answer, pair): index for index, pair in enumerate(pairs)}
             try:
                 for future, index in futures.items():

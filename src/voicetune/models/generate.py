@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.models.prompts import build_messages
+from voicetune.progress import bar
 from voicetune.records import Turn, atomic_write_text, dumps, ensure_dir, jsonl_lines, load_records, printable, refuse_overwriting_input
 
 
@@ -322,7 +323,7 @@ def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prom
             sink_file = partial.open("a", encoding="utf-8")
         except OSError as error:
             raise VoicetuneError(f"{partial}: cannot write ({error.strerror or error})") from None
-        with sink_file as sink, _progress(len(todo), progress) as advance:
+        with sink_file as sink, bar(len(todo), "generating", progress) as advance:
 
             def save(indexes: list[int], texts: list[str]) -> None:
                 for index, text in zip(indexes, texts):
@@ -336,25 +337,3 @@ def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prom
     atomic_write_text(output_path, "".join(dumps(t.model_dump(exclude_none=True)) + "\n" for t in result))
     partial.unlink(missing_ok=True)
     return result
-
-
-class _progress:
-    """A rich progress bar with ETA (or nothing when ``enabled`` is false)."""
-
-    def __init__(self, total: int, enabled: bool, label: str = "generating"):
-        self.total, self.enabled, self.label = total, enabled, label
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("generate", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False

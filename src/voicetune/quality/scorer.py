@@ -134,11 +134,9 @@ def prefetch_meaning(items: Iterable[tuple[_Context, str]], config: ScorerConfig
                                for p in nli_pairs(text, premises(turn), config.meaning)))
     chunk = 256
     chunks = range(0, len(pairs), chunk)
-    if progress and len(pairs) > chunk:
-        from rich.progress import track
+    from voicetune.progress import track
 
-        chunks = track(chunks, description="checking meaning (NLI)", transient=True)
-    for start in chunks:
+    for start in track(chunks, "checking meaning (NLI)", progress and len(pairs) > chunk):
         nli.entailment(pairs[start : start + chunk])
 
 
@@ -170,13 +168,10 @@ def score_records(
     config = config or DEFAULT_CONFIG
     records = list(records)
     prefetch_meaning(((r, getattr(r, field)) for r in records if getattr(r, field) is not None), config, progress)
-    iterator = records
-    if progress and len(records) >= 2000:
-        from rich.progress import track
+    from voicetune.progress import track
 
-        iterator = track(records, description="scoring", transient=True)
     scored = []
-    for record in iterator:
+    for record in track(records, "scoring", progress and len(records) >= 2000):
         text = getattr(record, field)
         if text is None:
             raise VoicetuneError(f"record '{record.id}' has no '{field}' to score (choose another --field)")

@@ -188,12 +188,9 @@ def create_review_set(
         todo = [text for text in texts if audio_key[text] not in have]
         if synthesizer.engine != "browser" and todo:
             log(f"synthesising {len(todo)} responses with {voice['voice']} ({synthesizer.engine})")
-            iterator = todo
-            if progress:
-                from rich.progress import track
+            from voicetune.progress import track
 
-                iterator = track(todo, description="speech", transient=True)
-            for text in iterator:
+            for text in track(todo, f"speech ({synthesizer.engine})", progress):
                 speech = synthesizer.speak(text)
                 with transaction(db):  # one commit per clip: a killed create keeps what it made
                     db.execute("INSERT OR REPLACE INTO audio VALUES (?, ?, ?, ?, ?)", (audio_key[text], speech.engine, speech.mime, speech.seconds, speech.wav))

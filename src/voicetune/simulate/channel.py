@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 from voicetune.errors import VoicetuneError
+from voicetune.progress import bar
 from voicetune.quality.speech import estimate_seconds
 
 CHANNELS = ("text", "speech")
@@ -93,28 +94,6 @@ class _Cache:
         self._db.close()
 
 
-class _progress:
-    """A rich progress bar (or nothing when ``enabled`` is false); entering gives ``advance()``."""
-
-    def __init__(self, total: int, enabled: bool, label: str):
-        self.total, self.enabled, self.label = total, enabled and total > 0, label
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda: self.bar.advance(task, 1)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False
-
-
 class _CachedChannel:
     """What both channels share: the cache, de-duplication and the progress bar. Subclasses give ``name``,
     ``describe``, ``_key_parts`` (what a result depends on besides the text; None: do not cache), ``_empty``
@@ -173,7 +152,7 @@ class _CachedChannel:
                 found[text] = self._from_row(text, row)
             else:
                 todo.append((text, key))
-        with _progress(len(todo), progress, self._label) as advance:
+        with bar(len(todo), self._label, progress) as advance:
             for text, key in todo:
                 heard = self._compute(text)
                 self.computed += 1

@@ -397,8 +397,12 @@ def _comparisons(results: dict[str, list[CallResult]], pairs: Sequence[tuple[str
     return out
 
 
-def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, progress: bool = True, log: Log = print) -> dict:
+def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, progress: bool = True, log: Log = print,
+             responses_dir: str | Path | None = None) -> dict:
     """Run the simulation of ``config`` into ``out`` (see the module docstring) and return its summary.
+
+    Responses are cached in ``out/responses`` unless ``responses_dir`` names another folder (an evaluation's
+    ``responses/``, when it used the same systems and sampling settings: then nothing is generated again).
 
     With ``sensitivity`` the rule-based caller is rerun with each parameter of :data:`SENSITIVE` at half and
     one and a half times its value (on the same responses and channel, so only the caller changes), and the
@@ -432,7 +436,7 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
     caller = _make_caller(config, out / "caller_cache.sqlite")  # a bad caller setting fails now, not after generation
     atomic_write_text(out / "simulate.yaml", dump_yaml(config))
 
-    responses = all_responses(systems, turns, out / "responses", config.response_seeds, temperature=config.temperature,
+    responses = all_responses(systems, turns, Path(responses_dir) if responses_dir is not None else out / "responses", config.response_seeds, temperature=config.temperature,
                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, progress=progress, log=log,
                               scorer=config.scorer)
     channel = make_channel(config.channel, tts=config.tts, cache=out / "channel.sqlite", timing=config.timing)

@@ -237,7 +237,7 @@ def _common_args(config: TrainConfig, stage, checkpoints: Path) -> dict:
         activation_checkpointing=config.gradient_checkpointing,
         max_length=config.max_length,
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=True,  # steps show as a bar of voicetune.progress (one display in `voicetune run`)
     )
 
 
@@ -265,13 +265,45 @@ def _metrics_callback(path: Path, stage: str):
     return WriteMetrics()
 
 
-def _fit_and_merge(trainer, folder: Path, tokenizer) -> str:
+class _StepBar:
+    """Training steps as a :func:`voicetune.progress.bar` (instead of the trainer's tqdm bar and printed logs)."""
+
+    def __init__(self, label: str):
+        from contextlib import ExitStack
+
+        self.label, self.stack, self.advance = label, ExitStack(), None
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        owner = self
+
+        class StepBar(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                from voicetune.progress import bar
+
+                owner.advance = owner.stack.enter_context(bar(state.max_steps, owner.label))
+                owner.advance(state.global_step)  # resumed from a checkpoint: those steps are done
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if owner.advance is not None:
+                    owner.advance()
+
+        return StepBar()
+
+
+def _fit_and_merge(trainer, folder: Path, tokenizer, label: str) -> str:
     """Train (resuming from the last checkpoint), merge LoRA into the weights, save ``folder/merged``."""
+    from transformers import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     checkpoints = Path(trainer.args.output_dir)
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    trainer.train(resume_from_checkpoint=last)
+    steps = _StepBar(label)
+    trainer.remove_callback(PrinterCallback)  # every logged step is in metrics.jsonl, not on the terminal
+    trainer.add_callback(steps.callback())
+    with steps.stack:
+        trainer.train(resume_from_checkpoint=last)
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
@@ -289,6 +321,9 @@ def _fit_and_merge(trainer, folder: Path, tokenizer) -> str:
 def _load_for_training(model_path: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # loading and saving bars: the steps have their own (voicetune.progress)
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -326,7 +361,7 @@ def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Pa
         peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "sft")],
     )
     log(f"SFT: {len(dataset)} examples, {config.sft.epochs:g} epochs, bf16={args.bf16}, LoRA={config.lora.enabled}")
-    merged = _fit_and_merge(trainer, folder, tokenizer)
+    merged = _fit_and_merge(trainer, folder, tokenizer, "SFT steps")
     step.finish(examples=len(dataset))
     return merged, True
 
@@ -354,7 +389,7 @@ def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path
         peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "dpo")],
     )
     log(f"DPO: {len(dataset)} pairs, beta {config.dpo.beta}, bf16={args.bf16}")
-    merged = _fit_and_merge(trainer, folder, tokenizer)
+    merged = _fit_and_merge(trainer, folder, tokenizer, "DPO steps")
     step.finish(pairs=len(dataset))
     return merged, True
 

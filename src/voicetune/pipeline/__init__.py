@@ -1,0 +1,6 @@
+"""The main job: every stage, from data to the report, over one run directory (``voicetune run``)."""
+
+from voicetune.pipeline.config import RunConfig, load_run_config
+from voicetune.pipeline.run import STAGES, RunPaths, run
+
+__all__ = ["RunConfig", "RunPaths", "STAGES", "load_run_config", "run"]

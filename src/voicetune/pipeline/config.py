@@ -1,0 +1,115 @@
+"""The run's configuration: every setting of ``voicetune run``, documented (``voicetune run --help-config``).
+
+One YAML file holds the whole method: which data, how to train, which baselines to evaluate against, the
+review set, the simulated calls, and the thresholds the headline is judged against. The thresholds are part
+of the config on purpose: they are fixed before the run, recorded with it, and the report says when they
+were changed after its results existed. With no config the run is the embedded default (built-in data,
+``smollm2-135m``, CPU).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from voicetune.judge.registry import JudgeOptions
+from voicetune.simulate.config import CallerModel, Timing
+from voicetune.train.config import TrainConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSection(_Section):
+    """Where the turns come from, and how they are split (by conversation, so no call is in two splits)."""
+
+    source: str = Field("builtin", description="'builtin' (the built-in turns and their fixed train/dev/test splits) or a file: turn records (JSONL) or transcripts in `format`")
+    format: str | None = Field(None, description="the transcripts' format when `source` is not turn records: tau-bench, tau-bench-fewshot, openai-chat or csv (as `voicetune data import` takes)")
+    domain: str | None = Field(None, description="set the imported turns' domain (default: from the data or the file name)")
+    ratios: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1], min_length=3, max_length=3, description="train, dev and test shares of a file's conversations (the built-in splits are fixed)")
+    seed: int = Field(0, description="the split's shuffle seed")
+    limit: int | None = Field(None, ge=1, description="only the first N held-out (test) conversations, for the evaluation and the calls alike (null: all): for a quick look, not for figures")
+
+
+class GenerationSection(_Section):
+    """How every model system answers, in the evaluation and the simulated calls alike (one set of responses serves both)."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds: each model system answers every test turn once per seed (more seeds: tighter intervals, more generation time)")
+    temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems (0.7 is how the tuned model is used)")
+    max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")
+    batch_size: int = Field(16, gt=0, description="prompts generated together (transformers backend)")
+
+
+class EvalSection(_Section):
+    """The automated judge: the tuned model against each baseline on the held-out turns."""
+
+    baselines: list[str] = Field(default_factory=lambda: ["base={model}", "prompted={model}+voice", "draft+pipecat"],
+                                 description="NAME=SPEC of each system the tuned model is compared with, as `voicetune eval` takes them; {model} is train.model")
+    judge: JudgeOptions = Field(default_factory=JudgeOptions, description="the judge of the headline: the rubric (the scorer, with the training run's reward config) by default")
+    llm_judge: JudgeOptions | None = Field(None, description="a second, LLM judge over the same pairs (kind: llm, endpoints, models); off when null")
+
+
+class ReviewSection(_Section):
+    """The human review set made from the evaluation's pairs, audio included (`voicetune review create`)."""
+
+    enabled: bool = Field(True, description="build the review set (its audio also plays in the report)")
+    reviewers: list[str] = Field(default_factory=lambda: ["reviewer1", "reviewer2", "reviewer3"], min_length=1, description="reviewer names; each gets a secret link")
+    sample: int = Field(24, ge=1, description="pairs to review, stratified by domain and comparison")
+    overlap: int = Field(2, ge=1, description="reviewers per pair")
+    repeat_share: float = Field(0.1, ge=0, le=1, description="share of each reviewer's pairs shown again later in the other order (self-consistency)")
+    mode: Literal["listen", "read"] = Field("listen", description="listen: the text stays hidden until both responses were heard; read: text at once")
+    tts: str = Field("auto", description="the review voice: auto (Piper, else espeak-ng, else the browser), piper, espeak or browser")
+    seed: int = Field(0, description="the sample's, assignment's and order's seed")
+
+
+class SimulateSection(_Section):
+    """Simulated calls over the held-out conversations (`voicetune simulate`), on the evaluation's responses."""
+
+    enabled: bool = Field(True, description="run the simulated calls")
+    seeds: int = Field(5, ge=1, description="the caller's random streams per call, the same for every system")
+    channel: Literal["text", "speech"] = Field("text", description="what the caller hears: the text, or speech synthesised and transcribed by offline ASR")
+    tts: str = Field("espeak", description="the engine that times the agent's speech (espeak: same calibrated pace as Piper, 10x faster; auto, piper)")
+    caller_model: CallerModel = Field(default_factory=CallerModel, description="the rule-based caller's constants, each with its source")
+    timing_model: Timing = Field(default_factory=Timing, description="speech rates and gaps")
+    sensitivity: bool = Field(False, description="also rerun the comparisons with each main caller constant at 0.5x and 1.5x")
+
+
+class Thresholds(_Section):
+    """What the headline judges the figures against, fixed before the run."""
+
+    win_rate: float = Field(0.6, ge=0, le=1, description="the tuned model meets the bar against a baseline when it wins at least this share of pairs (ties count half), for the judge and for the reviewers")
+    repeat_requests_change: float = Field(-0.1, description="simulated calls: the relative change in repeat requests against each baseline must be at most this (-0.1: at least 10% fewer)")
+    duration_change: float = Field(0.0, description="simulated calls: the relative change in call duration must be at most this (0: calls no longer)")
+    resolution_margin: float = Field(0.02, ge=0, le=1, description="simulated calls: resolution must be non-inferior at this margin (the one-sided 95% lower bound of the difference above -margin)")
+
+
+class RunConfig(_Section):
+    """Everything ``voicetune run`` does; every field has a default (the embedded default on a CPU)."""
+
+    data: DataSection = Field(default_factory=DataSection, description="the turns and their split")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="post-training, as `voicetune train --config` takes it (the run sets its `data` to the train split and its `threads` to the run's)")
+    generation: GenerationSection = Field(default_factory=GenerationSection, description="how model systems answer in the evaluation and the calls")
+    eval: EvalSection = Field(default_factory=EvalSection, description="the automated judge")
+    review: ReviewSection = Field(default_factory=ReviewSection, description="the human review set")
+    simulate: SimulateSection = Field(default_factory=SimulateSection, description="the simulated calls")
+    thresholds: Thresholds = Field(default_factory=Thresholds, description="the headline's bars, fixed before the run")
+    threads: int = Field(0, ge=0, description="CPU threads for every stage (0: the cores no other process is using)")
+
+    @field_validator("eval")
+    @classmethod
+    def _baseline_names(cls, section: EvalSection) -> EvalSection:
+        names = [spec.partition("=")[0] if "=" in spec else spec for spec in section.baselines]
+        if not names:
+            raise ValueError("give at least one baseline")
+        if "tuned" in names or len(set(names)) != len(names):
+            raise ValueError(f"baseline names must be distinct and not 'tuned': {', '.join(names)}")
+        return section
+
+
+def load_run_config(path, overrides: dict | None = None) -> RunConfig:
+    """Read a run config (or the defaults when ``path`` is None); errors name the file and the dotted field."""
+    from voicetune.settings import load_yaml_config
+
+    return load_yaml_config(RunConfig, path, overrides)

@@ -1,0 +1,371 @@
+"""The main job, read top to bottom: data → train → eval → review → simulate → report, in one run directory.
+
+    RUN/config.yaml              the resolved run config (every default written out)
+    RUN/thresholds.json          the headline's thresholds and when they were set
+    RUN/data/                    train.jsonl, dev.jsonl, test.jsonl (the built-in splits, or the file's, by conversation)
+    RUN/train/                   `voicetune train`'s output: model/ (the tuned model), train/ (targets, pairs, metrics), summary.json
+    RUN/eval/                    `voicetune eval`'s: responses/ (every system's answers), pairs.jsonl (judged), summary.json, summary.md
+    RUN/eval-llm/                the same pairs judged by the LLM judge (when eval.llm_judge is set)
+    RUN/review/review.sqlite     the human review set, audio included; votes accrue here (`voicetune review serve`)
+    RUN/simulate/                `voicetune simulate`'s, on eval's responses: calls.jsonl, summary.json
+    RUN/summary.json             every stage's figures, the headline verdicts, timings and the manifest
+    RUN/report.html, report.md   the report (`voicetune report RUN` rebuilds both, e.g. after reviewers voted)
+    RUN/stages/NAME.fingerprint.json   what each stage was made from, whether it finished, and how long it took
+
+Each stage is skipped only when its record says it finished from exactly what it would be made from now
+(:class:`voicetune.provenance.Step`): the config sections it reads and the hashes of its inputs (the data,
+the tuned model's weights, the judged pairs, the responses). A changed setting redoes the stages that read it
+and, through their outputs' hashes, those downstream; inside a stage the same holds step by step (training
+redoes only the steps whose inputs changed, evaluation only the systems whose responses changed). A killed
+run resumes where it stopped. The report is rebuilt every time (it reads the live review votes).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from voicetune.errors import VoicetuneError
+from voicetune.pipeline.config import RunConfig
+from voicetune.progress import RunDisplay, duration, say
+from voicetune.provenance import Step, hash_file, hash_records, hash_tree
+from voicetune.records import Turn, atomic_write_text, dumps, load_records, write_records
+
+Log = Callable[[str], None]
+TUNED = "tuned"
+SPLITS = ("train", "dev", "test")
+#: Seconds each stage took for the embedded default on a 2-core AVX-512 CPU (measured; see the README), the
+#: basis of the display's estimate, scaled by each stage's amount of work (:func:`planned_seconds`).
+DEFAULT_SECONDS = {"data": 1.0, "train": 510.0, "eval": 270.0, "review": 60.0, "simulate": 60.0, "report": 15.0}
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each stage writes, below the run directory."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def split(self, name: str) -> Path:
+        return self.data / f"{name}.jsonl"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "train"
+
+    @property
+    def model(self) -> Path:
+        return self.train / "model"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def eval_llm(self) -> Path:
+        return self.root / "eval-llm"
+
+    @property
+    def responses(self) -> Path:
+        return self.eval / "responses"
+
+    @property
+    def review_db(self) -> Path:
+        return self.root / "review" / "review.sqlite"
+
+    @property
+    def simulate(self) -> Path:
+        return self.root / "simulate"
+
+    @property
+    def stages(self) -> Path:
+        return self.root / "stages"
+
+    def record(self, stage: str) -> Path:
+        return self.stages / f"{stage}.fingerprint.json"
+
+
+# --------------------------------------------------------------------------------------------------------
+# What every stage reads
+
+
+def baseline_systems(config: RunConfig) -> list[str]:
+    """The baselines' ``NAME=SPEC``, with ``{model}`` replaced by the policy's base model."""
+    return [spec.replace("{model}", config.train.model) for spec in config.eval.baselines]
+
+
+def systems(config: RunConfig, paths: RunPaths) -> list[str]:
+    """Every system of the evaluation and the calls: the tuned model first, then the baselines."""
+    return [f"{TUNED}={paths.model}", *baseline_systems(config)]
+
+
+def held_out_turns(config: RunConfig, paths: RunPaths) -> list[Turn]:
+    """The test split's turns, call by call (the first ``data.limit`` calls when set): what the evaluation
+    judges and the simulated calls replay, so one set of responses serves both."""
+    from voicetune.simulate.run import group_calls
+
+    calls = list(group_calls(load_records(paths.split("test"), Turn, unique_ids=True)).values())
+    if config.data.limit:
+        calls = calls[: config.data.limit]
+    turns = [turn for call in calls for turn in call]
+    if not turns:
+        raise VoicetuneError(f"{paths.split('test')}: no held-out turns to evaluate (the test split is empty)")
+    return turns
+
+
+def train_config(config: RunConfig, paths: RunPaths):
+    """The training config the run uses: the run's train section on the train split, with the run's threads."""
+    return config.train.model_copy(update={"data": str(paths.split("train")), "threads": config.threads or config.train.threads})
+
+
+def sim_config(config: RunConfig, paths: RunPaths):
+    """The simulation config: the run's systems, held-out calls and sampling, the reward as the scorer."""
+    from voicetune.simulate.config import SimConfig
+
+    section, generation = config.simulate, config.generation
+    return SimConfig(
+        systems=systems(config, paths), conversations=str(paths.split("test")), seeds=section.seeds,
+        response_seeds=generation.seeds, channel=section.channel, tts=section.tts, caller_model=section.caller_model,
+        timing_model=section.timing_model, margin=config.thresholds.resolution_margin, temperature=generation.temperature,
+        max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size, threads=config.threads,
+        limit=config.data.limit, scorer=config.train.reward,
+    )
+
+
+def _response_digests(folder: Path) -> dict[str, str | None]:
+    """Each cached response file's fingerprint digest (what the responses were made from)."""
+    digests = {}
+    for record in sorted(folder.glob("*.fingerprint.json")):
+        try:
+            digests[record.name.removesuffix(".fingerprint.json")] = json.loads(record.read_text(encoding="utf-8")).get("digest")
+        except (OSError, ValueError):
+            digests[record.name] = None
+    return digests
+
+
+# --------------------------------------------------------------------------------------------------------
+# The stages: what each is made from, and what it does
+
+
+def data_made_from(config: RunConfig, paths: RunPaths) -> dict:
+    from voicetune.data import builtin_turns
+
+    section = config.data
+    if section.source == "builtin":
+        source = {"builtin": hash_records(builtin_turns())}
+    else:
+        if not Path(section.source).is_file():
+            raise VoicetuneError(f"data.source: {section.source}: no such file")
+        source = {"file": hash_file(section.source)}
+    return {"data": section.model_dump(exclude={"limit"}), "source": source}
+
+
+def run_data(config: RunConfig, paths: RunPaths, log: Log) -> dict:
+    """Write the train/dev/test splits (the built-in ones, or the file's split by conversation)."""
+    from voicetune.data import builtin_turns, import_transcripts, split_records
+
+    section = config.data
+    if section.source == "builtin":
+        splits = {name: builtin_turns(name) for name in SPLITS}
+    else:
+        if section.format:
+            turns = import_transcripts(section.source, section.format, section.domain)
+        else:
+            turns = load_records(section.source, Turn, unique_ids=True)
+            if section.domain:
+                turns = [t.model_copy(update={"domain": section.domain}) for t in turns]
+        splits = split_records(turns, section.ratios, section.seed)
+    for name, turns in splits.items():
+        write_records(paths.split(name), turns)
+    counts = {name: len(turns) for name, turns in splits.items()}
+    log(f"data: {', '.join(f'{n} {name}' for name, n in counts.items())} turns")
+    return {"turns": counts}
+
+
+def train_made_from(config: RunConfig, paths: RunPaths) -> dict:
+    settings = train_config(config, paths).model_dump(mode="json", exclude={"data", "threads"})
+    return {"train": settings, "data": hash_file(paths.split("train"))}
+
+
+def run_train(config: RunConfig, paths: RunPaths, log: Log) -> dict:
+    """Post-train (the recipe resumes step by step on its own)."""
+    from voicetune.train import train
+
+    summary = train(train_config(config, paths), paths.train, log=log)
+    return {"steps_run": summary["steps_run"]}
+
+
+def eval_made_from(config: RunConfig, paths: RunPaths) -> dict:
+    return {"eval": config.eval.model_dump(mode="json"), "systems": systems(config, paths)[1:], "generation": config.generation.model_dump(),
+            "tuned": hash_tree(paths.model), "turns": hash_records(held_out_turns(config, paths)),
+            "scorer": config.train.reward.fingerprint()}
+
+
+def run_eval(config: RunConfig, paths: RunPaths, log: Log) -> dict:
+    """Judge the tuned model against each baseline on the held-out turns (and again with the LLM judge)."""
+    from voicetune.evaluate import evaluate, parse_system
+    from voicetune.judge import make_judge
+
+    section, generation = config.eval, config.generation
+    parsed = [parse_system(text) for text in systems(config, paths)]
+    turns = held_out_turns(config, paths)
+    comparisons = [(TUNED, system.name) for system in parsed[1:]]
+    options = dict(seed=generation.seeds, data_name=str(paths.split("test")), temperature=generation.temperature,
+                   max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size, log=log, scorer=config.train.reward)
+    judge = make_judge(section.judge, paths.eval / "judge_cache.sqlite", config.train.reward)
+    summary = evaluate(parsed, turns, judge, paths.eval, comparisons, **options)
+    if section.llm_judge is not None:
+        llm = make_judge(section.llm_judge, paths.eval_llm / "judge_cache.sqlite", config.train.reward)
+        evaluate(parsed, turns, llm, paths.eval_llm, comparisons, responses_dir=paths.responses, **options)
+    return {"pairs": sum(c["n"] for c in summary["comparisons"])}
+
+
+def review_made_from(config: RunConfig, paths: RunPaths) -> dict:
+    return {"review": config.review.model_dump(), "pairs": hash_file(paths.eval / "pairs.jsonl")}
+
+
+def run_review(config: RunConfig, paths: RunPaths, log: Log) -> dict:
+    """Build the review set from the judged pairs, audio included (an existing set from the same pairs is kept)."""
+    from voicetune.review.create import create_review_set, review_links
+    from voicetune.review.store import ReviewStore
+
+    section = config.review
+    if not paths.review_db.exists():  # a set made from other pairs was moved aside by the stage's record
+        paths.review_db.parent.mkdir(parents=True, exist_ok=True)
+        create_review_set(paths.eval, paths.review_db, section.reviewers, sample=section.sample,
+                          overlap=min(section.overlap, len(section.reviewers)), repeat_share=section.repeat_share,
+                          mode=section.mode, engine=section.tts, seed=section.seed, progress=True, log=log)
+    store = ReviewStore(paths.review_db)
+    links = review_links(store.reviewers(), store.meta()["admin_token"])
+    log(f"review set: {paths.review_db} (serve it: voicetune review serve --db {paths.review_db})")
+    for name, link in links.items():
+        log(f"  {name}: {link}")
+    return {"pairs": len(store.pairs())}
+
+
+def simulate_made_from(config: RunConfig, paths: RunPaths) -> dict:
+    settings = sim_config(config, paths).model_dump(mode="json", exclude={"threads", "conversations", "systems"})
+    return {"simulate": settings, "sensitivity": config.simulate.sensitivity, "systems": systems(config, paths)[1:],
+            "turns": hash_records(held_out_turns(config, paths)), "responses": _response_digests(paths.responses)}
+
+
+def run_simulate(config: RunConfig, paths: RunPaths, log: Log) -> dict:
+    """Simulated calls over the held-out conversations, on the evaluation's responses."""
+    from voicetune.simulate.run import simulate
+
+    summary = simulate(sim_config(config, paths), paths.simulate, sensitivity=config.simulate.sensitivity, log=log,
+                       responses_dir=paths.responses)
+    return {"calls": summary["calls"]}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the run: what it is made from (a JSON-able dict), what it does, and the outputs set aside
+    when it must be redone (empty where the stage keeps its own step-by-step provenance inside)."""
+
+    name: str
+    description: str
+    made_from: Callable[[RunConfig, RunPaths], dict]
+    run: Callable[[RunConfig, RunPaths, Log], dict]
+    outputs: Callable[[RunPaths], list[Path]] = lambda paths: []
+
+
+STAGES = (
+    Stage("data", "the turns and their split", data_made_from, run_data, lambda p: [p.data]),
+    Stage("train", "SFT on spoken targets, then sample, score and DPO", train_made_from, run_train),
+    Stage("eval", "the judge: tuned vs each baseline, both orders", eval_made_from, run_eval),
+    Stage("review", "the human review set, audio included", review_made_from, run_review, lambda p: [p.review_db]),
+    Stage("simulate", "simulated calls on the held-out conversations", simulate_made_from, run_simulate),
+)
+
+
+def stages_for(config: RunConfig) -> list[Stage]:
+    """The stages this config runs (review and simulate can be switched off)."""
+    return [s for s in STAGES if not (s.name == "review" and not config.review.enabled or s.name == "simulate" and not config.simulate.enabled)]
+
+
+def planned_seconds(config: RunConfig, stage: str) -> float:
+    """The display's plan for a stage: the default's measured time scaled by this config's amount of work."""
+    default = RunConfig()
+    base = DEFAULT_SECONDS.get(stage, 10.0)
+    if stage == "train":
+        sft = lambda c: (c.sft.max_examples or 400) * c.sft.epochs  # noqa: E731
+        sample = lambda c: c.sample.candidates * (c.sample.contexts or 100) * max(c.rounds, 0) * (c.sample.max_new_tokens / 64)  # noqa: E731
+        return base * (0.35 * sft(config.train) / sft(default.train) + 0.65 * sample(config.train) / sample(default.train))
+    conversations = (config.data.limit or 7) / 7 if config.data.source == "builtin" else 1.0
+    models = sum(1 for spec in baseline_systems(config) if "draft" not in spec and "reference" not in spec) + 1
+    if stage == "eval":
+        return base * conversations * len(config.generation.seeds) * models / 3 * (2 if config.eval.llm_judge else 1)
+    if stage == "review":
+        return base * config.review.sample / default.review.sample
+    if stage == "simulate":
+        return base * conversations * config.simulate.seeds / 5 * (13 if config.simulate.sensitivity else 1) * (8 if config.simulate.channel == "speech" else 1)
+    return base
+
+
+# --------------------------------------------------------------------------------------------------------
+# The run
+
+
+def record_thresholds(paths: RunPaths, config: RunConfig) -> dict:
+    """Write the thresholds with the time they were set; unchanged thresholds keep their first time."""
+    path = paths.root / "thresholds.json"
+    wanted = config.thresholds.model_dump()
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stored = None
+    if isinstance(stored, dict) and stored.get("thresholds") == wanted:
+        return stored
+    record = {"thresholds": wanted, "set_at": time.time(), "earlier": ([*stored.get("earlier", []), {k: stored.get(k) for k in ("thresholds", "set_at")}] if isinstance(stored, dict) else [])}
+    atomic_write_text(path, dumps(record, indent=2) + "\n")
+    return record
+
+
+def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: Log = say) -> dict:
+    """Run every stage of ``config`` into ``out`` (see the module docstring); returns the run's summary."""
+    from voicetune.report import build_report
+    from voicetune.settings import dump_yaml
+    from voicetune.threads import apply_threads
+
+    paths = RunPaths(Path(out))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(paths.root / "config.yaml", dump_yaml(config))
+    record_thresholds(paths, config)
+    atomic_write_text(paths.root / "command.txt", (command or "voicetune run " + " ".join(shlex.quote(a) for a in sys.argv[2:])) + "\n")
+    apply_threads(config.threads, log)
+    plan = stages_for(config)
+    names = [stage.name for stage in plan] + ["report"]
+    started = time.perf_counter()
+    with RunDisplay("voicetune run", [(name, planned_seconds(config, name)) for name in names]) as display:
+        for number, stage in enumerate(plan, 1):
+            prefix = f"[{number}/{len(names)}] {stage.name}"
+            display.start(stage.name)
+            step = Step(paths.record(stage.name), stage.outputs(paths), stage.made_from(config, paths), name=stage.name, log=log)
+            if step.done:
+                stored = json.loads(paths.record(stage.name).read_text(encoding="utf-8"))
+                log(f"{prefix}: up to date (made in {duration(stored.get('seconds', 0))}; nothing it reads has changed)")
+                display.finish(stage.name, 0.0, ran=False)
+                continue
+            log(f"{prefix}: {stage.description}")
+            step.begin()
+            stage_started = time.perf_counter()
+            info = stage.run(config, paths, log) or {}
+            seconds = round(time.perf_counter() - stage_started, 1)
+            step.finish(seconds=seconds, finished_at=time.time(), **info)
+            display.finish(stage.name, seconds, ran=True)
+            log(f"{prefix}: done in {duration(seconds)}")
+        display.start("report")
+        log(f"[{len(names)}/{len(names)}] report: summary.json, report.html and report.md")
+        summary = build_report(paths.root)
+        display.finish("report", 0.0, ran=True)
+    log(f"run finished in {duration(time.perf_counter() - started)}: {paths.root / 'report.html'}")
+    return summary

@@ -1,0 +1,332 @@
+"""A run's figures in one JSON-able dict (``RUN/summary.json``), read from the stages' outputs.
+
+Nothing here computes a statistic anew: the judge's win rates are ``voicetune eval``'s, the reviewers' come
+from :func:`voicetune.review.agreement.review_agreement` on the live votes, the calls' from ``voicetune
+simulate``. What this module adds is the headline: each figure as a typed :class:`Verdict` against the
+thresholds fixed in the run's config before it ran (rendered into sentences by :mod:`voicetune.report.render`).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from voicetune.errors import VoicetuneError
+from voicetune.pipeline.config import RunConfig, Thresholds
+from voicetune.pipeline.run import TUNED, RunPaths, baseline_systems
+from voicetune.records import Pair, Turn, load_records
+
+#: The packages whose versions the manifest records.
+PACKAGES = ("voicetune", "torch", "transformers", "trl", "peft", "accelerate", "onnxruntime", "piper-tts", "faster-whisper", "pipecat-ai", "numpy", "scipy")
+#: How many samples of each kind the report shows.
+SAMPLES = {"win": 3, "loss": 3, "random": 3}
+
+
+class Verdict(BaseModel):
+    """One headline figure judged against its threshold.
+
+    ``kind`` says what the figure is: ``win_rate`` (a share of pairs, ties half, with its 95% interval),
+    ``change`` (a relative change in calls, with its 95% interval) or ``non_inferiority`` (a difference in
+    resolution with its one-sided 95% lower bound). ``meets`` is None when there is nothing to judge yet;
+    ``includes_null`` is true when the interval includes no difference (50% for a win rate, 0 for a change).
+    """
+
+    proof: Literal["judge", "humans", "calls"]
+    metric: str
+    kind: Literal["win_rate", "change", "non_inferiority"]
+    baseline: str
+    value: float | None = None
+    ci: tuple[float | None, float | None] | None = None
+    threshold: float
+    meets: bool | None = None
+    includes_null: bool | None = None
+    n: int = 0
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise VoicetuneError(f"{path}: cannot read ({error})") from None
+    return data if isinstance(data, dict) else None
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, RunPaths]:
+    """The config a run was made with (``RUN/config.yaml``) and its paths; a folder that is not a run is an error."""
+    from voicetune.pipeline.config import load_run_config
+
+    paths = RunPaths(Path(run_dir))
+    if not (paths.root / "config.yaml").is_file():
+        raise VoicetuneError(f"{paths.root}: not a run directory (no config.yaml; `voicetune run --out {paths.root}` makes one)")
+    return load_run_config(paths.root / "config.yaml"), paths
+
+
+# --------------------------------------------------------------------------------------------------------
+# The verdicts
+
+
+def judge_verdicts(comparisons: list[dict], thresholds: Thresholds, proof: str = "judge") -> list[Verdict]:
+    """Tuned vs each baseline from eval-style comparison rows (the judge's, or the reviewers')."""
+    verdicts = []
+    for row in comparisons:
+        if row.get("system_a") != TUNED:
+            continue
+        rate, low, high = row.get("win_rate"), row.get("ci_low"), row.get("ci_high")
+        verdicts.append(Verdict(
+            proof=proof, metric="win_rate", kind="win_rate", baseline=row["system_b"], value=rate, ci=(low, high),
+            threshold=thresholds.win_rate, meets=None if rate is None else rate >= thresholds.win_rate,
+            includes_null=None if low is None or high is None else low <= 0.5 <= high, n=row.get("n", 0),
+        ))
+    return verdicts
+
+
+def call_verdicts(comparisons: list[dict], thresholds: Thresholds) -> list[Verdict]:
+    """Repeat requests, duration and resolution of tuned vs each baseline in the simulated calls."""
+    verdicts = []
+    for row in comparisons:
+        if row.get("a") != TUNED:
+            continue
+        for metric, threshold in (("repeat_requests", thresholds.repeat_requests_change), ("duration_seconds", thresholds.duration_change)):
+            change, (low, high) = row[metric]["change"], row[metric]["ci"]
+            verdicts.append(Verdict(
+                proof="calls", metric=metric, kind="change", baseline=row["b"], value=change, ci=(low, high), threshold=threshold,
+                meets=None if change is None else change <= threshold, includes_null=None if low is None or high is None else low <= 0 <= high,
+                n=row.get("calls", 0),
+            ))
+        resolution = row["resolution"]
+        verdicts.append(Verdict(
+            proof="calls", metric="resolution", kind="non_inferiority", baseline=row["b"], value=resolution["difference"],
+            ci=(resolution["lower_bound"], None), threshold=resolution["margin"], meets=resolution["non_inferior"],
+            includes_null=None if resolution["lower_bound"] is None else resolution["lower_bound"] <= 0, n=row.get("calls", 0),
+        ))
+    return verdicts
+
+
+# --------------------------------------------------------------------------------------------------------
+# The sections
+
+
+def _train_section(paths: RunPaths, stages: dict) -> dict | None:
+    summary = _read_json(paths.train / "summary.json")
+    if summary is None:
+        return None
+    final: dict[str, dict] = {}
+    metrics = paths.train / "train" / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if "loss" in row:  # a logged step (the last line of a stage is its totals)
+                final[row["stage"]] = {k: row[k] for k in ("step", "loss", "rewards/accuracies", "rewards/margins", "mean_token_accuracy") if k in row}
+    return {"seconds": (stages.get("train") or {}).get("seconds"), "targets": summary.get("targets"), "rounds": summary.get("rounds"),
+            "timings": summary.get("timings"), "final": final, "model": str(paths.model), "base_model": summary.get("base_model")}
+
+
+def _eval_section(paths: RunPaths, folder: Path) -> dict | None:
+    summary = _read_json(folder / "summary.json")
+    if summary is None:
+        return None
+    return {"judge": summary["judge"], "turns": summary["turns"], "seeds": summary["seeds"],
+            "comparisons": [c for c in summary["comparisons"] if c["system_a"] == TUNED], "systems": summary["systems"]}
+
+
+def _review_section(paths: RunPaths, config: RunConfig) -> dict | None:
+    if not paths.review_db.is_file():
+        return None
+    from voicetune.review.agreement import review_agreement
+    from voicetune.review.create import review_links
+    from voicetune.review.store import ReviewStore
+
+    store = ReviewStore(paths.review_db)
+    meta = store.meta()
+    votes = store.votes()
+    section = {"db": str(paths.review_db), "pairs": len(store.pairs()), "reviewers": sorted(store.reviewers()), "mode": meta.get("mode"),
+               "voice": meta.get("voice"), "links": review_links(store.reviewers(), meta["admin_token"]), "votes": len(votes)}
+    if votes:
+        section["agreement"] = review_agreement(votes, store.judge_verdicts(), seed=config.review.seed)
+    return section
+
+
+def _simulation_section(paths: RunPaths) -> dict | None:
+    summary = _read_json(paths.simulate / "summary.json")
+    if summary is None:
+        return None
+    return {"calls": summary["calls"], "seeds": summary["seeds"], "channel": summary["channel"], "caller": summary["caller"],
+            "timing": summary.get("timing"), "margin": summary["margin"], "systems": summary["systems"],
+            "relative_change": [c for c in summary["comparisons"] if c["a"] == TUNED],
+            "sensitivity_ranges": summary.get("sensitivity_ranges")}
+
+
+def _stages(paths: RunPaths) -> dict:
+    stages = {}
+    for record in sorted(paths.stages.glob("*.fingerprint.json")):
+        data = _read_json(record) or {}
+        stages[data.get("step", record.name.removesuffix(".fingerprint.json"))] = {
+            "status": data.get("status"), "seconds": data.get("seconds"), "finished_at": data.get("finished_at"), "digest": data.get("digest")}
+    return stages
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def manifest(config: RunConfig, paths: RunPaths, eval_summary: dict | None, simulation: dict | None, review: dict | None) -> dict:
+    """What the figures were made from: package versions, model and data hashes, seeds, the judge prompt and
+    the scorer config (hashes), the TTS engine and voice, the machine."""
+    from voicetune.judge.llm import prompt_fingerprint
+    from voicetune.provenance import hash_file, hash_tree, model_identity
+
+    models: dict = {}
+    try:
+        models["base"] = {"spec": config.train.model, **model_identity(config.train.model)}
+    except VoicetuneError as error:
+        models["base"] = {"spec": config.train.model, "error": str(error)}
+    if paths.model.is_dir():
+        models["tuned"] = {"path": str(paths.model), "weights": hash_tree(paths.model)}
+    sim = _read_json(paths.simulate / "summary.json") or {}
+    return {
+        "versions": _versions(),
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "threads": config.threads or "auto"},
+        "models": models,
+        "data": {name: hash_file(paths.split(name)) for name in ("train", "dev", "test") if paths.split(name).is_file()},
+        "seeds": {"data": config.data.seed, "train": config.train.seed, "generation": config.generation.seeds, "review": config.review.seed,
+                  "simulate_streams": config.simulate.seeds},
+        "judge": {"name": (eval_summary or {}).get("judge", {}).get("name"), "llm_prompt": prompt_fingerprint(),
+                  "scorer_config": config.train.reward.fingerprint()},
+        "responses": (eval_summary or {}).get("manifest", {}).get("responses") if eval_summary else None,
+        "tts": {"review": (review or {}).get("voice"), "simulate": (sim.get("manifest") or {}).get("channel")},
+        "config": (paths.root / "config.yaml").read_text(encoding="utf-8"),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Samples: the clearest wins and losses and a random few, with audio where the review set has it
+
+
+def _criteria_margin(pair: Pair) -> int:
+    """Criteria won by system_a minus those won by system_b (the judge's per-quality verdicts)."""
+    criteria = pair.criteria or {}
+    return sum(1 for v in criteria.values() if v == "a") - sum(1 for v in criteria.values() if v == "b")
+
+
+def samples(paths: RunPaths, review: dict | None, seed: int = 0) -> list[dict]:
+    """Side-by-side samples: the judge's clearest wins and losses of the tuned model and a random few, taken
+    from the review set (so that they have audio and votes) or, without one, from the judged pairs."""
+    pairs_path = paths.eval / "pairs.jsonl"
+    if not pairs_path.is_file():
+        return []
+    judged = {p.id: p for p in load_records(pairs_path, Pair) if p.system_a == TUNED and p.winner}
+    store = None
+    if review is not None:
+        from voicetune.review.store import ReviewStore
+
+        store = ReviewStore(paths.review_db)
+        in_review = {row["id"]: row for row in store.pairs()}
+        pool = [judged[i] for i in in_review if i in judged]
+    else:
+        in_review, pool = {}, list(judged.values())
+    pool.sort(key=lambda p: (-_criteria_margin(p), p.id))
+    wins = [p for p in pool if p.winner == "a"][: SAMPLES["win"]]
+    losses = [p for p in reversed(pool) if p.winner == "b"][: SAMPLES["loss"]]
+    rest = [p for p in pool if p not in wins and p not in losses]
+    chosen = [("clearest win", p) for p in wins] + [("clearest loss", p) for p in losses]
+    chosen += [("random", p) for p in random.Random(seed).sample(rest, min(SAMPLES["random"], len(rest)))]
+    votes_by_pair: dict[str, list] = {}
+    if store is not None:
+        for vote in store.votes():
+            if vote.showing == 1:
+                votes_by_pair.setdefault(vote.pair_id, []).append(vote)
+    out = []
+    for why, pair in chosen:
+        votes = votes_by_pair.get(pair.id, [])
+        ranked = Counter(v.winner for v in votes).most_common()
+        majority = None if not ranked else ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else "split"
+        row = in_review.get(pair.id) or {}
+        out.append({
+            "why": why, "pair_id": pair.id, "baseline": pair.system_b, "domain": pair.domain,
+            "history": [m.model_dump() for m in pair.history[-4:]], "draft": pair.draft,
+            "tuned": pair.response_a, "other": pair.response_b, "judge": {"winner": pair.winner, "criteria": pair.criteria or {}, "rationale": pair.rationale},
+            "votes": [{"reviewer": v.reviewer, "winner": v.winner, "mode": v.mode} for v in votes], "human_majority": majority,
+            "disagrees": majority not in (None, "split") and majority != pair.winner,
+            "audio": {"tuned": row.get("audio_a"), "other": row.get("audio_b")},
+        })
+    return out
+
+
+def speaking_seconds(paths: RunPaths, names: list[str]) -> dict[str, list[float]]:
+    """Each system's estimated speaking time per response (first seed), from the evaluation's responses."""
+    from voicetune.quality.speech import estimate_seconds
+
+    found = {}
+    for name in names:
+        path = paths.responses / f"{name}.jsonl"
+        if path.is_file():
+            found[name] = [round(estimate_seconds(t.response), 2) for t in load_records(path, Turn) if t.response]
+    return found
+
+
+def training_curves(paths: RunPaths) -> dict[str, list[tuple[int, float]]]:
+    """The loss at each logged step, per training stage (SFT, DPO)."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    metrics = paths.train / "train" / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if "loss" in row and "step" in row:
+                curves.setdefault(row["stage"], []).append((int(row["step"]), float(row["loss"])))
+    return curves
+
+
+def collect(run_dir: str | Path) -> dict:
+    """Everything the report shows, as the JSON written to ``RUN/summary.json``."""
+    config, paths = load_run(run_dir)
+    stages = _stages(paths)
+    eval_summary = _read_json(paths.eval / "summary.json")
+    evaluation = _eval_section(paths, paths.eval)
+    review = _review_section(paths, config)
+    simulation = _simulation_section(paths)
+    thresholds = _read_json(paths.root / "thresholds.json") or {"thresholds": config.thresholds.model_dump(), "set_at": None}
+    headline = judge_verdicts((evaluation or {}).get("comparisons", []), config.thresholds)
+    human_rows = ((review or {}).get("agreement") or {}).get("comparisons", [])
+    headline += judge_verdicts(human_rows, config.thresholds, proof="humans")
+    headline += call_verdicts((simulation or {}).get("relative_change", []), config.thresholds)
+    results_at = max((s.get("finished_at") or 0 for s in stages.values()), default=0)
+    command = (paths.root / "command.txt").read_text(encoding="utf-8").strip() if (paths.root / "command.txt").is_file() else None
+    return {
+        "run": str(paths.root),
+        "made_at": time.time(),
+        "baselines": [spec.partition("=")[0] for spec in baseline_systems(config)],
+        "headline": [v.model_dump() for v in headline],
+        "thresholds": {**thresholds, "changed_after_results": bool(thresholds.get("set_at") and results_at and thresholds["set_at"] > results_at)},
+        "data": {name: sum(1 for _ in paths.split(name).open(encoding="utf-8")) for name in ("train", "dev", "test") if paths.split(name).is_file()},
+        "train": _train_section(paths, stages),
+        "eval": evaluation,
+        "eval_llm": _eval_section(paths, paths.eval_llm),
+        "review": review,
+        "simulation": simulation,
+        "timings": {name: {"seconds": s.get("seconds"), "status": s.get("status")} for name, s in stages.items()},
+        "manifest": manifest(config, paths, eval_summary, simulation, review),
+        "command": command,
+        "reproduce": f"voicetune run {paths.root / 'config.yaml'} --out {paths.root}-again",
+    }
