@@ -1,5 +1,6 @@
 # voicetune: `make demo` runs the main job on the embedded default, `make test` runs the test suite.
-# Both depend on `make install`, which is idempotent: a second run installs nothing.
+# `make demo` depends on `make install` (wheels and espeak-ng, nothing compiled); `make test` on `make install-test`
+# (also the llama.cpp server, compiled once, and chromium). Both are idempotent: a second run installs nothing.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,13 +10,21 @@ LLAMA_STAMP := $(VENV)/.llama-server-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-# Debian packages the tests use: espeak-ng gives real TTS durations (and the fallback review voice); chromium
-# runs the review app's browser test through Playwright (never a downloaded browser).
-APT_PACKAGES := espeak-ng chromium
+# Debian packages. The demo: espeak-ng times the simulated calls' speech (and is the fallback review voice).
+# The tests also: chromium, for the review app's and the report's browser tests through Playwright (never a
+# downloaded browser).
+APT_DEMO := espeak-ng
+APT_TEST := $(APT_DEMO) chromium
 
-.PHONY: install demo test bench clean system-packages qwen
+.PHONY: install install-test apt demo test bench clean qwen
 
-install: $(STAMP) $(LLAMA_STAMP) system-packages
+# What `make demo` needs: the package and its wheels, nothing compiled.
+install: $(STAMP)
+	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_DEMO)"
+
+# What `make test` needs on top: the llama.cpp server (compiled once) and chromium.
+install-test: install $(LLAMA_STAMP)
+	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_TEST)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,20 +46,22 @@ $(LLAMA_STAMP): | $(STAMP)
 qwen: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[qwen]'
 
-system-packages:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+apt:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		echo "installing Debian packages:$$missing"; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The main job on the embedded default: train, evaluate, review set, simulated calls, report (about 15 minutes
+# on 2 cores; a second `make demo` skips every stage that is up to date).
 demo: install
-	$(BIN)/voicetune demo --out runs/demo
+	$(BIN)/voicetune run --out runs/default
 
 # VOICETUNE_REQUIRE_LLAMA_SERVER / _ASR: the tests against the real llama.cpp endpoint and the speech channel
 # (installed above) must run here, not skip.
-test: install
+test: install-test
 	VOICETUNE_REQUIRE_LLAMA_SERVER=1 VOICETUNE_REQUIRE_ASR=1 $(BIN)/python -m pytest -q
 
 bench: install

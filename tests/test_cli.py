@@ -27,7 +27,7 @@ def test_version(run_cli):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["score"], ["judge"], ["demo"], ["data"], ["data", "import"], ["data", "split"], ["data", "builtin"]],
+    [[], ["score"], ["judge"], ["run"], ["report"], ["data"], ["data", "import"], ["data", "split"], ["data", "builtin"]],
     ids=lambda c: " ".join(c) or "top",
 )
 def test_help_for_every_command(run_cli, command):
@@ -250,20 +250,3 @@ def test_split_bad_ratios_exit_2(run_cli, tmp_path):
         result = run_cli("data", "split", "t.jsonl", "--out", "s", "--ratios", ratios, cwd=tmp_path)
         assert result.returncode == 2, ratios
         assert "ratios" in _one_error_line(result.stderr)
-
-
-def test_demo_writes_summary(run_cli, tmp_path):
-    result = run_cli("demo", "--out", "run", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    beats = summary["reference_beats_draft"]
-    assert beats["n"] == summary["turns"] > 0
-    assert 0 <= beats["reference_wins"] <= beats["n"]
-    assert beats["share"] == pytest.approx(beats["reference_wins"] / beats["n"], abs=1e-4)
-    assert beats["share"] >= 0.95
-    assert set(summary["mean_scores"]) == {"draft", "reference"}
-    assert summary["mean_scores"]["reference"]["voice_score"] > summary["mean_scores"]["draft"]["voice_score"]
-    assert summary["rubric_judge_vs_labels"]["n"] > 0
-    assert "reference beats its draft" in result.stdout
-    for name in ("data/turns.jsonl", "data/train.jsonl", "score/draft.jsonl", "score/reference.jsonl", "judge/labelled_pairs.jsonl"):
-        assert (tmp_path / "run" / name).is_file(), name

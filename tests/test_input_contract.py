@@ -135,9 +135,9 @@ OUTPUT_FLAG = {
     "generate": ["generate", "--input", "in.jsonl", "--endpoint", "http://127.0.0.1:9/v1", "--api-model", "m", "--output"],
     "train": ["train", "--data", "in.jsonl", "--out"],
     "eval": ["eval", "--system", "draft", "--system", "reference", "--out"],
-    "demo": ["demo", "--out"],
+    "run": ["run", "--out"],
 }
-FOLDER_OUTPUTS = {"data split", "train", "eval", "demo"}  # these take a folder: an existing one is fine
+FOLDER_OUTPUTS = {"data split", "train", "eval", "run"}  # these take a folder: an existing one is fine
 
 
 @pytest.mark.parametrize("kind", ["parent is a file", "a directory", "empty", "unwritable"])

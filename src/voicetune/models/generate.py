@@ -216,11 +216,18 @@ class VLLMBackend:
     is present). Not exercised by the CPU test suite: this machine has neither."""
 
     def __init__(self, model_spec: str):
+        import os
+
+        import torch
         from vllm import LLM
 
         from voicetune.models.loading import resolve_model
 
-        self.llm = LLM(model=resolve_model(model_spec))
+        # vLLM reserves a share of the GPU's memory up front; in one process with training (voicetune run) the
+        # trainer's cached blocks must be released first, and the share leaves room for the next trainer.
+        torch.cuda.empty_cache()
+        share = float(os.environ.get("VOICETUNE_VLLM_GPU_MEMORY", "0.5"))
+        self.llm = LLM(model=resolve_model(model_spec), gpu_memory_utilization=share)
 
     def generate(self, prompts, sampling: SamplingConfig, on_batch=None) -> list[str]:
         from vllm import SamplingParams

@@ -34,7 +34,7 @@ from voicetune.errors import VoicetuneError
 from voicetune.pipeline.config import RunConfig
 from voicetune.progress import RunDisplay, duration, say
 from voicetune.provenance import Step, hash_file, hash_records, hash_tree
-from voicetune.records import Turn, atomic_write_text, dumps, load_records, write_records
+from voicetune.records import Turn, atomic_write_text, dumps, ensure_dir, load_records, write_records
 
 Log = Callable[[str], None]
 TUNED = "tuned"
@@ -337,7 +337,7 @@ def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: 
     from voicetune.threads import apply_threads
 
     paths = RunPaths(Path(out))
-    paths.root.mkdir(parents=True, exist_ok=True)
+    ensure_dir(paths.root)
     atomic_write_text(paths.root / "config.yaml", dump_yaml(config))
     record_thresholds(paths, config)
     atomic_write_text(paths.root / "command.txt", (command or "voicetune run " + " ".join(shlex.quote(a) for a in sys.argv[2:])) + "\n")

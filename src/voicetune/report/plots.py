@@ -95,7 +95,7 @@ def speaking_time(seconds: dict[str, list[float]]) -> bytes | None:
     if not seconds:
         return None
     figure, axes = _figure(6.4, 0.45 * len(seconds) + 0.9)
-    axes.boxplot(list(seconds.values()), vert=False, tick_labels=list(seconds), widths=0.6, showfliers=True,
+    axes.boxplot(list(seconds.values()), orientation="horizontal", tick_labels=list(seconds), widths=0.6, showfliers=True,
                  flierprops={"markersize": 3, "alpha": 0.5})
     axes.invert_yaxis()
     axes.set_xlabel("seconds of speech per response (estimated at 150 words a minute)")
@@ -122,7 +122,7 @@ def calls(comparisons: Sequence[dict], repeat_bar: float, duration_bar: float) -
     (95% CIs), and the difference in resolution with its one-sided lower bound."""
     if not comparisons:
         return None
-    figure, (left, right) = _figure(7.6, 0.96 * len(comparisons) + 1.2, ncols=2, gridspec_kw={"width_ratios": [2, 1]})
+    figure, (left, right) = _figure(11.0, 1.1 * len(comparisons) + 1.6, ncols=2, gridspec_kw={"width_ratios": [2, 1]})
     metrics = (("repeat_requests", "repeat requests", "#3b6ea8"), ("turns", "turns", "#8a8a8a"), ("duration_seconds", "duration", "#d0742c"))
     height = 0.8 / len(metrics)
     for index, (key, label, color) in enumerate(metrics):
@@ -141,7 +141,7 @@ def calls(comparisons: Sequence[dict], repeat_bar: float, duration_bar: float) -
     left.set_yticks(range(len(comparisons)), [f"vs {row['b']}" for row in comparisons])
     left.invert_yaxis()
     left.set_xlabel("change, % (95% CI)")
-    left.legend(loc="lower left", fontsize=7, frameon=False)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=8, frameon=False)
     for position, row in enumerate(comparisons):
         resolution = row["resolution"]
         if resolution["difference"] is None:

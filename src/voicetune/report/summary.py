@@ -116,20 +116,29 @@ def call_verdicts(comparisons: list[dict], thresholds: Thresholds) -> list[Verdi
 # The sections
 
 
-def _train_section(paths: RunPaths, stages: dict) -> dict | None:
-    summary = _read_json(paths.train / "summary.json")
-    if summary is None:
-        return None
-    final: dict[str, dict] = {}
+def _logged_steps(paths: RunPaths) -> list[dict]:
+    """The training's logged steps (``train/metrics.jsonl`` rows with a loss; a stage's last line, its totals,
+    has none), in order."""
     metrics = paths.train / "train" / "metrics.jsonl"
+    rows = []
     if metrics.is_file():
         for line in metrics.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(line)
             except ValueError:
-                continue
-            if "loss" in row:  # a logged step (the last line of a stage is its totals)
-                final[row["stage"]] = {k: row[k] for k in ("step", "loss", "rewards/accuracies", "rewards/margins", "mean_token_accuracy") if k in row}
+                continue  # a line cut short by a kill
+            if isinstance(row, dict) and "loss" in row and "step" in row and "stage" in row:
+                rows.append(row)
+    return rows
+
+
+def _train_section(paths: RunPaths, stages: dict) -> dict | None:
+    summary = _read_json(paths.train / "summary.json")
+    if summary is None:
+        return None
+    final: dict[str, dict] = {}
+    for row in _logged_steps(paths):
+        final[row["stage"]] = {k: row[k] for k in ("step", "loss", "rewards/accuracies", "rewards/margins", "mean_token_accuracy") if k in row}
     return {"seconds": (stages.get("train") or {}).get("seconds"), "targets": summary.get("targets"), "rounds": summary.get("rounds"),
             "timings": summary.get("timings"), "final": final, "model": str(paths.model), "base_model": summary.get("base_model")}
 
@@ -286,15 +295,8 @@ def speaking_seconds(paths: RunPaths, names: list[str]) -> dict[str, list[float]
 def training_curves(paths: RunPaths) -> dict[str, list[tuple[int, float]]]:
     """The loss at each logged step, per training stage (SFT, DPO)."""
     curves: dict[str, list[tuple[int, float]]] = {}
-    metrics = paths.train / "train" / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if "loss" in row and "step" in row:
-                curves.setdefault(row["stage"], []).append((int(row["step"]), float(row["loss"])))
+    for row in _logged_steps(paths):
+        curves.setdefault(row["stage"], []).append((int(row["step"]), float(row["loss"])))
     return curves
 
 

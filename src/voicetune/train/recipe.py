@@ -323,7 +323,16 @@ def _load_for_training(model_path: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()  # loading and saving bars: the steps have their own (voicetune.progress)
+    transformers_logging.disable_progress_bar()  # loading, saving and dataset bars: the steps have their own (voicetune.progress)
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # inside TRL, not ours
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
