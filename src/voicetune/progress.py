@@ -104,7 +104,7 @@ class RunDisplay:
                 yield display.header()
                 yield self.make_tasks_table(self.tasks)
 
-        self.progress = _Progress(*_columns(), console=self.console, refresh_per_second=4)
+        self.progress = _Progress(*_columns(), console=self.console, refresh_per_second=4, transient=True)
 
     def __enter__(self) -> "RunDisplay":
         global _active

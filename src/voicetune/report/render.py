@@ -70,7 +70,7 @@ def null_note(verdict: Verdict) -> str:
         return "the interval includes 50%: no clear preference either way"
     if verdict.kind == "change":
         return "the interval includes zero: no clear change"
-    return "the lower bound is at or below zero: resolution may be lower"
+    return "the lower bound is below zero: resolution may be lower"
 
 
 def sentence(verdict: Verdict, note: bool = True) -> str:

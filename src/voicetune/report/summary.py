@@ -107,7 +107,7 @@ def call_verdicts(comparisons: list[dict], thresholds: Thresholds) -> list[Verdi
         verdicts.append(Verdict(
             proof="calls", metric="resolution", kind="non_inferiority", baseline=row["b"], value=resolution["difference"],
             ci=(resolution["lower_bound"], None), threshold=resolution["margin"], meets=resolution["non_inferior"],
-            includes_null=None if resolution["lower_bound"] is None else resolution["lower_bound"] <= 0, n=row.get("calls", 0),
+            includes_null=None if resolution["lower_bound"] is None else resolution["lower_bound"] < 0, n=row.get("calls", 0),
         ))
     return verdicts
 
