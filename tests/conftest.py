@@ -1,9 +1,13 @@
 """Shared fixtures: the third-party sample data beside the repository, and the real CLI in a subprocess."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -118,35 +122,39 @@ def cli(monkeypatch, capsys, tmp_path):
     return run
 
 
+@contextlib.contextmanager
+def _serve_app(app):
+    """Serve an ASGI app with uvicorn on a free port of 127.0.0.1 in a thread; yields the base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(400):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def app_server():
+    """``with app_server(app) as url:`` serves any ASGI app (uvicorn, a free port, a thread) for the block."""
+    return _serve_app
+
+
 @pytest.fixture
 def review_server():
-    """A context manager serving a review database with uvicorn on a free port of 127.0.0.1 in a thread;
-    yields the base URL and stops the server on exit."""
-    import contextlib
-    import socket
-    import threading
-    import time
+    """``with review_server(db) as url:`` serves a review database's app (see :func:`app_server`)."""
+    from voicetune.review.app import create_app
 
-    @contextlib.contextmanager
-    def serve(db):
-        import uvicorn
-
-        from voicetune.review.app import create_app
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="error"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        for _ in range(400):
-            if server.started:
-                break
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+    return lambda db: _serve_app(create_app(db))
 
     return serve

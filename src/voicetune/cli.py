@@ -505,6 +505,55 @@ def report_command(
               markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command("export")
+def export_command(
+    model: str = typer.Argument(..., help="A merged model directory (e.g. runs/default/train/model) or smollm2-135m."),
+    gguf: Path = typer.Option(..., "--gguf", help="The GGUF file to write."),
+    quant: str = typer.Option("q8_0", "--quant", help="q4_k_m (smallest; needs llama-cpp-python), q8_0 or f16."),
+    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads for quantising (default: the free cores)."),
+) -> None:
+    """Export a model to GGUF with llama.cpp's converter, for llama.cpp, llama-cpp-python, Ollama or LM Studio.
+
+    Example: voicetune export runs/default/train/model --gguf tuned-q4.gguf --quant q4_k_m
+    """
+    from voicetune.serve.export import QUANTS, export_gguf
+
+    if quant not in QUANTS:
+        raise VoicetuneError(f"--quant {quant!r}: expected one of {', '.join(QUANTS)}")
+    result = export_gguf(model, gguf, quant, threads=threads, log=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True))
+    out.print(f"wrote {result['gguf']} ({result['bytes'] / 1e6:.1f} MB, {quant}) in {result['seconds']:.1f} s", markup=False, highlight=False)
+
+
+@app.command("serve")
+def serve_command(
+    model: str = typer.Argument(..., help="The tuned model: a .gguf file (llama.cpp), a model directory or an HF id (transformers), or the name the endpoint expects."),
+    host: str = typer.Option("127.0.0.1", help="The address to listen on."),
+    port: int = typer.Option(8010, min=1, max=65535, help="The port to listen on."),
+    backend: str = typer.Option("auto", help="auto (llama.cpp for a .gguf, else transformers), transformers, llama.cpp, vllm, or endpoint:URL."),
+    best_of: int = typer.Option(1, "--best-of", min=1, help="Sample N candidates and return the one the scorer rates highest."),
+    guard: bool = typer.Option(False, "--guard", help="Return the formatted draft (and say so) when no candidate conveys the required facts or one contradicts the draft."),
+    system_prompt: Optional[Path] = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one), for a model not trained on spoken targets."),
+    temperature: float = typer.Option(0.7, min=0, help="Sampling temperature (0: greedy)."),
+    max_new_tokens: int = typer.Option(96, min=1, help="The longest response, in tokens."),
+    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="The scorer of --best-of, --guard and scores (e.g. the training run's reward.yaml)."),
+    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads (default: the cores no other process is using)."),
+) -> None:
+    """Serve the tuned voice over HTTP: POST /v1/speak (streaming sentence by sentence with server-sent events)
+    and an OpenAI-compatible /v1/chat/completions.
+
+    Example: voicetune serve tuned-q4.gguf --port 8010 --best-of 4 --guard
+    """
+    from voicetune.quality import load_scorer_config
+    from voicetune.serve.app import serve
+    from voicetune.serve.voice import load_voice
+
+    voice = load_voice(model, backend, best_of=best_of, guard=guard, style=str(system_prompt) if system_prompt else None, temperature=temperature,
+                       max_new_tokens=max_new_tokens, threads=threads, scorer=load_scorer_config(scorer_config))
+    console.print(f"serving {model} ({backend}{f', best of {best_of}' if best_of > 1 else ''}{', guarded' if guard else ''}) at http://{host}:{port}/v1/speak",
+                  markup=False, highlight=False, soft_wrap=True)
+    serve(voice, host, port, backend_name=backend)
+
+
 def main(args: Optional[list[str]] = None) -> None:
     """Entry point: a user error (a bad file, line, field, flag or URL, an unknown option, a missing or invalid
     value, a path that cannot be written) is one line on stderr starting ``error: ``, exit code 2, never a

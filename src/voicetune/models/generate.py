@@ -15,7 +15,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.models.prompts import build_messages
@@ -77,6 +77,73 @@ class TransformersBackend:
                 results[index] = text.strip()
             if on_batch:
                 on_batch(batch, [results[i] for i in batch])
+        return results
+
+
+    def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
+        """One response, piece by piece as the model writes it (a thread generates, this yields)."""
+        import threading
+
+        import torch
+        from transformers import TextIteratorStreamer
+
+        encoded = self.tokenizer([self.prompt_text(messages)], return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            torch.manual_seed(sampling.seed)
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**encoded, streamer=streamer, max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                                        temperature=sampling.temperature if sampling.do_sample else None,
+                                        top_p=sampling.top_p if sampling.do_sample else None, pad_token_id=self.tokenizer.pad_token_id)
+            except BaseException as error:  # surfaced to the reader below, never lost in the thread
+                failure.append(error)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        yield from (piece for piece in streamer if piece)
+        worker.join()
+        if failure:
+            raise failure[0]
+
+
+class LlamaCppBackend:
+    """A GGUF model in-process with llama.cpp (``llama-cpp-python``): the chat template stored in the file,
+    streaming, and the free cores as threads. One generation at a time (callers serialise)."""
+
+    def __init__(self, gguf: str | Path, n_ctx: int = 2048, threads: int | None = None):
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise VoicetuneError("the llama.cpp backend needs llama-cpp-python: pip install 'voicetune[server]' (make install-test builds it)") from None
+        from voicetune.threads import choose_threads
+
+        path = Path(gguf)
+        if not path.is_file():
+            raise VoicetuneError(f"{gguf}: no such GGUF file")
+        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=choose_threads(threads), verbose=False)
+
+    def _request(self, messages: list[dict[str, str]], sampling: SamplingConfig, seed: int, stream: bool):
+        return self.llm.create_chat_completion(
+            messages=messages, max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
+            top_p=sampling.top_p, seed=seed, stream=stream)
+
+    def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
+        for chunk in self._request(messages, sampling, sampling.seed, stream=True):
+            piece = chunk["choices"][0].get("delta", {}).get("content")
+            if piece:
+                yield piece
+
+    def generate(self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
+        results = []
+        for index, messages in enumerate(prompts):
+            reply = self._request(messages, sampling, sampling.seed + index, stream=False)
+            results.append((reply["choices"][0]["message"].get("content") or "").strip())
+            if on_batch:
+                on_batch([index], [results[-1]])
         return results
 
 

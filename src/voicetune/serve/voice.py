@@ -1,0 +1,217 @@
+"""The tuned voice as a component: the conversation so far and the agent's written draft in, what to say
+aloud out, sentence by sentence.
+
+:class:`Voice` is what ``voicetune serve`` serves and what the Pipecat processor calls in-process. It wraps a
+generation backend (transformers, llama.cpp, vLLM or an OpenAI-compatible endpoint) with the prompt every
+other stage uses (:func:`voicetune.models.prompts.build_messages`) and, optionally, the decoders of
+:mod:`voicetune.models.decode`: best-of-N (the candidate the scorer rates highest) and the guard (the
+formatted draft when every candidate drops a required fact or contradicts the draft).
+
+Streaming yields sentence-sized chunks (:func:`sentence_chunks`) so that a TTS can start on the first one.
+Plain decoding streams as the model writes; best-of-N and the guard must see whole candidates first, so they
+stream the chosen response after it is chosen.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from voicetune.errors import VoicetuneError
+from voicetune.models.generate import SamplingConfig
+from voicetune.models.prompts import build_messages, load_style_prompt
+from voicetune.quality.text import SENTENCE_END
+from voicetune.records import Message, Turn
+
+BACKENDS = ("auto", "transformers", "llama.cpp", "vllm")
+
+
+@dataclass
+class Spoken:
+    """What the voice says for one turn, and how it was chosen.
+
+    ``fallback``: the guard refused every candidate and this is the formatted draft; ``refused``: why each
+    refused candidate was refused (candidate index -> finding kinds); ``scores``: the scorer's qualities of
+    the response, when asked for or when the decoders scored it; ``seconds``: generation and choice.
+    """
+
+    text: str
+    fallback: bool = False
+    candidates: int = 1
+    refused: dict[int, list[str]] = field(default_factory=dict)
+    scores: dict[str, float] | None = None
+    seconds: float = 0.0
+
+    def meta(self) -> dict:
+        """The response's metadata as a server returns it."""
+        return {"fallback": self.fallback, "candidates": self.candidates, "refused": {str(k): v for k, v in self.refused.items()},
+                "seconds": round(self.seconds, 3)}
+
+
+def sentence_chunks(pieces: Iterable[str]) -> Iterator[str]:
+    """Sentence-sized chunks of streamed text: each sentence as soon as the next one begins (the same sentence
+    boundaries the scorer uses), and the rest at the end."""
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        parts = SENTENCE_END.split(buffer)
+        if len(parts) > 1:
+            for done in parts[:-1]:
+                if done.strip():
+                    yield done.strip()
+            buffer = parts[-1]
+    if buffer.strip():
+        yield buffer.strip()
+
+
+def make_turn(history: Sequence[Message | dict], draft: str, facts: Sequence[str] | None = None, domain: str = "general") -> Turn:
+    """The turn record of a request (the same record every stage reads)."""
+    return Turn(id="request", domain=domain, history=[m if isinstance(m, Message) else Message.model_validate(m) for m in history],
+                draft=draft, facts=list(facts) if facts is not None else None)
+
+
+class Voice:
+    """A backend, a prompt and a decoder: ``speak(turn)`` gives the whole response, ``stream(turn)`` its
+    sentences as they come. Calls are serialised (one generation at a time), so one Voice serves many threads.
+
+    Args:
+        backend: anything with ``generate(prompts, sampling)`` (and, to stream as it writes, ``stream(messages, sampling)``).
+        name: the model's name in replies.
+        style_prompt: a system prompt (None: the one the model was trained with, none).
+        sampling: temperature, top-p, the longest response and the seed.
+        best_of: candidates to sample; the one the scorer rates highest is kept.
+        guard: fall back to the formatted draft when every candidate drops a required fact or contradicts the draft.
+        scorer: the scorer config of best-of-N, the guard and ``scores`` (default: the default scorer).
+    """
+
+    def __init__(self, backend, *, name: str = "voicetune", style_prompt: str | None = None, sampling: SamplingConfig | None = None,
+                 best_of: int = 1, guard: bool = False, scorer=None):
+        if best_of < 1:
+            raise VoicetuneError(f"--best-of must be at least 1, got {best_of}")
+        self.backend, self.name, self.style_prompt = backend, name, style_prompt
+        self.sampling = sampling or SamplingConfig()
+        self.best_of, self.guard, self.scorer = best_of, guard, scorer
+        self.lock = threading.Lock()
+
+    @property
+    def decoded(self) -> bool:
+        """Whether responses are chosen among candidates (so they are streamed only once chosen)."""
+        return self.best_of > 1 or self.guard
+
+    def _sampling(self, seed: int | None) -> SamplingConfig:
+        if seed is None:
+            return self.sampling
+        return SamplingConfig(**{**self.sampling.__dict__, "seed": seed})
+
+    def speak(self, turn: Turn, *, scores: bool = False, seed: int | None = None) -> Spoken:
+        """The whole response for ``turn`` (with the scorer's qualities when ``scores``)."""
+        started = time.perf_counter()
+        messages = build_messages(turn, self.style_prompt)
+        with self.lock:
+            candidates = self.backend.generate([messages] * self.best_of, self._sampling(seed))
+        spoken = self._choose(turn, candidates)
+        if scores and spoken.scores is None:
+            spoken.scores = _scores(turn, spoken.text, self.scorer)
+        spoken.seconds = time.perf_counter() - started
+        return spoken
+
+    def _choose(self, turn: Turn, candidates: list[str]) -> Spoken:
+        if not self.decoded:
+            return Spoken(text=candidates[0])
+        from voicetune.models.decode import formatted_draft, pick
+
+        fallback_text = formatted_draft([turn.draft or ""])[0] if self.guard else None
+        decoded = pick(turn, candidates, self.scorer, guard=self.guard, fallback_text=fallback_text)
+        return Spoken(text=decoded.text, fallback=decoded.fallback, candidates=len(candidates), refused=decoded.refused,
+                      scores=_scores(turn, decoded.text, self.scorer))
+
+    def stream(self, turn: Turn, *, scores: bool = False, seed: int | None = None) -> Iterator[str | Spoken]:
+        """The response's sentences as strings, as soon as each is complete, then the :class:`Spoken` record.
+
+        Generation runs in a thread of its own holding the voice's lock, so a reader that stops early (a
+        client that hangs up) never leaves the voice locked."""
+        if self.decoded or not hasattr(self.backend, "stream"):
+            spoken = self.speak(turn, scores=scores, seed=seed)
+            yield from sentence_chunks([spoken.text])
+            yield spoken
+            return
+        started = time.perf_counter()
+        messages = build_messages(turn, self.style_prompt)
+        pieces: queue.Queue = queue.Queue()
+        end = object()
+
+        def produce() -> None:
+            try:
+                with self.lock:
+                    for piece in self.backend.stream(messages, self._sampling(seed)):
+                        pieces.put(piece)
+            except BaseException as error:  # handed to the reader, which raises it
+                pieces.put(error)
+            pieces.put(end)
+
+        threading.Thread(target=produce, daemon=True).start()
+
+        def read() -> Iterator[str]:
+            while (item := pieces.get()) is not end:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+
+        said = []
+        for chunk in sentence_chunks(read()):
+            said.append(chunk)
+            yield chunk
+        spoken = Spoken(text=" ".join(said))
+        if scores:
+            spoken.scores = _scores(turn, spoken.text, self.scorer)
+        spoken.seconds = time.perf_counter() - started
+        yield spoken
+
+
+def _scores(turn: Turn, text: str, scorer) -> dict[str, float]:
+    from voicetune.quality import score_response
+
+    return score_response(turn, text, scorer).scores
+
+
+def load_backend(model: str, backend: str = "auto", *, threads: int | None = None, batch_size: int = 8, api_model: str | None = None):
+    """The generation backend ``voicetune serve`` names: ``transformers`` (a model directory, hub id or the
+    embedded model), ``llama.cpp`` (a ``.gguf`` file, or the embedded model's GGUF), ``vllm``,
+    ``endpoint:URL`` (an OpenAI-compatible server; ``model`` is the name it expects), or ``auto``: llama.cpp
+    for a ``.gguf`` file when llama-cpp-python is installed, else transformers."""
+    import importlib.util
+
+    from voicetune.models.generate import HTTPBackend, LlamaCppBackend, TransformersBackend, VLLMBackend
+    from voicetune.models.loading import EMBEDDED, embedded_gguf
+
+    if backend.startswith("endpoint:"):
+        return HTTPBackend(backend.removeprefix("endpoint:"), api_model or model)
+    if backend not in BACKENDS:
+        raise VoicetuneError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)} or endpoint:URL")
+    is_gguf = model.endswith(".gguf") or model in EMBEDDED
+    if backend == "auto":
+        backend = "llama.cpp" if is_gguf and importlib.util.find_spec("llama_cpp") is not None else "transformers"
+    if backend == "llama.cpp":
+        if not is_gguf:
+            raise VoicetuneError(f"--backend llama.cpp needs a GGUF file; export {model} first: voicetune export {model} --gguf MODEL.gguf")
+        return LlamaCppBackend(embedded_gguf(model) if model in EMBEDDED else Path(model), threads=threads)
+    if backend == "vllm":
+        return VLLMBackend(model)
+    return TransformersBackend(model, batch_size=batch_size)
+
+
+def load_voice(model: str, backend: str = "auto", *, best_of: int = 1, guard: bool = False, style: str | None = None,
+               temperature: float = 0.7, max_new_tokens: int = 96, seed: int = 0, threads: int | None = None, scorer=None,
+               api_model: str | None = None) -> Voice:
+    """A :class:`Voice` for a model spec and backend (see :func:`load_backend`); ``style``: a system prompt
+    file or ``default`` (the voice style prompt), for a model not trained on spoken targets."""
+    from voicetune.threads import apply_threads
+
+    apply_threads(threads)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed)
+    return Voice(load_backend(model, backend, threads=threads, api_model=api_model), name=Path(model).name if "/" in model else model,
+                 style_prompt=load_style_prompt(style), sampling=sampling, best_of=best_of, guard=guard, scorer=scorer)
