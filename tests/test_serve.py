@@ -75,6 +75,21 @@ def test_sentence_chunks_come_as_each_sentence_ends():
     assert list(sentence_chunks([])) == []
 
 
+def test_the_first_chunk_may_end_at_a_clause_so_the_tts_starts_sooner():
+    pieces = ["Sure, your new flight leaves", " at eight thirty, and the fee", " is seventy-five dollars. Want me", " to book it?"]
+    assert list(sentence_chunks(pieces)) == ["Sure, your new flight leaves at eight thirty,", "and the fee is seventy-five dollars.", "Want me to book it?"]
+    # a clause of fewer than four words does not end the first chunk; later chunks are whole sentences
+    assert list(sentence_chunks(["Sure, I can. Your flight, the one at eight, leaves soon."])) == ["Sure, I can.", "Your flight, the one at eight, leaves soon."]
+    assert list(sentence_chunks(["Okay, so your flight leaves at eight, then."], first_clause_words=None)) == ["Okay, so your flight leaves at eight, then."]
+
+
+def test_prepare_is_a_no_op_without_a_prompt_cache_and_answers_over_http():
+    app = client(Voice(Scripted()))
+    reply = app.post("/v1/prepare", json={"history": [{"role": "user", "text": "Can I move my flight?"}], "draft": "The change fee"})
+    assert reply.status_code == 200 and reply.json()["prefilled_tokens"] == 0
+    assert app.post("/v1/prepare", json={"draft": 3}).status_code == 400
+
+
 def test_speak_returns_the_response_and_its_metadata():
     backend = Scripted()
     reply = client(Voice(backend, name="tuned")).post("/v1/speak", json={"history": [{"role": "user", "text": "Can I move my flight?"}], "draft": DRAFT, "scores": True})
@@ -229,3 +244,18 @@ def test_serve_and_export_flags_fail_in_one_line(cli):
     assert code == 2 and err.count("\n") == 1 and "--backend" in err
     code, _, err = cli("export", "smollm2-135m", "--gguf", "x.gguf", "--quant", "q3")
     assert code == 2 and err.count("\n") == 1 and "--quant" in err
+
+
+def test_preparing_the_prompt_cache_changes_nothing_but_the_time():
+    pytest.importorskip("llama_cpp")
+    from voicetune.serve.voice import load_voice
+
+    turn = builtin_turns("test")[5]
+    voice = load_voice("smollm2-135m", "llama.cpp", style="default", max_new_tokens=24, temperature=0)
+    cold = voice.speak(turn).text
+    voice.speak(make_turn([], "Something else entirely, to evict the cache."))
+    prepared = voice.prepare(turn.history, turn.draft[: len(turn.draft) // 2], domain=turn.domain)
+    assert prepared > 20  # the persona, the conversation and half the draft were evaluated ahead
+    assert voice.prepare(turn.history, turn.draft[: len(turn.draft) // 2], domain=turn.domain) == 0  # already cached
+    assert voice.prepare(turn.history, turn.draft, domain=turn.domain) > 0  # only the rest of the draft
+    assert voice.speak(turn).text == cold  # greedy decoding: the cache only saved time

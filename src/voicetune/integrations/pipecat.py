@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SpokenReply", "VoicetuneProcessor"]
 
+#: Characters of new draft after which the voice's prompt cache is brought up to date while the LLM writes.
+PREPARE_CHARS = 48
+
 #: How many times ``timeout`` the voice may take for each sentence after the first (the TTS is already
 #: speaking by then); a voice that stalls longer ends the reply with what it has said.
 STALL_FACTOR = 3.0
@@ -119,6 +122,8 @@ class VoicetuneProcessor(FrameProcessor):
         self.history: list[dict[str, str]] = []
         self.last_spoken: SpokenReply | None = None
         self._draft: list[str] | None = None  # the reply being collected; None outside one
+        self._prepared = 0  # characters of the draft handed to the voice's prompt cache so far
+        self._preparing: asyncio.Task | None = None
         self._user_open = False  # the last history message is the user's, built from transcriptions
 
     # ------------------------------------------------------------------------------------------------------
@@ -133,10 +138,14 @@ class VoicetuneProcessor(FrameProcessor):
         elif direction != FrameDirection.DOWNSTREAM:
             await self.push_frame(frame, direction)
         elif isinstance(frame, LLMFullResponseStartFrame) and not frame.skip_tts:
-            self._draft = []
+            self._draft, self._prepared = [], 0
+            self._prepare("")  # the conversation so far, while the LLM starts writing
             await self.push_frame(frame, direction)
         elif isinstance(frame, LLMTextFrame) and self._draft is not None and not frame.skip_tts:
             self._draft.append(frame.text)
+            so_far = "".join(self._draft)
+            if len(so_far) - self._prepared >= PREPARE_CHARS:
+                self._prepare(so_far)
         elif isinstance(frame, LLMFullResponseEndFrame) and self._draft is not None:
             draft, self._draft = "".join(self._draft).strip(), None
             if draft:
@@ -177,6 +186,27 @@ class VoicetuneProcessor(FrameProcessor):
         self.history.append({"role": role, "text": text})
         del self.history[:-_KEPT_MESSAGES]
         self._user_open = False
+
+    # ------------------------------------------------------------------------------------------------------
+    # Preparing: the voice evaluates the prompt as far as it is known while the LLM still writes the draft
+
+    def _prepare(self, draft_so_far: str) -> None:
+        """Hand the conversation and the draft so far to the voice's prompt cache, in the background (one at a
+        time; a failure is ignored: preparing only saves time)."""
+        if self._preparing is not None and not self._preparing.done():
+            return
+        self._prepared = len(draft_so_far)
+        history = [dict(m) for m in self.history[-self._history_turns:]] if self._history_turns else []
+        self._preparing = asyncio.get_running_loop().create_task(self._prepare_now(history, draft_so_far))
+
+    async def _prepare_now(self, history: list[dict], draft_so_far: str) -> None:
+        try:
+            if self._url:
+                await self._http().post(f"{self._url}/v1/prepare", json={"history": history, "draft": draft_so_far}, timeout=self._timeout)
+            else:
+                await asyncio.to_thread(self._voice.prepare, history, draft_so_far)
+        except Exception as error:  # noqa: BLE001 - preparing is an optimisation; the reply itself reports failures
+            logger.debug(f"{self}: preparing the voice failed ({type(error).__name__}: {error})")
 
     # ------------------------------------------------------------------------------------------------------
     # Speaking

@@ -126,6 +126,37 @@ class LlamaCppBackend:
             raise VoicetuneError(f"{gguf}: no such GGUF file")
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=choose_threads(threads), verbose=False)
 
+    def _formatter(self):
+        """The chat formatter llama-cpp-python builds from the file's own template (the same prompt text)."""
+        if getattr(self, "_chat_formatter", None) is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            model, eos, bos = self.llm._model, self.llm.token_eos(), self.llm.token_bos()
+            self._chat_formatter = Jinja2ChatFormatter(
+                template=self.llm.metadata["tokenizer.chat_template"], eos_token=model.token_get_text(eos) if eos != -1 else "",
+                bos_token=model.token_get_text(bos) if bos != -1 else "", stop_token_ids=[eos])
+        return self._chat_formatter
+
+    def prefill(self, messages: list[dict[str, str]], marker: str, text: str = "") -> int:
+        """Evaluate the prompt of ``messages`` up to ``marker`` (then ``text``) into the KV cache now, so that a
+        request whose prompt begins the same way only evaluates the rest (llama.cpp reuses the longest common
+        prefix). A voice pipeline calls this while its LLM is still writing the draft. Returns the tokens
+        evaluated."""
+        if "tokenizer.chat_template" not in self.llm.metadata:
+            return 0
+        formatted = self._formatter()(messages=messages)
+        cut = formatted.prompt.find(marker)
+        if cut < 0:
+            return 0
+        tokens = self.llm.tokenize((formatted.prompt[:cut] + text).encode("utf-8"), add_bos=not formatted.added_special, special=True)
+        tokens = tokens[:-1]  # the last token may merge with what follows: leave it to the request
+        common = self.llm.longest_token_prefix(self.llm._input_ids, tokens)
+        if common >= len(tokens):
+            return 0
+        self.llm.n_tokens = common  # eval() drops the cache past n_tokens, then appends
+        self.llm.eval(tokens[common:])
+        return len(tokens) - common
+
     def _request(self, messages: list[dict[str, str]], sampling: SamplingConfig, seed: int, stream: bool):
         return self.llm.create_chat_completion(
             messages=messages, max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,

@@ -2,6 +2,8 @@
 
     POST /v1/speak               {history, draft, facts?, stream?, scores?, seed?} -> {response, fallback, ...}
                                  stream: server-sent events, one ``chunk`` event per sentence, then ``done``
+    POST /v1/prepare             {history, draft so far} -> the prompt so far evaluated into the model's cache
+                                 (call it while the LLM still writes: the /v1/speak that follows starts sooner)
     POST /v1/chat/completions    OpenAI-compatible: ``messages`` are the history and the draft is ``draft``
                                  (or the last assistant message); ``stream`` gives OpenAI-style chunks
     GET  /health                 {"status": "ok", "model", "backend", "best_of", "guard"}
@@ -47,6 +49,14 @@ class SpeakRequest(BaseModel):
     stream: bool = False
     scores: bool = False
     seed: int | None = None
+
+
+class PrepareRequest(BaseModel):
+    """``POST /v1/prepare``: the conversation so far and as much of the draft as the LLM has written."""
+
+    model_config = ConfigDict(extra="forbid")
+    history: list[SpeakMessage] = Field(default_factory=list, max_length=200)
+    draft: str = Field("", max_length=MAX_CHARS)
 
 
 class ChatMessage(BaseModel):
@@ -139,6 +149,14 @@ def create_app(voice: Voice, backend_name: str = "") -> FastAPI:
                 yield _sse("error", {"message": " ".join(f"the voice failed: {type(error).__name__}: {error}".split())})
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post("/v1/prepare")
+    def prepare(body: PrepareRequest) -> dict:
+        """Evaluate the coming request's prompt as far as it is known (the conversation, the draft so far)
+        into the model's cache, while the LLM still writes; the /v1/speak that follows starts sooner."""
+        started = time.perf_counter()
+        tokens = voice.prepare([m.model_dump() for m in body.history], body.draft)
+        return {"prefilled_tokens": tokens, "seconds": round(time.perf_counter() - started, 3)}
 
     @app.post("/v1/chat/completions")
     def chat(body: ChatRequest):

@@ -15,6 +15,7 @@ stream the chosen response after it is chosen.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,17 +53,33 @@ class Spoken:
                 "seconds": round(self.seconds, 3)}
 
 
-def sentence_chunks(pieces: Iterable[str]) -> Iterator[str]:
+#: Where the first chunk may end before its sentence does: a comma, semicolon, colon or dash, then a space.
+CLAUSE_END = re.compile(r"(?<=[,;:\u2014])\s+|\s+(?=\u2013\s)")
+
+
+def sentence_chunks(pieces: Iterable[str], first_clause_words: int | None = 4) -> Iterator[str]:
     """Sentence-sized chunks of streamed text: each sentence as soon as the next one begins (the same sentence
-    boundaries the scorer uses), and the rest at the end."""
-    buffer = ""
+    boundaries the scorer uses), and the rest at the end.
+
+    The first chunk may end earlier, at a clause break (a comma, semicolon, colon or dash) after at least
+    ``first_clause_words`` words: a TTS can start speaking "Sure, your flight leaves at eight," while the
+    model still writes the rest of the sentence, which takes the sentence's decoding off the first chunk's
+    latency. ``None`` keeps whole sentences only."""
+    buffer, first = "", first_clause_words is not None
     for piece in pieces:
         buffer += piece
+        if first:
+            clause = next((m for m in CLAUSE_END.finditer(buffer) if len(buffer[: m.start()].split()) >= first_clause_words), None)
+            sentence = SENTENCE_END.search(buffer)
+            if clause is not None and (sentence is None or clause.start() < sentence.start()):
+                yield buffer[: clause.start()].strip()
+                buffer, first = buffer[clause.end():], False
         parts = SENTENCE_END.split(buffer)
         if len(parts) > 1:
             for done in parts[:-1]:
                 if done.strip():
                     yield done.strip()
+                    first = False
             buffer = parts[-1]
     if buffer.strip():
         yield buffer.strip()
@@ -128,6 +145,22 @@ class Voice:
         decoded = pick(turn, candidates, self.scorer, guard=self.guard, fallback_text=fallback_text)
         return Spoken(text=decoded.text, fallback=decoded.fallback, candidates=len(candidates), refused=decoded.refused,
                       scores=_scores(turn, decoded.text, self.scorer))
+
+    def prepare(self, history: Sequence[Message | dict], draft_so_far: str = "", domain: str = "general") -> int:
+        """Evaluate the coming request's prompt as far as it is known (the conversation, the draft so far) into
+        the backend's cache, so that the request itself only evaluates what came after: called while the LLM
+        still writes the draft, it takes the prompt's cost off the first chunk's latency. Only backends that
+        keep a prompt cache (llama.cpp) do anything; returns the tokens evaluated (0 when the voice is busy)."""
+        if not hasattr(self.backend, "prefill") or not self.lock.acquire(blocking=False):
+            return 0
+        try:
+            from voicetune.models.prompts import compact_draft
+
+            marker = "\u2063DRAFT\u2063"  # invisible separators: never in a real draft
+            messages = build_messages(make_turn(history, marker, domain=domain), self.style_prompt)
+            return self.backend.prefill(messages, marker, compact_draft(draft_so_far) if draft_so_far.strip() else "")
+        finally:
+            self.lock.release()
 
     def stream(self, turn: Turn, *, scores: bool = False, seed: int | None = None) -> Iterator[str | Spoken]:
         """The response's sentences as strings, as soon as each is complete, then the :class:`Spoken` record.
