@@ -56,7 +56,7 @@ def measure_voice(voice, turns, prepared: bool = False) -> tuple[list[float], li
     first, full, chunks = [], [], []
     for index, turn in enumerate(turns):
         if prepared:
-            voice.prepare(turn.history, turn.draft, domain=turn.domain)
+            voice.prepare(turn)
         started = time.perf_counter()
         first_at, count = None, 0
         for item in voice.stream(turn, seed=index):

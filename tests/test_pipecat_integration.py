@@ -4,10 +4,9 @@ markdown, end), with a capturing processor at the TTS's place."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import re
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -321,7 +320,8 @@ def test_real_embedded_voice_in_process(markdown_turn, tau_turn):
     from voicetune.serve.voice import load_voice
 
     turn = tau_turn or markdown_turn
-    voice = VoicetuneProcessor(load_voice("smollm2-135m", "llama.cpp", threads=4), timeout=30)
+    model = os.environ.get("VOICETUNE_PIPECAT_MODEL", "smollm2-135m")  # e.g. the tuned model exported to GGUF
+    voice = VoicetuneProcessor(load_voice(model, "llama.cpp", threads=4), timeout=30)
     voice.history = [m.model_dump() for m in turn.history[:-1]]
     last = turn.history[-1]
     assert last.role == "user"
@@ -336,28 +336,13 @@ def test_real_embedded_voice_in_process(markdown_turn, tau_turn):
     assert isinstance(frames[-1], LLMFullResponseEndFrame)
 
 
-@contextlib.contextmanager
 def serving(voice: Voice):
-    """``voicetune serve``'s app for ``voice`` with uvicorn on a free port in a thread (as ``review_server``)."""
-    import uvicorn
+    """``voicetune serve``'s app for ``voice`` on a free port (the suite's one uvicorn helper)."""
+    from conftest import _serve_app
 
     from voicetune.serve.app import create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(voice), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(400):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return _serve_app(create_app(voice))
 
 
 def _serve_app_present() -> bool:

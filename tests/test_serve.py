@@ -254,8 +254,9 @@ def test_preparing_the_prompt_cache_changes_nothing_but_the_time():
     voice = load_voice("smollm2-135m", "llama.cpp", style="default", max_new_tokens=24, temperature=0)
     cold = voice.speak(turn).text
     voice.speak(make_turn([], "Something else entirely, to evict the cache."))
-    prepared = voice.prepare(turn.history, turn.draft[: len(turn.draft) // 2], domain=turn.domain)
+    half = turn.draft[: len(turn.draft) // 2]
+    prepared = voice.prepare(turn, half)
     assert prepared > 20  # the persona, the conversation and half the draft were evaluated ahead
-    assert voice.prepare(turn.history, turn.draft[: len(turn.draft) // 2], domain=turn.domain) == 0  # already cached
-    assert voice.prepare(turn.history, turn.draft, domain=turn.domain) > 0  # only the rest of the draft
+    assert voice.prepare(turn, half) == 0  # already cached
+    assert 0 < voice.prepare(turn) < prepared + 200  # only the rest of the draft
     assert voice.speak(turn).text == cold  # greedy decoding: the cache only saved time

@@ -204,7 +204,7 @@ class VoicetuneProcessor(FrameProcessor):
             if self._url:
                 await self._http().post(f"{self._url}/v1/prepare", json={"history": history, "draft": draft_so_far}, timeout=self._timeout)
             else:
-                await asyncio.to_thread(self._voice.prepare, history, draft_so_far)
+                await asyncio.to_thread(self._voice.prepare, make_turn(history, draft_so_far))
         except Exception as error:  # noqa: BLE001 - preparing is an optimisation; the reply itself reports failures
             logger.debug(f"{self}: preparing the voice failed ({type(error).__name__}: {error})")
 

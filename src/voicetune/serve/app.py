@@ -155,7 +155,7 @@ def create_app(voice: Voice, backend_name: str = "") -> FastAPI:
         """Evaluate the coming request's prompt as far as it is known (the conversation, the draft so far)
         into the model's cache, while the LLM still writes; the /v1/speak that follows starts sooner."""
         started = time.perf_counter()
-        tokens = voice.prepare([m.model_dump() for m in body.history], body.draft)
+        tokens = voice.prepare(make_turn([m.model_dump() for m in body.history], body.draft))
         return {"prefilled_tokens": tokens, "seconds": round(time.perf_counter() - started, 3)}
 
     @app.post("/v1/chat/completions")

@@ -146,19 +146,21 @@ class Voice:
         return Spoken(text=decoded.text, fallback=decoded.fallback, candidates=len(candidates), refused=decoded.refused,
                       scores=_scores(turn, decoded.text, self.scorer))
 
-    def prepare(self, history: Sequence[Message | dict], draft_so_far: str = "", domain: str = "general") -> int:
-        """Evaluate the coming request's prompt as far as it is known (the conversation, the draft so far) into
-        the backend's cache, so that the request itself only evaluates what came after: called while the LLM
-        still writes the draft, it takes the prompt's cost off the first chunk's latency. Only backends that
-        keep a prompt cache (llama.cpp) do anything; returns the tokens evaluated (0 when the voice is busy)."""
+    def prepare(self, turn: Turn, draft_so_far: str | None = None) -> int:
+        """Evaluate the coming request's prompt as far as it is known (``turn``'s persona and conversation, and
+        ``draft_so_far``, by default the whole draft) into the backend's cache, so that the request itself only
+        evaluates what came after: called while the LLM still writes the draft, it takes the prompt's cost off
+        the first chunk's latency. Only backends that keep a prompt cache (llama.cpp) do anything; returns the
+        tokens evaluated (0 when the voice is busy)."""
         if not hasattr(self.backend, "prefill") or not self.lock.acquire(blocking=False):
             return 0
         try:
             from voicetune.models.prompts import compact_draft
 
+            text = (turn.draft or "") if draft_so_far is None else draft_so_far
             marker = "\u2063DRAFT\u2063"  # invisible separators: never in a real draft
-            messages = build_messages(make_turn(history, marker, domain=domain), self.style_prompt)
-            return self.backend.prefill(messages, marker, compact_draft(draft_so_far) if draft_so_far.strip() else "")
+            messages = build_messages(turn.model_copy(update={"draft": marker, "facts": None}), self.style_prompt)
+            return self.backend.prefill(messages, marker, compact_draft(text) if text.strip() else "")
         finally:
             self.lock.release()
 
