@@ -382,22 +382,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     if path.is_dir():
         raise VoicetuneError(f"{path}: is a directory, expected a file to write")
     ensure_dir(path.parent, for_file=path)
-    _remove_leftovers(path)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    temporary = temporary_file(path)
     try:
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    except OSError as error:
-        raise _write_error(path, error) from None
-    try:
-        with os.fdopen(handle, "wb") as out:
+        with open(temporary, "wb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        try:
-            os.chmod(temporary, os.stat(path).st_mode & 0o7777)  # replacing a file: keep its mode
-        except OSError:
-            pass
-        os.replace(temporary, path)
+        commit_file(temporary, path)
     except BaseException as error:
         try:
             temporary.unlink(missing_ok=True)
@@ -407,6 +396,32 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             raise _write_error(path, error) from None
         raise
     return path
+
+
+def temporary_file(path: Path, tag: str = "") -> Path:
+    """Create an empty temporary file beside ``path`` (``.NAME[.TAG].PID.RANDOM.tmp``, for a writer that fills
+    it, e.g. another program) and return it; leftovers of a killed earlier writer of the same name are removed
+    first. A folder that cannot be written is a :class:`VoicetuneError` naming ``path``."""
+    name = f"{path.name}.{tag}" if tag else path.name
+    _remove_leftovers(path.with_name(name))
+    temporary = path.parent / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
+    except OSError as error:
+        raise _write_error(path, error) from None
+    return temporary
+
+
+def commit_file(temporary: Path, path: Path) -> None:
+    """Put a finished temporary file in ``path``'s place: its bytes on disk first (fsync), a replaced file's
+    mode kept, then one rename, so readers see the old file or the new one, never half of one."""
+    with open(temporary, "rb+") as handle:
+        os.fsync(handle.fileno())
+    try:
+        os.chmod(temporary, os.stat(path).st_mode & 0o7777)  # replacing a file: keep its mode
+    except OSError:
+        pass
+    os.replace(temporary, path)
 
 
 # Line separators JSON allows raw inside strings but line-based readers split on: always written escaped.

@@ -64,14 +64,7 @@ class TransformersBackend:
             encoded = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(generator_device)
             torch.manual_seed(sampling.seed + start)
             with torch.inference_mode():
-                output = self.model.generate(
-                    **encoded,
-                    max_new_tokens=sampling.max_new_tokens,
-                    do_sample=sampling.do_sample,
-                    temperature=sampling.temperature if sampling.do_sample else None,
-                    top_p=sampling.top_p if sampling.do_sample else None,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
+                output = self.model.generate(**encoded, **self._sampling_args(sampling))
             decoded = self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
             for index, text in zip(batch, decoded):
                 results[index] = text.strip()
@@ -79,6 +72,11 @@ class TransformersBackend:
                 on_batch(batch, [results[i] for i in batch])
         return results
 
+    def _sampling_args(self, sampling: SamplingConfig) -> dict:
+        """``model.generate``'s sampling arguments (the one place they are set, batched or streamed)."""
+        return {"max_new_tokens": sampling.max_new_tokens, "do_sample": sampling.do_sample,
+                "temperature": sampling.temperature if sampling.do_sample else None,
+                "top_p": sampling.top_p if sampling.do_sample else None, "pad_token_id": self.tokenizer.pad_token_id}
 
     def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
         """One response, piece by piece as the model writes it (a thread generates, this yields)."""
@@ -95,9 +93,7 @@ class TransformersBackend:
             torch.manual_seed(sampling.seed)
             try:
                 with torch.inference_mode():
-                    self.model.generate(**encoded, streamer=streamer, max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
-                                        temperature=sampling.temperature if sampling.do_sample else None,
-                                        top_p=sampling.top_p if sampling.do_sample else None, pad_token_id=self.tokenizer.pad_token_id)
+                    self.model.generate(**encoded, streamer=streamer, **self._sampling_args(sampling))
             except BaseException as error:  # surfaced to the reader below, never lost in the thread
                 failure.append(error)
                 streamer.end()

@@ -41,53 +41,26 @@ TUNED = "tuned"
 SPLITS = ("train", "dev", "test")
 #: Seconds each stage took for the embedded default on a 2-core AVX-512 CPU (measured; see the README), the
 #: basis of the display's estimate, scaled by each stage's amount of work (:func:`planned_seconds`).
-DEFAULT_SECONDS = {"data": 1.0, "train": 510.0, "eval": 270.0, "review": 60.0, "simulate": 60.0, "report": 15.0}
+DEFAULT_SECONDS = {"data": 0.1, "train": 578.0, "eval": 365.0, "review": 56.0, "simulate": 44.0, "report": 4.0}
 
 
-@dataclass(frozen=True)
 class RunPaths:
-    """Where each stage writes, below the run directory."""
+    """Where each stage writes, below the run directory (the layout of the module docstring)."""
 
-    root: Path
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.data = self.root / "data"
+        self.train = self.root / "train"
+        self.model = self.train / "model"
+        self.eval = self.root / "eval"
+        self.eval_llm = self.root / "eval-llm"
+        self.responses = self.eval / "responses"
+        self.review_db = self.root / "review" / "review.sqlite"
+        self.simulate = self.root / "simulate"
+        self.stages = self.root / "stages"
 
     def split(self, name: str) -> Path:
         return self.data / f"{name}.jsonl"
-
-    @property
-    def train(self) -> Path:
-        return self.root / "train"
-
-    @property
-    def model(self) -> Path:
-        return self.train / "model"
-
-    @property
-    def eval(self) -> Path:
-        return self.root / "eval"
-
-    @property
-    def eval_llm(self) -> Path:
-        return self.root / "eval-llm"
-
-    @property
-    def responses(self) -> Path:
-        return self.eval / "responses"
-
-    @property
-    def review_db(self) -> Path:
-        return self.root / "review" / "review.sqlite"
-
-    @property
-    def simulate(self) -> Path:
-        return self.root / "simulate"
-
-    @property
-    def stages(self) -> Path:
-        return self.root / "stages"
 
     def record(self, stage: str) -> Path:
         return self.stages / f"{stage}.fingerprint.json"

@@ -34,7 +34,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import secrets
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from voicetune.errors import VoicetuneError
-from voicetune.records import _remove_leftovers, _write_error, ensure_dir
+from voicetune.records import _write_error, commit_file, ensure_dir, temporary_file
 
 QUANTS = ("q4_k_m", "q8_0", "f16")
 
@@ -175,17 +174,6 @@ def _run(command: list[str], env: dict[str, str], what: str, hint: str = "") -> 
     return done.stdout
 
 
-def _temporary(out: Path, tag: str = "") -> Path:
-    """Create an empty temporary file beside ``out`` (``.NAME[.TAG].PID.RANDOM.tmp``) and return its path."""
-    name = f"{out.name}.{tag}" if tag else out.name
-    path = out.parent / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
-    except OSError as error:
-        raise _write_error(out, error) from None
-    return path
-
-
 def _fallbacks(output: str) -> int:
     """How many tensors llama.cpp's quantizer gave a fallback type (its summary line, else its per-tensor lines)."""
     summary = _FALLBACK_SUMMARY.findall(output)
@@ -231,8 +219,6 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
 
     threads = choose_threads(threads)
     ensure_dir(out.parent, for_file=out)
-    for tag in ("", "f16"):
-        _remove_leftovers(out.with_name(f"{out.name}.{tag}") if tag else out)
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     # Only the converter sees its folder (and so its own gguf package) on the path.
@@ -240,11 +226,11 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
 
     temporaries: list[Path] = []
     try:
-        target = _temporary(out)
+        target = temporary_file(out)
         temporaries.append(target)
         converted = target
         if wanted == "q4_k_m":
-            converted = _temporary(out, "f16")
+            converted = temporary_file(out, "f16")
             temporaries.append(converted)
         outtype = "f16" if wanted == "q4_k_m" else wanted
         log(f"converting {model} to {outtype} (llama.cpp's convert_hf_to_gguf)")
@@ -271,13 +257,7 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
                 log(f"  {fallback} tensors use a fallback type ({'/'.join(kinds) or 'q5_0/q8_0'}): their rows are not a multiple of 256, as Q4_K needs")
 
         try:
-            with open(target, "rb+") as handle:
-                os.fsync(handle.fileno())
-            try:
-                os.chmod(target, os.stat(out).st_mode & 0o7777)  # replacing a file: keep its mode
-            except OSError:
-                pass
-            os.replace(target, out)
+            commit_file(target, out)
         except OSError as error:
             raise _write_error(out, error) from None
         temporaries.remove(target)

@@ -265,31 +265,26 @@ def _metrics_callback(path: Path, stage: str):
     return WriteMetrics()
 
 
-class _StepBar:
-    """Training steps as a :func:`voicetune.progress.bar` (instead of the trainer's tqdm bar and printed logs)."""
+def _step_bar(label: str):
+    """A trainer callback showing the steps as a :func:`voicetune.progress.bar` (instead of the trainer's tqdm
+    bar and printed logs); its ``stack`` closes the bar, however training ends."""
+    from contextlib import ExitStack
 
-    def __init__(self, label: str):
-        from contextlib import ExitStack
+    from transformers import TrainerCallback
 
-        self.label, self.stack, self.advance = label, ExitStack(), None
+    from voicetune.progress import bar
 
-    def callback(self):
-        from transformers import TrainerCallback
+    class StepBar(TrainerCallback):
+        stack = ExitStack()
 
-        owner = self
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.advance = self.stack.enter_context(bar(state.max_steps, label))
+            self.advance(state.global_step)  # resumed from a checkpoint: those steps are done
 
-        class StepBar(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
-                from voicetune.progress import bar
+        def on_step_end(self, args, state, control, **kwargs):
+            self.advance()
 
-                owner.advance = owner.stack.enter_context(bar(state.max_steps, owner.label))
-                owner.advance(state.global_step)  # resumed from a checkpoint: those steps are done
-
-            def on_step_end(self, args, state, control, **kwargs):
-                if owner.advance is not None:
-                    owner.advance()
-
-        return StepBar()
+    return StepBar()
 
 
 def _fit_and_merge(trainer, folder: Path, tokenizer, label: str) -> str:
@@ -299,9 +294,9 @@ def _fit_and_merge(trainer, folder: Path, tokenizer, label: str) -> str:
 
     checkpoints = Path(trainer.args.output_dir)
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    steps = _StepBar(label)
+    steps = _step_bar(label)
     trainer.remove_callback(PrinterCallback)  # every logged step is in metrics.jsonl, not on the terminal
-    trainer.add_callback(steps.callback())
+    trainer.add_callback(steps)
     with steps.stack:
         trainer.train(resume_from_checkpoint=last)
     model = trainer.model
