@@ -183,11 +183,16 @@ def score(
     tts: Optional[str] = typer.Option(None, help="Speaking time from a words-per-minute estimate, or real espeak-ng audio (default: the scorer config's, estimate)."),
     scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config (weights, gate, penalties; see configs/scorer.yaml)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
+    judge_kind: str = typer.Option("learned", "--judge", help="learned (also writes usable, usable_p and, when unusable, failure; the default) or rubric (the five qualities only)."),
+    judge_dir: Optional[Path] = typer.Option(None, "--judge-dir", help="A learned judge's folder from 'voicetune judge train' (default: the packaged listener labels' judge)."),
 ) -> None:
-    """Score spoken responses on non-repetition, conciseness, clarity, humanness and faithfulness.
+    """Score spoken responses: usable or not (the learned judge), then non-repetition, conciseness, clarity,
+    humanness and faithfulness.
 
     Example: voicetune score --input turns.jsonl --output scored.jsonl --field draft
     """
+    if judge_kind not in ("learned", "rubric"):
+        raise VoicetuneError(f"--judge must be learned or rubric, not '{judge_kind}'")
     from voicetune.quality import load_scorer_config, score_records
     from voicetune.records import Turn, iter_numbered_records, refuse_overwriting_input, write_records
     from voicetune.summary import print_scores
@@ -215,35 +220,53 @@ def score(
         raise VoicetuneError(f"{input}: no record to score, all {len(skipped)} lines are invalid{first}")
     _report_skipped(skipped)
     scored = score_records(records, field=field, config=scorer, progress=True)
+    if judge_kind == "learned":
+        from voicetune.judge.learned import assess_records, default_judge, load_judge
+
+        learned = load_judge(judge_dir, scorer) if judge_dir else default_judge(scorer, log=lambda m: console.print(m, markup=False))
+        scored = assess_records(scored, learned, field, progress=True)
+        usable = sum(bool(getattr(r, "usable", False)) for r in scored)
+        out.print(f"usable: {usable}/{len(scored)} = {usable / len(scored):.1%} (learned judge)")
     write_records(output, scored)
     print_scores(scored, field, out)
     console.print(f"wrote {len(scored)} scored records to {output}")
 
 
-@app.command()
+judge_app = typer.Typer(help="Judge pairs of responses (the learned judge by default); 'judge train' fits a learned judge on listener labels.")
+app.add_typer(judge_app, name="judge")
+
+
+@judge_app.callback(invoke_without_command=True)
 def judge(
-    pairs: Path = typer.Option(..., "--pairs", "-p", help="Pair records (JSONL)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the judged pairs."),
-    judge_kind: str = typer.Option("rubric", "--judge", help="rubric (deterministic, from the scorer) or llm (an OpenAI-compatible judge)."),
+    ctx: typer.Context,
+    pairs: Optional[Path] = typer.Option(None, "--pairs", "-p", help="Pair records (JSONL)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the judged pairs."),
+    judge_kind: str = typer.Option("learned", "--judge", help="learned (usable first, learned from listeners; the default), rubric (the scorer's rules alone) or llm (an OpenAI-compatible judge)."),
+    judge_dir: Optional[Path] = typer.Option(None, "--judge-dir", help="A learned judge's folder from 'voicetune judge train' (default: the one trained on the packaged listener labels)."),
     judge_endpoint: list[str] = typer.Option([], "--judge-endpoint", help="The LLM judge's OpenAI-compatible URL (one, or one per --judge-model)."),
     judge_model: list[str] = typer.Option([], "--judge-model", help="The LLM judge's model name; repeat for a panel (majority vote)."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="The environment variable holding the judge endpoint's API key."),
     concurrency: int = typer.Option(4, min=1, help="Parallel requests to the judge endpoint."),
     timeout: float = typer.Option(120.0, min=0.001, help="Seconds one judge request may take in all (then retried with backoff)."),
-    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric judge."),
+    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric (and the learned judge's rubric features)."),
     both_orders: bool = typer.Option(False, "--both-orders", help="Judge each pair in both orders; a verdict that flips with the order is a tie."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
 ) -> None:
     """Judge pairs of responses: a winner and a verdict per quality. Labelled pairs also get agreement.
 
-    Example: voicetune judge --pairs pairs.jsonl --judge rubric --output judged.jsonl
+    Example: voicetune judge --pairs pairs.jsonl --output judged.jsonl   (or --judge rubric)
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if pairs is None or output is None:
+        raise VoicetuneError("voicetune judge needs --pairs FILE and --output FILE (or a subcommand: voicetune judge train --help)")
     from voicetune.evaluate import judge_both_orders
     from voicetune.judge import judge_pairs, label_agreement
     from voicetune.records import Pair, refuse_overwriting_input, write_records
 
     refuse_overwriting_input(output, pairs)
-    judge = _make_judge(judge_kind, judge_endpoint, judge_model, output.with_name(output.name + ".judge_cache.sqlite"), api_key_env, concurrency, timeout, scorer_config)
+    judge = _make_judge(judge_kind, judge_endpoint, judge_model, output.with_name(output.name + ".judge_cache.sqlite"), api_key_env, concurrency, timeout,
+                        scorer_config, judge_dir)
     records = _load(pairs, skip_invalid, Pair)
     judged = judge_both_orders(judge, records, progress=True) if both_orders else judge_pairs(records, judge, progress=True)
     write_records(output, judged)
@@ -254,6 +277,37 @@ def judge(
     if agreement["n"]:
         out.print(f"agreement with labels: {agreement['agree']}/{agreement['n']} = {agreement['accuracy']:.1%} ({agreement['ties']} ties)")
     console.print(f"wrote {len(judged)} judged pairs to {output}")
+
+
+@judge_app.command("train")
+def judge_train(
+    labels: list[Path] = typer.Option(..., "--labels", "-l", help="Listener labels (JSONL): labelled responses (usable, failure, reason) and/or "
+                                      "preferences (response_a, response_b, winner); 'voicetune review export --format labels' writes them. Repeatable."),
+    output: Path = typer.Option(..., "--out", "-o", help="The folder to write the judge to (judge.pkl, judge.json)."),
+    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric features."),
+    with_builtin: bool = typer.Option(False, "--with-builtin", help="Also learn from the packaged listener labels (dev half)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the tree models."),
+) -> None:
+    """Fit a learned judge (usable first, then style) on listener labels; rows of the test half are left out.
+
+    Example: voicetune review export --db runs/default/review/review.sqlite --format labels --out labels.jsonl && voicetune judge train --labels labels.jsonl --out judges/ours
+    """
+    from voicetune.judge.learned import read_labels, train_judge
+    from voicetune.quality import load_scorer_config
+
+    responses, preferences = [], []
+    for path in labels:
+        found = read_labels(path)
+        responses += found[0]
+        preferences += found[1]
+    if with_builtin:
+        from voicetune.data.listener import labelled_preferences, labelled_responses
+
+        responses += labelled_responses()
+        preferences += labelled_preferences()
+    judge = train_judge(responses, preferences, output, load_scorer_config(scorer_config),
+                        seed=seed, log=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True))
+    out.print(f"learned judge written to {output} (out-of-fold accuracy {judge.meta['oof_accuracy']:.1%}, ECE {judge.meta['oof_ece']:.3f})")
 
 
 @app.command()
@@ -322,7 +376,7 @@ def eval_command(
     system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt, +best4 keeps the best of 4 samples, +guard falls back to the formatted draft), draft, draft+pipecat, reference or endpoint:URL#MODEL."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML evaluation config (see --help-config); flags given here win."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Turn records (JSONL), or builtin:SPLIT for the built-in data (default builtin:test)."),
-    judge_kind: Optional[str] = typer.Option(None, "--judge", help="rubric (deterministic, from the scorer; the default) or llm (an OpenAI-compatible judge)."),
+    judge_kind: Optional[str] = typer.Option(None, "--judge", help="learned (usable first, learned from listeners; the default), rubric (the scorer's rules alone) or llm (an OpenAI-compatible judge)."),
     judge_endpoint: list[str] = typer.Option([], "--judge-endpoint", help="The LLM judge's OpenAI-compatible URL (one, or one per --judge-model)."),
     judge_model: list[str] = typer.Option([], "--judge-model", help="The LLM judge's model name; repeat for a panel (majority vote)."),
     api_key_env: Optional[str] = typer.Option(None, help="The environment variable holding the judge endpoint's API key (default OPENAI_API_KEY)."),
@@ -437,7 +491,8 @@ def _eval_turns(data: str, limit: Optional[int]) -> list:
     return load_turns(data, limit)
 
 
-def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: Path, api_key_env: str, concurrency: int, timeout: float, scorer_config: Optional[Path] = None):
+def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: Path, api_key_env: str, concurrency: int, timeout: float,
+                scorer_config: Optional[Path] = None, judge_dir: Optional[Path] = None):
     """The judge the flags describe (see :mod:`voicetune.judge.registry`)."""
     from voicetune.judge import JudgeOptions, make_judge
     from voicetune.quality import load_scorer_config
@@ -449,10 +504,11 @@ def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: 
     if kind not in JUDGES:
         raise VoicetuneError(f"--judge '{kind}': expected one of {', '.join(JUDGES)}")
     try:
-        options = JudgeOptions(kind=kind, endpoints=endpoints, models=models, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout)
+        options = JudgeOptions(kind=kind, endpoints=endpoints, models=models, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
+                               model=str(judge_dir) if judge_dir else None)
     except ValidationError as error:
         raise VoicetuneError(validation_message(error, "--judge", "")) from None
-    return make_judge(options, cache_path if kind != "rubric" else None, load_scorer_config(scorer_config))
+    return make_judge(options, cache_path if kind == "llm" else None, load_scorer_config(scorer_config))
 
 
 @app.command("run")

@@ -100,6 +100,27 @@ def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: s
     return pairs
 
 
+def usable_statistics(judge, turns: Sequence[Turn], per_seed: Sequence[dict[str, str]]) -> dict:
+    """The share of a system's responses the learned judge calls usable, with its Wilson interval, and the
+    failure classes of the rest (empty when ``judge`` is not a learned judge)."""
+    from voicetune.evaluate.stats import wilson_interval
+
+    if not hasattr(judge, "assess"):
+        return {}
+    items = [(t, one[t.id]) for one in per_seed for t in turns if t.id in one]
+    if not items:
+        return {}
+    assessed = judge.assess([t for t, _ in items], [text for _, text in items])
+    usable = sum(a.usable for a in assessed)
+    low, high = wilson_interval(usable, len(assessed))
+    failures: dict[str, int] = {}
+    for a in assessed:
+        if a.failure:
+            failures[a.failure] = failures.get(a.failure, 0) + 1
+    return {"usable_rate": round(usable / len(assessed), 4), "usable_ci": [round(low, 4), round(high, 4)],
+            "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1]))}
+
+
 def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[dict[str, str]], scorer: ScorerConfig | None = None) -> dict:
     """Mean voice_score, faithfulness, speaking time (seconds) and words of one system's responses (over
     every seed when given one ``turn.id -> text`` mapping per seed), and the shares of responses with an
@@ -299,6 +320,7 @@ def evaluate(
         "seeds": seeds,
         "comparisons": results,
         "systems": {s.name: {"spec": s.spec, **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name), scorer),
+                             **usable_statistics(judge, turns, _per_seed(responses[s.name], fixed, s.name)),
                              **_decoding_statistics(folder, s, seeds)} for s in systems},
         "judge": {"name": judge.name, **position_bias(judged), "errors": sum(p.winner is None for p in judged)},
         "manifest": _manifest(folder, turns, scorer),

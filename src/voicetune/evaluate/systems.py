@@ -232,7 +232,10 @@ def system_responses(
 
         from voicetune.models.decode import DECODER_VERSION
 
+        from voicetune.judge.learned import default_judge
+
         made_from["selector"] = (scorer or ScorerConfig()).fingerprint()
+        made_from["judge"] = default_judge(scorer).meta["labels"]
         made_from["decoder"] = DECODER_VERSION
     step = Step(folder / f"{system.name}{file_suffix}.fingerprint.json", [path, path.with_name(path.name + ".partial")], made_from,
                 name=f"responses {system.name}{file_suffix}", log=log)

@@ -56,7 +56,11 @@ class JudgeOptions(BaseModel):
     """How to build a judge (the ``judge`` section of an evaluation)."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["rubric", "llm"] = Field("rubric", description="rubric (the scorer, deterministic, free) or llm (an OpenAI-compatible judge model; several models form a panel)")
+    kind: Literal["learned", "rubric", "llm"] = Field(
+        "learned", description="learned (usable first, learned from blind listeners' labels; the rubric's findings explain each "
+        "verdict), rubric (the scorer alone, deterministic) or llm (an OpenAI-compatible judge model; several models form a panel)")
+    model: str | None = Field(None, description="the learned judge's folder (from voicetune judge train); default: the one trained on "
+                              "the packaged listener labels, cached")
     endpoints: list[str] = Field(default_factory=list, description="the LLM judge's OpenAI-compatible URL: one, or one per model")
     models: list[str] = Field(default_factory=list, description="the LLM judge's model names; more than one is a panel (majority vote per criterion)")
     api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable holding the endpoint's API key (never stored)")
@@ -67,6 +71,12 @@ class JudgeOptions(BaseModel):
 
 def _rubric(options: JudgeOptions, cache: Path | None, scorer: ScorerConfig | None) -> Judge:
     return RubricJudge(scorer)
+
+
+def _learned(options: JudgeOptions, cache: Path | None, scorer: ScorerConfig | None) -> Judge:
+    from voicetune.judge.learned import default_judge, load_judge
+
+    return load_judge(options.model, scorer) if options.model else default_judge(scorer)
 
 
 def _llm(options: JudgeOptions, cache: Path | None, scorer: ScorerConfig | None) -> Judge:
@@ -84,7 +94,7 @@ def _llm(options: JudgeOptions, cache: Path | None, scorer: ScorerConfig | None)
 
 
 #: Judges by name: a factory from (options, cache path or None, scorer config or None).
-JUDGES: dict[str, Callable[[JudgeOptions, Path | None, ScorerConfig | None], Judge]] = {"rubric": _rubric, "llm": _llm}
+JUDGES: dict[str, Callable[[JudgeOptions, Path | None, ScorerConfig | None], Judge]] = {"learned": _learned, "rubric": _rubric, "llm": _llm}
 
 
 def make_judge(options: JudgeOptions, cache: str | Path | None = None, scorer: ScorerConfig | None = None) -> Judge:

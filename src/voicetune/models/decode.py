@@ -1,10 +1,11 @@
 """Decoding that keeps facts: best-of-N and a guard, on top of any generator.
 
-``best-of N`` samples N responses and keeps the one the reward (the voice scorer) rates highest. The
-``guard`` refuses a response that drops a required fact, contradicts the draft (a claim the NLI model reads as
-contradicted, a swapped amount, an action reported done that the draft only asks about), or states a number
-the context does not contain; when every candidate is refused, the turn falls back to the draft
-through the rule-based formatter (Pipecat's ``VoiceFormatter``) and is marked as a fallback. The evaluation
+``best-of N`` samples N responses and keeps the one the judge rates highest: by default the learned judge
+(:mod:`voicetune.judge.learned`), usable first, then style. The ``guard`` accepts a candidate only when the
+learned judge calls it usable at its guard threshold (chosen on the labels' dev half for 95% precision); when
+every candidate is refused, the turn falls back to the draft through the rule-based formatter (Pipecat's
+``VoiceFormatter``) and is marked as a fallback. ``selector="rubric"`` keeps the rules alone: the voice score
+ranks, and the guard refuses a dropped required fact, an invented number or a contradiction. The evaluation
 reports such systems apart from the plain model (``MODEL+best4``, ``MODEL+guard``), with their fallback rate,
 so the model's own gain and the decoder's are never mixed.
 """
@@ -20,13 +21,14 @@ from voicetune.quality.findings import DROPPED, INVENTED, contradicts, has_findi
 from voicetune.records import Turn
 
 #: Bump when what :func:`pick` keeps changes: decoded responses are cached under it.
-DECODER_VERSION = 2
+DECODER_VERSION = 3
 
 
 @dataclass(frozen=True)
 class Decoded:
     """The response kept for a turn: its ``text``, which candidate it was (``index``; None for a fallback),
-    whether it is the guard's ``fallback``, its ``voice_score``, and why each refused candidate was refused."""
+    whether it is the guard's ``fallback``, its score under the selector (``voice_score``: the learned score, or the rubric's voice
+    score), and why each refused candidate was refused."""
 
     text: str
     index: int | None
@@ -41,14 +43,21 @@ def refusal(findings, entail_low: float = 0.005) -> list[str]:
     return sorted({f.kind for f in findings or () if has_finding([f], DROPPED | INVENTED) or contradicts([f], entail_low)})
 
 
-def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False, fallback_text: str | None = None) -> Decoded:
-    """The candidate the reward rates highest; with ``guard``, the highest among those it does not refuse, or
-    ``fallback_text`` (the formatted draft, made when not given) when it refuses them all."""
+def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False, fallback_text: str | None = None, judge=None,
+         selector: str = "learned") -> Decoded:
+    """The candidate the judge rates highest; with ``guard``, the highest among those it does not refuse, or
+    ``fallback_text`` (the formatted draft, made when not given) when it refuses them all.
+
+    ``selector`` ``learned`` (``judge``, default the packaged listener labels' judge) ranks by the learned
+    score (every usable candidate above every unusable one) and the guard refuses what it judges unusable;
+    ``rubric`` ranks by the voice score and refuses by the rules (:func:`refusal`)."""
+    if not candidates:
+        raise VoicetuneError(f"{turn.id}: no candidate response to choose from")
+    if selector == "learned":
+        return _pick_learned(turn, candidates, scorer, guard, fallback_text, judge)
     from voicetune.quality import ScorerConfig, score_response
 
     entail_low = (scorer or ScorerConfig()).meaning.entail_low
-    if not candidates:
-        raise VoicetuneError(f"{turn.id}: no candidate response to choose from")
     results = [score_response(turn, text, scorer) for text in candidates]
     refused = {i: refusal(r.findings, entail_low) for i, r in enumerate(results)} if guard else {}
     allowed = [i for i in range(len(candidates)) if not refused.get(i)]
@@ -57,6 +66,20 @@ def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False
         return Decoded(candidates[best], best, False, results[best].voice_score, {i: k for i, k in refused.items() if k})
     text = fallback_text if fallback_text is not None else formatted_draft([turn.draft or ""])[0]
     return Decoded(text, None, True, score_response(turn, text, scorer).voice_score, refused)
+
+
+def _pick_learned(turn: Turn, candidates: Sequence[str], scorer, guard: bool, fallback_text: str | None, judge) -> Decoded:
+    from voicetune.judge.learned import default_judge
+
+    judge = judge or default_judge(scorer)
+    assessed = judge.assess([turn] * len(candidates), list(candidates))
+    refused = {i: [a.failure or "unusable"] for i, a in enumerate(assessed) if a.usable_p < judge.guard_threshold} if guard else {}
+    allowed = [i for i in range(len(candidates)) if i not in refused]
+    if allowed:
+        best = max(allowed, key=lambda i: (assessed[i].score, -i))
+        return Decoded(candidates[best], best, False, assessed[best].score, refused)
+    text = fallback_text if fallback_text is not None else formatted_draft([turn.draft or ""])[0]
+    return Decoded(text, None, True, judge.assess([turn], [text])[0].score, refused)
 
 
 def formatted_draft(drafts: Sequence[str]) -> list[str]:

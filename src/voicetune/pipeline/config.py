@@ -47,7 +47,7 @@ class EvalSection(_Section):
 
     baselines: list[str] = Field(default_factory=lambda: ["base={model}", "prompted={model}+voice", "draft+pipecat"],
                                  description="NAME=SPEC of each system the tuned model is compared with, as `voicetune eval` takes them; {model} is train.model")
-    judge: JudgeOptions = Field(default_factory=JudgeOptions, description="the judge of the headline: the rubric (the scorer, with the training run's reward config) by default")
+    judge: JudgeOptions = Field(default_factory=JudgeOptions, description="the judge of the headline: the learned judge by default (usable first, learned from blind listeners; the rubric's findings, with the training run's reward config, explain each verdict)")
     llm_judge: JudgeOptions | None = Field(None, description="a second, LLM judge over the same pairs (kind: llm, endpoints, models); off when null")
 
 

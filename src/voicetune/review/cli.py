@@ -110,7 +110,8 @@ def agreement(
 @review_app.command("export")
 def export(
     db: Path = typer.Option(..., "--db", help="The review database."),
-    format: str = typer.Option("csv", "--format", "-f", help="csv, jsonl (the votes) or label-studio (a project to review in Label Studio)."),
+    format: str = typer.Option("csv", "--format", "-f", help="csv, jsonl (the votes), labels (the votes as listener preferences for 'voicetune judge train'; needs --contexts) or label-studio (a project to review in Label Studio)."),
+    contexts: Optional[Path] = typer.Option(None, "--contexts", help="labels: the turn records the set was made from (e.g. RUN/data/test.jsonl), for each pair's draft and history."),
     output: Path = typer.Option(..., "--out", "-o", help="The file (csv, jsonl) or folder (label-studio) to write."),
     audio_url_prefix: str = typer.Option("/data/local-files/?d=", help="label-studio: the URL prefix Label Studio serves local files under."),
 ) -> None:
@@ -127,13 +128,24 @@ def export(
 
         atomic_write_text(output, votes_csv(store) if format == "csv" else votes_jsonl(store))
         _say(f"wrote {len(store.votes())} votes to {output}")
+    elif format == "labels":
+        import json
+
+        from voicetune.records import Turn, load_records
+        from voicetune.review.export import votes_labels
+
+        if contexts is None:
+            raise VoicetuneError("--format labels needs --contexts FILE: the turn records the review set was made from (e.g. RUN/data/test.jsonl)")
+        rows = votes_labels(store, {t.id: t for t in load_records(contexts, Turn)})
+        atomic_write_text(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        _say(f"wrote {len(rows)} listener preferences to {output} (voicetune judge train --labels {output} --with-builtin)")
     elif format == "label-studio":
         from voicetune.review.labelstudio import export_label_studio
 
         result = export_label_studio(store, output, audio_url_prefix=audio_url_prefix)
         _say(f"wrote {result['tasks']} tasks and {result['audio_files']} audio files to {output} (see {output}/README.txt)")
     else:
-        raise VoicetuneError(f"--format '{format}': expected csv, jsonl or label-studio")
+        raise VoicetuneError(f"--format '{format}': expected csv, jsonl, labels or label-studio")
 
 
 @review_app.command("import")

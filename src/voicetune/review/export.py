@@ -50,3 +50,23 @@ def votes_csv(store: ReviewStore) -> str:
 
 def votes_jsonl(store: ReviewStore) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in votes_table(store))
+
+
+def votes_labels(store: ReviewStore, contexts: dict) -> list[dict]:
+    """The live votes as listener preferences (:class:`voicetune.data.listener.LabelledPreference` lines, ``kind``
+    ``vote``), the format ``voicetune judge train --labels`` reads: each pair's context (history, draft, facts)
+    from ``contexts`` (turn records by id, e.g. the run's ``data/test.jsonl``), responses in the pair's order."""
+    from voicetune.errors import VoicetuneError
+
+    pairs = {pair["id"]: pair for pair in store.pairs()}
+    rows = []
+    for vote in store.votes():
+        pair = pairs[vote.pair_id]
+        context = contexts.get(pair.get("context_id") or "")
+        if context is None:
+            raise VoicetuneError(f"pair '{vote.pair_id}': its context '{pair.get('context_id')}' is not in --contexts (give the turns the set was made from)")
+        base = context.model_dump(mode="json", exclude={"response", "scores", "findings", "reasons"})
+        rows.append({**base, "id": f"{vote.pair_id}:{vote.reviewer}", "response_a": pair["response_a"], "response_b": pair["response_b"],
+                     "system_a": pair["system_a"], "system_b": pair["system_b"], "winner": vote.winner, "reader": vote.reviewer,
+                     "kind": "vote", "rationale": vote.comment or None})
+    return rows

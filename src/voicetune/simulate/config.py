@@ -55,6 +55,7 @@ class Timing(BaseModel):
     caller_gap_seconds: float = Field(0.2, ge=0, description="from the end of the agent's turn to the caller's reply. Source: Stivers et al. 2009, 'Universals and cultural variation in turn-taking in conversation' (PNAS 106): gaps cluster around 0-200 ms")
     repeat_request: str = Field("Sorry, can you say that again?", description="what the caller says to ask for a repeat (its length sets its time)")
     rest_request: str = Field("Okay, and then?", description="what the caller says to ask for the rest")
+    unusable_request: str = Field("Sorry, what?", description="what the caller says after a turn the learned judge calls unusable (invented, garbled, off-role...)")
 
 
 class LLMCallerOptions(BaseModel):
@@ -90,4 +91,5 @@ class SimConfig(BaseModel):
     batch_size: int = Field(16, gt=0, description="prompts generated together")
     threads: int = Field(0, ge=0, description="CPU threads (0: the cores no other process is using)")
     limit: int | None = Field(None, ge=1, description="only the first N calls (null: all)")
+    usable_check: bool = Field(True, description="the caller hears each agent turn through the learned judge: an unusable turn (invented, contradicted, garbled, off-role, a loop) makes the caller ask 'sorry, what?' and the call unresolved, instead of passing silently")
     scorer: ScorerConfig = Field(default_factory=ScorerConfig, description="the scorer whose fact and contradiction checks decide what the caller got (facts conveyed, contradictions heard)")

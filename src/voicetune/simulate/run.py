@@ -91,6 +91,7 @@ class CallResult:
     facts_missing: list[str] = field(default_factory=list)
     facts_heard: float = 1.0  # the share of the call's required facts that reached the caller
     redundant: int = 0
+    unusable_turns: int = 0  # agent turns the learned judge calls unusable: each met with "sorry, what?"
     events: list[dict] = field(default_factory=list)
 
 
@@ -109,7 +110,31 @@ class _Simulator:
         self.nli = load_nli(meaning.model, meaning.threads) if meaning.model != "none" else None
         self._contradiction: dict[tuple[str, str], bool] = {}
         self._facts: dict[str, tuple] = {}
+        self._usable: dict[tuple[str, str], tuple[bool, str | None]] = {}
         self.log = log
+
+    def judge_usable(self, items: Sequence[tuple[Turn, str]]) -> None:
+        """Ask the learned judge about every (turn, response) at once (cached): :meth:`usable` reads the answers."""
+        if not self.config.usable_check:
+            return
+        todo = list({(t.id, text): (t, text) for t, text in items if (t.id, text) not in self._usable and text.strip()}.values())
+        if not todo:
+            return
+        from voicetune.judge.learned import default_judge
+
+        judge = default_judge(self.config.scorer, log=self.log)
+        for (turn, text), verdict in zip(todo, judge.assess([t for t, _ in todo], [x for _, x in todo])):
+            self._usable[(turn.id, text)] = (verdict.usable, verdict.failure)
+
+    def usable(self, turn: Turn, text: str) -> tuple[bool, str | None]:
+        """Whether the learned judge calls ``text`` usable for ``turn`` (always, with ``usable_check`` off)."""
+        if not self.config.usable_check:
+            return True, None
+        if not text.strip():
+            return False, "dropped_need"
+        if (turn.id, text) not in self._usable:
+            self.judge_usable([(turn, text)])
+        return self._usable[(turn.id, text)]
 
     def hear(self, text: str):
         if text not in self.heard:
@@ -178,6 +203,17 @@ class _Simulator:
             seen_history = len(turn.history) + 1  # the next turn's history holds this agent turn, then the caller
             response = responses.get(turn.id, "")
             heard = self._agent_says(result, response, "turn", k, heard_so_far, caller_model)
+            usable, failure = self.usable(turn, response)
+            if not usable:  # the caller cannot use what was said: "sorry, what?", and the agent can only say it again
+                request = self.timing.unusable_request
+                result.unusable_turns += 1
+                result.repeat_requests += 1
+                result.turns += 2
+                result.duration_seconds += (self.timing.caller_gap_seconds + self.caller_seconds(request) + self.timing.agent_latency_seconds
+                                            + heard.seconds)
+                result.agent_seconds += heard.seconds
+                result.events.append({"who": "caller", "kind": "unusable_request", "text": request, "failure": failure})
+                result.events.append({"who": "agent", "kind": "repeat", "text": response, "seconds": round(heard.seconds, 2)})
             repeated = redundant_claims(heard.text, agent_heard, caller_model.redundancy_overlap, self.nli, self.config.scorer.meaning)
             result.redundant += len(repeated)
             if any(uniform(seed, call_id, k, f"abandon-{j}") < caller_model.abandon_per_redundant for j in range(len(repeated))):
@@ -203,7 +239,7 @@ class _Simulator:
         result.facts_missing = missing
         total = result.facts_required + (len(missing) if result.abandoned else 0)
         result.facts_heard = round(1.0 - len(missing) / total, 4) if total else 1.0
-        result.resolved = not result.abandoned and not missing and not result.contradicted
+        result.resolved = not result.abandoned and not missing and not result.contradicted and not result.unusable_turns
         result.duration_seconds = round(result.duration_seconds, 2)
         result.agent_seconds = round(result.agent_seconds, 2)
         return result
@@ -223,7 +259,7 @@ def system_figures(results: Sequence[CallResult], seed: int = 0) -> dict:
     from voicetune.evaluate.stats import bootstrap_interval
 
     figures: dict = {"calls": len({r.call for r in results}), "simulated": len(results)}
-    for metric in METRICS + ("facts_heard", "rest_requests", "abandoned", "contradicted", "redundant"):
+    for metric in METRICS + ("facts_heard", "rest_requests", "abandoned", "contradicted", "redundant", "unusable_turns"):
         per_call = list(_per_call(results, metric).values())
         low, high = bootstrap_interval(per_call, seed=seed) if per_call else (None, None)
         figures[metric] = {"mean": round(statistics.mean(per_call), 4) if per_call else None,
@@ -383,6 +419,7 @@ def run_calls(simulator: _Simulator, systems: Sequence[str], calls: dict[str, li
         for seed in range(config.seeds):
             response_seed = config.response_seeds[seed % len(config.response_seeds)]
             answers = responses[name][response_seed]
+            simulator.judge_usable([(t, answers.get(t.id, "")) for turns in calls.values() for t in turns])
             for call_id, turns in calls.items():
                 results[name].append(simulator.call(name, call_id, turns, answers, seed, response_seed, caller_model))
     return results

@@ -119,7 +119,8 @@ class TrainConfig(_Section):
     sample: SampleStage = Field(default_factory=SampleStage, description="sampling candidates from the current policy")
     dpo: DPOStage = Field(default_factory=DPOStage, description="DPO on the best vs the worst candidate")
     rounds: int = Field(1, ge=0, description="on-policy sample -> score -> DPO rounds after SFT")
-    reward: ScorerConfig = Field(default_factory=ScorerConfig, description="the voice scorer used as the reward (weights, gate, penalties); written into the run")
+    reward: ScorerConfig = Field(default_factory=ScorerConfig, description="the voice scorer (weights, gate, penalties): the rubric's qualities and findings, which the learned judge reads as features; written into the run")
+    reward_judge: Literal["learned", "rubric"] = Field("learned", description="what ranks the candidates for DPO: learned (the listeners' judge, usable first, then style: every usable candidate outranks every unusable one) or rubric (the voice scorer's voice_score alone)")
 
     @model_validator(mode="after")
     def _teacher_needs_endpoint(self) -> "TrainConfig":

@@ -86,7 +86,7 @@ def train(config: TrainConfig, out: str | Path, log: Log = print) -> dict:
         folder = out / "train" / f"round{round_number}"
         contexts = sampling_contexts(config, targets, extra, round_number)
         raw = timed(f"round{round_number}_sample", sample_candidates, config, policy, contexts, folder / "candidates.raw.jsonl", log)
-        candidates = timed(f"round{round_number}_score", score_candidates, config.reward, raw, folder / "candidates.raw.jsonl", folder / "candidates.jsonl", log)
+        candidates = timed(f"round{round_number}_score", score_candidates, config.reward, raw, folder / "candidates.raw.jsonl", folder / "candidates.jsonl", log, config.reward_judge)
         negatives = targets if round_number == 1 else []  # hard negatives once: they are not the policy's own samples
         pairs = timed(f"round{round_number}_pairs", make_preference_pairs, config, contexts, negatives, folder / "candidates.jsonl", candidates, folder / "dpo_pairs.jsonl", log)
         kinds = Counter(p.rejected_source for p in pairs)
@@ -426,14 +426,27 @@ def sample_candidates(config: TrainConfig, policy: str, contexts: list[Turn], pa
     return [Candidate.model_validate(t.model_dump()) for t in sampled], True
 
 
-def score_candidates(reward: ScorerConfig, raw: list[Candidate], raw_path: Path, path: Path, log: Log) -> tuple[list[Candidate], bool]:
-    """Each candidate scored by the reward (``scores``, typed ``findings``, rendered ``reasons``)."""
-    step = _step(path, [path], {"candidates": hash_file(raw_path), "reward": reward.model_dump()}, log, name=f"{path.parent.name}/score")
+def score_candidates(reward: ScorerConfig, raw: list[Candidate], raw_path: Path, path: Path, log: Log,
+                     judge: str = "learned") -> tuple[list[Candidate], bool]:
+    """Each candidate scored by the reward (``scores``, typed ``findings``, rendered ``reasons``); with the learned
+    judge, ``scores["reward"]`` is its score (usable first, then style) and ``usable``/``usable_p``/``failure`` are set."""
+    made_from = {"candidates": hash_file(raw_path), "reward": reward.model_dump()}
+    learned = None
+    if judge == "learned":
+        from voicetune.judge.learned import default_judge
+
+        learned = default_judge(reward, log=log)
+        made_from["judge"] = learned.meta["labels"]
+    step = _step(path, [path], made_from, log, name=f"{path.parent.name}/score")
     if step.done and path.is_file():
         return load_records(path, Candidate), False
     step.begin()
     prefetch_meaning(((c, c.response or "") for c in raw), reward, progress=True)
     scored = [_with_score(c, score_response(c, c.response or "", reward)) for c in raw]
+    if learned is not None:
+        assessed = learned.assess(scored, [c.response or "" for c in scored])
+        scored = [c.model_copy(update={"scores": {**(c.scores or {}), "reward": a.score}, "usable": a.usable, "usable_p": a.usable_p,
+                                       "failure": a.failure}) for c, a in zip(scored, assessed)]
     write_records(path, scored)
     step.finish(candidates=len(scored))
     return scored, True
@@ -454,7 +467,7 @@ def make_preference_pairs(
     negatives = config.dpo.hard_negatives
     step = _step(path, [path], {"candidates": hash_file(candidates_path), "contexts": hash_records(contexts),
                                 "negatives_from": hash_records(negatives_from), "hard_negatives": negatives.model_dump(),
-                                "margin": config.dpo.margin, "reward": config.reward.model_dump(), "seed": config.seed}, log,
+                                "margin": config.dpo.margin, "reward": config.reward.model_dump(), "reward_judge": config.reward_judge, "seed": config.seed}, log,
                  name=f"{path.parent.name}/pairs")
     if step.done and path.is_file():
         return load_records(path, PreferencePair), False
@@ -477,12 +490,19 @@ def preference_pairs(contexts: list[Turn], candidates: list[Candidate], margin: 
     pairs = []
     for turn_id, group in by_turn.items():
         context = context_of[turn_id]
-        options = [(c.scores["voice_score"], c.response or "", "candidate", c.candidate_index) for c in group]
+        learned = any("reward" in (c.scores or {}) for c in group)
+        options = [(_reward(c.scores), c.response or "", "candidate", c.candidate_index) for c in group]
         if context.reference:
-            options.insert(0, (score_response(context, context.reference, reward).voice_score, context.reference, "target", None))
+            if learned:
+                from voicetune.judge.learned import default_judge
+
+                target_score = default_judge(reward).score(context, context.reference).score
+            else:
+                target_score = score_response(context, context.reference, reward).voice_score
+            options.insert(0, (target_score, context.reference, "target", None))
         best = max(options, key=lambda o: o[0])
-        worst = min(group, key=lambda c: c.scores["voice_score"])
-        worst_score = worst.scores["voice_score"]
+        worst = min(group, key=lambda c: _reward(c.scores))
+        worst_score = _reward(worst.scores)
         if best[0] - worst_score > margin and best[1] != worst.response:
             pairs.append(PreferencePair(
                 turn_id=turn_id, prompt=build_messages(context), chosen=best[1], rejected=worst.response or "",
@@ -490,6 +510,12 @@ def preference_pairs(contexts: list[Turn], candidates: list[Candidate], margin: 
                 chosen_score=best[0], rejected_score=worst_score, margin=round(best[0] - worst_score, 4),
             ))
     return pairs
+
+
+def _reward(scores: dict | None) -> float:
+    """A candidate's reward: the learned judge's score when it was scored by it, else the voice score."""
+    scores = scores or {}
+    return scores["reward"] if "reward" in scores else scores.get("voice_score", 0.0)
 
 
 def hard_negative_pairs(

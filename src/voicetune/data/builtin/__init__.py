@@ -27,16 +27,18 @@ def builtin_conversations() -> list[dict]:
     return [c for domain in DOMAINS for c in _lines(f"{domain}.jsonl")]
 
 
-@lru_cache(maxsize=1)
-def _builtin_turns() -> tuple[Turn, ...]:
+def expand_conversations(conversations: list[dict], source: str) -> list[Turn]:
+    """One turn record per agent turn of ``{id, domain, system, turns: [{user, draft, reference, facts,
+    tool_results?}]}`` conversations: a turn's history holds the earlier agent turns as the caller heard them
+    (their references)."""
     turns: list[Turn] = []
-    for conversation in builtin_conversations():
+    for conversation in conversations:
         history: list[Message] = []
         tool_results: list[str] = []
         for index, step in enumerate(conversation["turns"]):
             history.append(Message(role="user", text=step["user"]))
             tool_results += step.get("tool_results") or []
-            meta = {"source": "builtin", "conversation_id": conversation["id"], "turn_index": index}
+            meta = {"source": source, "conversation_id": conversation["id"], "turn_index": index}
             if tool_results:
                 meta["tool_results"] = list(tool_results)
             turns.append(
@@ -52,7 +54,12 @@ def _builtin_turns() -> tuple[Turn, ...]:
                 )
             )
             history.append(Message(role="agent", text=step["reference"]))
-    return tuple(turns)
+    return turns
+
+
+@lru_cache(maxsize=1)
+def _builtin_turns() -> tuple[Turn, ...]:
+    return tuple(expand_conversations(builtin_conversations(), "builtin"))
 
 
 def builtin_turns(split: str | None = None) -> list[Turn]:
