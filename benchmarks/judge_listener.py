@@ -54,8 +54,9 @@ def pointwise(labels, assessed) -> dict:
         per_class[failure] = {"n": len(idx), "judged_unusable": round(caught, 4), "judged_usable": round(1 - caught, 4),
                               "balanced_accuracy": round((caught + specificity) / 2, 4)}
     out["per_failure"] = per_class
-    for key, field in (("per_domain", lambda r: r.domain), ("per_system", lambda r: r.meta["system"].split(":")[0].split("#")[0]),
-                       ("per_source", lambda r: r.meta.get("pool_source", "?"))):
+    system = lambda r: r.meta["system"].split(":")[0].split("#")[0]  # noqa: E731
+    for key, field in (("per_domain", lambda r: r.domain), ("per_system", system), ("per_source", lambda r: r.meta.get("pool_source", "?")),
+                       ("per_source_system", lambda r: f"{r.meta.get('pool_source', '?')}/{system(r)}")):
         groups = defaultdict(list)
         for i, r in enumerate(labels):
             groups[field(r)].append(i)
@@ -85,6 +86,56 @@ def pairwise(prefs, judges: dict) -> dict:
             correct[p.kind].append(ok)
             correct["real" if not p.meta.get("synthetic") else "synthetic"].append(ok)
         out[name] = {k: {"n": len(v), "agreement": round(float(np.mean(v)), 4)} for k, v in correct.items()}
+    return out
+
+
+def rejudge(labels, judge, comparisons=(("tuned", "base"), ("tuned", "prompted"), ("tuned", "draft+pipecat")), source="builtin") -> dict:
+    """The default run's comparisons on the built-in test turns, re-judged: the learned judge's win rate (both
+    orders, a flip is a tie, ties count half) beside the readers' (usable beats unusable; two usable by the
+    reader's ranking; two unusable tie), on the same responses. The test half's readers labelled no training data."""
+    from voicetune.data.listener import labelled_preferences
+    from voicetune.records import Pair
+
+    first_reader = {}
+    for r in labels:
+        first_reader.setdefault(r.id, r)
+    by_context = defaultdict(dict)
+    for r in first_reader.values():
+        if r.meta.get("pool_source") == source and r.split == "test":
+            by_context[r.meta["context_id"]][r.meta["system"]] = r
+    style = {}
+    for p in labelled_preferences():
+        if p.kind == "style" and p.split == "test":
+            style[(p.reader, p.meta["context_id"], p.system_a, p.system_b)] = p.winner
+    out = {}
+    for a, b in comparisons:
+        pairs, human = [], []
+        for context, systems in sorted(by_context.items()):
+            if a not in systems or b not in systems:
+                continue
+            ra, rb = systems[a], systems[b]
+            if ra.usable != rb.usable:
+                verdict = "a" if ra.usable else "b"
+            elif not ra.usable:
+                verdict = "tie"
+            else:
+                w = style.get((ra.reader, context, a, b))
+                if w is None:
+                    w = {"a": "b", "b": "a", "tie": "tie"}.get(style.get((ra.reader, context, b, a)), "tie")
+                verdict = w
+            human.append(verdict)
+            pairs.append(Pair.model_validate({**ra.model_dump(exclude={"response", "usable", "failure", "reason", "reader", "split"}),
+                                              "response_a": ra.response, "response_b": rb.response, "system_a": a, "system_b": b}))
+        if not pairs:
+            continue
+        first = [j.winner for j in judge.judge_many(pairs)]
+        swapped = [Pair.model_validate({**p.model_dump(), "response_a": p.response_b, "response_b": p.response_a}) for p in pairs]
+        second = [j.winner for j in judge.judge_many(swapped)]
+        flip = {"a": "b", "b": "a", "tie": "tie"}
+        judged = [v1 if v1 == flip[v2] else "tie" for v1, v2 in zip(first, second)]
+        rate = lambda vs: round(sum(1.0 if v == "a" else 0.5 if v == "tie" else 0.0 for v in vs) / len(vs), 4)  # noqa: E731
+        out[f"{a} vs {b}"] = {"n": len(pairs), "judge_win_rate": rate(judged), "readers_win_rate": rate(human),
+                              "verdict_agreement": round(float(np.mean([x == y for x, y in zip(judged, human)])), 4)}
     return out
 
 
@@ -170,6 +221,8 @@ def main() -> None:
         "shorter-wins": lambda pairs: by_length(pairs, True),
         "longer-wins": lambda pairs: by_length(pairs, False),
     })
+    result["rejudged_default_run"] = rejudge(labels, judge)
+    result["rejudged_tau_heldout"] = rejudge(labels, judge, source="tau-bench")
     result["readers"] = {"test": reader_kappa(labels), "dev": reader_kappa([r for r in all_labels if r.split == "dev"])}
     (args.out / "judge_listener.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     pw = result["pointwise"]
@@ -191,6 +244,10 @@ def main() -> None:
     for name, f in result["pairwise"].items():
         print(f"  {name:13s} " + "  ".join(f"{k} {v['agreement']:.1%} (n {v['n']})" for k, v in f.items()))
     print(f"calibration: ECE {result['calibration']['ece']:.3f}, Brier {result['calibration']['brier']:.3f} (plot {args.out / 'reliability.png'})")
+    for key in ("rejudged_default_run", "rejudged_tau_heldout"):
+        print(key.replace("_", " ") + " (learned judge vs blind test-half readers, win rate of the first system, ties half):")
+        for name, f in result[key].items():
+            print(f"  {name:24s} n {f['n']:3d}  judge {f['judge_win_rate']:.0%}  readers {f['readers_win_rate']:.0%}  same verdict {f['verdict_agreement']:.0%}")
     print(f"readers: {result['readers']}")
     print(f"throughput {result['throughput_per_s']} responses/s; judge ready in {result['judge_ready_seconds']} s "
           f"(trained in {judge.meta.get('train_seconds')} s when not cached)")

@@ -1,5 +1,6 @@
-"""Decoding that keeps facts: best-of-N picks what the reward rates highest; the guard falls back to the
-formatted draft when every candidate drops a required fact or says what the draft does not."""
+"""Decoding that keeps facts, with the rubric's rules as the selector: best-of-N picks what the voice score rates
+highest; the guard falls back to the formatted draft when every candidate drops a required fact or says what the
+draft does not. (The learned judge's order, the default, is tested in tests/test_learned_judge.py.)"""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class Scripted:
 def test_best_of_n_keeps_the_candidate_the_reward_rates_highest():
     candidates = [PADDED, GOOD, DROPS]
     scores = [score_response(turn(), c).voice_score for c in candidates]
-    choice = pick(turn(), candidates)
+    choice = pick(turn(), candidates, selector="rubric")
     assert choice.index == scores.index(max(scores)) == 1 and choice.text == GOOD and not choice.fallback
     assert choice.voice_score == max(scores)
 
@@ -49,15 +50,15 @@ def test_the_guard_refuses_a_dropped_fact_and_an_invented_amount():
     assert "dropped_fact" in refusal(score_response(turn(), DROPS).findings)
     assert "invented_amount" in refusal(score_response(turn(), INVENTS).findings)
     assert refusal(score_response(turn(), GOOD).findings) == []
-    choice = pick(turn(), [DROPS, INVENTS, GOOD], guard=True)
+    choice = pick(turn(), [DROPS, INVENTS, GOOD], guard=True, selector="rubric")
     assert choice.index == 2 and set(choice.refused) == {0, 1}
 
 
 def test_the_guard_falls_back_to_the_formatted_draft_when_every_candidate_is_refused():
-    choice = pick(turn(), [DROPS, INVENTS], guard=True)
+    choice = pick(turn(), [DROPS, INVENTS], guard=True, selector="rubric")
     assert choice.fallback and choice.index is None
     assert choice.text == formatted_draft([DRAFT])[0] and "**" not in choice.text
-    assert not pick(turn(), [DROPS, INVENTS]).fallback  # without the guard the best of the two is kept
+    assert not pick(turn(), [DROPS, INVENTS], selector="rubric").fallback  # without the guard the best of the two is kept
 
 
 def test_guarded_best_of_system_in_eval_reports_its_fallback_rate(tmp_path):
@@ -65,7 +66,7 @@ def test_guarded_best_of_system_in_eval_reports_its_fallback_rate(tmp_path):
     system = parse_system("m=org/some-model+best2+guard")
     # turn a gets (DROPS, GOOD); turn b gets (INVENTS, DROPS): a keeps GOOD, b falls back
     backend = Scripted([DROPS, GOOD, INVENTS, DROPS])
-    answers = system_responses(system, turns, tmp_path, 0, backend_for=lambda s: backend, progress=False, log=lambda m: None)
+    answers = system_responses(system, turns, tmp_path, 0, backend_for=lambda s: backend, progress=False, log=lambda m: None, judge=RubricJudge())
     assert answers["a"] == GOOD and answers["b"] == formatted_draft([DRAFT])[0]
     rows = {t.id: t.meta["decoding"] for t in load_records(tmp_path / "m.jsonl")}
     assert rows["a"] == {"candidates": 2, "chosen": 1, "fallback": False, "refused": {"0": ["dropped_fact"]}}
@@ -73,7 +74,8 @@ def test_guarded_best_of_system_in_eval_reports_its_fallback_rate(tmp_path):
     assert fallback_rate(tmp_path, system, [""]) == 0.5
     assert len(load_records(tmp_path / "m.candidates.jsonl")) == 4
     # a re-run reuses the decoded responses: nothing is generated again
-    again = system_responses(system, turns, tmp_path, 0, backend_for=lambda s: Scripted(["unused"]), progress=False, log=lambda m: None)
+    again = system_responses(system, turns, tmp_path, 0, backend_for=lambda s: Scripted(["unused"]), progress=False, log=lambda m: None,
+                             judge=RubricJudge())
     assert again == answers
 
 

@@ -314,6 +314,31 @@ def test_cli_agreement_and_exports(run_cli, tmp_path: Path, eval_dir: Path, revi
     assert bad.returncode == 2 and "label-studio" in bad.stderr
 
 
+def test_votes_export_as_listener_labels_a_judge_reads(run_cli, tmp_path: Path, review):
+    """`review export --format labels` writes each vote as a preference with its context (from --contexts), the
+    format `voicetune judge train --labels` reads; without --contexts it is one clear line."""
+    from voicetune.judge.learned import read_labels
+    from voicetune.records import Turn
+
+    store = ReviewStore(review.db)
+    for item in store.items()[:6]:
+        store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="1", mode="listen", seconds_on_item=10.0)
+    contexts = tmp_path / "turns.jsonl"
+    write_records(contexts, [Turn(id=f"c{i}", history=[Message(role="user", text=f"Caller question number {i}?")],
+                                  draft=f"Item {i} is **done**.") for i in range(12)])
+    out = tmp_path / "votes.jsonl"
+    result = run_cli("review", "export", "--db", str(review.db), "--format", "labels", "--contexts", str(contexts), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = [__import__("json").loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6 and all(r["kind"] == "vote" and r["draft"].startswith("Item") for r in rows)
+    good = tmp_path / "labels.jsonl"
+    good.write_text('{"id": "x", "draft": "Done.", "response": "It is done.", "usable": true}\n' + out.read_text())
+    responses, preferences = read_labels(good)
+    assert len(responses) == 1 and len(preferences) == 6 and {p.winner for p in preferences} <= {"a", "b"}
+    missing = run_cli("review", "export", "--db", str(review.db), "--format", "labels", "--out", str(tmp_path / "y.jsonl"))
+    assert missing.returncode == 2 and "--contexts" in missing.stderr and "Traceback" not in missing.stderr
+
+
 def test_a_killed_server_loses_no_acknowledged_vote(tmp_path: Path, eval_dir: Path, review):
     """Votes the server answered (303) are committed: SIGKILL the server process mid-review, and every one
     is in the database; a new server resumes each reviewer at their next unvoted item."""

@@ -32,7 +32,7 @@ from voicetune.data.labelled import TAU_TRANSCRIPTS, default_shared_data
 from voicetune.data.listener import domain_turns
 from voicetune.evaluate.systems import parse_system, system_responses
 from voicetune.models.generate import make_backend
-from voicetune.records import Turn, atomic_write_text
+from voicetune.records import Turn
 
 
 def contexts(seed: int = 0, sampled: frozenset[str] = frozenset()) -> list[Turn]:
@@ -101,7 +101,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tuned", type=Path, required=True, help="the default training's run directory (model/, train/sft/merged/)")
     parser.add_argument("--work", type=Path, default=Path("runs/listener"))
-    parser.add_argument("--out", type=Path, default=Path("src/voicetune/data/listener"))
     parser.add_argument("--systems", default="base,prompted,tuned")
     parser.add_argument("--static-only", action="store_true", help="only the contexts no model answers (and not the training's): "
                         "their items are final before any generation, so reading can start (pool_static.jsonl)")
@@ -158,27 +157,15 @@ def main() -> None:
             if not text or not text.strip() or text.strip() in seen:
                 continue
             seen.add(text.strip())
-            tau = turn.meta.get("pool_source") == "tau-bench" and system in ("draft", "draft+pipecat")
             item_id = "i" + hashlib.sha256(f"{turn.id}|{system}".encode()).hexdigest()[:10]
             items.append({"id": item_id, "context": turn.id, "system": system, "synthetic": system.split(":")[0] in ("corruption", "shape"),
-                          "response": None if tau else text, "response_sha": hashlib.sha256(text.encode()).hexdigest()[:16]})
-    ctx_rows = []
-    for t in turns:
-        if t.meta.get("pool_source") == "tau-bench":
-            ctx_rows.append({"id": t.id, "source": "tau-bench", "split": t.meta["pool_split"]})
-        else:
-            ctx_rows.append({"id": t.id, "source": t.meta["pool_source"], "split": t.meta["pool_split"]})
+                          "response": text, "response_sha": hashlib.sha256(text.encode()).hexdigest()[:16]})
     full = {t.id: t for t in turns}
-    rows = [{**item, "response": item["response"] or answers[item["system"]][item["context"]]} for item in items]
+    rows = items
     name = "pool_static.jsonl" if args.static_only else "pool_full.jsonl"
     (args.work / name).write_text("".join(json.dumps({"item": r, "context": full[r["context"]].model_dump(mode="json")},
                                                      ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(len(items), "items")
-    if args.static_only:
-        return
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "contexts.jsonl", "".join(json.dumps(r) + "\n" for r in ctx_rows))
-    atomic_write_text(args.out / "items.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items))
     counts: dict[str, int] = {}
     for item in items:
         counts[item["system"].split(":")[0]] = counts.get(item["system"].split(":")[0], 0) + 1

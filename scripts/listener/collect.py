@@ -2,7 +2,9 @@
 
 Run: .venv/bin/python scripts/listener/collect.py [--work runs/listener] [--out src/voicetune/data/listener]
 
-Reads runs/listener/batches/READER/batch_NN.jsonl (the readers' answers; see READER_GUIDE.md), maps each
+Writes contexts.jsonl and items.jsonl from the pool files (runs/listener/pool_*.jsonl; a τ-bench context is named
+by id only, and its draft and formatted draft are stored as null, rebuilt from ../shared at load time), then reads
+runs/listener/batches/READER/batch_NN.jsonl (the readers' answers; see READER_GUIDE.md), maps each
 response's neutral name back to its item through key.json, checks every answer, and writes labels.jsonl (one
 line per reader and item) and preferences.jsonl (from each reader's ranking of a context's usable responses:
 a style preference or tie between two usable responses in different or the same rank group, and a
@@ -25,6 +27,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("src/voicetune/data/listener"))
     args = parser.parse_args()
     key = json.loads((args.work / "batches" / "key.json").read_text())
+    contexts, items = {}, {}
+    for pool in sorted(args.work.glob("pool_*.jsonl")):
+        for line in pool.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            ctx, item = row["context"], dict(row["item"])
+            if ctx["id"] not in key:
+                continue  # not given to any reader
+            source = ctx["meta"]["pool_source"]
+            contexts[ctx["id"]] = {"id": ctx["id"], "source": source, "split": ctx["meta"]["pool_split"]}
+            if source == "tau-bench" and item["system"] in ("draft", "draft+pipecat"):
+                item["response"] = None  # third-party text: rebuilt from ../shared at load time
+            items[item["id"]] = item
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "contexts.jsonl").write_text("".join(json.dumps(c) + "\n" for c in contexts.values()), encoding="utf-8")
+    (args.out / "items.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items.values()), encoding="utf-8")
+    print(f"{len(contexts)} contexts, {len(items)} items")
     labels, preferences, problems = [], [], []
     seen: set[tuple[str, str]] = set()
     for answer_file in sorted((args.work / "batches").glob("*/batch_*.jsonl")):

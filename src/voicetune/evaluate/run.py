@@ -212,12 +212,14 @@ def all_responses(
     progress: bool = True,
     log: Log = print,
     scorer: ScorerConfig | None = None,
+    judge=None,
 ) -> dict[str, dict[int, dict[str, str]]]:
     """Every system's responses to ``turns``, once per seed: ``name -> seed -> turn.id -> text``, cached in
     ``folder`` (see :func:`~voicetune.evaluate.systems.system_responses`; the first seed's file is
     ``NAME.jsonl``, the others ``NAME.seedN.jsonl``). A deterministic system (draft, draft+pipecat,
     reference) answers once and that answer stands for every seed. One model is loaded at a time, and only
-    when something is left to generate."""
+    when something is left to generate. Decoded systems (``+bestN``, ``+guard``) choose with ``judge``'s order
+    (the rubric judge: the rules; any other: the learned judge)."""
     backends = _Backends(batch_size)
     responses: dict[str, dict[int, dict[str, str]]] = {}
     for system in systems:
@@ -227,7 +229,7 @@ def all_responses(
         for number in seeds[:1] if deterministic else seeds:
             responses[system.name][number] = system_responses(
                 system, turns, folder, number, backends, max_new_tokens=max_new_tokens, temperature=temperature,
-                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}", log=log, scorer=scorer,
+                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}", log=log, scorer=scorer, judge=judge,
             )
         for number in seeds[1:] if deterministic else ():
             responses[system.name][number] = responses[system.name][seeds[0]]
@@ -285,7 +287,7 @@ def evaluate(
 
     fixed = {s.name for s in systems if s.kind in DETERMINISTIC}
     folder = Path(responses_dir) if responses_dir is not None else out / "responses"
-    responses = all_responses(systems, turns, folder, seeds, temperature=temperature, max_new_tokens=max_new_tokens,
+    responses = all_responses(systems, turns, folder, seeds, judge=judge, temperature=temperature, max_new_tokens=max_new_tokens,
                               batch_size=batch_size, progress=progress, log=log, scorer=scorer)
     for system in systems:
         if not responses[system.name][seeds[0]]:

@@ -200,6 +200,7 @@ def system_responses(
     file_suffix: str = "",
     log: Callable[[str], None] = print,
     scorer=None,
+    judge=None,
 ) -> dict[str, str]:
     """The system's response for each turn (``turn.id -> text``), written to ``folder/NAME.jsonl``.
 
@@ -210,8 +211,9 @@ def system_responses(
     therefore regenerates its responses. Model rows are also reused only for turns whose prompt is unchanged.
 
     A decoded system (``+bestN``, ``+guard``) samples its candidates into ``folder/NAME.candidates.jsonl`` and
-    keeps one per turn with :func:`voicetune.models.decode.pick` under ``scorer`` (the evaluation's scorer, whose
-    fingerprint is part of the record); each row's ``meta.decoding`` says which candidate was kept, whether it
+    keeps one per turn with :func:`voicetune.models.decode.pick`: in the learned judge's order (``judge`` when it
+    is a learned judge, else the default one), or the rules' when ``judge`` is the rubric judge (under ``scorer``;
+    both are part of the record); each row's ``meta.decoding`` says which candidate was kept, whether it
     is a fallback, and why the refused candidates were refused.
     """
     from voicetune.models.generate import SamplingConfig, generate_turns
@@ -232,10 +234,9 @@ def system_responses(
 
         from voicetune.models.decode import DECODER_VERSION
 
-        from voicetune.judge.learned import default_judge
-
         made_from["selector"] = (scorer or ScorerConfig()).fingerprint()
-        made_from["judge"] = default_judge(scorer).meta["labels"]
+        selector = _selector(judge, scorer)
+        made_from["judge"] = "rubric" if selector is None else selector.meta["labels"]
         made_from["decoder"] = DECODER_VERSION
     step = Step(folder / f"{system.name}{file_suffix}.fingerprint.json", [path, path.with_name(path.name + ".partial")], made_from,
                 name=f"responses {system.name}{file_suffix}", log=log)
@@ -257,7 +258,8 @@ def system_responses(
         if step.done and path.is_file():
             return {t.id: t.response or "" for t in load_records(path)}
         step.begin()
-        decoded = _decoded_turns(system, turns, folder / f"{system.name}{file_suffix}.candidates.jsonl", backend_for(system), style, sampling, scorer, progress)
+        decoded = _decoded_turns(system, turns, folder / f"{system.name}{file_suffix}.candidates.jsonl", backend_for(system), style, sampling, scorer,
+                                 progress, selector)
         write_records(path, decoded)
         step.finish(responses=len(decoded), fallbacks=sum(t.meta["decoding"]["fallback"] for t in decoded))
         return {t.id: t.response or "" for t in decoded}
@@ -268,7 +270,19 @@ def system_responses(
     return {t.id: t.response or "" for t in generated}
 
 
-def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path, backend, style: str | None, sampling, scorer, progress: bool) -> list[Turn]:
+def _selector(judge, scorer):
+    """The learned judge decoding chooses with (None: the rubric's rules, when ``judge`` is the rubric judge)."""
+    if getattr(judge, "name", None) == "rubric":
+        return None
+    if hasattr(judge, "assess"):
+        return judge
+    from voicetune.judge.learned import default_judge
+
+    return default_judge(scorer)
+
+
+def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path, backend, style: str | None, sampling, scorer, progress: bool,
+                   selector=None) -> list[Turn]:
     """Each turn with the response :func:`voicetune.models.decode.pick` keeps among ``system.best_of``
     sampled candidates (resumable: the candidates file is reused row by row), and ``meta.decoding``."""
     from voicetune.models.decode import formatted_draft, pick
@@ -279,11 +293,13 @@ def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path,
     copies = [t.model_copy(update={"id": f"{t.id}#c{k}"}) for t in turns for k in range(n)]
     sampled = generate_turns(backend, copies, candidates_path, style, sampling, progress=progress)
     texts = [[sampled[i * n + k].response or "" for k in range(n)] for i in range(len(turns))]
-    prefetch_meaning(((turn, text) for turn, options in zip(turns, texts) for text in options), scorer, progress=progress)
+    if selector is None:  # the rules' meaning check, in large batches
+        prefetch_meaning(((turn, text) for turn, options in zip(turns, texts) for text in options), scorer, progress=progress)
     fallbacks = formatted_draft([t.draft or "" for t in turns]) if system.guard else [None] * len(turns)
     decoded = []
     for turn, options, fallback in zip(turns, texts, fallbacks):
-        choice = pick(turn, options, scorer, guard=system.guard, fallback_text=fallback)
+        choice = pick(turn, options, scorer, guard=system.guard, fallback_text=fallback, judge=selector,
+                      selector="rubric" if selector is None else "learned")
         meta = {"candidates": n, "chosen": choice.index, "fallback": choice.fallback,
                 "refused": {str(i): kinds for i, kinds in choice.refused.items()}}
         decoded.append(turn.model_copy(update={"response": choice.text, "meta": {**turn.meta, "decoding": meta}}))

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pickle
 import re
 import time
@@ -51,12 +50,12 @@ from voicetune.errors import VoicetuneError
 from voicetune.judge.llm import Judgement
 from voicetune.quality.config import DEFAULT_CONFIG, ScorerConfig
 from voicetune.quality.findings import KINDS as FINDING_KINDS
-from voicetune.quality.scorer import VoiceScore, prefetch_meaning, score_response
+from voicetune.quality.scorer import VoiceScore, score_response
 from voicetune.quality.text import WORD, sentences, words
 from voicetune.records import QUALITIES, Pair, Verdict, _Context
 
 #: Bump when the features or the model change: cached judges are keyed by it.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 3
 #: Style probabilities this close to one half are ties.
 STYLE_TIE = 0.1
 
@@ -101,6 +100,49 @@ def spoken_digits(text: str) -> str:
     return spoken_to_digits(text)
 
 
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|cannot|unable|without|neither|nor|\w+n['’]t)\b", re.I)
+_DONE = re.compile(r"\b(?:i['’]ve|we['’]ve|has been|have been|is now|are now|went through|all set|is done|is booked|is cancell?ed|"
+                   r"is confirmed|i (?:went ahead|processed|cancell?ed|booked|changed|updated|issued|sent|placed|added|removed))\b", re.I)
+
+
+@lru_cache(maxsize=4096)
+def _draft_sentences(draft: str) -> tuple[tuple[frozenset[str], bool, str], ...]:
+    from voicetune.quality.meaning import content_stems
+
+    out = []
+    for line in sentences(re.sub(r"[*#|`_]+", " ", draft)):
+        stems = content_stems(spoken_digits(line))
+        if stems:
+            out.append((stems, bool(_NEGATION.search(line)), line))
+    return tuple(out)
+
+
+def alignment(turn: _Context, response: str) -> dict[str, float | list[str]]:
+    """Each response sentence against the draft sentence it shares most content with: how well it is covered,
+    whether its polarity flips (a "not" one side only), and the words it says that the matched sentence does
+    not (a swapped item or action); how much of the draft's content the response leaves out."""
+    from voicetune.quality.meaning import content_stems
+
+    drafted = _draft_sentences(turn.draft or "")
+    overlaps, flips, substituted = [], 0, []
+    said: set[str] = set()
+    for sentence in sentences(response):
+        stems = content_stems(spoken_digits(sentence))
+        if not stems or not drafted:
+            continue
+        best = max(drafted, key=lambda d: len(stems & d[0]) / len(stems | d[0]))
+        share = len(stems & best[0]) / len(stems)
+        overlaps.append(share)
+        said |= stems
+        if share >= 0.4:
+            flips += int(bool(_NEGATION.search(sentence)) != best[1])
+            substituted += sorted(stems - best[0])
+    draft_stems = frozenset().union(*(d[0] for d in drafted)) if drafted else frozenset()
+    return {"min_cover": min(overlaps, default=1.0), "mean_cover": sum(overlaps) / len(overlaps) if overlaps else 1.0,
+            "polarity_flips": float(flips), "substituted": substituted, "draft_left_out": len(draft_stems - said) / max(1, len(draft_stems)),
+            "done_claims": float(len(_DONE.findall(response)))}
+
+
 #: The dense features, by name, in order.
 _FINDINGS = sorted(FINDING_KINDS)
 FEATURE_NAMES: tuple[str, ...] = (
@@ -108,6 +150,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "words", "log_words", "words_per_draft_word", "unsupported_share", "unsupported_count", "numbers_not_in_context",
     "max_sentence_repeats", "distinct_trigrams", "repeated_4grams", "ends_cleanly", "label_start", "markup", "caller_overlap",
     "caller_voice", "asks", "draft_asks", "draft_content_said", "sentences", "longest_sentence", "first_person_plural",
+    "min_cover", "mean_cover", "polarity_flips", "substituted_words", "draft_left_out", "done_claims", "done_but_draft_asks",
 )
 #: The features the style model compares (among usable responses).
 STYLE_FEATURES: tuple[str, ...] = (
@@ -139,6 +182,7 @@ def features(turn: _Context, response: str, scored: VoiceScore) -> list[float]:
     last_user = set(_content(turn.last_user_text))
     draft_content = set(_content(turn.draft or ""))
     stripped = response.strip()
+    aligned = alignment(turn, response)
     return [
         *(scored.scores[q] for q in QUALITIES), scored.voice_score, *(counts[k] for k in _FINDINGS), entail,
         float(n), math.log1p(n), n / draft_words, len(unsupported) / max(1, len(content)), float(len(unsupported)),
@@ -150,6 +194,8 @@ def features(turn: _Context, response: str, scored: VoiceScore) -> list[float]:
         float("?" in response), float("?" in (turn.draft or "")), len(set(content) & draft_content) / max(1, len(draft_content)),
         float(len(sents)), float(max((len(words(s)) for s in sents), default=0)),
         float(sum(1 for w in lower if w in ("we", "our", "us"))),
+        aligned["min_cover"], aligned["mean_cover"], aligned["polarity_flips"], float(len(aligned["substituted"])), aligned["draft_left_out"],
+        aligned["done_claims"], float(aligned["done_claims"] > 0 and "?" in (turn.draft or "") and "?" not in response),
     ]
 
 
@@ -183,11 +229,20 @@ class LearnedJudge:
 
     # ------------------------------------------------------------------ pointwise
 
-    def _matrix(self, turns: Sequence[_Context], responses: Sequence[str], progress: bool = False) -> tuple[np.ndarray, list[VoiceScore]]:
-        prefetch_meaning(zip(turns, responses), self.scorer, progress)
-        scored = [score_response(t, r, self.scorer) for t, r in zip(turns, responses)]
-        dense = np.array([features(t, r, s) for t, r, s in zip(turns, responses, scored)], dtype=np.float64)
-        return dense, scored
+    def _matrix(self, turns: Sequence[_Context], responses: Sequence[str], progress: bool = False,
+                memo: dict | None = None) -> tuple[np.ndarray, list[VoiceScore]]:
+        """Features of each (turn, response); ``memo`` reuses rows already computed (training sees each response
+        in its label and again in its preferences)."""
+        memo = {} if memo is None else memo
+        rows, scored = [], []
+        for t, r in zip(turns, responses):
+            key = (t.id, hash(t.draft), hash(tuple(m.text for m in t.history)), r)
+            if key not in memo:
+                result = score_response(t, r, self.scorer)
+                memo[key] = (features(t, r, result), result)
+            rows.append(memo[key][0])
+            scored.append(memo[key][1])
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES)), scored
 
     def _texts(self, turns: Sequence[_Context], responses: Sequence[str]) -> list[str]:
         return [_text_view(t, r) for t, r in zip(turns, responses)]
@@ -281,8 +336,11 @@ def _logit(p: float) -> float:
 
 
 def _text_view(turn: _Context, response: str) -> str:
-    """What the text model reads: the response's words, and its unsupported words marked as such."""
-    return response + " " + " ".join("UNSUP_" + w for w in unsupported_words(turn, response))
+    """What the text model reads: the response's words, its unsupported words, the words it puts in place of
+    the matched draft sentence's, and a polarity flip, each marked as such."""
+    aligned = alignment(turn, response)
+    return " ".join([response, *("UNSUP_" + w for w in unsupported_words(turn, response)), *("SUB_" + w for w in aligned["substituted"]),
+                     *(["POLARITY_FLIP"] * int(aligned["polarity_flips"]))])
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -303,13 +361,24 @@ def _tree_model(seed: int):
     return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0, random_state=seed)
 
 
+class _Calibrated:
+    """Gradient-boosted trees whose probability goes through an isotonic map fitted out of fold."""
+
+    def __init__(self, trees, calibration):
+        self.trees, self.calibration = trees, calibration
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        p = self.calibration.predict(self.trees.predict_proba(x)[:, 1])
+        return np.column_stack([1 - p, p])
+
+
 def _groups(records) -> list[str]:
     return [str(r.meta.get("context_id") or r.meta.get("conversation_id") or r.id) for r in records]
 
 
 def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig, seed: int = 0, log=print) -> tuple[dict, dict]:
     """Fit the usable, failure, text and style models; returns (models, out-of-fold figures for the meta)."""
-    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.isotonic import IsotonicRegression
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
     judge = LearnedJudge({}, {}, scorer)
@@ -318,22 +387,25 @@ def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig,
     if len(set(y)) < 2:
         raise VoicetuneError("the labels need both usable and unusable responses to learn from")
     log(f"features for {len(texts)} labelled responses")
-    dense, _ = judge._matrix(turns, texts, progress=True)
+    memo: dict = {}
+    dense, _ = judge._matrix(turns, texts, progress=True, memo=memo)
     views = judge._texts(turns, texts)
     groups = _groups(responses)
     folds = GroupKFold(n_splits=min(5, len(set(groups))))
     text_oof = cross_val_predict(_text_model(), views, y, cv=folds, groups=groups, method="predict_proba")[:, 1]
     text_model = _text_model().fit(views, y)
     stacked = np.column_stack([dense, text_oof])
-    usable = CalibratedClassifierCV(_tree_model(seed), method="isotonic", cv=list(folds.split(stacked, y, groups)))
-    usable.fit(stacked, y)
-    oof = cross_val_predict(CalibratedClassifierCV(_tree_model(seed), method="isotonic", cv=3), stacked, y, cv=folds, groups=groups,
-                            method="predict_proba")[:, 1]
+    # out-of-fold tree scores -> an isotonic map from score to the listeners' usable rate (the calibration);
+    # the final trees are fitted on everything
+    raw_oof = cross_val_predict(_tree_model(seed), stacked, y, cv=folds, groups=groups, method="predict_proba")[:, 1]
+    calibration = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw_oof, y)
+    usable = _Calibrated(_tree_model(seed).fit(stacked, y), calibration)
+    oof = calibration.predict(raw_oof)
     failure_model = None
     bad = [i for i, r in enumerate(responses) if not r.usable and r.failure]
     if len({responses[i].failure for i in bad}) >= 2:
         failure_model = _tree_model(seed).fit(stacked[bad], [responses[i].failure for i in bad])
-    style = fit_style(preferences, scorer, log) if preferences else None
+    style = fit_style(preferences, scorer, log, memo) if preferences else None
     threshold = 0.5
     guard = guard_threshold(oof, y)
     return {"text": text_model, "usable": usable, "failure": failure_model, "style": style}, {
@@ -341,7 +413,7 @@ def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig,
         "oof_ece": expected_calibration_error(oof, y)}
 
 
-def fit_style(preferences: Sequence, scorer: ScorerConfig, log=print) -> dict | None:
+def fit_style(preferences: Sequence, scorer: ScorerConfig, log=print, memo: dict | None = None) -> dict | None:
     """A Bradley–Terry utility over :data:`STYLE_FEATURES`, from decisive preferences between usable responses."""
     from sklearn.linear_model import LogisticRegression
 
@@ -352,7 +424,7 @@ def fit_style(preferences: Sequence, scorer: ScorerConfig, log=print) -> dict | 
     turns = [p for p in decisive for _ in (0, 1)]
     texts = [t for p in decisive for t in (p.response_a, p.response_b)]
     log(f"style features for {len(decisive)} preferences")
-    dense, _ = judge._matrix(turns, texts)
+    dense, _ = judge._matrix(turns, texts, memo=memo)
     x = dense[:, [FEATURE_NAMES.index(n) for n in STYLE_FEATURES]]
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     z = (x - mean) / scale
@@ -444,7 +516,9 @@ def default_judge(scorer: ScorerConfig | None = None, log=print) -> LearnedJudge
     key = hashlib.sha256(f"{labels_digest(responses, preferences)}|{FEATURE_VERSION}|{feature_scorer(scorer).fingerprint()}".encode()).hexdigest()[:16]
     if key in _DEFAULT:
         return _DEFAULT[key]
-    folder = Path(os.environ.get("VOICETUNE_CACHE", Path.home() / ".cache" / "voicetune")) / "judges" / key
+    from voicetune.models.loading import cache_dir
+
+    folder = cache_dir() / "judges" / key
     if (folder / "judge.json").is_file():
         judge = load_judge(folder, scorer)
     else:

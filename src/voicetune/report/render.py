@@ -161,6 +161,12 @@ def markdown(summary: dict, samples: list[dict], plot_files: dict[str, str]) -> 
             per = row.get("per_criterion") or {}
             lines.append(f"| {row['system_b']} | {pct(row['win_rate'])} | {interval(row['ci_low'], row['ci_high'])} | {pct(row.get('length_controlled_win_rate'))} | "
                          f"{row['wins']} / {row['losses']} / {row['ties']} | " + " | ".join(pct((per.get(q) or {}).get("win_rate")) for q in QUALITIES) + " |")
+        usable = {name: row for name, row in sorted((evaluation.get("systems") or {}).items()) if "usable_rate" in row}
+        if usable:
+            lines += ["", "Usable (the learned judge):", "", "| system | usable | 95% CI | failures |", "| --- | --- | --- | --- |"]
+            for name, row in usable.items():
+                failures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (row.get("failures") or {}).items()) or "none"
+                lines.append(f"| {name} | {pct(row['usable_rate'])} | {interval(*row['usable_ci'])} | {failures} |")
     lines += ["", "## The reviewers", ""]
     agreement = (review or {}).get("agreement")
     if agreement:
