@@ -286,7 +286,7 @@ def test_evaluate_rubric_library_api(tmp_path):
 
 def test_eval_cli_rubric(run_cli, tmp_path):
     result = run_cli("eval", "--system", "ref=reference", "--system", "draft", "--system", "draft+pipecat", "--pair", "draft+pipecat:draft",
-                     "--data", "builtin:test", "--limit", "8", "--out", tmp_path / "ev")
+                     "--data", "builtin:test", "--limit", "8", "--out", tmp_path / "ev", "--judge", "rubric")
     assert result.returncode == 0, result.stderr
     assert "| draft+pipecat vs draft | rubric | 8 |" in result.stdout
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())

@@ -252,7 +252,8 @@ def test_the_llm_caller_decides_the_repeat_requests(tmp_path: Path):
         tasks = tmp_path / "tasks.json"
         tasks.write_text(json.dumps([{"id": "0", "user_scenario": {"persona": None, "instructions": {"domain": "airline", "reason_for_call": "You want to change a flight.", "known_info": "You are Ana."}}}]))
         config = SimConfig.model_validate({"systems": ["draft", "reference"], "conversations": "builtin:test", "seeds": 2, "limit": 2,
-                                           "caller": "llm", "llm": {"endpoint": server.url, "model": "m", "personas": str(tasks)}, **FAST})
+                                           "caller": "llm", "llm": {"endpoint": server.url, "model": "m", "personas": str(tasks)},
+                                           "usable_check": False, **FAST})  # the LLM caller's own decisions only
         summary = simulate(config, tmp_path / "llm", progress=False, log=lambda message: None)
         requests = server.calls
     finally:

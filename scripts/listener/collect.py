@@ -32,7 +32,7 @@ def main() -> None:
         for line in pool.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             ctx, item = row["context"], dict(row["item"])
-            if ctx["id"] not in key:
+            if ctx["id"] not in key or item["id"] not in set(key[ctx["id"]].values()):
                 continue  # not given to any reader
             source = ctx["meta"]["pool_source"]
             contexts[ctx["id"]] = {"id": ctx["id"], "source": source, "split": ctx["meta"]["pool_split"]}

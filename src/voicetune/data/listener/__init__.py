@@ -143,6 +143,11 @@ def _item_texts(ctx: dict[str, Turn]) -> dict[str, tuple[dict, str]]:
     return texts
 
 
+def _context_fields(turn: Turn) -> dict:
+    """A context's fields for a self-contained record (no response or scores of its own)."""
+    return turn.model_dump(exclude={"response", "scores", "findings", "reasons"})
+
+
 def labelled_responses(shared_data: str | Path | None = None) -> list[LabelledResponse]:
     """Every reader's verdict on every response, as self-contained records (context, response, label)."""
     ctx = contexts(shared_data)
@@ -153,7 +158,7 @@ def labelled_responses(shared_data: str | Path | None = None) -> list[LabelledRe
             continue
         item, text = texts[row["item"]]
         turn = ctx[item["context"]]
-        out.append(LabelledResponse(**turn.model_dump(exclude={"response", "scores", "findings", "reasons"}) | {
+        out.append(LabelledResponse(**_context_fields(turn) | {
             "id": row["item"], "response": text, "usable": row["usable"], "failure": row.get("failure"), "reason": row.get("reason", ""),
             "reader": row["reader"], "split": turn.meta["pool_split"],
             "meta": {**turn.meta, "context_id": turn.id, "system": item["system"], "synthetic": item["synthetic"]}}))
@@ -170,7 +175,7 @@ def labelled_preferences(shared_data: str | Path | None = None) -> list[Labelled
             continue
         (item_a, text_a), (item_b, text_b) = texts[row["a"]], texts[row["b"]]
         turn = ctx[item_a["context"]]
-        out.append(LabelledPreference(**turn.model_dump(exclude={"response", "scores", "findings", "reasons"}) | {
+        out.append(LabelledPreference(**_context_fields(turn) | {
             "id": f"{row['a']}:{row['b']}", "response_a": text_a, "response_b": text_b, "system_a": item_a["system"],
             "system_b": item_b["system"], "winner": row["winner"], "reader": row["reader"], "kind": row["kind"],
             "split": turn.meta["pool_split"],
