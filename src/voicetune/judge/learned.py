@@ -9,7 +9,7 @@ A response is judged in two steps, as a caller on a phone line would:
    usable responses (non-repetitive, concise, clear, human).
 
 A usable response always beats an unusable one; two unusable responses tie. The pairwise verdict
-(:meth:`LearnedJudge.judge_many`), the pointwise :meth:`LearnedJudge.score` (``usable_p`` below 0.5 for an
+(:meth:`LearnedJudge.judge_many`), the pointwise :meth:`LearnedJudge.score` (half of ``usable_p`` for an
 unusable response, ``0.5 + 0.5 × style`` for a usable one: every usable response outranks every unusable
 one), the reward, the guard and best-of-N all follow this order.
 
@@ -55,7 +55,11 @@ from voicetune.quality.text import WORD, sentences, words
 from voicetune.records import QUALITIES, Pair, Verdict, _Context
 
 #: Bump when the features or the model change: cached judges are keyed by it.
-FEATURE_VERSION = 3
+FEATURE_VERSION = 6
+#: What judging an unusable response usable costs, against judging a usable one unusable: a caller forgives a
+#: long answer, never a wrong or garbled one. With calibrated probabilities the cheapest decision calls a response
+#: usable when ``usable_p`` exceeds ``cost / (cost + 1)`` (2/3 here).
+FALSE_ACCEPT_COST = 2.0
 #: Style probabilities this close to one half are ties.
 STYLE_TIE = 0.1
 
@@ -98,6 +102,19 @@ def spoken_digits(text: str) -> str:
     from voicetune.quality.text import spoken_to_digits
 
     return spoken_to_digits(text)
+
+
+_URL = re.compile(r"\b[\w-]+\.(?:com|org|gov|net|edu|io|co|us|app)\b(?:/\S*)?|https?://\S+|www\.\S+", re.I)
+_FIELD_LINE = re.compile(r"^\s*[A-Z][\w ()/#'-]{0,30}:\s", re.M)
+_LONG_ID = re.compile(r"\b(?=[A-Za-z_]*\d)(?=\d*[A-Za-z])[A-Za-z0-9_]{8,}\b")
+_SHORT_CODE = re.compile(r"\b(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{5,7}\b")
+
+
+def _symbols(text: str) -> int:
+    """Emoji and other pictographs or symbols a TTS reads by name (Unicode categories So, Sk, Sm)."""
+    import unicodedata
+
+    return sum(1 for c in text if unicodedata.category(c) in ("So", "Sk", "Sm") and c not in "+=<>$%")
 
 
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|cannot|unable|without|neither|nor|\w+n['’]t)\b", re.I)
@@ -151,6 +168,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "max_sentence_repeats", "distinct_trigrams", "repeated_4grams", "ends_cleanly", "label_start", "markup", "caller_overlap",
     "caller_voice", "asks", "draft_asks", "draft_content_said", "sentences", "longest_sentence", "first_person_plural",
     "min_cover", "mean_cover", "polarity_flips", "substituted_words", "draft_left_out", "done_claims", "done_but_draft_asks",
+    "symbols", "urls", "line_breaks", "field_lines", "long_ids", "short_codes", "dash_ranges",
 )
 #: The features the style model compares (among usable responses).
 STYLE_FEATURES: tuple[str, ...] = (
@@ -196,6 +214,9 @@ def features(turn: _Context, response: str, scored: VoiceScore) -> list[float]:
         float(sum(1 for w in lower if w in ("we", "our", "us"))),
         aligned["min_cover"], aligned["mean_cover"], aligned["polarity_flips"], float(len(aligned["substituted"])), aligned["draft_left_out"],
         aligned["done_claims"], float(aligned["done_claims"] > 0 and "?" in (turn.draft or "") and "?" not in response),
+        float(_symbols(response)), float(len(_URL.findall(response))), float(response.strip().count("\n")),
+        float(len(_FIELD_LINE.findall(response))), float(len(_LONG_ID.findall(response))), float(len(_SHORT_CODE.findall(response))),
+        float(response.count("–") + response.count("+1")),
     ]
 
 
@@ -211,8 +232,9 @@ class Assessment:
 
     @property
     def score(self) -> float:
-        """One number that keeps the order: below 0.5 when unusable (``usable_p``), 0.5 + 0.5 × style when usable."""
-        return round(0.5 + 0.5 * self.style, 4) if self.usable else round(min(self.usable_p, 0.4999), 4)
+        """One number that keeps the order: below 0.5 when unusable (``usable_p`` scaled into [0, 0.5)), 0.5 + 0.5 ×
+    style when usable."""
+        return round(0.5 + 0.5 * self.style, 4) if self.usable else round(min(0.5 * self.usable_p, 0.4999), 4)
 
 
 class LearnedJudge:
@@ -358,7 +380,9 @@ def _text_model():
 def _tree_model(seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0, random_state=seed)
+    # chosen on the dev half's grouped out-of-fold AUC (0.948, against 0.947 for 300 trees of 15 leaves, 0.945 for 200 of 7)
+    return HistGradientBoostingClassifier(max_iter=600, learning_rate=0.03, max_leaf_nodes=31, l2_regularization=1.0, min_samples_leaf=10,
+                                          random_state=seed)
 
 
 class _Calibrated:
@@ -406,10 +430,11 @@ def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig,
     if len({responses[i].failure for i in bad}) >= 2:
         failure_model = _tree_model(seed).fit(stacked[bad], [responses[i].failure for i in bad])
     style = fit_style(preferences, scorer, log, memo) if preferences else None
-    threshold = 0.5
-    guard = guard_threshold(oof, y)
+    threshold = FALSE_ACCEPT_COST / (FALSE_ACCEPT_COST + 1.0)
+    guard = max(threshold, guard_threshold(oof, y))
     return {"text": text_model, "usable": usable, "failure": failure_model, "style": style}, {
         "threshold": threshold, "guard_threshold": guard, "oof_accuracy": float(np.mean((oof >= threshold) == y)),
+        "oof_false_accept": float(np.mean(oof[y == 0] >= threshold)),
         "oof_ece": expected_calibration_error(oof, y)}
 
 
