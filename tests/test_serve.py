@@ -200,7 +200,7 @@ def test_the_guard_falls_back_to_the_formatted_draft_when_a_required_fact_is_dro
 
     turn = make_turn([{"role": "user", "text": "How much is the change?"}], DRAFT, facts=["$75.00"])
     dropped = "Sure, your new flight leaves at seven forty-five."  # no fee: drops the required fact
-    voice = Voice(Scripted([dropped]), guard=True)
+    voice = Voice(Scripted([dropped]), guard=True, selector="rubric")  # the rules' guard (the learned one: test_learned_judge)
     spoken = voice.speak(turn)
     assert spoken.fallback and spoken.text == formatted_draft([DRAFT])[0]
     assert any("dropped" in kind for kinds in spoken.refused.values() for kind in kinds)
@@ -208,7 +208,7 @@ def test_the_guard_falls_back_to_the_formatted_draft_when_a_required_fact_is_dro
     done = events(reply.text)[-1][1]
     assert done["fallback"] is True and done["refused"]
     # a response that conveys the fact passes the guard
-    assert not Voice(Scripted([SPOKEN]), guard=True).speak(turn).fallback
+    assert not Voice(Scripted([SPOKEN]), guard=True, selector="rubric").speak(turn).fallback
 
 
 def test_the_stream_releases_the_voice_when_the_reader_stops_early():

@@ -108,7 +108,8 @@ def _call_turns() -> list[Turn]:
 def test_pending_content_is_asked_for_and_then_conveyed(tmp_path: Path):
     from voicetune.simulate.run import _Simulator
 
-    config = SimConfig.model_validate({"systems": ["a=draft", "b=draft"], **FAST})
+    # the rest request alone: the learned judge would (rightly) call the turn that drops the fee unusable
+    config = SimConfig.model_validate({"systems": ["a=draft", "b=draft"], "usable_check": False, **FAST})
     turns = _call_turns()
     short = {"c1-t0": "Sure, what's your code?", "c1-t1": "Done, you leave Friday at 9:40 in the morning."}  # the fee is left out
 

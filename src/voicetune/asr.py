@@ -145,6 +145,9 @@ class Transcriber:
             temperature=0.0,  # no sampling fallback: the same audio always gives the same text
             vad_filter=False,  # synthetic speech has no noise to cut, and the VAD model would be one more load
             condition_on_previous_text=False,  # a misheard window does not steer the next one
+            # greedy decoding of tiny.en can fall into a loop ("ask her, ask her, ...", "2-2-2-..."): a repeated
+            # trigram is never the transcript of a short synthetic turn
+            no_repeat_ngram_size=3,
         )
         return " ".join(text for text in (segment.text.strip() for segment in segments) if text)
 

@@ -100,18 +100,22 @@ class Voice:
         name: the model's name in replies.
         style_prompt: a system prompt (None: the one the model was trained with, none).
         sampling: temperature, top-p, the longest response and the seed.
-        best_of: candidates to sample; the one the scorer rates highest is kept.
-        guard: fall back to the formatted draft when every candidate drops a required fact or contradicts the draft.
-        scorer: the scorer config of best-of-N, the guard and ``scores`` (default: the default scorer).
+        best_of: candidates to sample; the one the judge rates highest is kept (usable first, then style).
+        guard: fall back to the formatted draft when the learned judge calls no candidate usable at its guard
+            threshold (with ``selector="rubric"``: when every candidate drops a required fact or contradicts the draft).
+        scorer: the scorer config of the judge's rubric features and of ``scores`` (default: the default scorer).
+        selector: ``learned`` (the listeners' judge, the default) or ``rubric`` (the rules alone) for best-of-N and the guard.
     """
 
     def __init__(self, backend, *, name: str = "voicetune", style_prompt: str | None = None, sampling: SamplingConfig | None = None,
-                 best_of: int = 1, guard: bool = False, scorer=None):
+                 best_of: int = 1, guard: bool = False, scorer=None, selector: str = "learned"):
         if best_of < 1:
             raise VoicetuneError(f"--best-of must be at least 1, got {best_of}")
         self.backend, self.name, self.style_prompt = backend, name, style_prompt
         self.sampling = sampling or SamplingConfig()
-        self.best_of, self.guard, self.scorer = best_of, guard, scorer
+        if selector not in ("learned", "rubric"):
+            raise VoicetuneError(f"selector must be learned or rubric, not '{selector}'")
+        self.best_of, self.guard, self.scorer, self.selector = best_of, guard, scorer, selector
         self.lock = threading.Lock()
 
     @property
@@ -142,7 +146,7 @@ class Voice:
         from voicetune.models.decode import formatted_draft, pick
 
         fallback_text = formatted_draft([turn.draft or ""])[0] if self.guard else None
-        decoded = pick(turn, candidates, self.scorer, guard=self.guard, fallback_text=fallback_text)
+        decoded = pick(turn, candidates, self.scorer, guard=self.guard, fallback_text=fallback_text, selector=self.selector)
         return Spoken(text=decoded.text, fallback=decoded.fallback, candidates=len(candidates), refused=decoded.refused,
                       scores=_scores(turn, decoded.text, self.scorer))
 
