@@ -55,7 +55,7 @@ from voicetune.quality.text import WORD, sentences, words
 from voicetune.records import QUALITIES, Pair, Verdict, _Context
 
 #: Bump when the features or the model change: cached judges are keyed by it.
-FEATURE_VERSION = 6
+FEATURE_VERSION = 7
 #: What judging an unusable response usable costs, against judging a usable one unusable: a caller forgives a
 #: long answer, never a wrong or garbled one. With calibrated probabilities the cheapest decision calls a response
 #: usable when ``usable_p`` exceeds ``cost / (cost + 1)`` (2/3 here).
@@ -170,6 +170,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "min_cover", "mean_cover", "polarity_flips", "substituted_words", "draft_left_out", "done_claims", "done_but_draft_asks",
     "symbols", "urls", "line_breaks", "field_lines", "long_ids", "short_codes", "dash_ranges",
 )
+#: Features the usable step does not read: length and the speaking-time budget decide style, never usability
+#: (a caller forgives a long answer).
+LENGTH_FEATURES: tuple[str, ...] = ("conciseness", "voice_score", "finding:over_budget", "words", "log_words", "words_per_draft_word",
+                                    "sentences", "longest_sentence")
+_USABLE_COLUMNS = [i for i, n in enumerate(FEATURE_NAMES) if n not in LENGTH_FEATURES]
 #: The features the style model compares (among usable responses).
 STYLE_FEATURES: tuple[str, ...] = (
     *QUALITIES, "voice_score", "words", "log_words", "words_per_draft_word", "max_sentence_repeats", "sentences", "longest_sentence",
@@ -275,7 +280,7 @@ class LearnedJudge:
             return []
         dense, scored = self._matrix(turns, responses, progress)
         text_p = self.models["text"].predict_proba(self._texts(turns, responses))[:, 1]
-        stacked = np.column_stack([dense, text_p])
+        stacked = np.column_stack([dense[:, _USABLE_COLUMNS], text_p])
         usable_p = self.models["usable"].predict_proba(stacked)[:, 1]
         failures = self.models["failure"].predict(stacked) if self.models.get("failure") is not None else [None] * len(responses)
         style = self._style(dense)
@@ -418,7 +423,7 @@ def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig,
     folds = GroupKFold(n_splits=min(5, len(set(groups))))
     text_oof = cross_val_predict(_text_model(), views, y, cv=folds, groups=groups, method="predict_proba")[:, 1]
     text_model = _text_model().fit(views, y)
-    stacked = np.column_stack([dense, text_oof])
+    stacked = np.column_stack([dense[:, _USABLE_COLUMNS], text_oof])
     # out-of-fold tree scores -> an isotonic map from score to the listeners' usable rate (the calibration);
     # the final trees are fitted on everything
     raw_oof = cross_val_predict(_tree_model(seed), stacked, y, cv=folds, groups=groups, method="predict_proba")[:, 1]
