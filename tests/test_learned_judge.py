@@ -71,6 +71,7 @@ def _small_labels() -> list[dict]:
     for t in builtin_turns("dev")[:30]:
         base = t.model_dump(mode="json", exclude={"response", "scores", "findings", "reasons"})
         rows.append({**base, "id": f"{t.id}-ref", "response": t.reference, "usable": True, "reader": "test"})
+        rows.append({**base, "id": f"{t.id}-ok", "response": f"Okay. {t.reference}", "usable": True, "reader": "test"})
         rows.append({**base, "id": f"{t.id}-loop", "response": " ".join([t.reference or ""] * 3), "usable": False, "failure": "loop",
                      "reason": "says it three times", "reader": "test"})
         rows.append({**base, "id": f"{t.id}-role", "response": f"Draft reply: {t.draft}", "usable": False, "failure": "off_role",
@@ -85,10 +86,10 @@ def test_train_save_load_and_judge_pairs(tmp_path):
     path = tmp_path / "labels.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in _small_labels()), encoding="utf-8")
     responses, preferences = read_labels(path)
-    assert len(responses) == 90 and len(preferences) == 30
+    assert len(responses) == 120 and len(preferences) == 30
     judge = train_judge(responses, preferences, tmp_path / "judge", log=lambda m: None)
     loaded = load_judge(tmp_path / "judge")
-    assert loaded.meta["responses"] == 90 and loaded.meta["labels"] == judge.meta["labels"]
+    assert loaded.meta["responses"] == 120 and loaded.meta["labels"] == judge.meta["labels"]
     turn = builtin_turns("test")[0]
     good, looped = turn.reference or "", " ".join([turn.reference or ""] * 3)
     a, b = loaded.assess([turn, turn], [good, looped])
