@@ -201,7 +201,7 @@ def test_judge_small_pairs_file(run_cli, tmp_path):
         Pair(id="p2", draft="Hello there.", response_a="Hi, what can I do for you?", response_b="Hi, what can I do for you?"),
     ]
     (tmp_path / "pairs.jsonl").write_text("\n".join(p.model_dump_json(exclude_none=True) for p in pairs) + "\n")
-    result = run_cli("judge", "--pairs", "pairs.jsonl", "--output", "judged.jsonl", cwd=tmp_path)
+    result = run_cli("judge", "--pairs", "pairs.jsonl", "--output", "judged.jsonl", "--judge", "rubric", cwd=tmp_path)  # the CLI path; the learned judge: test_learned_judge
     assert result.returncode == 0, result.stderr
     judged = load_records(tmp_path / "judged.jsonl", Pair)
     assert [p.winner for p in judged] == ["a", "tie"]
