@@ -29,7 +29,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
 
 from voicetune.data.builtin import expand_conversations
 from voicetune.records import Pair, Turn, jsonl_lines
