@@ -1,5 +1,5 @@
 """Decoding that keeps facts, with the rubric's rules as the selector: best-of-N picks what the voice score rates
-highest; the guard falls back to the formatted draft when every candidate drops a required fact or says what the
+highest; the guard falls back to the draft said faithfully (draft+voicetune) when every candidate drops a required fact or says what the
 draft does not. (The learned judge's order, the default, is tested in tests/test_learned_judge.py.)"""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pytest
 from voicetune.evaluate import evaluate
 from voicetune.evaluate.systems import fallback_rate, parse_system, system_responses
 from voicetune.judge import RubricJudge
-from voicetune.models.decode import formatted_draft, pick, refusal
+from voicetune.models.decode import pick, refusal
+from voicetune.verbalize import speak_draft
 from voicetune.quality import score_response
 from voicetune.records import Turn, load_records
 
@@ -54,10 +55,10 @@ def test_the_guard_refuses_a_dropped_fact_and_an_invented_amount():
     assert choice.index == 2 and set(choice.refused) == {0, 1}
 
 
-def test_the_guard_falls_back_to_the_formatted_draft_when_every_candidate_is_refused():
+def test_the_guard_falls_back_to_the_draft_said_faithfully_when_every_candidate_is_refused():
     choice = pick(turn(), [DROPS, INVENTS], guard=True, selector="rubric")
     assert choice.fallback and choice.index is None
-    assert choice.text == formatted_draft([DRAFT])[0] and "**" not in choice.text
+    assert choice.text == speak_draft(DRAFT) and "**" not in choice.text
     assert not pick(turn(), [DROPS, INVENTS], selector="rubric").fallback  # without the guard the best of the two is kept
 
 
@@ -67,7 +68,7 @@ def test_guarded_best_of_system_in_eval_reports_its_fallback_rate(tmp_path):
     # turn a gets (DROPS, GOOD); turn b gets (INVENTS, DROPS): a keeps GOOD, b falls back
     backend = Scripted([DROPS, GOOD, INVENTS, DROPS])
     answers = system_responses(system, turns, tmp_path, 0, backend_for=lambda s: backend, progress=False, log=lambda m: None, judge=RubricJudge())
-    assert answers["a"] == GOOD and answers["b"] == formatted_draft([DRAFT])[0]
+    assert answers["a"] == GOOD and answers["b"] == speak_draft(DRAFT)
     rows = {t.id: t.meta["decoding"] for t in load_records(tmp_path / "m.jsonl")}
     assert rows["a"] == {"candidates": 2, "chosen": 1, "fallback": False, "refused": {"0": ["dropped_fact"]}}
     assert rows["b"]["fallback"] and rows["b"]["chosen"] is None

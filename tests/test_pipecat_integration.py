@@ -28,7 +28,7 @@ from pipecat.frames.frames import (  # noqa: E402
 from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
-from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter  # noqa: E402
+from voicetune.verbalize import speak_draft  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from voicetune.data import builtin_turns, import_transcripts  # noqa: E402
@@ -154,7 +154,8 @@ def spoken_texts(frames: list[Frame]) -> list[str]:
 
 
 def formatted(draft: str) -> str:
-    return asyncio.run(VoiceFormatter()(draft, "sentence"))
+    """The processor's fallback: the draft said faithfully (voicetune's renderer, not Pipecat's formatter)."""
+    return speak_draft(draft)
 
 
 def squash(text: str) -> str:
@@ -202,7 +203,7 @@ def test_spoken_sentences_replace_the_draft(markdown_turn):
     assert "Draft reply:" in backend.messages[0][-1]["content"]
 
 
-def test_failing_voice_falls_back_to_the_formatted_draft(markdown_turn):
+def test_failing_voice_falls_back_to_the_draft_said_faithfully(markdown_turn):
     from loguru import logger
 
     logged: list[str] = []

@@ -194,15 +194,14 @@ def test_best_of_n_returns_the_candidate_the_scorer_rates_highest():
     assert reply.json()["response"] == good and reply.json()["candidates"] == 3
 
 
-def test_the_guard_falls_back_to_the_formatted_draft_when_a_required_fact_is_dropped():
-    pytest.importorskip("pipecat")
-    from voicetune.models.decode import formatted_draft
+def test_the_guard_falls_back_to_the_draft_said_faithfully_when_a_required_fact_is_dropped():
+    from voicetune.verbalize import speak_draft
 
     turn = make_turn([{"role": "user", "text": "How much is the change?"}], DRAFT, facts=["$75.00"])
     dropped = "Sure, your new flight leaves at seven forty-five."  # no fee: drops the required fact
     voice = Voice(Scripted([dropped]), guard=True, selector="rubric")  # the rules' guard (the learned one: test_learned_judge)
     spoken = voice.speak(turn)
-    assert spoken.fallback and spoken.text == formatted_draft([DRAFT])[0]
+    assert spoken.fallback and spoken.text == speak_draft(DRAFT)
     assert any("dropped" in kind for kinds in spoken.refused.values() for kind in kinds)
     reply = client(voice).post("/v1/speak", json={"history": [{"role": "user", "text": "How much is the change?"}], "draft": DRAFT, "facts": ["$75.00"], "stream": True})
     done = events(reply.text)[-1][1]

@@ -373,7 +373,7 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt, +best4 keeps the best of 4 samples, +guard falls back to the formatted draft), draft, draft+pipecat, reference or endpoint:URL#MODEL."),
+    system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt, +best4 keeps the best of 4 samples, +guard falls back to the draft said faithfully), draft, draft+pipecat, draft+voicetune, reference or endpoint:URL#MODEL."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML evaluation config (see --help-config); flags given here win."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Turn records (JSONL), or builtin:SPLIT for the built-in data (default builtin:test)."),
     judge_kind: Optional[str] = typer.Option(None, "--judge", help="learned (usable first, learned from listeners; the default), rubric (the scorer's rules alone) or llm (an OpenAI-compatible judge)."),
@@ -587,7 +587,7 @@ def serve_command(
     port: int = typer.Option(8010, min=1, max=65535, help="The port to listen on."),
     backend: str = typer.Option("auto", help="auto (llama.cpp for a .gguf, else transformers), transformers, llama.cpp, vllm, or endpoint:URL."),
     best_of: int = typer.Option(1, "--best-of", min=1, help="Sample N candidates and return the one the scorer rates highest."),
-    guard: bool = typer.Option(False, "--guard", help="Return the formatted draft (and say so) when no candidate conveys the required facts or one contradicts the draft."),
+    guard: bool = typer.Option(False, "--guard", help="Return the draft said faithfully (and say so) when the judge calls no candidate usable."),
     system_prompt: Optional[Path] = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one), for a model not trained on spoken targets."),
     temperature: float = typer.Option(0.7, min=0, help="Sampling temperature (0: greedy)."),
     max_new_tokens: int = typer.Option(96, min=1, help="The longest response, in tokens."),

@@ -5,11 +5,12 @@ A system is given on the command line as ``NAME=SPEC`` (or just ``SPEC``, then t
     smollm2-135m, runs/X/model, an HF id   a model, as ``voicetune generate`` takes it
     MODEL+voice                            the same model with the voice style prompt (the prompted base)
     MODEL+best4                            best-of-N decoding: 4 samples, the one the reward rates highest
-    MODEL+guard                            guarded decoding: a response that drops a required fact, contradicts
-                                           the draft or invents a number is replaced by the formatted draft
-                                           (marked ``meta.fallback``); combine as ``MODEL+best4+guard``
+    MODEL+guard                            guarded decoding: a response the learned judge does not call usable
+                                           is replaced by the draft said faithfully (``draft+voicetune``,
+                                           marked ``meta.fallback``); combine as ``MODEL+best4+guard``
     draft                                  the written draft read aloud as it is
     draft+pipecat                          the draft through Pipecat's rule-based ``VoiceFormatter``
+    draft+voicetune                        the draft said faithfully by :func:`voicetune.verbalize.speak_draft`
     reference                              the records' spoken ``reference`` (turns without one are left out)
     endpoint:URL#MODEL[+voice]             any OpenAI-compatible model
 
@@ -26,8 +27,9 @@ from typing import Callable, Literal, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn, load_records, write_records
+from voicetune.verbalize import VERBALIZER_VERSION, speak_draft
 
-Kind = Literal["model", "draft", "pipecat", "reference", "endpoint"]
+Kind = Literal["model", "draft", "pipecat", "voicetune", "reference", "endpoint"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -148,6 +150,8 @@ SYSTEMS: dict[str, SystemType] = {
     "draft": SystemType("draft", _exact("draft", "draft"), lambda s: {}, lambda turns: [t.draft for t in turns]),
     "pipecat": SystemType("pipecat", _exact("pipecat", "draft+pipecat"), lambda s: {"pipecat": _pipecat_version()},
                           lambda turns: _pipecat_texts(turns)),
+    "voicetune": SystemType("voicetune", _exact("voicetune", "draft+voicetune"), lambda s: {"verbalizer": VERBALIZER_VERSION},
+                            lambda turns: [speak_draft(t.draft) if t.draft else None for t in turns]),
     "reference": SystemType("reference", _exact("reference", "reference"), lambda s: {}, lambda turns: [t.reference for t in turns]),
     "endpoint": SystemType("endpoint", _parse_endpoint, lambda s: {"endpoint": s.endpoint, "model": s.api_model, "voice": s.voice, **_decoding(s)}),
     "model": SystemType("model", lambda name, spec: _parse_model(name, spec), _model_identity),
@@ -238,6 +242,8 @@ def system_responses(
         selector = _selector(judge, scorer)
         made_from["judge"] = "rubric" if selector is None else selector.meta["labels"]
         made_from["decoder"] = DECODER_VERSION
+        if system.guard:
+            made_from["verbalizer"] = VERBALIZER_VERSION  # what the guard falls back to
     step = Step(folder / f"{system.name}{file_suffix}.fingerprint.json", [path, path.with_name(path.name + ".partial")], made_from,
                 name=f"responses {system.name}{file_suffix}", log=log)
     (folder / f"{system.name}{file_suffix}.settings.json").unlink(missing_ok=True)  # the record of earlier versions
@@ -285,7 +291,7 @@ def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path,
                    selector=None) -> list[Turn]:
     """Each turn with the response :func:`voicetune.models.decode.pick` keeps among ``system.best_of``
     sampled candidates (resumable: the candidates file is reused row by row), and ``meta.decoding``."""
-    from voicetune.models.decode import formatted_draft, pick
+    from voicetune.models.decode import pick
     from voicetune.models.generate import generate_turns
     from voicetune.quality.scorer import prefetch_meaning
 
@@ -295,10 +301,9 @@ def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path,
     texts = [[sampled[i * n + k].response or "" for k in range(n)] for i in range(len(turns))]
     if selector is None:  # the rules' meaning check, in large batches
         prefetch_meaning(((turn, text) for turn, options in zip(turns, texts) for text in options), scorer, progress=progress)
-    fallbacks = formatted_draft([t.draft or "" for t in turns]) if system.guard else [None] * len(turns)
     decoded = []
-    for turn, options, fallback in zip(turns, texts, fallbacks):
-        choice = pick(turn, options, scorer, guard=system.guard, fallback_text=fallback, judge=selector,
+    for turn, options in zip(turns, texts):
+        choice = pick(turn, options, scorer, guard=system.guard, judge=selector,
                       selector="rubric" if selector is None else "learned")
         meta = {"candidates": n, "chosen": choice.index, "fallback": choice.fallback,
                 "refused": {str(i): kinds for i, kinds in choice.refused.items()}}

@@ -17,8 +17,9 @@ frame passes through untouched and in order.
 The voice is either a :class:`~voicetune.serve.voice.Voice` in this process (run in a thread: the event loop
 never blocks) or the base URL of ``voicetune serve`` (``POST /v1/speak`` streamed as server-sent events). When
 no first sentence arrives within ``timeout`` seconds, or the voice fails in any way, the reply falls back to
-the draft through Pipecat's rule-based ``VoiceFormatter`` (one warning in the log); a voice failure never
-raises out of the processor. An ``InterruptionFrame`` drops the reply being collected or spoken.
+the draft said faithfully (:func:`voicetune.verbalize.speak_draft`: markdown gone, codes, amounts, times and
+dates spoken; Pipecat's rule-based ``VoiceFormatter`` when that fails; one warning in the log); a voice failure
+never raises out of the processor. An ``InterruptionFrame`` drops the reply being collected or spoken.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter
 
 from voicetune.errors import VoicetuneError
 from voicetune.serve.voice import Spoken, make_turn, sentence_chunks
+from voicetune.verbalize import speak_draft
 
 if TYPE_CHECKING:
     from voicetune.serve.voice import Voice
@@ -261,7 +263,7 @@ class VoicetuneProcessor(FrameProcessor):
                                            sentences=said, first_seconds=first_seconds,
                                            seconds=time.perf_counter() - started, error=error)
         else:
-            logger.warning(f"{self}: voicetune voice failed ({error}); speaking the draft through Pipecat's VoiceFormatter")
+            logger.warning(f"{self}: voicetune voice failed ({error}); speaking the draft as voicetune renders it")
             said = await self._push_fallback(draft)
             self.last_spoken = SpokenReply(text=" ".join(said), fallback=True, source="fallback", draft=draft, sentences=said,
                                            first_seconds=time.perf_counter() - started,
@@ -271,10 +273,14 @@ class VoicetuneProcessor(FrameProcessor):
 
     async def _push_fallback(self, draft: str) -> list[str]:
         try:
-            formatted = await self._formatter(draft, "sentence")
-        except Exception as failure:  # the formatter broke too: the draft as written is better than silence
-            logger.warning(f"{self}: VoiceFormatter failed ({type(failure).__name__}: {failure}); speaking the draft as written")
-            formatted = draft
+            formatted = speak_draft(draft)
+        except Exception as failure:  # noqa: BLE001 - the renderer broke: Pipecat's formatter, then the draft as written
+            logger.warning(f"{self}: speak_draft failed ({type(failure).__name__}: {failure}); speaking the draft through VoiceFormatter")
+            try:
+                formatted = await self._formatter(draft, "sentence")
+            except Exception as again:  # the formatter broke too: the draft as written is better than silence
+                logger.warning(f"{self}: VoiceFormatter failed ({type(again).__name__}: {again}); speaking the draft as written")
+                formatted = draft
         said = list(sentence_chunks([formatted]))
         for index, sentence in enumerate(said):
             await self._push_sentence(sentence, first=index == 0)

@@ -3,8 +3,8 @@
 ``best-of N`` samples N responses and keeps the one the judge rates highest: by default the learned judge
 (:mod:`voicetune.judge.learned`), usable first, then style. The ``guard`` accepts a candidate only when the
 learned judge calls it usable at its guard threshold (chosen on the labels' dev half for 95% precision); when
-every candidate is refused, the turn falls back to the draft through the rule-based formatter (Pipecat's
-``VoiceFormatter``) and is marked as a fallback. ``selector="rubric"`` keeps the rules alone: the voice score
+every candidate is refused, the turn falls back to the draft said faithfully
+(:func:`voicetune.verbalize.speak_draft`, the ``draft+voicetune`` system) and is marked as a fallback. ``selector="rubric"`` keeps the rules alone: the voice score
 ranks, and the guard refuses a dropped required fact, an invented number or a contradiction. The evaluation
 reports such systems apart from the plain model (``MODEL+best4``, ``MODEL+guard``), with their fallback rate,
 so the model's own gain and the decoder's are never mixed.
@@ -19,9 +19,10 @@ from typing import Sequence
 from voicetune.errors import VoicetuneError
 from voicetune.quality.findings import DROPPED, INVENTED, contradicts, has_finding
 from voicetune.records import Turn
+from voicetune.verbalize import speak_draft
 
 #: Bump when what :func:`pick` keeps changes: decoded responses are cached under it.
-DECODER_VERSION = 3
+DECODER_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ def refusal(findings, entail_low: float = 0.005) -> list[str]:
 def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False, fallback_text: str | None = None, judge=None,
          selector: str = "learned") -> Decoded:
     """The candidate the judge rates highest; with ``guard``, the highest among those it does not refuse, or
-    ``fallback_text`` (the formatted draft, made when not given) when it refuses them all.
+    ``fallback_text`` (the draft said by :func:`voicetune.verbalize.speak_draft` when not given) when it refuses
+    them all.
 
     ``selector`` ``learned`` (``judge``, default the packaged listener labels' judge) ranks by the learned
     score (every usable candidate above every unusable one) and the guard refuses what it judges unusable;
@@ -64,7 +66,7 @@ def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False
     if allowed:
         best = max(allowed, key=lambda i: (results[i].voice_score, -i))
         return Decoded(candidates[best], best, False, results[best].voice_score, {i: k for i, k in refused.items() if k})
-    text = fallback_text if fallback_text is not None else formatted_draft([turn.draft or ""])[0]
+    text = fallback_text if fallback_text is not None else speak_draft(turn.draft or "")
     return Decoded(text, None, True, score_response(turn, text, scorer).voice_score, refused)
 
 
@@ -78,14 +80,14 @@ def _pick_learned(turn: Turn, candidates: Sequence[str], scorer, guard: bool, fa
     if allowed:
         best = max(allowed, key=lambda i: (assessed[i].score, -i))
         return Decoded(candidates[best], best, False, assessed[best].score, refused)
-    text = fallback_text if fallback_text is not None else formatted_draft([turn.draft or ""])[0]
+    text = fallback_text if fallback_text is not None else speak_draft(turn.draft or "")
     return Decoded(text, None, True, judge.assess([turn], [text])[0].score, refused)
 
 
 def formatted_draft(drafts: Sequence[str]) -> list[str]:
     """Each draft through Pipecat's ``VoiceFormatter`` with its default transforms (markdown stripping,
     currency, dates, phone numbers, emails, acronyms): the rule-based formatter voice agents put in front of
-    their TTS today, and the guard's fallback."""
+    their TTS today (the ``draft+pipecat`` baseline)."""
     try:
         from loguru import logger
 

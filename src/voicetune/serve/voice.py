@@ -5,7 +5,7 @@ aloud out, sentence by sentence.
 generation backend (transformers, llama.cpp, vLLM or an OpenAI-compatible endpoint) with the prompt every
 other stage uses (:func:`voicetune.models.prompts.build_messages`) and, optionally, the decoders of
 :mod:`voicetune.models.decode`: best-of-N (the candidate the scorer rates highest) and the guard (the
-formatted draft when every candidate drops a required fact or contradicts the draft).
+draft said faithfully, ``draft+voicetune``, when the judge calls no candidate usable).
 
 Streaming yields sentence-sized chunks (:func:`sentence_chunks`) so that a TTS can start on the first one.
 Plain decoding streams as the model writes; best-of-N and the guard must see whole candidates first, so they
@@ -35,7 +35,7 @@ BACKENDS = ("auto", "transformers", "llama.cpp", "vllm")
 class Spoken:
     """What the voice says for one turn, and how it was chosen.
 
-    ``fallback``: the guard refused every candidate and this is the formatted draft; ``refused``: why each
+    ``fallback``: the guard refused every candidate and this is the draft said faithfully; ``refused``: why each
     refused candidate was refused (candidate index -> finding kinds); ``scores``: the scorer's qualities of
     the response, when asked for or when the decoders scored it; ``seconds``: generation and choice.
     """
@@ -101,7 +101,7 @@ class Voice:
         style_prompt: a system prompt (None: the one the model was trained with, none).
         sampling: temperature, top-p, the longest response and the seed.
         best_of: candidates to sample; the one the judge rates highest is kept (usable first, then style).
-        guard: fall back to the formatted draft when the learned judge calls no candidate usable at its guard
+        guard: fall back to the draft said faithfully (:func:`voicetune.verbalize.speak_draft`) when the learned judge calls no candidate usable at its guard
             threshold (with ``selector="rubric"``: when every candidate drops a required fact or contradicts the draft).
         scorer: the scorer config of the judge's rubric features and of ``scores`` (default: the default scorer).
         selector: ``learned`` (the listeners' judge, the default) or ``rubric`` (the rules alone) for best-of-N and the guard.
@@ -143,10 +143,9 @@ class Voice:
     def _choose(self, turn: Turn, candidates: list[str]) -> Spoken:
         if not self.decoded:
             return Spoken(text=candidates[0])
-        from voicetune.models.decode import formatted_draft, pick
+        from voicetune.models.decode import pick
 
-        fallback_text = formatted_draft([turn.draft or ""])[0] if self.guard else None
-        decoded = pick(turn, candidates, self.scorer, guard=self.guard, fallback_text=fallback_text, selector=self.selector)
+        decoded = pick(turn, candidates, self.scorer, guard=self.guard, selector=self.selector)
         return Spoken(text=decoded.text, fallback=decoded.fallback, candidates=len(candidates), refused=decoded.refused,
                       scores=_scores(turn, decoded.text, self.scorer))
 
