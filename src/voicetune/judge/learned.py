@@ -55,7 +55,7 @@ from voicetune.quality.text import WORD, sentences, words
 from voicetune.records import QUALITIES, Pair, Verdict, _Context
 
 #: Bump when the features or the model change: cached judges are keyed by it.
-FEATURE_VERSION = 7
+FEATURE_VERSION = 8
 #: What judging an unusable response usable costs, against judging a usable one unusable: a caller forgives a
 #: long answer, never a wrong or garbled one. With calibrated probabilities the cheapest decision calls a response
 #: usable when ``usable_p`` exceeds ``cost / (cost + 1)`` (2/3 here).
@@ -79,6 +79,24 @@ def _content(text: str) -> list[str]:
     return [w.lower() for w in WORD.findall(text) if w.lower() not in _STOP]
 
 
+def spelled_tokens(text: str) -> list[str]:
+    """Lower-cased word tokens with each run of single letters and digits joined: a code said character by
+    character ("H 8 Q, 0 5 L", "J F K", "6 0 4 2") is the one token it spells ("h8q05l", "jfk", "6042")."""
+    out: list[str] = []
+    run: list[str] = []
+    for token in WORD.findall(text):
+        if len(token) == 1:
+            run.append(token.lower())
+            continue
+        if run:
+            out.append("".join(run))
+            run = []
+        out.append(token.lower())
+    if run:
+        out.append("".join(run))
+    return out
+
+
 def _context_text(turn: _Context) -> str:
     return " ".join([turn.draft or "", turn.system or "", *(m.text for m in turn.history), *turn.tool_results])
 
@@ -95,7 +113,7 @@ def unsupported_words(turn: _Context, response: str) -> list[str]:
     """The response's content words found nowhere in the context (draft, persona, conversation, tool results),
     spoken numbers read as digits on both sides."""
     known = _known(_context_text(turn))[0]
-    return [w for w in _content(spoken_digits(response)) if w not in known]
+    return [w for w in spelled_tokens(spoken_digits(response)) if w not in _STOP and w not in known]
 
 
 def spoken_digits(text: str) -> str:
@@ -197,7 +215,7 @@ def features(turn: _Context, response: str, scored: VoiceScore) -> list[float]:
     content = _content(response)
     unsupported = unsupported_words(turn, response)
     context_numbers = _known(_context_text(turn))[1]
-    numbers = _NUMBER.findall(spoken_digits(response))
+    numbers = [n for token in spelled_tokens(spoken_digits(response)) for n in _NUMBER.findall(token)]
     sents = [s.strip().lower() for s in sentences(response) if s.strip()]
     lower = [w.lower() for w in ws]
     trigrams = list(zip(lower, lower[1:], lower[2:]))
