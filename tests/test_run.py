@@ -79,11 +79,11 @@ def test_the_whole_run_writes_every_stage_and_the_report(finished_run):
     assert (root / "eval" / "pairs.jsonl").is_file() and (root / "review" / "review.sqlite").is_file()
     summary = json.loads((root / "summary.json").read_text())
     # the sections the issue names
-    assert {c["system_b"] for c in summary["eval"]["comparisons"]} == {"base", "prompted", "draft+pipecat"}
+    assert {c["system_b"] for c in summary["eval"]["comparisons"]} == {"base", "prompted", "draft+pipecat", "draft+voicetune"}
     assert all(c["system_a"] == "tuned" and 0 <= c["win_rate"] <= 1 and c["n"] > 0 for c in summary["eval"]["comparisons"])
     assert summary["review"]["votes"] == 0 and summary["review"]["pairs"] == 6
-    assert set(summary["simulation"]["systems"]) == {"tuned", "base", "prompted", "draft+pipecat"}
-    assert {c["b"] for c in summary["simulation"]["relative_change"]} == {"base", "prompted", "draft+pipecat"}
+    assert set(summary["simulation"]["systems"]) == {"tuned", "base", "prompted", "draft+pipecat", "draft+voicetune"}
+    assert {c["b"] for c in summary["simulation"]["relative_change"]} == {"base", "prompted", "draft+pipecat", "draft+voicetune"}
     assert summary["simulation"]["calls"] == 2
     assert summary["train"]["final"]["sft"]["loss"] > 0 and "dpo" in summary["train"]["final"]
     assert set(summary["timings"]) == set(STAGE_NAMES)
@@ -93,11 +93,11 @@ def test_the_whole_run_writes_every_stage_and_the_report(finished_run):
     assert set(manifest["data"]) == {"train", "dev", "test"}
     assert manifest["judge"]["scorer_config"] and manifest["judge"]["llm_prompt"]
     assert manifest["tts"]["review"]["engine"] == "espeak" and manifest["tts"]["simulate"]
-    # the headline: judge (3 baselines) and calls (3 figures x 3 baselines), no humans before any vote
+    # the headline: judge (4 baselines) and calls (3 figures x 4 baselines), no humans before any vote
     proofs = [v["proof"] for v in summary["headline"]]
-    assert proofs.count("judge") == 3 and proofs.count("calls") == 9 and "humans" not in proofs
+    assert proofs.count("judge") == 4 and proofs.count("calls") == 12 and "humans" not in proofs
     # the same sampling serves eval and simulate: the calls did not generate anything again
-    assert sorted(p.name for p in (root / "eval" / "responses").glob("*.jsonl")) == ["base.jsonl", "draft+pipecat.jsonl", "prompted.jsonl", "tuned.jsonl"]
+    assert sorted(p.name for p in (root / "eval" / "responses").glob("*.jsonl")) == ["base.jsonl", "draft+pipecat.jsonl", "draft+voicetune.jsonl", "prompted.jsonl", "tuned.jsonl"]
     assert not (root / "simulate" / "responses").exists()
     assert (root / "report.md").read_text().startswith("# voicetune run")
     assert "voicetune run tiny.yaml --out run" in (root / "report.md").read_text()

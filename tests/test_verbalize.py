@@ -76,3 +76,22 @@ def test_draft_voicetune_is_a_system_and_the_guard_falls_back_to_it(tmp_path):
     turn = Turn(id="t", draft=FIELDS, facts=["$1,121.50"])
     refused = pick(turn, ["Sure thing."], guard=True, selector="rubric")  # drops the required amount
     assert refused.fallback and refused.text == speak_draft(FIELDS)
+
+
+def test_prompt_numbers_lets_digits_come_only_from_the_prompt():
+    import torch
+
+    from voicetune.models.constrain import PromptNumbers, digit_runs
+    from voicetune.models.loading import load_tokenizer
+
+    assert digit_runs("$1,095.55 at 06:00") == {"1", "095", "95", "55", "06", "6", "00", "0"}
+    tokenizer = load_tokenizer("smollm2-135m")
+    prompt = "Draft reply: your refund of $145 posts on May 17."
+    written = "Your refund of $1"
+    ids = tokenizer(prompt + written, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    prompt_length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    processor = PromptNumbers(tokenizer, [prompt], prompt_length)
+    scores = processor(ids, torch.zeros(1, len(tokenizer)))
+    allowed = {tokenizer.decode([i]) for i in range(len(tokenizer)) if scores[0, i] == 0 and tokenizer.decode([i]).strip().isdigit()}
+    assert "4" in allowed and "0" in allowed  # 14... (the prompt's 145) and 10 (a small count)
+    assert "2" not in allowed and "9" not in allowed  # 12 and 19 are in no prompt number

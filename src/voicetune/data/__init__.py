@@ -8,8 +8,9 @@ __all__ = ["FORMATS", "builtin_pairs", "builtin_turns", "import_transcripts", "l
 
 
 def load_turns(spec: str, limit: int | None = None) -> list:
-    """Turns from ``builtin:SPLIT`` (train, dev, test or all; ``builtin`` alone is test) or a turn records
-    JSONL file (ids must be unique); the first ``limit`` when given."""
+    """Turns from ``builtin:SPLIT`` (train, dev, test or all; ``builtin`` alone is test), ``spoken:SPLIT[:SOURCE]``
+    (the spoken references of :mod:`voicetune.data.references`, e.g. ``spoken:test:tau-bench`` for the τ-bench
+    held-out tasks) or a turn records JSONL file (ids must be unique); the first ``limit`` when given."""
     from pathlib import Path
 
     from voicetune.errors import VoicetuneError
@@ -20,6 +21,12 @@ def load_turns(spec: str, limit: int | None = None) -> list:
         if split not in ("train", "dev", "test", "all"):
             raise VoicetuneError(f"'{spec}': the built-in splits are train, dev, test and all")
         turns = builtin_turns(None if split == "all" else split)
+    elif spec.startswith("spoken"):
+        from voicetune.data.references import reference_turns
+
+        _, _, rest = spec.partition(":")
+        split, _, source = rest.partition(":")
+        turns = reference_turns(None if split in ("", "all") else split, source or None)
     else:
         turns = load_records(Path(spec), Turn, unique_ids=True)
     return turns[:limit] if limit else turns

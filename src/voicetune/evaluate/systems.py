@@ -4,6 +4,8 @@ A system is given on the command line as ``NAME=SPEC`` (or just ``SPEC``, then t
 
     smollm2-135m, runs/X/model, an HF id   a model, as ``voicetune generate`` takes it
     MODEL+voice                            the same model with the voice style prompt (the prompted base)
+    MODEL+numbers                          digits only from the prompt (a logits processor:
+                                           :mod:`voicetune.models.constrain`; transformers models)
     MODEL+best4                            best-of-N decoding: 4 samples, the one the reward rates highest
     MODEL+guard                            guarded decoding: a response the learned judge does not call usable
                                            is replaced by the draft said faithfully (``draft+voicetune``,
@@ -46,6 +48,7 @@ class System:
     api_model: str | None = None
     best_of: int = 1
     guard: bool = False
+    numbers: bool = False
 
     @property
     def decoded(self) -> bool:
@@ -85,23 +88,25 @@ def _exact(kind: Kind, spec_text: str):
         if spec == spec_text:
             return System(name, spec, kind)
         if _options(name, spec)[0] == spec_text:
-            raise VoicetuneError(f"--system '{name}={spec}': +voice, +bestN and +guard apply to models, not to '{spec_text}'")
+            raise VoicetuneError(f"--system '{name}={spec}': +voice, +numbers, +bestN and +guard apply to models, not to '{spec_text}'")
         return None
 
     return parse
 
 
-_SUFFIX = re.compile(r"\+(voice|guard|best(\d+))$")
+_SUFFIX = re.compile(r"\+(voice|guard|numbers|best(\d+))$")
 
 
 def _options(name: str, spec: str) -> tuple[str, dict]:
     """A generator spec without its ``+voice``, ``+bestN`` and ``+guard`` suffixes (any order), and those options."""
-    options: dict = {"voice": False, "best_of": 1, "guard": False}
+    options: dict = {"voice": False, "best_of": 1, "guard": False, "numbers": False}
     while match := _SUFFIX.search(spec):
         if match.group(1) == "voice":
             options["voice"] = True
         elif match.group(1) == "guard":
             options["guard"] = True
+        elif match.group(1) == "numbers":
+            options["numbers"] = True
         else:
             options["best_of"] = int(match.group(2))
             if not 2 <= options["best_of"] <= 64:
@@ -132,7 +137,7 @@ def _decoding(system: System) -> dict:
 def _model_identity(system: System) -> dict:
     from voicetune.provenance import model_identity
 
-    return {"model": model_identity(system.model or ""), "voice": system.voice, **_decoding(system)}
+    return {"model": model_identity(system.model or ""), "voice": system.voice, **({"numbers": True} if system.numbers else {}), **_decoding(system)}
 
 
 def _pipecat_version() -> str:
@@ -259,7 +264,8 @@ def system_responses(
         step.finish(responses=len(written))
         return {t.id: t.response for t in written}
 
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed,
+                              numbers_from_prompt=system.numbers)
     if system.decoded:
         if step.done and path.is_file():
             return {t.id: t.response or "" for t in load_records(path)}

@@ -32,6 +32,8 @@ class SamplingConfig:
     top_p: float = 0.9
     do_sample: bool = True
     seed: int = 0
+    #: Digits only from the prompt (:class:`voicetune.models.constrain.PromptNumbers`; transformers backend).
+    numbers_from_prompt: bool = False
 
 
 class TransformersBackend:
@@ -64,7 +66,7 @@ class TransformersBackend:
             encoded = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(generator_device)
             torch.manual_seed(sampling.seed + start)
             with torch.inference_mode():
-                output = self.model.generate(**encoded, **self._sampling_args(sampling))
+                output = self.model.generate(**encoded, **self._sampling_args(sampling, [texts[i] for i in batch], encoded["input_ids"].shape[1]))
             decoded = self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
             for index, text in zip(batch, decoded):
                 results[index] = text.strip()
@@ -72,11 +74,19 @@ class TransformersBackend:
                 on_batch(batch, [results[i] for i in batch])
         return results
 
-    def _sampling_args(self, sampling: SamplingConfig) -> dict:
-        """``model.generate``'s sampling arguments (the one place they are set, batched or streamed)."""
-        return {"max_new_tokens": sampling.max_new_tokens, "do_sample": sampling.do_sample,
+    def _sampling_args(self, sampling: SamplingConfig, prompts: Sequence[str] = (), prompt_length: int = 0) -> dict:
+        """``model.generate``'s sampling arguments (the one place they are set, batched or streamed); with
+        ``numbers_from_prompt``, the logits processor that keeps each row's digits to its prompt's."""
+        args = {"max_new_tokens": sampling.max_new_tokens, "do_sample": sampling.do_sample,
                 "temperature": sampling.temperature if sampling.do_sample else None,
                 "top_p": sampling.top_p if sampling.do_sample else None, "pad_token_id": self.tokenizer.pad_token_id}
+        if sampling.numbers_from_prompt:
+            from transformers import LogitsProcessorList
+
+            from voicetune.models.constrain import PromptNumbers
+
+            args["logits_processor"] = LogitsProcessorList([PromptNumbers(self.tokenizer, prompts, prompt_length)])
+        return args
 
     def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
         """One response, piece by piece as the model writes it (a thread generates, this yields)."""
@@ -85,7 +95,8 @@ class TransformersBackend:
         import torch
         from transformers import TextIteratorStreamer
 
-        encoded = self.tokenizer([self.prompt_text(messages)], return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        prompt = self.prompt_text(messages)
+        encoded = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(self.model.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         failure: list[BaseException] = []
 
@@ -93,7 +104,7 @@ class TransformersBackend:
             torch.manual_seed(sampling.seed)
             try:
                 with torch.inference_mode():
-                    self.model.generate(**encoded, streamer=streamer, **self._sampling_args(sampling))
+                    self.model.generate(**encoded, streamer=streamer, **self._sampling_args(sampling, [prompt], encoded["input_ids"].shape[1]))
             except BaseException as error:  # surfaced to the reader below, never lost in the thread
                 failure.append(error)
                 streamer.end()
@@ -418,6 +429,8 @@ def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prom
             except (ValueError, KeyError, AttributeError, TypeError):
                 continue  # a line cut short by a kill: generate it again
     todo = [t for t in turns if t.id not in done]
+    if todo and sampling.numbers_from_prompt and not isinstance(backend, TransformersBackend):
+        raise VoicetuneError(f"+numbers (digits only from the prompt) needs a transformers model, not {type(backend).__name__}")
     if todo:
         ensure_dir(partial.parent, for_file=output_path)
         try:

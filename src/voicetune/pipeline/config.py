@@ -25,7 +25,7 @@ class _Section(BaseModel):
 class DataSection(_Section):
     """Where the turns come from, and how they are split (by conversation, so no call is in two splits)."""
 
-    source: str = Field("builtin", description="'builtin' (the built-in turns and their fixed train/dev/test splits) or a file: turn records (JSONL) or transcripts in `format`")
+    source: str = Field("spoken", description="'spoken' (every turn with a spoken reference, voicetune.data.references: its train and dev splits; the test split is the built-in test turns, so the headline stays comparable and within the time budget), 'builtin' (the built-in turns and their fixed train/dev/test splits) or a file: turn records (JSONL) or transcripts in `format`")
     format: str | None = Field(None, description="the transcripts' format when `source` is not turn records: tau-bench, tau-bench-fewshot, openai-chat or csv (as `voicetune data import` takes)")
     domain: str | None = Field(None, description="set the imported turns' domain (default: from the data or the file name)")
     ratios: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1], min_length=3, max_length=3, description="train, dev and test shares of a file's conversations (the built-in splits are fixed)")
@@ -45,7 +45,7 @@ class GenerationSection(_Section):
 class EvalSection(_Section):
     """The automated judge: the tuned model against each baseline on the held-out turns."""
 
-    baselines: list[str] = Field(default_factory=lambda: ["base={model}", "prompted={model}+voice", "draft+pipecat"],
+    baselines: list[str] = Field(default_factory=lambda: ["base={model}", "prompted={model}+voice", "draft+pipecat", "draft+voicetune"],
                                  description="NAME=SPEC of each system the tuned model is compared with, as `voicetune eval` takes them; {model} is train.model")
     judge: JudgeOptions = Field(default_factory=JudgeOptions, description="the judge of the headline: the learned judge by default (usable first, learned from blind listeners; the rubric's findings, with the training run's reward config, explain each verdict)")
     llm_judge: JudgeOptions | None = Field(None, description="a second, LLM judge over the same pairs (kind: llm, endpoints, models); off when null")

@@ -134,6 +134,10 @@ def data_made_from(config: RunConfig, paths: RunPaths) -> dict:
     section = config.data
     if section.source == "builtin":
         source = {"builtin": hash_records(builtin_turns())}
+    elif section.source == "spoken":
+        from voicetune.data.references import reference_turns
+
+        source = {"spoken": hash_records(reference_turns())}
     else:
         if not Path(section.source).is_file():
             raise VoicetuneError(f"data.source: {section.source}: no such file")
@@ -148,6 +152,10 @@ def run_data(config: RunConfig, paths: RunPaths, log: Log) -> dict:
     section = config.data
     if section.source == "builtin":
         splits = {name: builtin_turns(name) for name in SPLITS}
+    elif section.source == "spoken":
+        from voicetune.data.references import reference_turns
+
+        splits = {"train": reference_turns("train"), "dev": reference_turns("dev"), "test": builtin_turns("test")}
     else:
         if section.format:
             turns = import_transcripts(section.source, section.format, section.domain)
@@ -273,7 +281,7 @@ def planned_seconds(config: RunConfig, stage: str) -> float:
         sft = lambda c: (c.sft.max_examples or 400) * c.sft.epochs  # noqa: E731
         sample = lambda c: c.sample.candidates * (c.sample.contexts or 100) * max(c.rounds, 0) * (c.sample.max_new_tokens / 64)  # noqa: E731
         return base * (0.35 * sft(config.train) / sft(default.train) + 0.65 * sample(config.train) / sample(default.train))
-    conversations = (config.data.limit or 7) / 7 if config.data.source == "builtin" else 1.0
+    conversations = (config.data.limit or 7) / 7 if config.data.source in ("builtin", "spoken") else 1.0
     models = sum(1 for spec in baseline_systems(config) if "draft" not in spec and "reference" not in spec) + 1
     if stage == "eval":
         return base * conversations * len(config.generation.seeds) * models / 3 * (2 if config.eval.llm_judge else 1)

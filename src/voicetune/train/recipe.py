@@ -139,6 +139,11 @@ def _training_turns(config: TrainConfig) -> tuple[list[Turn], str]:
     if config.data == "builtin":
         turns = builtin_turns("train")
         identity = hash_records(turns)
+    elif config.data == "spoken":
+        from voicetune.data.references import reference_turns
+
+        turns = reference_turns("train")
+        identity = hash_records(turns)
     else:
         turns = load_records(config.data, unique_ids=True)  # a repeated id would mix two turns
         identity = hash_file(config.data)
@@ -359,12 +364,14 @@ def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Pa
     dataset = Dataset.from_list(
         [{"prompt": build_messages(t), "completion": [{"role": "assistant", "content": t.reference}]} for t in targets]
     )
-    args = SFTConfig(**_common_args(config, config.sft, folder / "checkpoints"), gradient_accumulation_steps=config.sft.gradient_accumulation, completion_only_loss=True, train_sampling_strategy="group_by_length")
+    packing = {"packing": True, "padding_free": True} if config.sft.packing else {"train_sampling_strategy": "group_by_length"}
+    args = SFTConfig(**_common_args(config, config.sft, folder / "checkpoints"), gradient_accumulation_steps=config.sft.gradient_accumulation,
+                     completion_only_loss=True, **packing)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "sft")],
     )
-    log(f"SFT: {len(dataset)} examples, {config.sft.epochs:g} epochs, bf16={args.bf16}, LoRA={config.lora.enabled}")
+    log(f"SFT: {len(dataset)} examples, {config.sft.epochs:g} epochs, bf16={args.bf16}, LoRA={config.lora.enabled}, packing={config.sft.packing}")
     merged = _fit_and_merge(trainer, folder, tokenizer, "SFT steps")
     step.finish(examples=len(dataset))
     return merged, True
