@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from voicetune.errors import VoicetuneError
+
 from voicetune.quality.facts import classify_fact, fact_conveyed
 from voicetune.verbalize import speak_draft
 
@@ -30,6 +32,7 @@ def test_codes_times_dates_and_amounts_are_spoken_not_mangled():
     assert "one thousand, one hundred and twenty-one dollars and fifty cents" in said
     assert "northgate dot com slash claims" in said and "twenty percent" in said and "the third option" in said
     assert "seven to ten days" in said
+    assert speak_draft("Your plan is $74.99/month.") == "Your plan is seventy-four dollars and ninety-nine cents per month."
 
 
 def test_markdown_lists_tables_and_emoji_are_gone():
@@ -95,3 +98,11 @@ def test_prompt_numbers_lets_digits_come_only_from_the_prompt():
     allowed = {tokenizer.decode([i]) for i in range(len(tokenizer)) if scores[0, i] == 0 and tokenizer.decode([i]).strip().isdigit()}
     assert "4" in allowed and "0" in allowed  # 14... (the prompt's 145) and 10 (a small count)
     assert "2" not in allowed and "9" not in allowed  # 12 and 19 are in no prompt number
+
+
+def test_backends_that_cannot_constrain_numbers_refuse_rather_than_ignore():
+    from voicetune.models.generate import HTTPBackend, SamplingConfig
+
+    backend = HTTPBackend("http://127.0.0.1:9/v1", "m")
+    with pytest.raises(VoicetuneError, match="needs a transformers model"):
+        backend.generate([[{"role": "user", "content": "hi"}]], SamplingConfig(numbers_from_prompt=True))

@@ -34,7 +34,7 @@ from num2words import num2words
 from voicetune.quality.facts import CODE, DATE, EMAIL, INTERNAL_ID, MONEY, MONTHS, NUMBER, PHONE, TIME, URL
 
 #: Bump when what :func:`speak_draft` says changes (a system's cached responses are keyed by it).
-VERBALIZER_VERSION = 1
+VERBALIZER_VERSION = 2
 
 _MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 _INFLECT = inflect.engine()
@@ -305,6 +305,8 @@ def _plain(text: str) -> str:
             words.append(word.replace(core, _UNITS[core]))
         elif core[:-2].isdigit() and core[-2:].lower() in ("st", "nd", "rd", "th"):
             words.append(word.replace(core, num2words(int(core[:-2]), to="ordinal")))
+        elif core.startswith("/") and core[1:].isalpha():  # "$74.99/month": per month
+            words.append(word.replace("/", "per ", 1))
         elif "/" in core and core.replace("/", "").isalpha() and core.count("/") == 1:  # "one-way/round-trip"
             words.append(word.replace("/", " or "))
         else:

@@ -36,6 +36,12 @@ class SamplingConfig:
     numbers_from_prompt: bool = False
 
 
+def _unconstrained(sampling: SamplingConfig, backend: str) -> None:
+    """Backends without the number constraint refuse it rather than ignore it."""
+    if sampling.numbers_from_prompt:
+        raise VoicetuneError(f"+numbers (digits only from the prompt) needs a transformers model; the {backend} backend cannot constrain decoding")
+
+
 class TransformersBackend:
     """Batched generation with transformers: left-padded batches of prompts of similar length."""
 
@@ -170,12 +176,14 @@ class LlamaCppBackend:
             top_p=sampling.top_p, seed=seed, stream=stream)
 
     def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
+        _unconstrained(sampling, "llama.cpp")
         for chunk in self._request(messages, sampling, sampling.seed, stream=True):
             piece = chunk["choices"][0].get("delta", {}).get("content")
             if piece:
                 yield piece
 
     def generate(self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
+        _unconstrained(sampling, "llama.cpp")
         results = []
         for index, messages in enumerate(prompts):
             reply = self._request(messages, sampling, sampling.seed + index, stream=False)
@@ -302,6 +310,7 @@ class HTTPBackend:
     def generate(
         self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None
     ) -> list[str]:
+        _unconstrained(sampling, "HTTP")
         results: list[str] = [""] * len(prompts)
         with ThreadPoolExecutor(self.concurrency) as pool:
             futures = {pool.submit(self.complete, p, sampling, sampling.seed + i): i for i, p in enumerate(prompts)}
@@ -337,6 +346,7 @@ class VLLMBackend:
     def generate(self, prompts, sampling: SamplingConfig, on_batch=None) -> list[str]:
         from vllm import SamplingParams
 
+        _unconstrained(sampling, "vLLM")
         params = SamplingParams(
             max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
             top_p=sampling.top_p, seed=sampling.seed,
@@ -429,8 +439,6 @@ def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prom
             except (ValueError, KeyError, AttributeError, TypeError):
                 continue  # a line cut short by a kill: generate it again
     todo = [t for t in turns if t.id not in done]
-    if todo and sampling.numbers_from_prompt and not isinstance(backend, TransformersBackend):
-        raise VoicetuneError(f"+numbers (digits only from the prompt) needs a transformers model, not {type(backend).__name__}")
     if todo:
         ensure_dir(partial.parent, for_file=output_path)
         try:
