@@ -48,7 +48,7 @@ def test_parse_system(text, name, kind, fields):
 @pytest.mark.parametrize(
     "text, message",
     [("x=", "empty spec"), ("bad name=draft", "letters, digits"), ("e=endpoint:localhost#m", "endpoint:URL#MODEL"),
-     ("e=endpoint:http://h/v1", "endpoint:URL#MODEL"), ("d=draft+voice", r"\+voice, \+bestN and \+guard apply to models"), ("d=draft+best4", "apply to models"), ("m=x+best1", "from 2 to 64")],
+     ("e=endpoint:http://h/v1", "endpoint:URL#MODEL"), ("d=draft+voice", r"\+voice, \+numbers, \+bestN and \+guard apply to models"), ("d=draft+best4", "apply to models"), ("m=x+best1", "from 2 to 64")],
 )
 def test_parse_system_errors_name_the_spec(text, message):
     with pytest.raises(VoicetuneError, match=message):

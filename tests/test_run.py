@@ -157,7 +157,7 @@ def test_report_after_votes_adds_the_reviewers_beside_the_judge(run_copy):
     agreement = summary["review"]["agreement"]
     assert summary["review"]["votes"] == len(items) == agreement["n_votes"]
     humans = [v for v in summary["headline"] if v["proof"] == "humans"]
-    assert humans and {v["baseline"] for v in humans} <= {"base", "prompted", "draft+pipecat"}
+    assert humans and {v["baseline"] for v in humans} <= {"base", "prompted", "draft+pipecat", "draft+voicetune"}
     for verdict in humans:  # the headline's figure is review_agreement's win rate for that comparison
         row = next(r for r in agreement["comparisons"] if r["system_b"] == verdict["baseline"])
         assert verdict["value"] == row["win_rate"] and verdict["n"] == row["n"]

@@ -346,7 +346,7 @@ def train_command(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML config (every field has a default)."),
     output: Path = typer.Option(Path("runs/train"), "--out", "-o", help="The run directory (resumes if it exists)."),
     model: Optional[str] = typer.Option(None, help="Override the config's model."),
-    data: Optional[str] = typer.Option(None, help="Override the config's data: 'builtin' or a turns JSONL with references."),
+    data: Optional[str] = typer.Option(None, help="Override the config's data: 'spoken' (every spoken reference's train split), 'builtin' or a turns JSONL with references."),
     teacher: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint that writes the spoken targets."),
     teacher_model: Optional[str] = typer.Option(None, help="The teacher's model name."),
     threads: Optional[int] = typer.Option(None, min=0, help="Override the config's threads (0: the cores no other process is using)."),
@@ -375,7 +375,7 @@ def train_command(
 def eval_command(
     system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt, +best4 keeps the best of 4 samples, +guard falls back to the draft said faithfully), draft, draft+pipecat, draft+voicetune, reference or endpoint:URL#MODEL."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML evaluation config (see --help-config); flags given here win."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Turn records (JSONL), or builtin:SPLIT for the built-in data (default builtin:test)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Turn records (JSONL), builtin:SPLIT for the built-in data, or spoken:SPLIT[:SOURCE] for the spoken references (default builtin:test)."),
     judge_kind: Optional[str] = typer.Option(None, "--judge", help="learned (usable first, learned from listeners; the default), rubric (the scorer's rules alone) or llm (an OpenAI-compatible judge)."),
     judge_endpoint: list[str] = typer.Option([], "--judge-endpoint", help="The LLM judge's OpenAI-compatible URL (one, or one per --judge-model)."),
     judge_model: list[str] = typer.Option([], "--judge-model", help="The LLM judge's model name; repeat for a panel (majority vote)."),
