@@ -33,6 +33,10 @@ def test_codes_times_dates_and_amounts_are_spoken_not_mangled():
     assert "northgate dot com slash claims" in said and "twenty percent" in said and "the third option" in said
     assert "seven to ten days" in said
     assert speak_draft("Your plan is $74.99/month.") == "Your plan is seventy-four dollars and ninety-nine cents per month."
+    # a code block of sums (the blind read's one unusable draft+voicetune answer): no rule of dashes, minus said
+    block = speak_draft("```\nFare:      $301.15\nCredit:   -$146.30\n-----------\nBalance:   $154.85\n```")
+    assert block == ("Fare: three hundred and one dollars and fifteen cents. Credit: minus one hundred and forty-six dollars and thirty cents. "
+                     "Balance: one hundred and fifty-four dollars and eighty-five cents.")
 
 
 def test_markdown_lists_tables_and_emoji_are_gone():

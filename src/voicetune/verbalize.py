@@ -34,7 +34,7 @@ from num2words import num2words
 from voicetune.quality.facts import CODE, DATE, EMAIL, INTERNAL_ID, MONEY, MONTHS, NUMBER, PHONE, TIME, URL
 
 #: Bump when what :func:`speak_draft` says changes (a system's cached responses are keyed by it).
-VERBALIZER_VERSION = 2
+VERBALIZER_VERSION = 3
 
 _MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 _INFLECT = inflect.engine()
@@ -231,7 +231,7 @@ def _sentence(text: str) -> str:
     spoken = _verbalize(text.replace("(s)", "s"))
     spoken = " ".join(spoken.replace("(", ", ").replace(")", ",").split()).replace(" ,", ",").replace(",,", ",")
     spoken = spoken.strip(" ,;:")
-    if not spoken:
+    if not any(ch.isalnum() for ch in spoken):  # a rule of dashes, a lone symbol: nothing to say
         return ""
     if spoken[-1] not in ".?!":
         spoken += "."
@@ -261,6 +261,9 @@ def _verbalize(text: str) -> str:
     out, position, previous = [], 0, None
     for start, end, said, kind in sorted(claimed):
         between = text[position:start]
+        stripped = between.rstrip()
+        if kind == "money" and stripped.endswith("-") and (len(stripped) == 1 or stripped[-2] in " :(\t"):
+            between = stripped[:-1] + " minus "  # "Credit: -$146.30"
         if previous in ("number", "money") and between.strip() in ("-", "–", "—") and said[:1].isalpha():
             out.append(" to ")  # "7–10 days", "$5-$10"
         else:
