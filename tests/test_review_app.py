@@ -433,3 +433,20 @@ def test_a_killed_create_resumes_with_the_audio_it_made(tmp_path: Path, eval_dir
     distinct = len({t for p in ReviewStore(made.db).pairs() for t in (p["response_a"], p["response_b"])})
     assert len(spoken) == distinct and len(set(spoken)) == distinct  # nothing synthesised twice
     assert not Path(str(db) + ".partial").exists()
+
+
+def test_the_review_database_is_owner_only_and_the_csv_cannot_carry_formulas(review):
+    import csv
+    import io
+    import stat
+
+    from voicetune.review.export import votes_csv
+
+    assert stat.S_IMODE(review.db.stat().st_mode) == 0o600  # tokens and the CSRF secret live in it
+    store = ReviewStore(review.db)
+    item = store.items()[0]
+    store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="1", mode="listen", seconds_on_item=5.0,
+                      comment='=HYPERLINK("http://evil.example","click")')
+    rows = list(csv.DictReader(io.StringIO(votes_csv(store))))
+    assert rows[0]["comment"] == '\'=HYPERLINK("http://evil.example","click")'
+    assert float(rows[0]["seconds_on_item"]) == 5.0  # numbers stay numbers

@@ -40,11 +40,21 @@ def votes_table(store: ReviewStore) -> list[dict]:
     return rows
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet (CSV injection): it is written with a
+#: leading apostrophe, which spreadsheets show as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """``value`` as a spreadsheet shows it as text: a string that would start a formula gets a leading "'"."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def votes_csv(store: ReviewStore) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(votes_table(store))
+    writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in votes_table(store))
     return buffer.getvalue()
 
 

@@ -12,6 +12,7 @@ committed vote survives a killed server.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -115,6 +116,13 @@ def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
     path = Path(path)
     if not create and not path.is_file():
         raise VoicetuneError(f"{path}: no review database here (make one with `voicetune review create`)")
+    if create and not path.exists():
+        # owner-only from the first byte: the file holds every reviewer's token, the admin token and the CSRF
+        # secret (SQLite gives its -wal and -shm files the database file's permissions)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as error:
+            raise VoicetuneError(f"{path}: cannot create the review database ({error.strerror or error})") from None
     try:
         db = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
