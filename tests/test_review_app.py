@@ -450,3 +450,17 @@ def test_the_review_database_is_owner_only_and_the_csv_cannot_carry_formulas(rev
     rows = list(csv.DictReader(io.StringIO(votes_csv(store))))
     assert rows[0]["comment"] == '\'=HYPERLINK("http://evil.example","click")'
     assert float(rows[0]["seconds_on_item"]) == 5.0  # numbers stay numbers
+
+
+def test_review_serve_refuses_a_port_out_of_range_in_one_line(run_cli, review):
+    result = run_cli("review", "serve", "--db", str(review.db), "--port", "99999")
+    assert result.returncode == 2 and "--port" in result.stderr and "65535" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_training_seed_out_of_range_fails_at_validation():
+    from voicetune.errors import VoicetuneError
+    from voicetune.train.config import load_config
+
+    for seed in (-1, 10**20):
+        with pytest.raises(VoicetuneError, match="seed"):
+            load_config(None, {"seed": seed})

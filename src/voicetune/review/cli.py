@@ -32,7 +32,7 @@ def create(
     engine: str = typer.Option("auto", "--tts", help="auto, piper, espeak or browser (see voicetune.tts)."),
     seed: int = typer.Option(0, help="Sampling, assignment and order seed."),
     host: str = typer.Option("127.0.0.1", help="The host the links name (as `serve` will bind)."),
-    port: int = typer.Option(8000, help="The port the links name."),
+    port: int = typer.Option(8000, min=1, max=65535, help="The port the links name."),
 ) -> None:
     """Make a review set: sample pairs, assign reviewers, synthesise every response once.
 
@@ -52,7 +52,7 @@ def create(
 def serve_command(
     db: Path = typer.Option(..., "--db", help="The review database."),
     host: str = typer.Option("127.0.0.1", help="Bind address (127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)."),
-    port: int = typer.Option(8000, help="Port."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port (1 to 65535)."),
 ) -> None:
     """Serve the review app until Ctrl-C; votes are committed as they are cast.
 
