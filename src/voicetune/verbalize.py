@@ -229,7 +229,7 @@ def _table(node: SyntaxTreeNode) -> list[str]:
 
 def _sentence(text: str) -> str:
     spoken = _verbalize(text.replace("(s)", "s"))
-    spoken = " ".join(spoken.replace("(", ", ").replace(")", ",").split()).replace(" ,", ",").replace(",,", ",")
+    spoken = _tidy(spoken.replace("(", ", ").replace(")", ","))
     spoken = spoken.strip(" ,;:")
     if not any(ch.isalnum() for ch in spoken):  # a rule of dashes, a lone symbol: nothing to say
         return ""
