@@ -511,3 +511,25 @@ def test_data_import_of_a_file_without_agent_text_is_one_error_line(cli, tmp_pat
     code, _, err = cli("data", "import", "calls.csv", "--format", "csv", "--out", "turns.jsonl")
     assert code == 2 and "no agent text message" in _one_error_line(err)
     assert not (tmp_path / "turns.jsonl").exists()
+
+
+# 15: sampling seeds (issue 24): -1 would mean "random" to llama.cpp and 2**32 would wrap; both are refused ----
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "100000000000000000000"])
+@pytest.mark.parametrize("command", ["eval", "generate"])
+def test_sampling_seed_out_of_range_is_one_error_line(cli, command, seed):
+    flags = (["eval", "--system", "draft", "--system", "reference", "--out", "run"] if command == "eval"
+             else ["generate", "--input", "in.jsonl", "--output", "out.jsonl"])
+    code, _, err = cli(*flags, "--seed", seed)
+    assert code == 2 and "--seed" in _one_error_line(err)
+
+
+def test_sampling_config_refuses_seeds_it_could_not_honour():
+    from voicetune.errors import VoicetuneError
+    from voicetune.models.generate import MAX_SEED, SamplingConfig, request_seed
+
+    for bad in (-1, MAX_SEED + 1, 1.5, True):
+        with pytest.raises(VoicetuneError, match="seed"):
+            SamplingConfig(seed=bad)
+    assert SamplingConfig(seed=MAX_SEED).seed == MAX_SEED
+    # a server request never carries llama.cpp's "random" seed, even at the top of the range
+    assert all(0 <= request_seed(MAX_SEED, i) < 0xFFFFFFFF for i in range(3))

@@ -35,6 +35,21 @@ class SamplingConfig:
     #: Digits only from the prompt (:class:`voicetune.models.constrain.PromptNumbers`; transformers backend).
     numbers_from_prompt: bool = False
 
+    def __post_init__(self) -> None:
+        # torch and numpy take 0..2**32-1; llama.cpp reads -1 (and 2**32-1) as "random": refuse rather than wrap.
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise VoicetuneError(f"seed {self.seed!r}: must be a whole number from 0 to {MAX_SEED}")
+
+
+#: The largest sampling seed (torch's and numpy's range; the seeds of a batch count up from it, see :func:`request_seed`).
+MAX_SEED = 2**32 - 1
+
+
+def request_seed(seed: int, index: int = 0) -> int:
+    """The seed of the ``index``-th request of a batch seeded with ``seed``, for a llama.cpp or OpenAI-compatible
+    server: below 2**32 - 1, which llama.cpp reads as "random" (so a batch near the top wraps to 0, reproducibly)."""
+    return (seed + index) % 0xFFFFFFFF
+
 
 def _unconstrained(sampling: SamplingConfig, backend: str) -> None:
     """Backends without the number constraint refuse it rather than ignore it."""
@@ -173,7 +188,7 @@ class LlamaCppBackend:
     def _request(self, messages: list[dict[str, str]], sampling: SamplingConfig, seed: int, stream: bool):
         return self.llm.create_chat_completion(
             messages=messages, max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
-            top_p=sampling.top_p, seed=seed, stream=stream)
+            top_p=sampling.top_p, seed=request_seed(seed), stream=stream)
 
     def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
         _unconstrained(sampling, "llama.cpp")
@@ -236,7 +251,7 @@ class HTTPBackend:
             "max_tokens": sampling.max_new_tokens,
             "temperature": sampling.temperature if sampling.do_sample else 0.0,
             "top_p": sampling.top_p,
-            "seed": seed,
+            "seed": request_seed(seed),
         }
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -349,7 +364,7 @@ class VLLMBackend:
         _unconstrained(sampling, "vLLM")
         params = SamplingParams(
             max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
-            top_p=sampling.top_p, seed=sampling.seed,
+            top_p=sampling.top_p, seed=request_seed(sampling.seed),
         )
         outputs = self.llm.chat(list(prompts), params, use_tqdm=False)
         texts = [o.outputs[0].text.strip() for o in outputs]
