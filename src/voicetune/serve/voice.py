@@ -18,6 +18,7 @@ import queue
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -85,6 +86,46 @@ def sentence_chunks(pieces: Iterable[str], first_clause_words: int | None = 4) -
         yield buffer.strip()
 
 
+#: Why a blank draft is refused (:func:`blank`; the server says the same).
+BLANK_DRAFT = "the draft is blank (only spaces, control or invisible characters): there is nothing to say"
+
+
+def blank(text: str | None) -> bool:
+    """Whether a draft has nothing to say: no letter, digit, punctuation mark or symbol, only spaces, control
+    characters (NUL) and invisible ones (zero-width spaces and joiners, byte-order marks, lone combining marks).
+    Given one, a model invents a reply, and the guard passes it (no fact to drop)."""
+    return not any(unicodedata.category(c)[0] in "LNPS" for c in text or "")
+
+
+class PromptTooLong(VoicetuneError):
+    """The request's prompt does not fit the model's context: the client's to fix (fewer or shorter facts, a draft
+    of fewer tokens), so the server answers it with a 4xx, not a 500."""
+
+
+#: What backends say when a prompt does not fit their context: llama.cpp "Requested tokens (N) exceed context window
+#: of M" (generation) and "llama_decode returned 1" (no room in its cache: a prefill), vLLM "longer than the maximum
+#: model length".
+_TOO_LONG = re.compile(r"exceed context window|llama_decode returned 1|maximum model length|maximum context length")
+
+
+def _fitting(error: BaseException) -> BaseException:
+    """``error``, or a :class:`PromptTooLong` when it says that the prompt does not fit the model's context."""
+    if isinstance(error, (ValueError, RuntimeError)) and _TOO_LONG.search(str(error)):
+        return PromptTooLong(f"the request does not fit the model's context ({error}): "
+                             "send fewer or shorter facts or a shorter draft")
+    return error
+
+
+def _refuse_too_long(error: BaseException) -> None:
+    if (refusal := _fitting(error)) is not error:
+        raise refusal from None
+
+
+def _speakable(turn: Turn) -> None:
+    if blank(turn.draft):
+        raise VoicetuneError(BLANK_DRAFT)
+
+
 def make_turn(history: Sequence[Message | dict], draft: str, facts: Sequence[str] | None = None, domain: str = "general") -> Turn:
     """The turn record of a request (the same record every stage reads)."""
     return Turn(id="request", domain=domain, history=[m if isinstance(m, Message) else Message.model_validate(m) for m in history],
@@ -94,6 +135,8 @@ def make_turn(history: Sequence[Message | dict], draft: str, facts: Sequence[str
 class Voice:
     """A backend, a prompt and a decoder: ``speak(turn)`` gives the whole response, ``stream(turn)`` its
     sentences as they come. Calls are serialised (one generation at a time), so one Voice serves many threads.
+    A blank draft (:func:`blank`) is refused, and a prompt longer than the model's context is a
+    :class:`PromptTooLong`: both are :class:`~voicetune.errors.VoicetuneError`, the caller's to fix.
 
     Args:
         backend: anything with ``generate(prompts, sampling)`` (and, to stream as it writes, ``stream(messages, sampling)``).
@@ -130,10 +173,15 @@ class Voice:
 
     def speak(self, turn: Turn, *, scores: bool = False, seed: int | None = None) -> Spoken:
         """The whole response for ``turn`` (with the scorer's qualities when ``scores``)."""
+        _speakable(turn)
         started = time.perf_counter()
         messages = build_messages(turn, self.style_prompt)
         with self.lock:
-            candidates = self.backend.generate([messages] * self.best_of, self._sampling(seed))
+            try:
+                candidates = self.backend.generate([messages] * self.best_of, self._sampling(seed))
+            except Exception as error:
+                _refuse_too_long(error)
+                raise
         spoken = self._choose(turn, candidates)
         if scores and spoken.scores is None:
             spoken.scores = _scores(turn, spoken.text, self.scorer)
@@ -154,16 +202,25 @@ class Voice:
         ``draft_so_far``, by default the whole draft) into the backend's cache, so that the request itself only
         evaluates what came after: called while the LLM still writes the draft, it takes the prompt's cost off
         the first chunk's latency. Only backends that keep a prompt cache (llama.cpp) do anything; returns the
-        tokens evaluated (0 when the voice is busy)."""
+        tokens evaluated (0 when the voice is busy).
+
+        The draft is clipped as :func:`~voicetune.models.prompts.build_messages` clips it for the request (its
+        first ``DRAFT_CHARS`` characters, the ellipsis that marks the cut left off, so the prefix stays a prefix):
+        preparing never evaluates more than the request would, however long the draft so far."""
         if not hasattr(self.backend, "prefill") or not self.lock.acquire(blocking=False):
             return 0
         try:
-            from voicetune.models.prompts import compact_draft
+            from voicetune.models.prompts import DRAFT_CHARS, _clip, compact_draft
 
             text = (turn.draft or "") if draft_so_far is None else draft_so_far
             marker = "\u2063DRAFT\u2063"  # invisible separators: never in a real draft
             messages = build_messages(turn.model_copy(update={"draft": marker, "facts": None}), self.style_prompt)
-            return self.backend.prefill(messages, marker, compact_draft(text) if text.strip() else "")
+            said = _clip(compact_draft(text), DRAFT_CHARS).removesuffix("\u2026") if text.strip() else ""
+            try:
+                return self.backend.prefill(messages, marker, said)
+            except Exception as error:
+                _refuse_too_long(error)
+                raise
         finally:
             self.lock.release()
 
@@ -172,6 +229,7 @@ class Voice:
 
         Generation runs in a thread of its own holding the voice's lock, so a reader that stops early (a
         client that hangs up) never leaves the voice locked."""
+        _speakable(turn)
         if self.decoded or not hasattr(self.backend, "stream"):
             spoken = self.speak(turn, scores=scores, seed=seed)
             yield from sentence_chunks([spoken.text])
@@ -188,7 +246,7 @@ class Voice:
                     for piece in self.backend.stream(messages, self._sampling(seed)):
                         pieces.put(piece)
             except BaseException as error:  # handed to the reader, which raises it
-                pieces.put(error)
+                pieces.put(_fitting(error))
             pieces.put(end)
 
         threading.Thread(target=produce, daemon=True).start()
@@ -216,6 +274,27 @@ def _scores(turn: Turn, text: str, scorer) -> dict[str, float]:
     return score_response(turn, text, scorer).scores
 
 
+def _gguf_file(path: Path) -> Path:
+    """``path``, once it is seen to begin as a GGUF file does (``GGUF``): llama.cpp would fail on anything else with
+    a traceback. A missing file is left to the backend, which says so."""
+    if path.is_file():
+        try:
+            with path.open("rb") as handle:
+                magic = handle.read(4)
+        except OSError as error:
+            raise VoicetuneError(f"{path}: {error.strerror or error}") from None
+        if magic != b"GGUF":
+            raise VoicetuneError(f"{path}: not a GGUF file (it does not begin with 'GGUF'); "
+                                 f"make one with: voicetune export MODEL --gguf {path.name}")
+    return path
+
+
+def check_backend(backend: str) -> None:
+    """Refuse a ``--backend`` that is none of :data:`BACKENDS` or ``endpoint:URL`` (before anything is loaded or bound)."""
+    if backend not in BACKENDS and not backend.startswith("endpoint:"):
+        raise VoicetuneError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)} or endpoint:URL")
+
+
 def load_backend(model: str, backend: str = "auto", *, threads: int | None = None, batch_size: int = 8, api_model: str | None = None):
     """The generation backend ``voicetune serve`` names: ``transformers`` (a model directory, hub id or the
     embedded model), ``llama.cpp`` (a ``.gguf`` file, or the embedded model's GGUF), ``vllm``,
@@ -228,15 +307,21 @@ def load_backend(model: str, backend: str = "auto", *, threads: int | None = Non
 
     if backend.startswith("endpoint:"):
         return HTTPBackend(backend.removeprefix("endpoint:"), api_model or model)
-    if backend not in BACKENDS:
-        raise VoicetuneError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)} or endpoint:URL")
+    check_backend(backend)
     is_gguf = model.endswith(".gguf") or model in EMBEDDED
     if backend == "auto":
         backend = "llama.cpp" if is_gguf and importlib.util.find_spec("llama_cpp") is not None else "transformers"
     if backend == "llama.cpp":
         if not is_gguf:
             raise VoicetuneError(f"--backend llama.cpp needs a GGUF file; export {model} first: voicetune export {model} --gguf MODEL.gguf")
-        return LlamaCppBackend(embedded_gguf(model) if model in EMBEDDED else Path(model), threads=threads)
+        if model in EMBEDDED:
+            return LlamaCppBackend(embedded_gguf(model), threads=threads)
+        path = _gguf_file(Path(model))
+        try:
+            return LlamaCppBackend(path, threads=threads)
+        except (ValueError, RuntimeError) as error:  # llama-cpp-python's "Failed to load model from file"
+            raise VoicetuneError(f"{path}: llama.cpp cannot load this GGUF file ({error}); is it truncated? export it again") \
+                from None
     if backend == "vllm":
         return VLLMBackend(model)
     return TransformersBackend(model, batch_size=batch_size)
