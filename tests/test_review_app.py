@@ -217,6 +217,77 @@ def test_admin_page_and_exports(review):
     assert len(jsonl) == 8 and '"winner_system"' in jsonl[0]
 
 
+def _error(response) -> str:
+    """The one error line of an error page (the app's documented error shape), after checking its form."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    assert response.headers["content-type"].startswith("text/html"), response.text[:300]
+    lines = re.findall(r'<p id="error">(.*?)</p>', response.text, re.S)
+    assert len(lines) == 1 and lines[0].strip() and "\n" not in lines[0], response.text
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    return lines[0]
+
+
+def test_a_token_that_is_not_ascii_is_refused_not_a_500(review):
+    """`hmac.compare_digest` raises TypeError on a non-ASCII str: a token or CSRF field like "é" was a 500."""
+    client = _client(review)
+    admin, token = review.admin_token, review.tokens["alice"]
+    csrf = csrf_token(ReviewStore(review.db).meta()["secret"], admin)
+    form = _form(client.get(f"/r/{token}").text)
+    for bad in ("é", "tökén-ünïcode", "😀" * 40, admin + "é"):
+        for path in (f"/admin/{bad}", f"/admin/{bad}/export.csv", f"/r/{bad}", f"/r/{bad}/done"):
+            assert "not valid" in _error(client.get(path))
+        assert "not valid" in _error(client.post(f"/admin/{bad}/mode", data={"csrf": csrf, "mode": "read"}))
+        assert "CSRF" in _error(client.post(f"/admin/{admin}/mode", data={"csrf": bad, "mode": "read"}))
+        assert "CSRF" in _error(client.post(f"/r/{token}/vote", data={**form, "csrf": bad, "verdict": "1"}))
+        assert "CSRF" in _error(client.post(f"/r/{token}/undo", data={"csrf": bad, "event_id": "0123456789"}))
+    foreign = client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, headers={"Origin": "http://\xe9vil.example".encode("latin-1")})
+    assert "cross-site" in _error(foreign)
+    assert ReviewStore(review.db).events() == [] and ReviewStore(review.db).meta()["mode"] == "listen"
+
+
+def test_an_item_id_beyond_64_bits_is_404_or_422_not_a_500(review):
+    """An id SQLite cannot hold raised OverflowError (a 500) in a path or a form field: now every id is bounded."""
+    client = _client(review)
+    token = review.tokens["alice"]
+    form = _form(client.get(f"/r/{token}").text)
+    for bad in (2**63, 2**64, 10**30, -1, 0, "abc", "1e3", "١"):
+        assert "no such page" in _error(client.get(f"/r/{token}/item/{bad}"))
+        assert "no such page" in _error(client.get(f"/r/{token}/audio/{bad}/1"))
+        assert "item_id" in _error(client.post(f"/r/{token}/vote", data={**form, "item_id": str(bad), "verdict": "1"}))
+    assert "slot" in _error(client.get(f"/r/{token}/audio/{form['item_id']}/{2**70}"))
+    assert "not yours" in _error(client.get(f"/r/{token}/item/{2**63 - 1}"))  # in range, but no item of hers
+    assert ReviewStore(review.db).events() == []
+
+
+def test_every_client_error_is_a_4xx_error_page(review):
+    """Unknown paths, wrong methods, missing or unbounded fields, broken bodies: the error page with one line and
+    a 4xx status, never FastAPI's JSON (which the app does not document) nor a 500."""
+    client = _client(review)
+    token = review.tokens["alice"]
+    form = _form(client.get(f"/r/{token}").text)
+    assert _error(client.get("/no/such/page")) == "no such page" and client.get("/admin").status_code == 404
+    wrong = client.put(f"/r/{token}/vote", data=form)
+    assert wrong.status_code == 405 and "PUT" in _error(wrong) and wrong.headers["allow"] == "POST"
+    assert _error(client.get(f"/r/{token}/vote")).startswith("GET")
+    assert _error(client.post(f"/r/{token}/vote", data=form)) == "form field &#39;verdict&#39; is missing"
+    assert client.post(f"/r/{token}/vote", data={}).status_code == 422
+    assert "comment" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "comment": "x" * 2001}))
+    assert "verdict" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1" * 10000}))
+    assert "event_id" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "event_id": "not an id!"}))
+    assert "seconds" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "seconds": "nan"}))
+    assert "mode" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "mode": "sing"}))
+    big = client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "comment": "x" * 100_000})
+    assert big.status_code == 413 and "64 KiB" in _error(big)
+    url_form = {"content-type": "application/x-www-form-urlencoded"}
+    assert client.post(f"/r/{token}/vote", content=b"\xff\xfe=\xff&%%%", headers=url_form).status_code == 422
+    broken = client.post(f"/r/{token}/vote", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"})
+    assert broken.status_code == 400 and _error(broken)
+    upload = client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, files={"comment": ("c.txt", b"hi")})
+    assert "comment" in _error(upload)
+    assert ReviewStore(review.db).events() == []
+    assert client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, follow_redirects=False).status_code == 303
+
+
 # load: 20 reviewers x 50 votes over real HTTP -------------------------------------------------------------
 @pytest.fixture
 def live_server(tmp_path: Path, review_server):
@@ -269,7 +340,7 @@ def test_cli_create_prints_links_and_errors_exit_2(run_cli, tmp_path: Path, eval
     empty = run_cli("review", "agreement", "--db", str(db))
     assert empty.returncode == 2 and "no votes yet" in empty.stderr
     missing = run_cli("review", "serve", "--db", str(tmp_path / "nope.sqlite"))
-    assert missing.returncode == 2 and "no review database" in missing.stderr
+    assert missing.returncode == 2 and "the review database does not exist" in missing.stderr
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -464,3 +535,105 @@ def test_a_training_seed_out_of_range_fails_at_validation():
     for seed in (-1, 10**20):
         with pytest.raises(VoicetuneError, match="seed"):
             load_config(None, {"seed": seed})
+
+
+# the CLI's paths and ports (issue 24) ----------------------------------------------------------------------
+def _one_line_error(code: int, err: str) -> str:
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, (code, err)
+    return err
+
+
+def test_export_and_agreement_never_write_over_the_database(cli, tmp_path: Path, eval_dir: Path, review):
+    """`--out` naming the database, its -wal or -shm file, a symlink or a hard link to it, or the same file by a
+    relative path replaced the votes with a CSV: now one line, exit 2, and every vote is still there."""
+    import os
+
+    store = ReviewStore(review.db)
+    item = store.items()[0]
+    store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="1", mode="listen", seconds_on_item=5.0)
+    (tmp_path / "link.sqlite").symlink_to(review.db)
+    os.link(review.db, tmp_path / "hard.sqlite")
+    for out in (review.db, "review.sqlite", "link.sqlite", "hard.sqlite", f"{review.db}-wal", "review.sqlite-shm"):
+        for command in (("export", "--format", "csv"), ("export", "--format", "jsonl"), ("agreement",)):
+            code, _, err = cli("review", *command, "--db", review.db, "--out", out)
+            assert re.search("overwrite|corrupt", _one_line_error(code, err))
+    # a Label Studio project is a folder: a database named like one of its files is refused too
+    inside = create_review_set(eval_dir, tmp_path / "project" / "tasks.json", ["ann"], engine="browser").db
+    code, _, err = cli("review", "export", "--db", inside, "--format", "label-studio", "--out", "project")
+    assert "overwrite" in _one_line_error(code, err) and ReviewStore(inside).items()
+    for out in ("review.sqlite-wal", "link.sqlite"):  # the project folder made where the WAL goes, or over a link
+        code, _, err = cli("review", "export", "--db", review.db, "--format", "label-studio", "--out", out)
+        assert re.search("overwrite|corrupt|review database's file", _one_line_error(code, err))
+    assert not Path("review.sqlite-wal").is_dir()
+    contexts = tmp_path / "turns.jsonl"
+    contexts.write_text("")
+    code, _, err = cli("review", "export", "--db", review.db, "--format", "labels", "--contexts", contexts, "--out", contexts)
+    assert "overwrite" in _one_line_error(code, err)
+    (eval_dir / "summary.json").write_text('{"comparisons": []}')
+    code, _, err = cli("review", "agreement", "--db", review.db, "--eval", eval_dir, "--out", eval_dir / "summary.json")
+    assert "overwrite" in _one_line_error(code, err) and (eval_dir / "summary.json").read_text() == '{"comparisons": []}'
+    assert len(ReviewStore(review.db).votes()) == 1 and (tmp_path / "link.sqlite").is_symlink()
+    assert cli("review", "export", "--db", review.db, "--out", "votes.csv")[0] == 0  # another path is fine
+
+
+def test_review_paths_missing_looping_or_of_the_wrong_kind_are_one_clear_line(cli, tmp_path: Path, eval_dir: Path, review):
+    """A missing --db folder said nothing of the folder, a symlink loop read as a missing file, and `create` into
+    a new folder failed naming DB.partial: each is one line naming the path, exit 2 (or, for create, works)."""
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    (tmp_path / "file.txt").write_text("x")
+    for command in (("serve",), ("agreement",), ("export", "--out", "x.csv"), ("import", "x.json")):
+        code, _, err = cli("review", *command, "--db", "nosuchdir/review.sqlite")
+        assert err == "error: nosuchdir/review.sqlite: the review database does not exist (its folder nosuchdir does not exist)\n"
+        code, _, err = cli("review", *command, "--db", "file.txt/review.sqlite")
+        assert "file.txt/review.sqlite: the review database does not exist (its folder file.txt is a file)" in err
+        assert "loop1: is a symlink loop" in _one_line_error(*cli("review", *command, "--db", "loop1")[::2])
+        assert "eval: is a folder, not a review database" in _one_line_error(*cli("review", *command, "--db", "eval")[::2])
+    assert not (tmp_path / "x.csv").exists()
+    store = ReviewStore(review.db)
+    item = store.items()[0]
+    store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="1", mode="listen", seconds_on_item=5.0)
+    for command in (("export",), ("export", "--format", "label-studio"), ("agreement",)):
+        assert "loop1: is a symlink loop" in _one_line_error(*cli("review", *command, "--db", review.db, "--out", "loop1")[::2])
+    assert "eval: is a directory, expected a file" in _one_line_error(*cli("review", "export", "--db", review.db, "--out", "eval")[::2])
+    assert "eval: is a directory, expected a file" in _one_line_error(*cli("review", "agreement", "--db", review.db, "--out", "eval")[::2])
+    code, _, err = cli("review", "export", "--db", review.db, "--format", "label-studio", "--out", "file.txt")
+    assert "file.txt: is a file, expected a folder" in _one_line_error(code, err)
+    create = ("review", "create", "--from", eval_dir, "--reviewers", "ann", "--tts", "browser", "--db")
+    assert cli(*create, "new/deeper/review.sqlite")[0] == 0 and ReviewStore(tmp_path / "new/deeper/review.sqlite").items()
+    assert "never overwritten" in _one_line_error(*cli(*create, "loop1")[::2])
+    code, _, err = cli("review", "create", "--from", "loop1", "--reviewers", "ann", "--db", "other.sqlite")
+    assert "loop1: is a symlink loop" in _one_line_error(code, err)
+    assert Path("loop1").is_symlink() and not Path("other.sqlite").exists()
+
+
+def test_review_serve_on_a_port_in_use_is_one_line_before_any_link(cli, review):
+    """uvicorn found the port taken after the links and "serving ..." were printed, and exited 3: the port is
+    now bound first."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code, out, err = cli("review", "serve", "--db", review.db, "--port", taken.getsockname()[1])
+    assert "is already in use" in _one_line_error(code, err) and out == "" and "serving" not in err
+
+
+def test_review_serve_off_loopback_warns_what_protects_it(cli, review, monkeypatch):
+    import socket
+
+    import voicetune.review.app as review_app
+
+    served: list[socket.socket] = []
+    monkeypatch.setattr(review_app, "serve", lambda db, host, port, sock=None, **_: served.append(sock))
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for host, warned in (("0.0.0.0", True), ("127.0.0.1", False), ("localhost", False)):
+        code, out, err = cli("review", "serve", "--db", review.db, "--host", host, "--port", port)
+        assert code == 0 and out.count("/r/") == 3
+        warnings = [line for line in err.splitlines() if line.startswith("warning")]
+        assert len(warnings) == warned
+        if warned:
+            assert "plain HTTP" in warnings[0] and "secret links are the only protection" in warnings[0]
+        served.pop().close()  # the socket serve() was handed, bound before the links were printed

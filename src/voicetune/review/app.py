@@ -14,6 +14,12 @@ Routes (``TOKEN`` is a reviewer's secret, ``ADMIN`` the admin's; a wrong or fore
 - ``GET /admin/ADMIN``: progress per reviewer, live agreement, flagged reviewers, the set's mode (toggle),
   export links ``/admin/ADMIN/export.csv`` and ``.jsonl``.
 
+Every error is the error page: a 4xx status for anything a client sent wrong (403 a token that is not valid,
+404 an unknown page or an id that is no item, 405 a wrong method, 413 a body over 64 KiB, 422 a form field
+missing or out of bounds) and one line naming what is wrong in ``<p id="error">``; never a 500 for a request.
+Every form field has a type and bounds (pydantic, through FastAPI's ``Form``), tokens are compared as bytes
+in constant time, and item ids stay in SQLite's 64-bit range.
+
 All text goes through Jinja2's autoescaping; the Content-Security-Policy allows scripts from this origin
 only, so a response that contains ``<script>`` is shown as text and could not run anyway; the token-bearing
 URLs are never sent as a referrer.
@@ -23,14 +29,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from voicetune import web
 from voicetune.records import QUALITIES
 from voicetune.review.store import ReviewStore, new_event_id
 
@@ -44,11 +56,45 @@ _HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+#: SQLite's largest integer: an id beyond it is no item (and would overflow the query).
+MAX_ID = 2**63 - 1
+#: A vote form is under 1 KiB plus its comment (2,000 characters, at most 24 KB percent-encoded).
+MAX_BODY = 64 * 1024
+#: What a link token looks like (``secrets.token_urlsafe``); anything else is refused before any lookup.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+ItemId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+Verdict = Literal["0", "1", "2", "tie"]
+Criterion = Literal["", "0", "1", "2", "tie"]  # "" is no opinion
+Mode = Literal["listen", "read"]
+# required form fields, their bounds in Annotated (FastAPI drops Annotated constraints when a Form() is the default)
+FormItemId = Annotated[int, Form(ge=1, le=MAX_ID)]
+EventId = Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Csrf = Annotated[str, Form(max_length=128)]
 
 
 def csrf_token(secret: str, token: str) -> str:
     """The CSRF token of one reviewer's (or the admin's) forms: an HMAC of their secret link token."""
     return hmac.new(secret.encode(), f"csrf:{token}".encode(), hashlib.sha256).hexdigest()
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a token a client sent with the real one. As bytes: ``compare_digest`` raises
+    TypeError on a ``str`` that is not ASCII, so a token like ``é`` would otherwise be a 500."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
+def _error_line(error: RequestValidationError) -> tuple[int, str]:
+    """The status and one line for a request FastAPI could not validate: a path parameter out of bounds (an
+    item id beyond 64 bits, slot 3) is a page that does not exist (404); a form field is named (422)."""
+    problem = error.errors()[0]
+    where, *name = problem.get("loc") or ("body",)
+    field = ".".join(str(part) for part in name) or "the form"
+    if where == "path":
+        return 404, f"no such page ({field}: {problem['msg']})"
+    if problem.get("type") == "missing":
+        return 422, f"form field '{field}' is missing"
+    return 422, f"form field '{field}': {problem['msg']}"
 
 
 def create_app(db_path: str | Path):
@@ -60,6 +106,7 @@ def create_app(db_path: str | Path):
     templates = Environment(loader=FileSystemLoader(str(_HERE / "templates")), autoescape=select_autoescape(default=True))
     templates.globals.update(pct=_pct, num=_num)
     app = FastAPI(title="voicetune review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(web.BodyLimit, limit=MAX_BODY)
     static = {name: (_HERE / "static" / name).read_bytes() for name in ("review.js", "review.css")}
 
     @app.middleware("http")
@@ -73,7 +120,7 @@ def create_app(db_path: str | Path):
         return HTMLResponse(templates.get_template(template).render(**context), status_code=status)
 
     def reviewer_of(token: str) -> str:
-        name = store.reviewer_for(token)
+        name = store.reviewer_for(token) if _TOKEN.fullmatch(token) else None
         if name is None:
             raise HTTPException(403, "this link is not valid")
         return name
@@ -82,7 +129,7 @@ def create_app(db_path: str | Path):
         origin = request.headers.get("origin")
         if origin and origin != "null" and origin.rstrip("/") != str(request.base_url).rstrip("/"):
             raise HTTPException(403, "cross-site form post refused")
-        if not hmac.compare_digest(csrf, csrf_token(secret, token)):
+        if not same_secret(csrf, csrf_token(secret, token)):
             raise HTTPException(403, "the form's CSRF token is not valid; reload the page")
 
     def own_item(name: str, item_id: int):
@@ -91,9 +138,29 @@ def create_app(db_path: str | Path):
             raise HTTPException(403, "this item is not yours")
         return item
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException):
-        return page("error.html", status=error.status_code, status_code=error.status_code, message=error.detail)
+    def error_page(status: int, message: str, headers: dict[str, str] | None = None) -> HTMLResponse:
+        response = page("error.html", status=status, status_code=status, message=" ".join(str(message).split()))
+        response.headers.update(headers or {})
+        return response
+
+    # Starlette's HTTPException, not only FastAPI's: the router raises it for an unknown path (404) or method
+    # (405), the form parser for a broken multipart body (400), the body limit for a large one (413)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        message = error.detail
+        if message == _phrase(error.status_code):  # the framework's bare phrase: say what it means here
+            allowed = (error.headers or {}).get("Allow", "")
+            meaning = {404: "no such page", 405: f"{request.method} is not allowed here (only {allowed})"}
+            message = meaning.get(error.status_code, message)
+        return error_page(error.status_code, message, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        return error_page(*_error_line(error))
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception):  # a bug: the page, never a traceback
+        return error_page(500, "internal error (the server's log has the details)")
 
     @app.get("/static/{name}")
     def static_file(name: str):
@@ -122,7 +189,7 @@ def create_app(db_path: str | Path):
         return page("done.html", token=token, name=name, total=total, csrf=csrf_token(secret, token), undo_id=new_event_id())
 
     @app.get("/r/{token}/item/{item_id}")
-    def show_item(token: str, item_id: int):
+    def show_item(token: str, item_id: ItemId):
         name = reviewer_of(token)
         item = own_item(name, item_id)
         pair = store.pair(item.pair_id)
@@ -141,11 +208,9 @@ def create_app(db_path: str | Path):
         )
 
     @app.get("/r/{token}/audio/{item_id}/{slot}")
-    def audio(token: str, item_id: int, slot: int):
+    def audio(token: str, item_id: ItemId, slot: Annotated[int, PathParam(ge=1, le=2)]):
         name = reviewer_of(token)
         item = own_item(name, item_id)
-        if slot not in (1, 2):
-            raise HTTPException(404, "no such response")
         pair = store.pair(item.pair_id)
         side = ("b", "a") if item.swapped else ("a", "b")
         found = store.audio(pair[f"audio_{side[slot - 1]}"] or "")
@@ -158,29 +223,27 @@ def create_app(db_path: str | Path):
     def vote(
         request: Request,
         token: str,
-        item_id: int = Form(...),
-        verdict: str = Form(...),
-        csrf: str = Form(...),
-        event_id: str = Form(..., min_length=8, max_length=64),
-        mode: str = Form("listen"),
+        item_id: FormItemId,
+        verdict: Annotated[Verdict, Form()],
+        csrf: Csrf,
+        event_id: EventId,
+        mode: Mode = Form("listen"),
         comment: str = Form("", max_length=2000),
         plays_1: int = Form(0, ge=0, le=1000),
         plays_2: int = Form(0, ge=0, le=1000),
         seconds: float | None = Form(None, ge=0, le=86400),
-        non_repetition: str = Form(""),
-        conciseness: str = Form(""),
-        clarity: str = Form(""),
-        humanness: str = Form(""),
-        faithfulness: str = Form(""),
+        non_repetition: Criterion = Form(""),
+        conciseness: Criterion = Form(""),
+        clarity: Criterion = Form(""),
+        humanness: Criterion = Form(""),
+        faithfulness: Criterion = Form(""),
     ):
         check_post(request, token, csrf)
         name = reviewer_of(token)
         own_item(name, item_id)
-        shown = {"0": "tie", "tie": "tie", "1": "1", "2": "2"}.get(verdict)
+        shown = "tie" if verdict == "0" else verdict
         criteria_in = dict(zip(QUALITIES, (non_repetition, conciseness, clarity, humanness, faithfulness)))
-        criteria = {q: {"0": "tie"}.get(v, v) for q, v in criteria_in.items() if v}
-        if shown is None or any(v not in ("1", "2", "tie") for v in criteria.values()) or mode not in ("listen", "read"):
-            raise HTTPException(422, "a verdict is 1, 2 or 0 (tie), and the mode listen or read")
+        criteria = {q: "tie" if v == "0" else v for q, v in criteria_in.items() if v}
         store.record_vote(
             reviewer=name, item_id=item_id, shown=shown, mode=mode, event_id=event_id, criteria=criteria,
             comment=comment.strip(), plays={"1": plays_1, "2": plays_2}, seconds_on_item=seconds,
@@ -188,14 +251,14 @@ def create_app(db_path: str | Path):
         return RedirectResponse(f"/r/{token}", status_code=303)
 
     @app.post("/r/{token}/undo")
-    def undo(request: Request, token: str, csrf: str = Form(...), event_id: str = Form(..., min_length=8, max_length=64)):
+    def undo(request: Request, token: str, csrf: Csrf, event_id: EventId):
         check_post(request, token, csrf)
         name = reviewer_of(token)
         item_id = store.undo_last(name, event_id)
         return RedirectResponse(f"/r/{token}/item/{item_id}" if item_id is not None else f"/r/{token}", status_code=303)
 
     def admin_guard(token: str) -> None:
-        if not hmac.compare_digest(token, admin_token):
+        if not (_TOKEN.fullmatch(token) and same_secret(token, admin_token)):
             raise HTTPException(403, "this link is not valid")
 
     @app.get("/admin/{token}")
@@ -215,11 +278,9 @@ def create_app(db_path: str | Path):
                     mode=store.meta().get("mode", "listen"), csrf=csrf_token(secret, token), now=time.strftime("%H:%M:%S"))
 
     @app.post("/admin/{token}/mode")
-    def toggle_mode(request: Request, token: str, csrf: str = Form(...), mode: str = Form(...)):
+    def toggle_mode(request: Request, token: str, csrf: Csrf, mode: Annotated[Mode, Form()]):
         admin_guard(token)
         check_post(request, token, csrf)
-        if mode not in ("listen", "read"):
-            raise HTTPException(422, "mode is listen or read")
         store.set_meta("mode", mode)
         return RedirectResponse(f"/admin/{token}", status_code=303)
 
@@ -245,8 +306,16 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
-    """Run the app with uvicorn until interrupted."""
-    import uvicorn
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
 
-    uvicorn.run(create_app(db_path), host=host, port=port, log_level=log_level)
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning",
+          sock: socket.socket | None = None) -> None:
+    """Run the app with uvicorn until interrupted, on ``sock`` (bound by :func:`voicetune.web.bind`) or a socket bound now."""
+    web.run(create_app(db_path), sock or web.bind(host, port), log_level)

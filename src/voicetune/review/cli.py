@@ -20,6 +20,22 @@ def _say(message: str) -> None:
     console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
+def _check_output(output: Path, db: Path, *inputs: Path | None, writes: tuple[str, ...] | None = None) -> None:
+    """Refuse an output that would replace the review database (or the WAL and shared-memory files SQLite keeps
+    beside it: replacing either loses the votes not yet checkpointed) or another input; and a symlink loop,
+    which would otherwise read as "File exists". ``writes``: the files written inside a folder ``output``."""
+    from voicetune.records import refuse_overwriting_input, same_file
+    from voicetune.review.store import symlink_loop
+
+    database = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
+    refuse_overwriting_input(output, *database, *inputs, writes=writes)
+    taken = next((path for path in database if writes is not None and same_file(output, path)), None)
+    if taken is not None:  # a folder in the place of the database's file (or of its WAL, made when it opens)
+        raise VoicetuneError(f"{output}: is the review database's file {taken}; choose another --out folder")
+    if symlink_loop(output):
+        raise VoicetuneError(f"{output}: is a symlink loop (or inside one); choose another --out")
+
+
 @review_app.command("create")
 def create(
     source: Path = typer.Option(..., "--from", help="A `voicetune eval` output folder (its pairs.jsonl)."),
@@ -59,16 +75,21 @@ def serve_command(
     Example: voicetune review serve --db review.sqlite --port 8000
     """
     from voicetune.review.app import serve
-    from voicetune.review.create import review_links
+    from voicetune.web import bind, is_loopback
+    from voicetune.review.create import base_url, review_links
     from voicetune.review.store import ReviewStore
 
     store = ReviewStore(db)
-    for name, link in review_links(store.reviewers(), store.meta()["admin_token"], host, port).items():
+    listener = bind(host, port)  # a port in use is one line now, before any link or "serving" is printed
+    links = review_links(store.reviewers(), store.meta()["admin_token"], host, port)
+    for name, link in links.items():
         out.print(f"  {name:>10}  {link}", markup=False, highlight=False, soft_wrap=True)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        _say(f"warning: serving on {host}: anyone who can reach this port and has a link can vote")
-    _say(f"serving {db} on http://{host}:{port} (Ctrl-C stops; every vote is already saved)")
-    serve(db, host, port)
+    if not is_loopback(host):
+        _say(f"warning: serving on {host} over plain HTTP (no TLS): the secret links are the only protection, so "
+             "anyone who sees a link or the traffic can vote as that reviewer, and the admin link reads and exports "
+             "every vote")
+    _say(f"serving {db} on {base_url(host, port)} (Ctrl-C stops; every vote is already saved)")
+    serve(db, host, port, sock=listener)
 
 
 @review_app.command("agreement")
@@ -88,6 +109,8 @@ def agreement(
     from voicetune.review.store import ReviewStore
 
     store = ReviewStore(db)
+    output = output or db.with_name(db.name + ".agreement.json")
+    _check_output(output, db, eval_dir / "summary.json" if eval_dir is not None else None)
     votes = store.votes()
     if not votes:
         raise VoicetuneError(f"{db}: no votes yet")
@@ -101,7 +124,6 @@ def agreement(
         judged = {f"{c['system_a']}-vs-{c['system_b']}": c for c in json.loads(summary_path.read_text())["comparisons"]}
         for row in report["comparisons"]:
             row["eval_win_rate"] = judged.get(row["comparison"], {}).get("win_rate")
-    output = output or db.with_name(db.name + ".agreement.json")
     atomic_write_text(output, dumps(report, indent=2) + "\n")
     print(render_agreement(report))
     _say(f"wrote {output}")
@@ -123,6 +145,9 @@ def export(
     from voicetune.review.store import ReviewStore
 
     store = ReviewStore(db)
+    # label-studio writes a folder: none of the files written into it may be the database either
+    project = ("tasks.json", "labeling_config.xml", "README.txt", "audio") if format == "label-studio" else None
+    _check_output(output, db, contexts, writes=project)
     if format in ("csv", "jsonl"):
         from voicetune.review.export import votes_csv, votes_jsonl
 

@@ -28,8 +28,8 @@ from typing import Callable, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.provenance import digest, hash_file
-from voicetune.records import Pair, load_records
-from voicetune.review.store import connect, transaction
+from voicetune.records import Pair, ensure_dir, load_records
+from voicetune.review.store import connect, symlink_loop, transaction
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -50,9 +50,14 @@ class ReviewSet:
         return review_links(self.tokens, self.admin_token, host, port)
 
 
+def base_url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
+    """The app's address (an IPv6 host in brackets)."""
+    return f"http://[{host.strip('[]')}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def review_links(tokens: dict[str, str], admin_token: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> dict[str, str]:
     """Each reviewer's secret link and the admin link (key ``admin``)."""
-    base = f"http://{host}:{port}"
+    base = base_url(host, port)
     links = {name: f"{base}/r/{token}" for name, token in tokens.items()}
     links["admin"] = f"{base}/admin/{admin_token}"
     return links
@@ -143,6 +148,8 @@ def create_review_set(
 
     eval_dir, db_path = Path(eval_dir), Path(db_path)
     source = eval_dir / "pairs.jsonl" if eval_dir.is_dir() else eval_dir
+    if symlink_loop(source):
+        raise VoicetuneError(f"{source}: is a symlink loop (the --from folder is a `voicetune eval` output)")
     if not source.is_file():
         raise VoicetuneError(f"{eval_dir}: no pairs.jsonl (the --from folder is a `voicetune eval` output)")
     names = [name.strip() for name in reviewers if name.strip()]
@@ -155,7 +162,7 @@ def create_review_set(
         raise VoicetuneError(f"--repeat-share: {repeat_share} is not a share between 0 and 1")
     if mode not in ("listen", "read"):
         raise VoicetuneError(f"--mode: {mode!r} is neither listen nor read")
-    if db_path.exists():
+    if db_path.exists() or db_path.is_symlink():  # a symlink too, even a broken one or a loop: it may name a set
         raise VoicetuneError(f"{db_path}: already exists; a review set holds votes, so it is never overwritten (choose another --db)")
     pairs = [p for p in load_records(source, Pair) if p.response_a.strip() and p.response_b.strip()]
     if not pairs:
@@ -166,6 +173,7 @@ def create_review_set(
     made_from = {"pairs": hash_file(source), "reviewers": names, "sample": sample, "overlap": overlap,
                  "repeat_share": repeat_share, "seed": seed, "voice": voice}
 
+    ensure_dir(db_path.parent, for_file=db_path)  # a new folder for the set is made, as for any output
     partial = db_path.with_name(db_path.name + ".partial")
     if partial.exists():
         try:

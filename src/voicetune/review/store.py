@@ -11,6 +11,7 @@ committed vote survives a killed server.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -115,7 +116,7 @@ def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
     of another schema version with one clear line."""
     path = Path(path)
     if not create and not path.is_file():
-        raise VoicetuneError(f"{path}: no review database here (make one with `voicetune review create`)")
+        raise VoicetuneError(f"{path}: {missing_database(path)}")
     if create and not path.exists():
         # owner-only from the first byte: the file holds every reviewer's token, the admin token and the CSRF
         # secret (SQLite gives its -wal and -shm files the database file's permissions)
@@ -139,6 +140,33 @@ def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
     if row is None or int(row["value"]) != SCHEMA_VERSION:
         raise VoicetuneError(f"{path}: review database schema {row['value'] if row else 'unknown'}, this voicetune reads {SCHEMA_VERSION}")
     return db
+
+
+def symlink_loop(path: str | Path) -> bool:
+    """Whether ``path`` (or a folder on the way to it) is a symlink loop: ``exists()`` says False for one, which
+    would otherwise read as "no such file"."""
+    try:
+        Path(path).resolve(strict=True)
+    except RuntimeError:  # Python 3.11 and 3.12 report a loop so
+        return True
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
+
+
+def missing_database(path: Path) -> str:
+    """Why there is no review database at ``path``, for the one-line error (after ``PATH: ``)."""
+    if path.is_dir():
+        return "is a folder, not a review database (give the .sqlite file `voicetune review create` made)"
+    if symlink_loop(path):
+        return "is a symlink loop (or inside one), not a review database"
+    if path.is_symlink():
+        return f"the review database does not exist (a broken symlink to {os.readlink(path)})"
+    if not path.parent.is_dir():
+        folder = path.parent
+        why = "is a file" if folder.exists() else "is a symlink loop" if symlink_loop(folder) else "does not exist"
+        return f"the review database does not exist (its folder {folder} {why})"
+    return "the review database does not exist (make one with `voicetune review create`)"
 
 
 @contextmanager
