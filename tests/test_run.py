@@ -7,12 +7,15 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("trl")
 
+from voicetune.errors import VoicetuneError  # noqa: E402
 from voicetune.pipeline import RunConfig, load_run_config, run  # noqa: E402
 from voicetune.report import build_report  # noqa: E402
 from voicetune.report.render import pct, sentence  # noqa: E402
@@ -136,6 +139,69 @@ def test_a_killed_run_resumes_and_a_changed_setting_redoes_only_what_reads_it(ru
     run(tiny_run_config(tiny_model, simulate={"seeds": 3}, review={"sample": 8}, generation={"temperature": 0.5}), run_copy, log=log)
     assert log.ran() == {"eval", "review", "simulate"} and log.skipped() == {"data", "train"}
     assert (run_copy / "train" / "model" / "model.safetensors").stat().st_mtime_ns == model_stamp
+
+
+def _serve_votes(db: Path, then: str) -> subprocess.Popen:
+    """A review server in another process: it records a vote on each of the first three items (acknowledged:
+    committed, in the WAL), then either dies at once (``then="killed"``, no checkpoint) or keeps its
+    connection open (``then="serving"``)."""
+    script = (
+        "import os, sys, time\n"
+        "from voicetune.review.store import ReviewStore\n"
+        f"store = ReviewStore({str(db)!r})\n"
+        "for item in store.items()[:3]:\n"
+        "    store.record_vote(reviewer=item.reviewer, item_id=item.id, shown='1', mode='listen', seconds_on_item=5.0)\n"
+        "print('voted', flush=True)\n"
+        f"os._exit(0) if {then == 'killed'} else time.sleep(120)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().strip() == "voted"
+    return server
+
+
+def test_a_redone_review_set_keeps_its_votes_and_never_moves_under_a_live_server(run_copy, tiny_model):
+    from voicetune.review.store import ReviewStore
+
+    db = run_copy / "review" / "review.sqlite"
+    _serve_votes(db, "killed").wait()
+    assert Path(f"{db}-wal").stat().st_size > 0  # the votes are in the WAL alone
+    log = Log()  # review.sample changed (as the README documents): the set is redone, the old one moved aside
+    run(tiny_run_config(tiny_model, review={"sample": 8}), run_copy, log=log)
+    assert log.ran() == {"review"}
+    (moved,) = (run_copy / "stages" / ".superseded").glob("review-*/review.sqlite")
+    assert len(ReviewStore(moved).votes()) == 3  # moved with its WAL: every acknowledged vote is in the old set
+    assert ReviewStore(db).votes() == [] and len(ReviewStore(db).pairs()) == 8  # and none replayed into the new one
+
+    server = _serve_votes(db, "serving")
+    try:
+        with pytest.raises(VoicetuneError, match="in use by another process") as error:
+            run(tiny_run_config(tiny_model, review={"sample": 6}), run_copy, log=lambda _: None)
+        assert "\n" not in str(error.value)
+        assert len(list((run_copy / "stages" / ".superseded").glob("review-*"))) == 1  # nothing moved under the server
+    finally:
+        server.kill()
+        server.wait()
+    assert len(ReviewStore(db).votes()) == 3
+
+
+def test_the_report_says_when_the_evaluation_is_missing(run_copy):
+    shutil.rmtree(run_copy / "eval")  # moved or deleted after the run: its record still says done
+    summary = build_report(run_copy)
+    assert summary["missing"] == [{"stage": "eval", "files": ["eval/summary.json", "eval/pairs.jsonl"]}]
+    assert summary["timings"]["eval"]["status"] == "missing" and summary["timings"]["train"]["status"] == "done"
+    assert summary["eval"] is None and not [v for v in summary["headline"] if v["proof"] == "judge"]
+    page, text = (run_copy / "report.html").read_text(), (run_copy / "report.md").read_text()
+    assert 'id="missing-eval"' in page and "the evaluation (the judge&#39;s figures) is missing" in page
+    assert "the evaluation (the judge's figures) is missing: eval/summary.json, eval/pairs.jsonl are not in the run folder" in text
+    assert "| eval | " in text and "| output missing |" in text
+
+
+def test_a_stage_whose_output_is_gone_is_redone(run_copy, tiny_model):
+    (run_copy / "simulate" / "summary.json").unlink()  # its record says done
+    log = Log()
+    run(tiny_run_config(tiny_model), run_copy, log=log)
+    assert log.ran() == {"simulate"} and any("simulate/summary.json is missing: redoing it" in m for m in log)
+    assert (run_copy / "simulate" / "summary.json").is_file()
 
 
 def test_report_without_votes_says_so_and_gives_the_links(run_copy):

@@ -532,10 +532,14 @@ def run_command(
     if help_config:
         print(config_help_text(RunConfig, "voicetune run CONFIG: every field (YAML; nested sections as mappings)"), end="")
         return
+    if config is not None and not config.exists():
+        from voicetune.records import missing_reason
+
+        raise VoicetuneError(f"{config}: {missing_reason(config)}, expected the run's config file (YAML)")
     settings = load_run_config(config, {"threads": threads})
     output = output or Path("runs") / (config.stem if config is not None else "default")
     command = "voicetune run" + (f" {shlex.quote(str(config))}" if config else "") + f" --out {shlex.quote(str(output))}" + (f" --threads {threads}" if threads is not None else "")
-    summary = run(settings, output, command=command)
+    summary = run(settings, output, command=command, config_file=config)
     from voicetune.report.render import sentence
     from voicetune.report.summary import Verdict
 
@@ -593,21 +597,30 @@ def serve_command(
     max_new_tokens: int = typer.Option(96, min=1, help="The longest response, in tokens."),
     scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="The scorer of --best-of, --guard and scores (e.g. the training run's reward.yaml)."),
     threads: Optional[int] = typer.Option(None, min=0, help="CPU threads (default: the cores no other process is using)."),
+    queue: int = typer.Option(8, "--queue", min=0, max=1024, help="Requests that may wait for the voice while one generates; more are answered 503 with Retry-After."),
 ) -> None:
     """Serve the tuned voice over HTTP: POST /v1/speak (streaming sentence by sentence with server-sent events)
-    and an OpenAI-compatible /v1/chat/completions.
+    and an OpenAI-compatible /v1/chat/completions. There is no authentication: keep it on 127.0.0.1 or a
+    private network behind your pipeline.
 
     Example: voicetune serve tuned-q4.gguf --port 8010 --best-of 4 --guard
     """
     from voicetune.quality import load_scorer_config
     from voicetune.serve.app import serve
-    from voicetune.serve.voice import load_voice
+    from voicetune.serve.voice import check_backend, load_voice
+    from voicetune.web import bind, is_loopback
 
-    voice = load_voice(model, backend, best_of=best_of, guard=guard, style=str(system_prompt) if system_prompt else None, temperature=temperature,
-                       max_new_tokens=max_new_tokens, threads=threads, scorer=load_scorer_config(scorer_config))
-    console.print(f"serving {model} ({backend}{f', best of {best_of}' if best_of > 1 else ''}{', guarded' if guard else ''}) at http://{host}:{port}/v1/speak",
-                  markup=False, highlight=False, soft_wrap=True)
-    serve(voice, host, port, backend_name=backend)
+    check_backend(backend)
+    sock = bind(host, port)  # before the model loads: a port in use is one line at once, not an exit after "serving"
+    with sock:
+        if not is_loopback(host):
+            console.print(f"warning: serving on {host}: the speak server has no authentication; anyone who can reach this port can use "
+                          "the voice; keep it behind your pipeline (127.0.0.1 or a private network)", markup=False, highlight=False, soft_wrap=True)
+        voice = load_voice(model, backend, best_of=best_of, guard=guard, style=str(system_prompt) if system_prompt else None, temperature=temperature,
+                           max_new_tokens=max_new_tokens, threads=threads, scorer=load_scorer_config(scorer_config))
+        console.print(f"serving {model} ({backend}{f', best of {best_of}' if best_of > 1 else ''}{', guarded' if guard else ''}) at http://{host}:{port}/v1/speak",
+                      markup=False, highlight=False, soft_wrap=True)
+        serve(voice, host, port, backend_name=backend, queue=queue, sock=sock)
 
 
 def main(args: Optional[list[str]] = None) -> None:

@@ -7,6 +7,7 @@ atomic (write a temporary file, then rename) so that a killed run never leaves h
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -295,11 +296,87 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def refuse_overwriting_input(output: str | Path, *inputs: str | Path) -> None:
-    """Raise when ``output`` is one of ``inputs``: writing it would replace the input it is made from."""
+#: ``writes`` of :func:`refuse_overwriting_input` for a command that may write anything in its output folder.
+EVERYTHING: tuple[str, ...] = (".",)
+#: The files SQLite keeps beside a database (the write-ahead log, its shared memory, the rollback journal):
+#: writing over one of them corrupts the database or loses its last commits.
+DATABASE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _resolved(path: str | Path) -> Path | None:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop (RuntimeError before Python 3.13)
+        return None
+
+
+def _overwriting(target: Path, source: Path) -> str | None:
+    """Why writing ``target`` (a file, or a folder written or moved as a whole) would overwrite the input
+    ``source`` (a file, or a folder read whole), in words; None when it would not."""
+    if same_file(target, source):
+        return f"is the input file {source}, which writing would overwrite"
+    written, read = _resolved(target), _resolved(source)
+    if written is None or read is None:
+        return None
+    if source.is_file() and any(written == read.with_name(read.name + suffix) for suffix in DATABASE_COMPANIONS):
+        return f"is SQLite's journal of the input {source}: writing it would corrupt that database"
+    if read.is_relative_to(written):
+        return f"holds the input {source}, which writing it would overwrite or move aside"
+    if source.is_dir() and written.is_relative_to(read) and target.exists():
+        return f"is a file of the input folder {source} (read whole), which writing would overwrite"
+    return None
+
+
+def refuse_overwriting_input(output: str | Path, *inputs: str | Path | None, writes: Iterable[str] | None = None) -> None:
+    """Raise when writing ``output`` would replace one of ``inputs``, what the output is made from.
+
+    ``output`` is a file, unless ``writes`` names what the command writes inside the folder ``output``:
+    relative paths of files or of folders written (or moved aside) as a whole; :data:`EVERYTHING` when
+    anything inside may be written. ``inputs`` are files, or folders read whole (a model directory); None and
+    inputs that do not exist are skipped. Refused: a written path that is an input by any name (a symlink, a
+    relative path, a hard link); the ``-wal``/``-shm``/``-journal`` of an input (an input may be a SQLite
+    database); a written folder that holds an input; an existing file inside an input folder.
+    """
+    targets = [Path(output)] if writes is None else [Path(output) / name for name in writes]
     for source in inputs:
-        if same_file(output, source):
-            raise VoicetuneError(f"{output}: is the input file {source}, which writing would overwrite; choose another output path")
+        if source is None or not (Path(source).exists() or Path(source).is_symlink()):
+            continue
+        for target in targets:
+            reason = _overwriting(target, Path(source))
+            if reason is not None:
+                raise VoicetuneError(f"{target}: {reason}; choose another output path")
+
+
+def missing_reason(path: str | Path) -> str:
+    """Why a path that should exist does not, in words: no such file or folder, a symbolic link loop, or a
+    symbolic link whose target is missing."""
+    path = Path(path)
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop (it leads back to itself)"
+        if path.is_symlink():
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        if error.errno == errno.ENOTDIR:
+            return "not found (a part of the path is a file, not a folder)"
+        return "no such file or folder"
+    return "exists"
+
+
+def output_folder(path: str | Path, expected: str = "an output folder") -> Path:
+    """``path`` as a folder to write into, created when missing, or one clear :class:`VoicetuneError`: an
+    existing file there (or above it), a symbolic link loop, a link to nowhere, a folder that cannot be made."""
+    if isinstance(path, str) and not path.strip():
+        raise VoicetuneError(f"cannot use an empty path as {expected}")
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise VoicetuneError(f"{path}: is a file, expected {expected}")
+    if path.is_symlink() or any(parent.is_symlink() and not parent.exists() for parent in path.parents):
+        raise VoicetuneError(f"{path}: {missing_reason(path)}, expected {expected}")
+    return ensure_dir(path)
 
 
 def _write_error(path: Path, error: OSError) -> VoicetuneError:

@@ -9,17 +9,41 @@ were changed after its results existed. With no config the run is the embedded d
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from voicetune.judge.registry import JudgeOptions
 from voicetune.simulate.config import CallerModel, Timing
 from voicetune.train.config import TrainConfig
 
 
+#: The TTS names a config may give (voicetune.tts: auto picks the best installed engine).
+TTS_NAMES = ("auto", "piper", "espeak", "espeak-ng", "browser")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _check_judge(options: JudgeOptions) -> JudgeOptions:
+    """What the judge's kind needs, checked here rather than when its stage starts (by then the stages before
+    it have run, and a redone stage's outputs have been moved aside): an LLM judge its endpoints and model
+    names, a learned judge's folder only for a learned judge."""
+    if options.kind == "llm":
+        if not options.endpoints or not options.models:
+            raise ValueError("kind llm needs endpoints (the endpoint's URL) and models (the model names it serves)")
+        if len(options.endpoints) not in (1, len(options.models)):
+            raise ValueError(f"give one endpoint, or one per model ({len(options.endpoints)} endpoints for {len(options.models)} models)")
+        bad = next((url for url in options.endpoints if not url.startswith(("http://", "https://"))), None)
+        if bad is not None:
+            raise ValueError(f"endpoint {bad!r} is not an http:// or https:// URL")
+    elif options.endpoints or options.models:
+        raise ValueError(f"endpoints and models are for kind llm, not kind {options.kind}")
+    if options.model is not None and options.kind != "learned":
+        raise ValueError(f"model is a learned judge's folder; kind {options.kind} takes none")
+    return options
 
 
 class DataSection(_Section):
@@ -31,6 +55,25 @@ class DataSection(_Section):
     ratios: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1], min_length=3, max_length=3, description="train, dev and test shares of a file's conversations (the built-in splits are fixed)")
     seed: int = Field(0, description="the split's shuffle seed")
     limit: int | None = Field(None, ge=1, description="only the first N held-out (test) conversations, for the evaluation and the calls alike (null: all): for a quick look, not for figures")
+
+    @field_validator("ratios")
+    @classmethod
+    def _usable_ratios(cls, ratios: list[float]) -> list[float]:
+        """The run trains on the train split and evaluates on the test split: both need a share above zero."""
+        if not all(math.isfinite(r) and r >= 0 for r in ratios):
+            raise ValueError(f"shares must be finite and not negative, got {ratios}")
+        if ratios[0] <= 0 or ratios[2] <= 0:
+            raise ValueError(f"the train and test shares must be above zero (the run trains on one and evaluates on the other), got {ratios}")
+        return ratios
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, name: str | None) -> str | None:
+        from voicetune.data.formats import FORMATS
+
+        if name is not None and name not in FORMATS:
+            raise ValueError(f"unknown transcript format {name!r}: use {', '.join(FORMATS)}")
+        return name
 
 
 class GenerationSection(_Section):
@@ -50,6 +93,42 @@ class EvalSection(_Section):
     judge: JudgeOptions = Field(default_factory=JudgeOptions, description="the judge of the headline: the learned judge by default (usable first, learned from blind listeners; the rubric's findings, with the training run's reward config, explain each verdict)")
     llm_judge: JudgeOptions | None = Field(None, description="a second, LLM judge over the same pairs (kind: llm, endpoints, models); off when null")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _second_judge_is_an_llm(cls, data):
+        """``llm_judge`` names an endpoint: its kind is llm unless it says otherwise (the judges' default kind
+        is the learned one, which would quietly judge the pairs a second time the same way)."""
+        if isinstance(data, dict) and isinstance(data.get("llm_judge"), dict) and "kind" not in data["llm_judge"]:
+            data = {**data, "llm_judge": {**data["llm_judge"], "kind": "llm"}}
+        return data
+
+    @field_validator("baselines")
+    @classmethod
+    def _baselines_parse(cls, specs: list[str]) -> list[str]:
+        """Each baseline is a system spec `voicetune eval` takes (checked without touching the disk: whether a
+        model it names is on this machine is checked when the run starts, by voicetune.pipeline.run.preflight)."""
+        from voicetune.errors import VoicetuneError
+        from voicetune.evaluate.systems import parse_system
+
+        for index, spec in enumerate(specs):
+            try:
+                parse_system(spec.replace("{model}", "model"))
+            except VoicetuneError as error:
+                raise ValueError(f"item {index}: {str(error).removeprefix('--system ')}") from None
+        return specs
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_kind(cls, options: JudgeOptions) -> JudgeOptions:
+        return _check_judge(options)
+
+    @field_validator("llm_judge")
+    @classmethod
+    def _llm_judge_kind(cls, options: JudgeOptions | None) -> JudgeOptions | None:
+        if options is not None and options.kind != "llm":
+            raise ValueError(f"the second judge is an LLM judge: kind llm, not {options.kind}")
+        return None if options is None else _check_judge(options)
+
 
 class ReviewSection(_Section):
     """The human review set made from the evaluation's pairs, audio included (`voicetune review create`)."""
@@ -63,6 +142,28 @@ class ReviewSection(_Section):
     tts: str = Field("auto", description="the review voice: auto (Piper, else espeak-ng, else the browser), piper, espeak or browser")
     seed: int = Field(0, description="the sample's, assignment's and order's seed")
 
+    @field_validator("reviewers")
+    @classmethod
+    def _distinct_reviewers(cls, names: list[str]) -> list[str]:
+        """Each reviewer is a row keyed by name (with a secret link): a blank or repeated name fails here, not
+        in the review stage after the set made from other pairs was moved aside."""
+        stripped = [name.strip() for name in names]
+        if not all(stripped):
+            raise ValueError("a reviewer name is empty")
+        if any("," in name for name in stripped):
+            raise ValueError(f"a reviewer name holds a comma: {', '.join(n for n in stripped if ',' in n)!r}")
+        repeated = sorted({name for name in stripped if stripped.count(name) > 1})
+        if repeated:
+            raise ValueError(f"reviewer names must be distinct: {', '.join(repeated)} more than once")
+        return stripped
+
+    @field_validator("tts")
+    @classmethod
+    def _known_tts(cls, name: str) -> str:
+        if name.strip().lower() not in TTS_NAMES:
+            raise ValueError(f"unknown TTS engine {name!r}: use auto, piper, espeak or browser")
+        return name.strip().lower()
+
 
 class SimulateSection(_Section):
     """Simulated calls over the held-out conversations (`voicetune simulate`), on the evaluation's responses."""
@@ -74,6 +175,16 @@ class SimulateSection(_Section):
     caller_model: CallerModel = Field(default_factory=CallerModel, description="the rule-based caller's constants, each with its source")
     timing_model: Timing = Field(default_factory=Timing, description="speech rates and gaps")
     sensitivity: bool = Field(False, description="also rerun the comparisons with each main caller constant at 0.5x and 1.5x")
+
+    @field_validator("tts")
+    @classmethod
+    def _known_tts(cls, name: str, info: ValidationInfo) -> str:
+        name = name.strip().lower()
+        if name not in TTS_NAMES:
+            raise ValueError(f"unknown TTS engine {name!r}: use espeak, piper or auto")
+        if name == "browser" and info.data.get("channel") == "speech":
+            raise ValueError("the speech channel transcribes audio made on this machine, and 'browser' makes none (use espeak or piper)")
+        return name
 
 
 class Thresholds(_Section):

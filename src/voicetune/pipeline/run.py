@@ -11,6 +11,7 @@
     RUN/summary.json             every stage's figures, the headline verdicts, timings and the manifest
     RUN/report.html, report.md   the report (`voicetune report RUN` rebuilds both, e.g. after reviewers voted)
     RUN/stages/NAME.fingerprint.json   what each stage was made from, whether it finished, and how long it took
+    RUN/stages/run.json          marks the folder as a run (written first; see voicetune.pipeline.outputs)
 
 Each stage is skipped only when its record says it finished from exactly what it would be made from now
 (:class:`voicetune.provenance.Step`): the config sections it reads and the hashes of its inputs (the data,
@@ -18,6 +19,16 @@ the tuned model's weights, the judged pairs, the responses). A changed setting r
 and, through their outputs' hashes, those downstream; inside a stage the same holds step by step (training
 redoes only the steps whose inputs changed, evaluation only the systems whose responses changed). A killed
 run resumes where it stopped. The report is rebuilt every time (it reads the live review votes).
+
+Nothing the user made is overwritten: ``--out`` must be a new or empty folder, or a run's
+(:func:`voicetune.pipeline.outputs.is_run_folder`); no input (the config file, ``data.source``, a model
+folder) may lie where the run writes (:data:`WRITES`). The one exception is the run's own
+``RUN/config.yaml`` given as the config to resume it (``voicetune run RUN/config.yaml --out RUN``), and only
+while writing the resolved config back changes nothing in it: an edit of a setting in place is such a
+resume, but a file with comments, another layout or a ``--threads`` override would be rewritten, so it is
+refused (run a copy of it instead). What the config needs of this machine (its models, judge folder, TTS
+engines) is checked before anything runs (:func:`preflight`), and a stage's outputs are moved aside with
+their SQLite databases settled, never under a live review server (:class:`~voicetune.pipeline.outputs.StageStep`).
 """
 
 from __future__ import annotations
@@ -32,9 +43,11 @@ from typing import Callable
 
 from voicetune.errors import VoicetuneError
 from voicetune.pipeline.config import RunConfig
+from voicetune.pipeline.outputs import MARKER, StageStep, companions, is_run_folder
 from voicetune.progress import RunDisplay, duration, say
-from voicetune.provenance import Step, hash_file, hash_records, hash_tree
-from voicetune.records import Turn, atomic_write_text, dumps, ensure_dir, load_records, write_records
+from voicetune.provenance import hash_file, hash_records, hash_tree, package_version
+from voicetune.records import (Turn, atomic_write_text, dumps, iter_numbered_records, load_records, missing_reason, output_folder,
+                               refuse_overwriting_input, same_file, write_records)
 
 Log = Callable[[str], None]
 TUNED = "tuned"
@@ -42,6 +55,10 @@ SPLITS = ("train", "dev", "test")
 #: Seconds each stage took for the embedded default on a 2-core AVX-512 CPU (measured; see the README), the
 #: basis of the display's estimate, scaled by each stage's amount of work (:func:`planned_seconds`).
 DEFAULT_SECONDS = {"data": 0.1, "train": 578.0, "eval": 365.0, "review": 56.0, "simulate": 44.0, "report": 4.0}
+#: What a run writes directly in its folder: files, and folders written or moved aside as a whole. An input
+#: at or below one of them would be overwritten (voicetune.records.refuse_overwriting_input).
+WRITES = ("config.yaml", "command.txt", "thresholds.json", "summary.json", "report.html", "report.md", "plots", "data", "train",
+          "eval", "eval-llm", "review", "simulate", "stages")
 
 
 class RunPaths:
@@ -140,7 +157,8 @@ def data_made_from(config: RunConfig, paths: RunPaths) -> dict:
         source = {"spoken": hash_records(reference_turns())}
     else:
         if not Path(section.source).is_file():
-            raise VoicetuneError(f"data.source: {section.source}: no such file")
+            problem = "a folder, expected a file" if Path(section.source).is_dir() else missing_reason(section.source)
+            raise VoicetuneError(f"data.source: {section.source}: {problem}")
         source = {"file": hash_file(section.source)}
     return {"data": section.model_dump(exclude={"limit"}), "source": source}
 
@@ -160,7 +178,14 @@ def run_data(config: RunConfig, paths: RunPaths, log: Log) -> dict:
         if section.format:
             turns = import_transcripts(section.source, section.format, section.domain)
         else:
-            turns = load_records(section.source, Turn, unique_ids=True)
+            from voicetune.simulate.run import call_place_error
+
+            numbered = list(iter_numbered_records(section.source, Turn, unique_ids=True))
+            for line, turn in numbered:  # a call's turns are ordered by it: refused here, not when the test split is grouped
+                problem = call_place_error(turn)
+                if problem is not None:
+                    raise VoicetuneError(f"{section.source}:{line}: {problem}")
+            turns = [turn for _, turn in numbered]
             if section.domain:
                 turns = [t.model_copy(update={"domain": section.domain}) for t in turns]
         splits = split_records(turns, section.ratios, section.seed)
@@ -220,6 +245,10 @@ def run_review(config: RunConfig, paths: RunPaths, log: Log) -> dict:
 
     section = config.review
     if not paths.review_db.exists():  # a set made from other pairs was moved aside by the stage's record
+        leftovers = [path for path in companions(paths.review_db) if path.exists()]
+        if leftovers:  # a WAL without its database would be replayed into the new one: kept aside, never deleted
+            moved = StageStep(paths.record("review"), [], {}, name="review", log=log).set_aside(leftovers)
+            log(f"review: {', '.join(p.name for p in leftovers)} without their database moved to {moved}")
         paths.review_db.parent.mkdir(parents=True, exist_ok=True)
         create_review_set(paths.eval, paths.review_db, section.reviewers, sample=section.sample,
                           overlap=min(section.overlap, len(section.reviewers)), repeat_share=section.repeat_share,
@@ -249,22 +278,37 @@ def run_simulate(config: RunConfig, paths: RunPaths, log: Log) -> dict:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of the run: what it is made from (a JSON-able dict), what it does, and the outputs set aside
-    when it must be redone (empty where the stage keeps its own step-by-step provenance inside)."""
+    """One stage of the run: what it is made from (a JSON-able dict), what it does, the outputs set aside
+    when it must be redone (empty where the stage keeps its own step-by-step provenance inside), and the files
+    it produces: a stage whose record says it finished is redone when one of them is missing (moved or
+    deleted since), and the report says so rather than leaving its figures out."""
 
     name: str
     description: str
     made_from: Callable[[RunConfig, RunPaths], dict]
     run: Callable[[RunConfig, RunPaths, Log], dict]
     outputs: Callable[[RunPaths], list[Path]] = lambda paths: []
+    products: Callable[[RunConfig, RunPaths], list[Path]] = lambda config, paths: []
+
+    def missing(self, config: RunConfig, paths: RunPaths) -> list[Path]:
+        """The files this stage produces that are not there."""
+        return [path for path in self.products(config, paths) if not path.is_file()]
+
+
+def _eval_products(config: RunConfig, paths: RunPaths) -> list[Path]:
+    return [paths.eval / "summary.json", paths.eval / "pairs.jsonl"] + ([paths.eval_llm / "summary.json"] if config.eval.llm_judge else [])
 
 
 STAGES = (
-    Stage("data", "the turns and their split", data_made_from, run_data, lambda p: [p.data]),
-    Stage("train", "SFT on spoken targets, then sample, score and DPO", train_made_from, run_train),
-    Stage("eval", "the judge: tuned vs each baseline, both orders", eval_made_from, run_eval),
-    Stage("review", "the human review set, audio included", review_made_from, run_review, lambda p: [p.review_db]),
-    Stage("simulate", "simulated calls on the held-out conversations", simulate_made_from, run_simulate),
+    Stage("data", "the turns and their split", data_made_from, run_data, lambda p: [p.data],
+          lambda c, p: [p.split(name) for name in SPLITS]),
+    Stage("train", "SFT on spoken targets, then sample, score and DPO", train_made_from, run_train,
+          products=lambda c, p: [p.train / "summary.json", p.model / "config.json"]),
+    Stage("eval", "the judge: tuned vs each baseline, both orders", eval_made_from, run_eval, products=_eval_products),
+    Stage("review", "the human review set, audio included", review_made_from, run_review, lambda p: [p.review_db, *companions(p.review_db)],
+          lambda c, p: [p.review_db]),
+    Stage("simulate", "simulated calls on the held-out conversations", simulate_made_from, run_simulate,
+          products=lambda c, p: [p.simulate / "summary.json"]),
 )
 
 
@@ -311,15 +355,145 @@ def record_thresholds(paths: RunPaths, config: RunConfig) -> dict:
     return record
 
 
-def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: Log = say) -> dict:
-    """Run every stage of ``config`` into ``out`` (see the module docstring); returns the run's summary."""
-    from voicetune.report import build_report
+def _model_on_this_machine(field: str, spec: str) -> None:
+    """Raise unless ``spec`` names a model the stages can load here, as ``resolve_model`` would decide (without
+    converting anything): a packaged model, a .gguf file, a model directory or a Hugging Face id."""
+    from voicetune.models.loading import EMBEDDED
+
+    if spec in EMBEDDED:
+        return
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf" and not path.is_dir():
+        if not path.is_file():
+            raise VoicetuneError(f"{field}: {spec}: {missing_reason(path) if not path.exists() else 'not a file'}, expected a .gguf file")
+        return
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise VoicetuneError(f"{field}: {spec}: not a model directory (no config.json)")
+        return
+    if path.is_symlink():
+        raise VoicetuneError(f"{field}: {spec}: {missing_reason(path)}")
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return  # a Hugging Face id: loaded from the local cache, or fetched
+    raise VoicetuneError(f"{field}: {spec!r}: no such model (not {', '.join(EMBEDDED)}, a .gguf file, a model directory or a Hugging Face id)")
+
+
+def _tts_on_this_machine(field: str, name: str, speech: bool = False) -> None:
+    from voicetune.tts import choose_engine
+
+    try:
+        engine = choose_engine(name)
+    except VoicetuneError as error:
+        raise VoicetuneError(f"{field}: {error}") from None
+    if speech and engine == "browser":
+        raise VoicetuneError(f"{field}: the speech channel needs a TTS engine on this machine, and none is installed (espeak-ng or piper)")
+
+
+def preflight(config: RunConfig) -> None:
+    """What the config needs of this machine, checked before anything runs or moves (the config's own
+    cross-field rules are checked when it is read): the policy and every model baseline, a learned judge's
+    folder, the TTS engines (and speech recognition) of the enabled stages. A config that fails here would
+    otherwise fail at its stage, after the stages before it ran and a redone stage's outputs were moved aside."""
+    from voicetune.evaluate.systems import parse_system
+
+    _model_on_this_machine("train.model", config.train.model)
+    for index, spec in enumerate(baseline_systems(config)):
+        system = parse_system(spec)
+        if system.kind == "model":
+            _model_on_this_machine(f"eval.baselines.{index}", system.model or "")
+    for field, options in (("eval.judge", config.eval.judge), ("eval.llm_judge", config.eval.llm_judge)):
+        if options is not None and options.kind == "learned" and options.model:
+            folder = Path(options.model).expanduser()
+            if not ((folder / "judge.pkl").is_file() and (folder / "judge.json").is_file()):
+                raise VoicetuneError(f"{field}.model: {options.model}: not a learned judge "
+                                     "(expected judge.pkl and judge.json from `voicetune judge train`)")
+    if config.review.enabled:
+        _tts_on_this_machine("review.tts", config.review.tts)
+    if config.simulate.enabled:
+        speech = config.simulate.channel == "speech"
+        _tts_on_this_machine("simulate.tts", config.simulate.tts, speech)
+        if speech:
+            from voicetune.asr import asr_available
+
+            if not asr_available():
+                raise VoicetuneError("simulate.channel: speech needs speech recognition (pip install 'voicetune[speech]'), or use the text channel")
+
+
+def run_inputs(config: RunConfig) -> list[Path]:
+    """The files and folders a run reads that could sit where it writes: the data, the policy and baseline
+    model folders, a style prompt, the learned judge's folder (what does not exist is skipped by the check)."""
+    from voicetune.evaluate.systems import parse_system
+
+    found = [] if config.data.source in ("builtin", "spoken") else [Path(config.data.source)]
+    found.append(Path(config.train.model).expanduser())
+    models = [system.model for system in map(parse_system, baseline_systems(config)) if system.kind == "model"]
+    judges = [options.model for options in (config.eval.judge, config.eval.llm_judge) if options is not None]
+    sample = config.train.sample
+    found += [Path(path).expanduser() for path in (*models, *judges, sample.style_prompt, sample.data) if path and path != "default"]
+    return found
+
+
+def check_run_folder(root: Path, config: RunConfig, config_file: str | Path | None) -> str:
+    """Refuse an output that would lose something (see the module docstring); returns the config text the run
+    writes."""
     from voicetune.settings import dump_yaml
+
+    if root.exists() and not root.is_dir():
+        raise VoicetuneError(f"{root}: is a file, expected a run folder (--out)")
+    if not root.exists() and root.is_symlink():
+        raise VoicetuneError(f"{root}: {missing_reason(root)}, expected a run folder (--out)")
+    if root.is_dir() and any(root.iterdir()) and not is_run_folder(root):
+        raise VoicetuneError(f"{root}: a folder that is not a voicetune run (no {MARKER}) and not empty: the run would overwrite its files "
+                             "and move its data/ aside; choose a new or empty folder for --out")
+    text = dump_yaml(config)
+    stored = root / "config.yaml"
+    if config_file is not None and same_file(config_file, stored):
+        try:
+            unchanged = stored.read_text(encoding="utf-8") == text
+        except (OSError, UnicodeDecodeError):
+            unchanged = False
+        if not unchanged:
+            raise VoicetuneError(f"{config_file}: is the run's own {stored}, which the run rewrites with the resolved config (every default "
+                                 "written out), and that would change it (comments, layout, a flag's override); run a copy of it instead")
+        config_file = None  # resuming the run with its own config: writing it back changes nothing
+    refuse_overwriting_input(root, config_file, *run_inputs(config), writes=WRITES)
+    return text
+
+
+def check_held_out(config: RunConfig, paths: RunPaths) -> None:
+    """After the data stage, before the training: the test split's turns can be grouped into calls (a
+    ``meta.turn_index`` that is not a whole number is refused), and each held-out turn has the draft the
+    simulated calls judge it against, when they run (see :func:`voicetune.simulate.run.check_call_turns`)."""
+    from voicetune.simulate.run import call_place_error, check_call_turns
+
+    test = paths.split("test")
+    numbered = list(iter_numbered_records(test, Turn))
+    for line, turn in numbered:
+        problem = call_place_error(turn)
+        if problem is not None:
+            raise VoicetuneError(f"{test}:{line}: {problem}")
+    if config.simulate.enabled:
+        held = {turn.id for turn in held_out_turns(config, paths)}
+        check_call_turns([(line, turn) for line, turn in numbered if turn.id in held], test)
+
+
+def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: Log = say, config_file: str | Path | None = None) -> dict:
+    """Run every stage of ``config`` into ``out`` (see the module docstring); returns the run's summary.
+
+    ``config_file``: the YAML ``config`` was read from, so that the run never writes over it (see the module
+    docstring for the one exception, the run's own config resumed unchanged).
+    """
+    from voicetune.report import build_report
     from voicetune.threads import apply_threads
 
     paths = RunPaths(Path(out))
-    ensure_dir(paths.root)
-    atomic_write_text(paths.root / "config.yaml", dump_yaml(config))
+    config_text = check_run_folder(paths.root, config, config_file)
+    preflight(config)
+    output_folder(paths.root, "a run folder (--out)")
+    if not (paths.root / MARKER).is_file():
+        marker = {"made_by": "voicetune run", "version": package_version(), "created_at": time.time()}
+        atomic_write_text(paths.root / MARKER, dumps(marker, indent=2) + "\n")
+    atomic_write_text(paths.root / "config.yaml", config_text)
     record_thresholds(paths, config)
     atomic_write_text(paths.root / "command.txt", (command or "voicetune run " + " ".join(shlex.quote(a) for a in sys.argv[2:])) + "\n")
     apply_threads(config.threads, log)
@@ -330,20 +504,26 @@ def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: 
         for number, stage in enumerate(plan, 1):
             prefix = f"[{number}/{len(names)}] {stage.name}"
             display.start(stage.name)
-            step = Step(paths.record(stage.name), stage.outputs(paths), stage.made_from(config, paths), name=stage.name, log=log)
-            if step.done:
+            step = StageStep(paths.record(stage.name), stage.outputs(paths), stage.made_from(config, paths), name=stage.name, log=log)
+            missing = stage.missing(config, paths)
+            if step.done and missing:
+                gone = ", ".join(str(path.relative_to(paths.root)) for path in missing)
+                log(f"{prefix}: its record says it finished, but {gone} is missing: redoing it")
+            if step.done and not missing:
                 stored = json.loads(paths.record(stage.name).read_text(encoding="utf-8"))
                 log(f"{prefix}: up to date (made in {duration(stored.get('seconds', 0))}; nothing it reads has changed)")
                 display.finish(stage.name, 0.0, ran=False)
-                continue
-            log(f"{prefix}: {stage.description}")
-            step.begin()
-            stage_started = time.perf_counter()
-            info = stage.run(config, paths, log) or {}
-            seconds = round(time.perf_counter() - stage_started, 1)
-            step.finish(seconds=seconds, finished_at=time.time(), **info)
-            display.finish(stage.name, seconds, ran=True)
-            log(f"{prefix}: done in {duration(seconds)}")
+            else:
+                log(f"{prefix}: {stage.description}")
+                step.begin()
+                stage_started = time.perf_counter()
+                info = stage.run(config, paths, log) or {}
+                seconds = round(time.perf_counter() - stage_started, 1)
+                step.finish(seconds=seconds, finished_at=time.time(), **info)
+                display.finish(stage.name, seconds, ran=True)
+                log(f"{prefix}: done in {duration(seconds)}")
+            if stage.name == "data":
+                check_held_out(config, paths)
         display.start("report")
         log(f"[{len(names)}/{len(names)}] report: summary.json, report.html and report.md")
         summary = build_report(paths.root)

@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from voicetune.progress import duration
 from voicetune.records import QUALITIES
-from voicetune.report.summary import Verdict
+from voicetune.report.summary import MissingOutput, Verdict
 
 PROOFS = {"judge": "judge", "humans": "reviewers", "calls": "calls"}
 METRICS = {"win_rate": "win rate", "repeat_requests": "repeat requests", "duration_seconds": "call duration", "resolution": "resolution"}
@@ -88,6 +88,24 @@ def sentence(verdict: Verdict, note: bool = True) -> str:
     return text + (f" ({null_note(verdict)})" if note and null_note(verdict) else "")
 
 
+#: What each stage's output is, in the report's words.
+STAGE_OUTPUTS = {"data": "the data splits", "train": "the tuned model", "eval": "the evaluation (the judge's figures)",
+                 "review": "the review set (the reviewers' votes)", "simulate": "the simulated calls"}
+
+
+def missing_sentence(gap: MissingOutput) -> str:
+    """One line for a stage whose output is gone, e.g. ``the evaluation (the judge's figures) is missing:
+    eval/summary.json is not in the run folder, though the eval stage finished; ...``."""
+    files = ", ".join(gap.files)
+    return (f"{STAGE_OUTPUTS[gap.stage]} is missing: {files} {'is' if len(gap.files) == 1 else 'are'} not in the run folder, though the "
+            f"{gap.stage} stage finished (moved or deleted since), so its figures are left out; `voicetune run` on this folder makes it again")
+
+
+def missing_sentences(summary: dict) -> dict[str, str]:
+    """Each stage with missing output: its sentence (empty for a run that has everything)."""
+    return {gap["stage"]: missing_sentence(MissingOutput.model_validate(gap)) for gap in summary.get("missing", [])}
+
+
 def unclear_intervals(verdicts: list[Verdict]) -> list[str]:
     """Which figures have an interval that includes no difference, grouped: ``judge win rate vs base, prompted``."""
     grouped: dict[str, list[str]] = {}
@@ -124,7 +142,8 @@ def _verdicts(summary: dict) -> list[Verdict]:
 def _timing_rows(summary: dict) -> list[tuple[str, str, str]]:
     rows = []
     for name, timing in summary["timings"].items():
-        rows.append((name, duration(timing["seconds"]) if timing.get("seconds") is not None else "–", timing.get("status") or ""))
+        status = "output missing" if timing.get("status") == "missing" else timing.get("status") or ""
+        rows.append((name, duration(timing["seconds"]) if timing.get("seconds") is not None else "–", status))
     return rows
 
 
@@ -146,10 +165,12 @@ def markdown(summary: dict, samples: list[dict], plot_files: dict[str, str]) -> 
     if unclear:
         lines += ["", "Intervals that include no difference (no clear effect): " + "; ".join(unclear) + "."]
     lines += ["", thresholds_line(summary), ""]
+    missing = missing_sentences(summary)
+    lines += [f"**Warning:** {text}." for text in missing.values()] + ([""] if missing else [])
     review = summary.get("review")
-    if review is None:
+    if review is None and "review" not in missing:
         lines.append("Human review: no review set (review.enabled is false, or the stage has not run).")
-    elif not review["votes"]:
+    elif review is not None and not review["votes"]:
         lines.append(f"Human review: no votes yet. Serve the set with `voicetune review serve --db {review['db']}` and send each reviewer their link.")
     lines += ["", "## The judge", ""]
     evaluation = summary.get("eval")
@@ -167,6 +188,8 @@ def markdown(summary: dict, samples: list[dict], plot_files: dict[str, str]) -> 
             for name, row in usable.items():
                 failures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (row.get("failures") or {}).items()) or "none"
                 lines.append(f"| {name} | {pct(row['usable_rate'])} | {interval(*row['usable_ci'])} | {failures} |")
+    elif "eval" in missing:
+        lines.append(f"Missing: {missing['eval']}.")
     lines += ["", "## The reviewers", ""]
     agreement = (review or {}).get("agreement")
     if agreement:
@@ -189,6 +212,8 @@ def markdown(summary: dict, samples: list[dict], plot_files: dict[str, str]) -> 
                          f"{pct(row['turns']['change'], True)} {interval(*row['turns']['ci'], signed=True)} | "
                          f"{pct(row['duration_seconds']['change'], True)} {interval(*row['duration_seconds']['ci'], signed=True)} | "
                          f"{points(r['difference'])} ({points(r['lower_bound'])}) | {'yes' if r['non_inferior'] else 'no'} |")
+    elif "simulate" in missing:
+        lines.append(f"Missing: {missing['simulate']}.")
     else:
         lines.append("No simulated calls (simulate.enabled is false, or the stage has not run).")
     if plot_files:
@@ -199,7 +224,7 @@ def markdown(summary: dict, samples: list[dict], plot_files: dict[str, str]) -> 
                   f"**Draft:** {_one_line(sample['draft'])}", "", f"**tuned:** {sample['tuned']}", "", f"**{sample['baseline']}:** {sample['other']}", "",
                   f"**Judge:** {_winner(sample['judge']['winner'], sample['baseline'])}" + (f" — {rationale_first_order(sample['judge'].get('rationale'))} (A: tuned, B: {sample['baseline']})" if sample['judge'].get('rationale') else "")]
         if sample["votes"]:
-            lines.append(f"**Reviewers:** " + ", ".join(f"{v['reviewer']}: {_winner(v['winner'], sample['baseline'])}" for v in sample["votes"])
+            lines.append("**Reviewers:** " + ", ".join(f"{v['reviewer']}: {_winner(v['winner'], sample['baseline'])}" for v in sample["votes"])
                          + (" — **disagrees with the judge**" if sample["disagrees"] else ""))
         lines.append("")
     lines += ["## Timings", "", "| stage | time | status |", "| --- | --- | --- |"] + [f"| {a} | {b} | {c} |" for a, b, c in _timing_rows(summary)]
@@ -258,4 +283,5 @@ def html(summary: dict, samples: list[dict], plots: dict[str, bytes], audio: dic
         plots={name: data_uri(png, "image/png") for name, png in plots.items()},
         audio={key: data_uri(data, mime) for key, (data, mime) in audio.items()},
         timings=_timing_rows(summary), manifest=_json(summary["manifest"]), config=summary["manifest"].get("config", ""),
+        missing=missing_sentences(summary),
     )

@@ -51,6 +51,29 @@ class Verdict(BaseModel):
     n: int = 0
 
 
+class MissingOutput(BaseModel):
+    """A stage whose record says it finished while a file it produces is not there (moved or deleted since):
+    the report says so (rendered by :func:`voicetune.report.render.missing_sentence`) instead of leaving the
+    stage's figures out in silence, and its timing row says ``missing`` rather than ``done``."""
+
+    stage: Literal["data", "train", "eval", "review", "simulate"]
+    files: list[str]
+
+
+def missing_outputs(config: RunConfig, paths: RunPaths, stages: dict) -> list[MissingOutput]:
+    """Every stage of the config recorded as done whose products (:attr:`voicetune.pipeline.run.Stage.products`)
+    are missing."""
+    from voicetune.pipeline.run import stages_for
+
+    found = []
+    for stage in stages_for(config):
+        if (stages.get(stage.name) or {}).get("status") == "done":
+            missing = stage.missing(config, paths)
+            if missing:
+                found.append(MissingOutput(stage=stage.name, files=[path.relative_to(paths.root).as_posix() for path in missing]))
+    return found
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -65,7 +88,12 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunPaths]:
     """The config a run was made with (``RUN/config.yaml``) and its paths; a folder that is not a run is an error."""
     from voicetune.pipeline.config import load_run_config
 
+    from voicetune.records import missing_reason
+
     paths = RunPaths(Path(run_dir))
+    if not paths.root.is_dir():
+        problem = "is a file" if paths.root.exists() else missing_reason(paths.root)
+        raise VoicetuneError(f"{paths.root}: {problem}, expected a run folder (`voicetune run --out {paths.root}` makes one)")
     if not (paths.root / "config.yaml").is_file():
         raise VoicetuneError(f"{paths.root}: not a run directory (no config.yaml; `voicetune run --out {paths.root}` makes one)")
     return load_run_config(paths.root / "config.yaml"), paths
@@ -313,6 +341,9 @@ def collect(run_dir: str | Path) -> dict:
     human_rows = ((review or {}).get("agreement") or {}).get("comparisons", [])
     headline += judge_verdicts(human_rows, config.thresholds, proof="humans")
     headline += call_verdicts((simulation or {}).get("relative_change", []), config.thresholds)
+    missing = missing_outputs(config, paths, stages)
+    for gap in missing:  # the record says done, but what it made is gone: the timings must not say done
+        stages[gap.stage] = {**stages[gap.stage], "status": "missing"}
     results_at = max((s.get("finished_at") or 0 for s in stages.values()), default=0)
     command = (paths.root / "command.txt").read_text(encoding="utf-8").strip() if (paths.root / "command.txt").is_file() else None
     return {
@@ -327,6 +358,7 @@ def collect(run_dir: str | Path) -> dict:
         "eval_llm": _eval_section(paths, paths.eval_llm),
         "review": review,
         "simulation": simulation,
+        "missing": [gap.model_dump() for gap in missing],
         "timings": {name: {"seconds": s.get("seconds"), "status": s.get("status")} for name, s in stages.items()},
         "manifest": manifest(config, paths, eval_summary, simulation, review),
         "command": command,

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from voicetune.errors import VoicetuneError
-from voicetune.records import _write_error, commit_file, ensure_dir, temporary_file
+from voicetune.records import _write_error, commit_file, ensure_dir, missing_reason, refuse_overwriting_input, temporary_file
 
 QUANTS = ("q4_k_m", "q8_0", "f16")
 
@@ -118,6 +118,8 @@ def _model_dir(model: str) -> Path:
     if model in EMBEDDED:
         return Path(resolve_model(model))
     path = Path(model).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise VoicetuneError(f"{path}: {missing_reason(path)}, expected a model directory or a .gguf file")
     if path.suffix == ".gguf" and not path.is_dir():
         return Path(resolve_model(model))  # a missing file: its own error; else converted to a directory once
     if path.is_dir():
@@ -196,9 +198,10 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
     in a fallback type (0 for q8_0 and f16).
 
     Raises:
-        VoicetuneError: an unknown quant, an output that is a directory or cannot be written, a model that is
-            not found (or only on the hub), a converter or quantizer that is not installed, or a conversion
-            that fails (with the tool's last line). No partial output is left behind.
+        VoicetuneError: an unknown quant, an output that is a directory, a symbolic link loop, one of the
+            model's own files (or the .gguf it is converted from) or cannot be written, a model that is not
+            found (or only on the hub), a converter or quantizer that is not installed, or a conversion that
+            fails (with the tool's last line). No partial output is left behind.
     """
     started = time.monotonic()
     model = str(model)
@@ -210,10 +213,16 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
     out = Path(out).expanduser()
     if out.is_dir():
         raise VoicetuneError(f"{out}: is a directory, expected the GGUF file to write (e.g. {out / 'model.gguf'})")
+    if out.is_symlink() and not out.exists():
+        raise VoicetuneError(f"{out}: {missing_reason(out)}; give the GGUF file to write (--gguf)")
+    local = Path(model).expanduser()
+    refuse_overwriting_input(out, local if local.exists() else None)  # checked before the converter, which may be missing
     script = _converter_script()
     if wanted == "q4_k_m":
         _check_quantizer()
     source = _model_dir(model)
+    # the converter reads the model folder whole (config, tokenizer, weights) and a .gguf model was converted from its file
+    refuse_overwriting_input(out, source, local if local.suffix == ".gguf" else None)
 
     from voicetune.threads import choose_threads
 

@@ -26,12 +26,15 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
 from voicetune.errors import VoicetuneError
 from voicetune.quality.findings import contradicts
 from voicetune.quality.text import MARKDOWN_LINE, sentences, words
-from voicetune.records import Turn, atomic_write_text, dumps, write_records
+from voicetune.records import (Turn, atomic_write_text, dumps, iter_numbered_records, missing_reason, output_folder, printable,
+                               refuse_overwriting_input, write_records)
 from voicetune.simulate.caller import RuleCaller, heard_fact, redundant_claims
 from voicetune.simulate.config import CallerModel, SimConfig
 
@@ -48,15 +51,71 @@ def uniform(seed: int, call: str, turn: int, decision: str) -> float:
     return int.from_bytes(key[:7], "big") / float(1 << 56)
 
 
+class CallPlace(BaseModel):
+    """Where a turn sits in its call, from its ``meta``: ``turn_index`` orders the turns of one call, so it is
+    a whole number when given (not null, not text: sorting a call by a mix of them has no answer)."""
+
+    model_config = ConfigDict(extra="ignore")
+    turn_index: StrictInt = 0
+
+
+def call_place_error(turn: Turn) -> str | None:
+    """What is wrong with ``turn``'s place in its call (``field 'meta.turn_index': ...``), or None."""
+    try:
+        CallPlace.model_validate(turn.meta)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in ("meta", *first["loc"]))
+        return f"field '{field}': {first['msg'].lower()} (got {printable(repr(first.get('input')))})"
+    return None
+
+
+def check_call_turns(turns: Iterable[tuple[int | None, Turn]], source: str | Path) -> None:
+    """Refuse turns a call cannot be simulated from, naming the file and line (or the turn where there is
+    no line): a ``meta.turn_index`` that is not a whole number, and a turn without a draft. The draft is what
+    a call is judged against (its facts, what the caller asks for again, what contradicts it), and the draft
+    systems answer with it; without one the agent would say nothing and, with nothing required, the silent
+    call would count as resolved. So such input is refused rather than scored."""
+    for line, turn in turns:
+        where = f"{source}:{line}" if line is not None else f"{source}: turn {printable(repr(turn.id))}"
+        problem = call_place_error(turn)
+        if problem is not None:
+            raise VoicetuneError(f"{where}: {problem}")
+        if not (turn.draft or "").strip():
+            raise VoicetuneError(f"{where}: field 'draft': the turn has no draft; a simulated call is judged against each turn's draft "
+                                 "(its facts, what the caller asks to hear again), so every turn needs one")
+
+
 def group_calls(turns: Sequence[Turn]) -> dict[str, list[Turn]]:
     """Turns grouped into calls by ``meta.conversation_id`` (a turn without one is a call of its own), each
-    call in ``meta.turn_index`` order."""
+    call in ``meta.turn_index`` order (a turn_index that is not a whole number is a VoicetuneError naming the
+    turn)."""
     calls: dict[str, list[Turn]] = defaultdict(list)
     for turn in turns:
+        problem = call_place_error(turn)
+        if problem is not None:
+            raise VoicetuneError(f"turn {printable(repr(turn.id))}: {problem}")
         calls[str(turn.meta.get("conversation_id") or turn.id)].append(turn)
     for call in calls.values():
         call.sort(key=lambda t: t.meta.get("turn_index", 0))
     return dict(calls)
+
+
+def load_call_turns(spec: str) -> list[Turn]:
+    """The turns of ``spec`` (``builtin:SPLIT``, ``spoken:...`` or a turn records file) checked for calls
+    (:func:`check_call_turns`), a file's problems named by line."""
+    from voicetune.data import load_turns
+
+    if spec.startswith(("builtin", "spoken")):
+        turns = load_turns(spec)
+        check_call_turns(((None, turn) for turn in turns), spec)
+        return turns
+    path = Path(spec)
+    if not path.exists():
+        raise VoicetuneError(f"{path}: {missing_reason(path)} (conversations: turn records, JSONL)")
+    numbered = list(iter_numbered_records(path, Turn, unique_ids=True))
+    check_call_turns(numbered, path)
+    return [turn for _, turn in numbered]
 
 
 def rest_text(draft: str, pending: Sequence) -> str:
@@ -127,11 +186,12 @@ class _Simulator:
             self._usable[(turn.id, text)] = (verdict.usable, verdict.failure)
 
     def usable(self, turn: Turn, text: str) -> tuple[bool, str | None]:
-        """Whether the learned judge calls ``text`` usable for ``turn`` (always, with ``usable_check`` off)."""
-        if not self.config.usable_check:
-            return True, None
+        """Whether the learned judge calls ``text`` usable for ``turn`` (always, with ``usable_check`` off,
+        except silence: an agent turn that says nothing is never usable, whatever the check)."""
         if not text.strip():
             return False, "dropped_need"
+        if not self.config.usable_check:
+            return True, None
         if (turn.id, text) not in self._usable:
             self.judge_usable([(turn, text)])
         return self._usable[(turn.id, text)]
@@ -434,6 +494,19 @@ def _comparisons(results: dict[str, list[CallResult]], pairs: Sequence[tuple[str
     return out
 
 
+#: What a simulation writes in its output folder (files, and the responses folder).
+WRITES = ("simulate.yaml", "responses", "channel.sqlite", "caller_cache.sqlite", "calls.jsonl", "summary.json", "summary.md")
+
+
+def simulation_inputs(config: SimConfig, systems: Sequence) -> list[Path]:
+    """The files and folders a simulation reads that could sit where it writes: the conversations file, the
+    personas, the systems' local models."""
+    found = [] if config.conversations.startswith(("builtin", "spoken")) else [Path(config.conversations)]
+    found += [Path(config.llm.personas)] if config.llm.personas else []
+    found += [Path(system.model).expanduser() for system in systems if system.kind == "model" and system.model]
+    return found
+
+
 def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, progress: bool = True, log: Log = print,
              responses_dir: str | Path | None = None) -> dict:
     """Run the simulation of ``config`` into ``out`` (see the module docstring) and return its summary.
@@ -445,7 +518,6 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
     one and a half times its value (on the same responses and channel, so only the caller changes), and the
     comparisons under each setting are added to the summary.
     """
-    from voicetune.data import load_turns
     from voicetune.evaluate.run import all_responses, default_comparisons, parse_comparison
     from voicetune.evaluate.systems import parse_system
     from voicetune.provenance import hash_records, package_version
@@ -460,7 +532,10 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
         raise VoicetuneError("a simulation compares at least two --system")
     if len(set(names)) != len(names):
         raise VoicetuneError(f"two systems share a name: {', '.join(names)} (use NAME=SPEC)")
-    calls = group_calls(load_turns(config.conversations))
+    if out.exists() and not out.is_dir():
+        raise VoicetuneError(f"{out}: is a file, expected the simulation's output folder (--out)")
+    refuse_overwriting_input(out, *simulation_inputs(config, systems), writes=WRITES)
+    calls = group_calls(load_call_turns(config.conversations))
     if config.limit:
         calls = dict(list(calls.items())[: config.limit])
     if not calls:
@@ -469,7 +544,7 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
     pairs = [parse_comparison(text, names) for text in config.comparisons] or default_comparisons(systems)
     if sensitivity and config.caller != "rules":
         raise VoicetuneError("--sensitivity moves the rule-based caller's parameters; it does not apply to caller: llm")
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out, "the simulation's output folder (--out)")
     caller = _make_caller(config, out / "caller_cache.sqlite")  # a bad caller setting fails now, not after generation
     atomic_write_text(out / "simulate.yaml", dump_yaml(config))
 
