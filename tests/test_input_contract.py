@@ -533,3 +533,15 @@ def test_sampling_config_refuses_seeds_it_could_not_honour():
     assert SamplingConfig(seed=MAX_SEED).seed == MAX_SEED
     # a server request never carries llama.cpp's "random" seed, even at the top of the range
     assert all(0 <= request_seed(MAX_SEED, i) < 0xFFFFFFFF for i in range(3))
+
+
+# 16: a symbolic link loop on the way to an output is named, not "File exists" (issue 24) ---------------------
+def test_a_symlink_loop_on_the_way_to_an_output_is_named(tmp_path):
+    from voicetune.errors import VoicetuneError
+    from voicetune.records import atomic_write_text, ensure_dir
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for write in (lambda: ensure_dir(tmp_path / "a" / "x"), lambda: atomic_write_text(tmp_path / "a" / "x" / "y.txt", "hi")):
+        with pytest.raises(VoicetuneError, match="symbolic link loop"):
+            write()

@@ -231,6 +231,8 @@ def test_run_command_refuses_its_own_config_in_one_line(cli, tmp_path):
     ({"eval": {"baselines": ["big={model}+best99"]}}, "eval.baselines"),
     ({"data": {"source": "calls.json", "format": "tau"}}, "data.format"),
     ({"data": {"ratios": [1, 1, 0]}}, "data.ratios"),
+    ({"generation": {"seeds": [-1]}}, "generation.seeds.0"),
+    ({"generation": {"seeds": [0, 2**32]}}, "generation.seeds.1"),
 ])
 def test_a_config_that_would_fail_at_its_stage_fails_at_validation(settings, field, cli, tmp_path):
     import yaml
@@ -324,6 +326,10 @@ def test_simulate_never_writes_over_its_own_inputs(cli, tmp_path):
         code, _, err = cli("simulate", "--system", "draft", "--system", "reference", "--conversations", conversations, "--out", "out")
         assert code == 2 and "choose another output path" in err, err
     assert (out / "calls.jsonl").read_bytes() == before and not (out / "summary.json").exists()
+    mine = "systems: [draft, reference]\nconversations: calls.jsonl\n# my notes\n"
+    (out / "simulate.yaml").write_text(mine)  # the run writes its own simulate.yaml there
+    code, _, err = cli("simulate", "--config", "out/simulate.yaml", "--out", "out")
+    assert code == 2 and "choose another output path" in err and (out / "simulate.yaml").read_text() == mine, err
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -518,8 +518,13 @@ def test_the_review_database_is_owner_only_and_the_csv_cannot_carry_formulas(rev
     item = store.items()[0]
     store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="1", mode="listen", seconds_on_item=5.0,
                       comment='=HYPERLINK("http://evil.example","click")')
-    rows = list(csv.DictReader(io.StringIO(votes_csv(store))))
+    second = store.items()[1]  # a bare carriage return would start a new row whose first cell is a formula
+    store.record_vote(reviewer=second.reviewer, item_id=second.id, shown="1", mode="listen", comment="\r=1+1")
+    written = votes_csv(store)
+    rows = list(csv.DictReader(io.StringIO(written.replace("\r\n", "\n").replace("\r", "\n"))))  # as a spreadsheet splits lines
+    assert len(rows) == 2 and all(None not in row for row in rows)
     assert rows[0]["comment"] == '\'=HYPERLINK("http://evil.example","click")'
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row.values() if cell)
     assert float(rows[0]["seconds_on_item"]) == 5.0  # numbers stay numbers
 
 

@@ -479,6 +479,11 @@ def simulate_command(
         raise VoicetuneError(validation_message(error, "the simulate flags")) from None
     if not settings.systems:
         raise VoicetuneError("give the systems to compare: --system NAME=SPEC (at least two), or 'systems:' in --config")
+    if config is not None:  # the config file is an input too: the run writes its own simulate.yaml into --out
+        from voicetune.records import refuse_overwriting_input
+        from voicetune.simulate.run import WRITES
+
+        refuse_overwriting_input(output, config, writes=WRITES)
     apply_threads(settings.threads, log=lambda message: console.print(message, markup=False, highlight=False))
     summary = simulate(settings, output, sensitivity=sensitivity, log=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True))
     print((output / "summary.md").read_text(encoding="utf-8"))

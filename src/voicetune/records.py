@@ -381,9 +381,13 @@ def output_folder(path: str | Path, expected: str = "an output folder") -> Path:
 
 def _write_error(path: Path, error: OSError) -> VoicetuneError:
     reason = error.strerror or str(error) or type(error).__name__
-    if isinstance(error, (FileExistsError, NotADirectoryError)):  # a file where a folder is needed: name it
+    if isinstance(error, (FileExistsError, NotADirectoryError)) or error.errno == errno.ELOOP:
+        # something in the way of a folder: a symbolic link loop, or a file where a folder is needed; name it
+        looping = next((p for p in (Path(path), *Path(path).parents) if p.is_symlink() and missing_reason(p).startswith("a symbolic link loop")), None)
         blocking = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), None)
-        if blocking is not None:
+        if looping is not None:
+            reason = f"{looping} is {missing_reason(looping)}"
+        elif blocking is not None:
             reason = f"{blocking} is a file, not a folder"
     return VoicetuneError(f"{path}: cannot write ({reason})")
 

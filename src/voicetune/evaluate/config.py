@@ -6,6 +6,8 @@ command line win). The resolved config is written into the run directory as ``ev
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicetune.judge.registry import JudgeOptions
@@ -19,7 +21,7 @@ class EvalConfig(BaseModel):
     systems: list[str] = Field(default_factory=list, description="NAME=SPEC for each system: a model (smollm2-135m, qwen2.5-coder-0.5b, runs/X/model, an HF id; +voice adds the voice style prompt, +bestN keeps the best of N samples by the scorer, +guard falls back to the draft said faithfully when the learned judge calls no candidate usable), draft, draft+pipecat, draft+voicetune, reference or endpoint:URL#MODEL")
     data: str = Field("builtin:test", description="turn records (JSONL) or builtin:SPLIT; every system answers the same turns")
     pairs: list[str] = Field(default_factory=list, description="A:B comparisons to judge (empty: the first system against each other one)")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds, the same for every system; each model system answers every turn once per seed (more seeds: tighter intervals, more generation)")
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds (0 to 2**32 - 1), the same for every system; each model system answers every turn once per seed (more seeds: tighter intervals, more generation)")
     limit: int | None = Field(None, ge=1, description="only the first N turns (null: all): for a quick look, not for figures")
     temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems (0: greedy); 0.7 is how the tuned model is used")
     max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")

@@ -10,7 +10,7 @@ were changed after its results existed. With no config the run is the embedded d
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -79,7 +79,7 @@ class DataSection(_Section):
 class GenerationSection(_Section):
     """How every model system answers, in the evaluation and the simulated calls alike (one set of responses serves both)."""
 
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds: each model system answers every test turn once per seed (more seeds: tighter intervals, more generation time)")
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds (0 to 2**32 - 1): each model system answers every test turn once per seed (more seeds: tighter intervals, more generation time)")
     temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems (0.7 is how the tuned model is used)")
     max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")
     batch_size: int = Field(16, gt=0, description="prompts generated together (transformers backend)")

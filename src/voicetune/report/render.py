@@ -171,7 +171,7 @@ def markdown(summary: dict, samples: list[dict], plot_files: dict[str, str]) -> 
     if review is None and "review" not in missing:
         lines.append("Human review: no review set (review.enabled is false, or the stage has not run).")
     elif review is not None and not review["votes"]:
-        lines.append(f"Human review: no votes yet. Serve the set with `voicetune review serve --db {review['db']}` and send each reviewer their link.")
+        lines.append(f"Human review: no votes yet. Serve the set with `voicetune review serve --db {review['db']}` (it prints each reviewer's secret link; the links are not in this report).")
     lines += ["", "## The judge", ""]
     evaluation = summary.get("eval")
     if evaluation:

@@ -183,14 +183,13 @@ def _review_section(paths: RunPaths, config: RunConfig) -> dict | None:
     if not paths.review_db.is_file():
         return None
     from voicetune.review.agreement import review_agreement
-    from voicetune.review.create import review_links
     from voicetune.review.store import ReviewStore
 
     store = ReviewStore(paths.review_db)
     meta = store.meta()
     votes = store.votes()
     section = {"db": str(paths.review_db), "pairs": len(store.pairs()), "reviewers": sorted(store.reviewers()), "mode": meta.get("mode"),
-               "voice": meta.get("voice"), "links": review_links(store.reviewers(), meta["admin_token"]), "votes": len(votes)}
+               "voice": meta.get("voice"), "votes": len(votes)}  # no links: their tokens are secrets, and a report is shared
     if votes:
         section["agreement"] = review_agreement(votes, store.judge_verdicts(), seed=config.review.seed)
     return section

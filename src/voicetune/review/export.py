@@ -46,8 +46,13 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(value):
-    """``value`` as a spreadsheet shows it as text: a string that would start a formula gets a leading "'"."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+    """``value`` as a spreadsheet shows it as text: a string that would start a formula gets a leading "'", and
+    its carriage returns become newlines, which the CSV writer (``lineterminator="\n"``) quotes; a bare CR
+    would go out unquoted and start a new row in a spreadsheet, whose first cell could be a formula."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def votes_csv(store: ReviewStore) -> str:
