@@ -155,7 +155,7 @@ def _reads_as_a_row(text: str) -> bool:
     """A line of the text that is itself a CSV row with a role: the importer takes that for a quote left open."""
     from voicetune.data.formats.csv_transcripts import ROLES
 
-    rows = [next(csv.reader([line]), []) for line in text.split("\n")[1:]]
+    rows = [next(csv.reader([line]), []) for line in text.splitlines()[1:]]  # every line break, "\r" too (csv refuses a bare one)
     return any(len(row) == 3 and row[1].strip().lower() in ROLES for row in rows)
 
 

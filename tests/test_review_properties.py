@@ -102,6 +102,16 @@ def _post(review: dict, path: str, fields: dict, origin: str | bytes | None):
     return review["client"].post(path, data=fields, headers=headers, follow_redirects=False)
 
 
+def _post_records_nothing_if_refused(review, path: str, fields: dict, dropped: set, origin) -> None:
+    """Post ``fields`` less ``dropped``: a valid answer or a 4xx; a refused post records no event; the app still serves."""
+    before = _events(review)
+    response = _post(review, path, {key: value for key, value in fields.items() if key not in dropped}, origin)
+    _answered(response)
+    if response.status_code >= 400:
+        assert _events(review) == before, f"a refused post to {path} was recorded"
+    _still_serves(review)
+
+
 @SETTINGS
 @given(token=MOSTLY["alice"], owner=st.sampled_from(["alice", "alice", "bob"]), position=st.integers(0, 2),
        verdict=st.sampled_from(["0", "1", "2", "tie"]), csrf_of=CSRF_OF, origin=ORIGIN, event_id=st.uuids(),
@@ -112,13 +122,7 @@ def test_a_vote_post_is_a_redirect_or_a_4xx_never_a_500(review, token, owner, po
                                                         dropped, origin, event_id):
     fields = {"item_id": str(review["items"][owner][position]), "verdict": verdict, "csrf": review["csrf"][csrf_of],
               "event_id": event_id.hex, "mode": "listen", "comment": "", **changed}
-    before = _events(review)
-    response = _post(review, f"/r/{_segment(_resolve(review, token))}/vote",
-                     {key: value for key, value in fields.items() if key not in dropped}, origin)
-    _answered(response)
-    if response.status_code >= 400:
-        assert _events(review) == before, "a refused vote was recorded"
-    _still_serves(review)
+    _post_records_nothing_if_refused(review, f"/r/{_segment(_resolve(review, token))}/vote", fields, dropped, origin)
 
 
 @SETTINGS
@@ -126,13 +130,7 @@ def test_a_vote_post_is_a_redirect_or_a_4xx_never_a_500(review, token, owner, po
        changed=st.dictionaries(st.sampled_from(["csrf", "event_id", "x"]), ANY_VALUE, max_size=2), event_id=st.uuids())
 def test_an_undo_post_is_a_redirect_or_a_4xx_never_a_500(review, token, csrf_of, dropped, origin, changed, event_id):
     fields = {"csrf": review["csrf"][csrf_of], "event_id": event_id.hex, **changed}
-    before = _events(review)
-    response = _post(review, f"/r/{_segment(_resolve(review, token))}/undo",
-                     {key: value for key, value in fields.items() if key not in dropped}, origin)
-    _answered(response)
-    if response.status_code >= 400:
-        assert _events(review) == before, "a refused undo was recorded"
-    _still_serves(review)
+    _post_records_nothing_if_refused(review, f"/r/{_segment(_resolve(review, token))}/undo", fields, dropped, origin)
 
 
 @SETTINGS
