@@ -528,6 +528,18 @@ def test_the_review_database_is_owner_only_and_the_csv_cannot_carry_formulas(rev
     assert float(rows[0]["seconds_on_item"]) == 5.0  # numbers stay numbers
 
 
+def test_vote_exports_are_owner_only_even_over_a_readable_file(run_cli, review, tmp_path):
+    import stat
+
+    for format in ("csv", "jsonl"):
+        out = tmp_path / f"votes.{format}"
+        out.write_text("old")
+        out.chmod(0o644)
+        result = run_cli("review", "export", "--db", str(review.db), "--format", format, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600  # reviewers' verdicts and comments
+
+
 def test_review_serve_refuses_a_port_out_of_range_in_one_line(run_cli, review):
     result = run_cli("review", "serve", "--db", str(review.db), "--port", "99999")
     assert result.returncode == 2 and "--port" in result.stderr and "65535" in result.stderr and len(result.stderr.strip().splitlines()) == 1

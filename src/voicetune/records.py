@@ -436,12 +436,13 @@ def _remove_leftovers(path: Path) -> None:
                 pass
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
+def atomic_write_text(path: str | Path, text: str, *, private: bool = False) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file.
 
     The temporary file is ``.NAME.PID.RANDOM.tmp`` beside the target; leftovers of a killed earlier write of
     the same target (their pid no longer running) are removed. A new file gets the usual ``0o666 & ~umask``
-    mode; a replaced file keeps its mode.
+    mode; a replaced file keeps its mode. ``private``: the file is owner-only (0600) from its first byte,
+    replaced or new (secrets, review data).
 
     Raises:
         VoicetuneError: an empty path, a directory, a folder that cannot be created (a file in the way), a
@@ -452,10 +453,10 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         data = text.encode("utf-8")
     except UnicodeEncodeError as error:
         raise VoicetuneError(f"{path}: cannot write: the text is not valid Unicode (a lone surrogate at character {error.start})") from None
-    return atomic_write_bytes(path, data)
+    return atomic_write_bytes(path, data, private=private)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, private: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically, as :func:`atomic_write_text` does (same errors, same leftovers rule)."""
     if isinstance(path, str) and not path.strip():
         raise VoicetuneError("cannot write to an empty path")
@@ -463,11 +464,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     if path.is_dir():
         raise VoicetuneError(f"{path}: is a directory, expected a file to write")
     ensure_dir(path.parent, for_file=path)
-    temporary = temporary_file(path)
+    temporary = temporary_file(path, private=private)
     try:
         with open(temporary, "wb") as out:
             out.write(data)
-        commit_file(temporary, path)
+        commit_file(temporary, path, private=private)
     except BaseException as error:
         try:
             temporary.unlink(missing_ok=True)
@@ -479,29 +480,33 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def temporary_file(path: Path, tag: str = "") -> Path:
+def temporary_file(path: Path, tag: str = "", *, private: bool = False) -> Path:
     """Create an empty temporary file beside ``path`` (``.NAME[.TAG].PID.RANDOM.tmp``, for a writer that fills
     it, e.g. another program) and return it; leftovers of a killed earlier writer of the same name are removed
-    first. A folder that cannot be written is a :class:`VoicetuneError` naming ``path``."""
+    first; ``private``: owner-only (0600). A folder that cannot be written is a :class:`VoicetuneError` naming ``path``."""
     name = f"{path.name}.{tag}" if tag else path.name
     _remove_leftovers(path.with_name(name))
     temporary = path.parent / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600 if private else 0o666))
     except OSError as error:
         raise _write_error(path, error) from None
     return temporary
 
 
-def commit_file(temporary: Path, path: Path) -> None:
+def commit_file(temporary: Path, path: Path, *, private: bool = False) -> None:
     """Put a finished temporary file in ``path``'s place: its bytes on disk first (fsync), a replaced file's
-    mode kept, then one rename, so readers see the old file or the new one, never half of one."""
+    mode kept (``private``: owner-only, whatever the replaced file's), then one rename, so readers see the old
+    file or the new one, never half of one."""
     with open(temporary, "rb+") as handle:
         os.fsync(handle.fileno())
-    try:
-        os.chmod(temporary, os.stat(path).st_mode & 0o7777)  # replacing a file: keep its mode
-    except OSError:
-        pass
+    if private:
+        os.chmod(temporary, 0o600)
+    else:
+        try:
+            os.chmod(temporary, os.stat(path).st_mode & 0o7777)  # replacing a file: keep its mode
+        except OSError:
+            pass
     os.replace(temporary, path)
 
 

@@ -151,7 +151,8 @@ def export(
     if format in ("csv", "jsonl"):
         from voicetune.review.export import votes_csv, votes_jsonl
 
-        atomic_write_text(output, votes_csv(store) if format == "csv" else votes_jsonl(store))
+        # review data (each reviewer's verdicts and comments): owner-only, as the database is
+        atomic_write_text(output, votes_csv(store) if format == "csv" else votes_jsonl(store), private=True)
         _say(f"wrote {len(store.votes())} votes to {output}")
     elif format == "labels":
         import json
@@ -162,7 +163,7 @@ def export(
         if contexts is None:
             raise VoicetuneError("--format labels needs --contexts FILE: the turn records the review set was made from (e.g. RUN/data/test.jsonl)")
         rows = votes_labels(store, {t.id: t for t in load_records(contexts, Turn)})
-        atomic_write_text(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        atomic_write_text(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), private=True)
         _say(f"wrote {len(rows)} listener preferences to {output} (voicetune judge train --labels {output} --with-builtin)")
     elif format == "label-studio":
         from voicetune.review.labelstudio import export_label_studio
