@@ -545,3 +545,41 @@ def test_a_symlink_loop_on_the_way_to_an_output_is_named(tmp_path):
     for write in (lambda: ensure_dir(tmp_path / "a" / "x"), lambda: atomic_write_text(tmp_path / "a" / "x" / "y.txt", "hi")):
         with pytest.raises(VoicetuneError, match="symbolic link loop"):
             write()
+
+
+# 17: configs and outputs a hostile user would try (issue 24, a second battery) -------------------------------
+@pytest.mark.parametrize("text, says", [
+    ("data: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+    ('review: {reviewers: ["x\\ud800"]}\n', "review.reviewers.0"),
+    ("threads: 99999999999999999999\n", "threads"),
+])
+@pytest.mark.parametrize("command", ["run", "simulate"])
+def test_a_config_that_would_crash_later_is_one_line_now(cli, tmp_path, text, says, command):
+    (tmp_path / "c.yaml").write_text(text)
+    args = ["run", "c.yaml", "--out", "r"] if command == "run" else ["simulate", "--config", "c.yaml", "--out", "r"]
+    code, _, err = cli(*args)
+    assert code == 2 and says in _one_error_line(err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_or_a_pipe_as_the_config_is_named_for_what_it_is(cli, tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "folder.yaml").mkdir()
+    for name, says in (("pipe.yaml", "not a regular file"), ("folder.yaml", "a folder")):
+        code, _, err = cli("run", name, "--out", "r")
+        assert code == 2 and says in _one_error_line(err)
+
+
+def test_an_atomic_write_never_replaces_a_device_or_a_pipe(tmp_path):
+    import os
+    import stat
+
+    from voicetune.errors import VoicetuneError
+    from voicetune.records import atomic_write_text
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(VoicetuneError, match="not a regular file"):
+        atomic_write_text(tmp_path / "pipe", "hi")
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)

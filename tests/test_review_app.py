@@ -654,3 +654,18 @@ def test_review_serve_off_loopback_warns_what_protects_it(cli, review, monkeypat
         if warned:
             assert "plain HTTP" in warnings[0] and "secret links are the only protection" in warnings[0]
         served.pop().close()  # the socket serve() was handed, bound before the links were printed
+
+
+def test_an_event_id_used_by_another_post_is_refused_not_silently_dropped(review):
+    from voicetune.review.store import ReplayConflict
+
+    store = ReviewStore(review.db)
+    mine = [item for item in store.items() if item.reviewer == store.items()[0].reviewer]
+    other = next(item for item in store.items() if item.reviewer != mine[0].reviewer)
+    assert store.record_vote(reviewer=mine[0].reviewer, item_id=mine[0].id, shown="1", mode="listen", event_id="e" * 12)
+    assert not store.record_vote(reviewer=mine[0].reviewer, item_id=mine[0].id, shown="1", mode="listen", event_id="e" * 12)  # a retry
+    with pytest.raises(ReplayConflict):  # the same id on another item: not a retry, and not a stored vote either
+        store.record_vote(reviewer=mine[1].reviewer, item_id=mine[1].id, shown="2", mode="listen", event_id="e" * 12)
+    with pytest.raises(ReplayConflict):  # another reviewer's undo with a vote's id
+        store.undo_last(other.reviewer, "e" * 12)
+    assert len(store.votes()) == 1

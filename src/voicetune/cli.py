@@ -322,7 +322,7 @@ def generate(
     batch_size: int = typer.Option(16, min=1, help="Prompts per batch (transformers backend)."),
     endpoint: Optional[str] = typer.Option(None, help="An OpenAI-compatible server (vLLM, llama.cpp, hosted) instead of local transformers."),
     api_model: Optional[str] = typer.Option(None, help="The model name the --endpoint expects."),
-    threads: int = typer.Option(0, min=0, help="CPU threads (0: the cores no other process is using)."),
+    threads: int = typer.Option(0, min=0, max=1024, help="CPU threads (0: the cores no other process is using)."),
 ) -> None:
     """Generate spoken responses; resumable (a killed run keeps its finished rows).
 
@@ -349,7 +349,7 @@ def train_command(
     data: Optional[str] = typer.Option(None, help="Override the config's data: 'spoken' (every spoken reference's train split), 'builtin' or a turns JSONL with references."),
     teacher: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint that writes the spoken targets."),
     teacher_model: Optional[str] = typer.Option(None, help="The teacher's model name."),
-    threads: Optional[int] = typer.Option(None, min=0, help="Override the config's threads (0: the cores no other process is using)."),
+    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="Override the config's threads (0: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """Post-train: SFT on spoken targets, then sample, score and DPO on best vs worst.
@@ -388,7 +388,7 @@ def eval_command(
     concurrency: Optional[int] = typer.Option(None, min=1, help="Parallel requests to the judge endpoint (default 4)."),
     timeout: Optional[float] = typer.Option(None, min=0.001, help="Seconds one judge request may take in all (default 120; then retried with backoff)."),
     scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric judge and the statistics (e.g. a training run's reward)."),
-    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads (default: the cores no other process is using)."),
+    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """Compare systems pairwise on the same contexts: both orders, per criterion, with confidence intervals.
@@ -442,7 +442,7 @@ def simulate_command(
     system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated, as `eval` takes them (the first is compared with each other one)."),
     conversations: Optional[str] = typer.Option(None, "--conversations", help="Turn records (JSONL, e.g. imported τ-bench trajectories) or builtin:SPLIT (default builtin:test)."),
     output: Path = typer.Option(Path("runs/simulate"), "--out", "-o", help="The run directory (responses and the channel are cached)."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="The caller's random streams per call (default 5), the same for every system."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, max=1000, help="The caller's random streams per call (default 5), the same for every system."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML simulation config (see --help-config); flags given here win."),
     channel: Optional[str] = typer.Option(None, "--channel", help="text (default) or speech: each agent turn synthesised and transcribed by offline ASR."),
     pair: list[str] = typer.Option([], "--pair", help="A:B comparisons (default: the first system against each other one)."),
@@ -451,7 +451,7 @@ def simulate_command(
     caller_model: Optional[str] = typer.Option(None, "--caller-model", help="The LLM caller's model name."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="Also rerun the comparisons with each main caller-model parameter at 0.5x and 1.5x."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N calls."),
-    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads (default: the cores no other process is using)."),
+    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, source) and exit."),
 ) -> None:
     """Simulated calls: repeat requests, turns, call duration and resolution per system, paired over the same
@@ -520,7 +520,7 @@ def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: 
 def run_command(
     config: Optional[Path] = typer.Argument(None, help="A YAML run config (see --help-config); none: the embedded default (built-in data, smollm2-135m, CPU)."),
     output: Optional[Path] = typer.Option(None, "--out", "-o", help="The run directory (default runs/CONFIG_NAME, or runs/default); an existing one resumes."),
-    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads for every stage (0: the cores no other process is using)."),
+    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads for every stage (0: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """The main job: data, train, eval (tuned vs base, prompted base and draft+pipecat), review set, simulated
@@ -575,7 +575,7 @@ def export_command(
     model: str = typer.Argument(..., help="A merged model directory (e.g. runs/default/train/model) or smollm2-135m."),
     gguf: Path = typer.Option(..., "--gguf", help="The GGUF file to write."),
     quant: str = typer.Option("q8_0", "--quant", help="q4_k_m (smallest; needs llama-cpp-python), q8_0 or f16."),
-    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads for quantising (default: the free cores)."),
+    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads for quantising (default: the free cores)."),
 ) -> None:
     """Export a model to GGUF with llama.cpp's converter, for llama.cpp, llama-cpp-python, Ollama or LM Studio.
 
@@ -601,7 +601,7 @@ def serve_command(
     temperature: float = typer.Option(0.7, min=0, help="Sampling temperature (0: greedy)."),
     max_new_tokens: int = typer.Option(96, min=1, help="The longest response, in tokens."),
     scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="The scorer of --best-of, --guard and scores (e.g. the training run's reward.yaml)."),
-    threads: Optional[int] = typer.Option(None, min=0, help="CPU threads (default: the cores no other process is using)."),
+    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
     queue: int = typer.Option(8, "--queue", min=0, max=1024, help="Requests that may wait for the voice while one generates; more are answered 503 with Retry-After."),
 ) -> None:
     """Serve the tuned voice over HTTP: POST /v1/speak (streaming sentence by sentence with server-sent events)

@@ -484,6 +484,8 @@ def temporary_file(path: Path, tag: str = "", *, private: bool = False) -> Path:
     """Create an empty temporary file beside ``path`` (``.NAME[.TAG].PID.RANDOM.tmp``, for a writer that fills
     it, e.g. another program) and return it; leftovers of a killed earlier writer of the same name are removed
     first; ``private``: owner-only (0600). A folder that cannot be written is a :class:`VoicetuneError` naming ``path``."""
+    if path.exists() and not path.is_file() and not path.is_dir():  # a device, a FIFO, a socket: a rename would replace it
+        raise VoicetuneError(f"{path}: not a regular file (a device, pipe or socket); choose a file path to write")
     name = f"{path.name}.{tag}" if tag else path.name
     _remove_leftovers(path.with_name(name))
     temporary = path.parent / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"

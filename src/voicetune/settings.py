@@ -22,7 +22,11 @@ def read_yaml_mapping(path: str | Path) -> dict:
     """The mapping a YAML config file holds; errors name the file (and line)."""
     path = Path(path)
     if not path.is_file():
-        raise VoicetuneError(f"{path}: no such config file")
+        from voicetune.records import missing_reason
+
+        reason = missing_reason(path)
+        raise VoicetuneError(f"{path}: no such config file" if reason == "no such file or folder" else
+                             f"{path}: expected a YAML config file, found {'a folder' if path.is_dir() else 'not a regular file' if reason == 'exists' else reason}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:
@@ -31,8 +35,15 @@ def read_yaml_mapping(path: str | Path) -> dict:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise VoicetuneError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise VoicetuneError(f"{path}: nested too deeply to be a config") from None
     if not isinstance(data, dict):
         raise VoicetuneError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    from voicetune.records import invalid_text_field
+
+    where = invalid_text_field(data)
+    if where is not None:  # a lone surrogate ("\ud800") would pass validation and fail at the stage that writes it
+        raise VoicetuneError(f"{path}: field '{where}': not valid Unicode text (a lone surrogate)")
     return data
 
 

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 ENV = "VOICETUNE_THREADS"
+#: The most threads a setting may ask for (torch refuses a count past a C int; no CPU has this many cores).
+MAX_THREADS = 1024
 
 
 def usable_cores() -> int:

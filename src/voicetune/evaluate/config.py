@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voicetune.threads import MAX_THREADS
 from voicetune.judge.registry import JudgeOptions
 from voicetune.quality import ScorerConfig
 
@@ -26,6 +27,6 @@ class EvalConfig(BaseModel):
     temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems (0: greedy); 0.7 is how the tuned model is used")
     max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")
     batch_size: int = Field(16, gt=0, description="prompts generated together by the transformers backend")
-    threads: int = Field(0, ge=0, description="CPU threads for generation and the NLI model (0: the cores no other process is using)")
+    threads: int = Field(0, ge=0, le=MAX_THREADS, description="CPU threads for generation and the NLI model (0: the cores no other process is using)")
     judge: JudgeOptions = Field(default_factory=JudgeOptions, description="which judge, and how to reach an LLM judge")
     scorer: ScorerConfig = Field(default_factory=ScorerConfig, description="the scorer behind the rubric judge and the per-system statistics (use the one training used as its reward)")

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from voicetune.threads import MAX_THREADS
 from voicetune.judge.registry import JudgeOptions
 from voicetune.simulate.config import CallerModel, Timing
 from voicetune.train.config import TrainConfig
@@ -169,7 +170,7 @@ class SimulateSection(_Section):
     """Simulated calls over the held-out conversations (`voicetune simulate`), on the evaluation's responses."""
 
     enabled: bool = Field(True, description="run the simulated calls")
-    seeds: int = Field(5, ge=1, description="the caller's random streams per call, the same for every system")
+    seeds: int = Field(5, ge=1, le=1000, description="the caller's random streams per call, the same for every system")
     channel: Literal["text", "speech"] = Field("text", description="what the caller hears: the text, or speech synthesised and transcribed by offline ASR")
     tts: str = Field("espeak", description="the engine that times the agent's speech (espeak: same calibrated pace as Piper, 10x faster; auto, piper)")
     caller_model: CallerModel = Field(default_factory=CallerModel, description="the rule-based caller's constants, each with its source")
@@ -206,7 +207,7 @@ class RunConfig(_Section):
     review: ReviewSection = Field(default_factory=ReviewSection, description="the human review set")
     simulate: SimulateSection = Field(default_factory=SimulateSection, description="the simulated calls")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="the headline's bars, fixed before the run")
-    threads: int = Field(0, ge=0, description="CPU threads for every stage (0: the cores no other process is using)")
+    threads: int = Field(0, ge=0, le=MAX_THREADS, description="CPU threads for every stage (0: the cores no other process is using)")
 
     @field_validator("eval")
     @classmethod

@@ -266,7 +266,7 @@ class MeaningRules(_Section):
         f"fluent contradiction. Default: ${NLI_MODEL_ENV} when set, else 'auto'",
     )
     threads: int = Field(
-        0, ge=0,
+        0, ge=0, le=1024,
         description="threads the NLI model uses (0: the ONNX model takes the free cores, at most 4; a transformers "
         "model keeps torch's process-wide setting)",
     )

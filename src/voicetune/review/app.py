@@ -44,7 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voicetune import web
 from voicetune.records import QUALITIES
-from voicetune.review.store import ReviewStore, new_event_id
+from voicetune.review.store import ReplayConflict, ReviewStore, new_event_id
 
 _HERE = Path(__file__).parent
 KEYS_HELP = "1 or ← picks response 1, 2 or → picks response 2, 0 or ↓ is a tie; space plays or pauses; u undoes the last vote."
@@ -244,17 +244,23 @@ def create_app(db_path: str | Path):
         shown = "tie" if verdict == "0" else verdict
         criteria_in = dict(zip(QUALITIES, (non_repetition, conciseness, clarity, humanness, faithfulness)))
         criteria = {q: "tie" if v == "0" else v for q, v in criteria_in.items() if v}
-        store.record_vote(
-            reviewer=name, item_id=item_id, shown=shown, mode=mode, event_id=event_id, criteria=criteria,
-            comment=comment.strip(), plays={"1": plays_1, "2": plays_2}, seconds_on_item=seconds,
-        )
+        try:
+            store.record_vote(
+                reviewer=name, item_id=item_id, shown=shown, mode=mode, event_id=event_id, criteria=criteria,
+                comment=comment.strip(), plays={"1": plays_1, "2": plays_2}, seconds_on_item=seconds,
+            )
+        except ReplayConflict as error:
+            raise HTTPException(409, str(error)) from None
         return RedirectResponse(f"/r/{token}", status_code=303)
 
     @app.post("/r/{token}/undo")
     def undo(request: Request, token: str, csrf: Csrf, event_id: EventId):
         check_post(request, token, csrf)
         name = reviewer_of(token)
-        item_id = store.undo_last(name, event_id)
+        try:
+            item_id = store.undo_last(name, event_id)
+        except ReplayConflict as error:
+            raise HTTPException(409, str(error)) from None
         return RedirectResponse(f"/r/{token}/item/{item_id}" if item_id is not None else f"/r/{token}", status_code=303)
 
     def admin_guard(token: str) -> None:

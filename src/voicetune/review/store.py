@@ -182,6 +182,18 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
+class ReplayConflict(ValueError):
+    """A form's one-time ``event_id`` is already stored for another kind of event, reviewer or item: not a retry
+    of the same post (which is stored once), so it is refused rather than silently dropped."""
+
+
+def _check_replay(db: sqlite3.Connection, event_id: str, kind: str, reviewer: str, item_id: int | None = None) -> None:
+    """Raise :class:`ReplayConflict` when ``event_id`` is stored and is not this same post retried."""
+    row = db.execute("SELECT kind, reviewer, item_id FROM events WHERE event_id=?", (event_id,)).fetchone()
+    if row is not None and (row["kind"] != kind or row["reviewer"] != reviewer or (item_id is not None and row["item_id"] != item_id)):
+        raise ReplayConflict(f"the form's event id {event_id} was already used by another post; reload the page")
+
+
 class ReviewStore:
     """The review set in one SQLite file: reading the set, recording votes and undos, listing live votes.
 
@@ -302,6 +314,8 @@ class ReviewStore:
             if item is None or item["reviewer"] != reviewer:
                 raise PermissionError(f"item {item_id} is not assigned to {reviewer}")
             swapped = bool(item["swapped"])
+            if event_id is not None:
+                _check_replay(db, event_id, "vote", reviewer, item_id)
             cursor = db.execute(
                 "INSERT OR IGNORE INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, criteria,"
                 " comment, plays, seconds_on_item, source, created_at) VALUES (?, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -318,6 +332,7 @@ class ReviewStore:
         show again) or None when there is nothing to undo. Idempotent per ``event_id``."""
         with self._db() as db, transaction(db):
             if event_id and db.execute("SELECT 1 FROM events WHERE event_id=?", (event_id,)).fetchone():
+                _check_replay(db, event_id, "undo", reviewer)
                 row = db.execute("SELECT item_id FROM events WHERE event_id=?", (event_id,)).fetchone()
                 return row["item_id"]
             last = db.execute(

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voicetune.threads import MAX_THREADS
 from voicetune.quality import ScorerConfig
 
 
@@ -76,7 +77,7 @@ class SimConfig(BaseModel):
     systems: list[str] = Field(default_factory=list, description="NAME=SPEC for each system, as `voicetune eval` takes them (a model, MODEL+voice, draft, draft+pipecat, endpoint:URL#MODEL, ...)")
     conversations: str = Field("builtin:test", description="turn records (JSONL, e.g. imported τ-bench trajectories) or builtin:SPLIT; turns are grouped into calls by meta.conversation_id and ordered by meta.turn_index")
     comparisons: list[str] = Field(default_factory=list, description="A:B comparisons (empty: the first system against each other one)")
-    seeds: int = Field(5, ge=1, description="the caller's random streams per call: every system meets the same streams (common random numbers), so differences are paired")
+    seeds: int = Field(5, ge=1, le=1000, description="the caller's random streams per call: every system meets the same streams (common random numbers), so differences are paired")
     response_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds of model systems; each answers every turn once per seed, and caller seed k hears response seed k mod len(response_seeds)")
     channel: Literal["text", "speech"] = Field("text", description="what the caller hears: the text (default), or speech, each turn synthesised and transcribed by offline ASR (faster-whisper tiny.en), where a fact whose words come through garbled is not heard")
     tts: str = Field("auto", description="the TTS engine for speaking time and the speech channel: auto, piper, espeak (see voicetune.tts)")
@@ -89,7 +90,7 @@ class SimConfig(BaseModel):
     temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems")
     max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")
     batch_size: int = Field(16, gt=0, description="prompts generated together")
-    threads: int = Field(0, ge=0, description="CPU threads (0: the cores no other process is using)")
+    threads: int = Field(0, ge=0, le=MAX_THREADS, description="CPU threads (0: the cores no other process is using)")
     limit: int | None = Field(None, ge=1, description="only the first N calls (null: all)")
     usable_check: bool = Field(True, description="the caller hears each agent turn through the learned judge: an unusable turn (invented, contradicted, garbled, off-role, a loop) makes the caller ask 'sorry, what?' and the call unresolved, instead of passing silently")
     scorer: ScorerConfig = Field(default_factory=ScorerConfig, description="the scorer whose fact and contradiction checks decide what the caller got (facts conveyed, contradictions heard)")

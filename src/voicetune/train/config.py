@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from voicetune.threads import MAX_THREADS
 from voicetune.quality.scorer import ScorerConfig
 from voicetune.settings import load_yaml_config
 
@@ -113,7 +114,7 @@ class TrainConfig(_Section):
     teacher_endpoint: str | None = Field(None, description="the teacher's OpenAI-compatible URL (targets: teacher)")
     teacher_model: str | None = Field(None, description="the teacher's model name at that endpoint")
     seed: int = Field(0, ge=0, lt=2**32, description="seeds sampling of targets and contexts, training and generation (0 to 2**32 - 1: numpy and torch seeds; a larger one would wrap, a negative one would mean random)")
-    threads: int = Field(0, ge=0, description="CPU threads for training and generation (0: the cores no other process is using; see voicetune.threads)")
+    threads: int = Field(0, ge=0, le=MAX_THREADS, description="CPU threads for training and generation (0: the cores no other process is using; see voicetune.threads)")
     max_length: int = Field(512, gt=16, description="prompt + response tokens; longer examples are cut from the left of the prompt")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 where the CPU or GPU supports it")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass: less memory, about 30% slower (off on CPU)")
