@@ -583,3 +583,10 @@ def test_an_atomic_write_never_replaces_a_device_or_a_pipe(tmp_path):
     with pytest.raises(VoicetuneError, match="not a regular file"):
         atomic_write_text(tmp_path / "pipe", "hi")
     assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan"])
+def test_a_setting_of_infinity_or_nan_fails_at_validation(cli, tmp_path, value):
+    (tmp_path / "c.yaml").write_text(f"train: {{sft: {{epochs: {value}}}}}\n")
+    code, _, err = cli("run", "c.yaml", "--out", "r")
+    assert code == 2 and "train.sft.epochs" in _one_error_line(err) and not (tmp_path / "r").exists()

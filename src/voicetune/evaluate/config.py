@@ -18,7 +18,7 @@ from voicetune.quality import ScorerConfig
 class EvalConfig(BaseModel):
     """Everything ``voicetune eval`` does; every field has a default except the systems."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a setting of .inf or .nan is no setting
     systems: list[str] = Field(default_factory=list, description="NAME=SPEC for each system: a model (smollm2-135m, qwen2.5-coder-0.5b, runs/X/model, an HF id; +voice adds the voice style prompt, +bestN keeps the best of N samples by the scorer, +guard falls back to the draft said faithfully when the learned judge calls no candidate usable), draft, draft+pipecat, draft+voicetune, reference or endpoint:URL#MODEL")
     data: str = Field("builtin:test", description="turn records (JSONL) or builtin:SPLIT; every system answers the same turns")
     pairs: list[str] = Field(default_factory=list, description="A:B comparisons to judge (empty: the first system against each other one)")

@@ -25,7 +25,7 @@ TTS_NAMES = ("auto", "piper", "espeak", "espeak-ng", "browser")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a setting of .inf or .nan is no setting
 
 
 def _check_judge(options: JudgeOptions) -> JudgeOptions:

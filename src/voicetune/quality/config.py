@@ -30,7 +30,7 @@ STYLE_QUALITIES = ("non_repetition", "conciseness", "clarity", "humanness")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NonRepetitionPenalties(_Section):

@@ -30,7 +30,7 @@ class CallerModel(BaseModel):
     (markdown and symbols, URLs, e-mail addresses, long ids).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a setting of .inf or .nan is no setting
     repair_interval_seconds: float = Field(84.0, gt=0, description="seconds of talk per repair request at no extra load. Source: Dingemanse et al. 2015, 'Universal principles in the repair of communication problems' (PLoS ONE 10(9)): in conversation across 12 languages people initiate a repair about once every 84 seconds (1.4 minutes)")
     chunk_limit: int = Field(4, ge=0, description="information units a listener holds without effort. Source: Cowan 2001, 'The magical number 4 in short-term memory' (Behavioral and Brain Sciences 24): about four chunks")
     info_weight: float = Field(0.25, ge=0, description="added load per information unit beyond chunk_limit. A stated guess (no study measures it for synthetic speech); --sensitivity varies it ±50%")
@@ -50,7 +50,7 @@ class Timing(BaseModel):
     """How long each part of a call takes: the agent's speech (from the synthesised audio, or estimated), the
     caller's speech from their words, and the gaps between turns."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a setting of .inf or .nan is no setting
     caller_words_per_minute: float = Field(170.0, gt=0, description="the caller's speaking rate. Source: Yuan, Liberman and Cieri 2006, 'Towards an integrated understanding of speaking rate in conversation' (Interspeech): about 170-180 words a minute in English telephone conversation")
     agent_latency_seconds: float = Field(1.0, ge=0, description="from the end of the caller's turn to the agent's first audio: speech recognition, the model and the TTS's first chunk (production voice agents report 0.5-1.5 s)")
     caller_gap_seconds: float = Field(0.2, ge=0, description="from the end of the agent's turn to the caller's reply. Source: Stivers et al. 2009, 'Universals and cultural variation in turn-taking in conversation' (PNAS 106): gaps cluster around 0-200 ms")
@@ -62,7 +62,7 @@ class Timing(BaseModel):
 class LLMCallerOptions(BaseModel):
     """An LLM playing a τ²-bench persona instead of the rule-based caller (any OpenAI-compatible endpoint)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a setting of .inf or .nan is no setting
     endpoint: str | None = Field(None, description="the caller model's OpenAI-compatible URL")
     model: str | None = Field(None, description="the model name the endpoint expects")
     personas: str | None = Field(None, description="a τ²-bench tasks.json or a folder of them (default: ../shared/data/tau2 beside the repository)")
@@ -73,7 +73,7 @@ class LLMCallerOptions(BaseModel):
 class SimConfig(BaseModel):
     """Everything ``voicetune simulate`` does; every field has a default except the systems."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a setting of .inf or .nan is no setting
     systems: list[str] = Field(default_factory=list, description="NAME=SPEC for each system, as `voicetune eval` takes them (a model, MODEL+voice, draft, draft+pipecat, endpoint:URL#MODEL, ...)")
     conversations: str = Field("builtin:test", description="turn records (JSONL, e.g. imported τ-bench trajectories) or builtin:SPLIT; turns are grouped into calls by meta.conversation_id and ordered by meta.turn_index")
     comparisons: list[str] = Field(default_factory=list, description="A:B comparisons (empty: the first system against each other one)")

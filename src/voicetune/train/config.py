@@ -18,7 +18,7 @@ from voicetune.settings import load_yaml_config
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a setting of .inf or .nan is no setting
 
 
 class LoraConfig(_Section):
