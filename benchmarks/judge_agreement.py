@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             name = "rubric"
             judged = judge_both_orders(RubricJudge(load_scorer_config(args.scorer_config)), pairs, progress=False)
         else:
-            from voicetune.judge.llm import JudgeCache, LLMJudge
+            from voicetune.judge.llm import LLMJudge
+            from voicetune.models.chat import ChatCache
 
             name = f"llm:{args.model}"
             if args.endpoint:
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 server = LlamaServer(threads=os.cpu_count())
             with server as url:
-                judge = LLMJudge(url, args.model, JudgeCache(args.cache), concurrency=2)
+                judge = LLMJudge(url, args.model, ChatCache(args.cache), concurrency=2)
                 judged = judge_both_orders(judge, pairs, progress=True)
     except VoicetuneError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -29,6 +29,34 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 _CONSOLE_ENV = ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES")
 
 
+# The fast tier (`make test-fast`, `pytest -m "not slow"`) leaves out every test marked `slow` here: those that need
+# the embedded model, the llama.cpp server, a browser or a speech engine, and those measured at over a second.
+# Whole modules first, then the fixtures that load something heavy, then the few measured one by one.
+SLOW_MODULES = {
+    "test_llama_server.py",  # the llama.cpp server
+    "test_review_browser.py",  # chromium through playwright
+    "test_run.py",  # whole runs: training, generation, the report in a browser
+    "test_train.py",  # training on the tiny model
+}
+SLOW_FIXTURES = {
+    "embedded_dir",  # the embedded GGUF converted to a transformers directory
+    "tiny_model",  # a transformers model built from it
+    "llama_server",  # the llama.cpp server
+}
+SLOW_TESTS: set[str] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests (above) ``slow``; ``-m "not slow"`` runs the rest."""
+    for item in items:
+        if (
+            item.path.name in SLOW_MODULES
+            or SLOW_FIXTURES.intersection(item.fixturenames)
+            or item.nodeid.split("[")[0] in SLOW_TESTS
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """``../shared/data`` relative to the repository root; the test is skipped when it is absent."""
@@ -156,5 +184,3 @@ def review_server():
     from voicetune.review.app import create_app
 
     return lambda db: _serve_app(create_app(db))
-
-    return serve

@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from voicetune.data.builtin import builtin_turns
-from voicetune.data.corrupt import JUDGE_KINDS, KINDS, Corruption, corrupt, corruptions, synthetic_pairs
+from voicetune.data.corrupt import JUDGE_KINDS, KINDS, REGISTRY, Corruption, corrupt, corruptions, synthetic_pairs
+from voicetune.data.corrupt.amounts import amounts, unit_of
+from voicetune.data.corrupt.numbers import say, say_two, segments
+from voicetune.data.corrupt.text import article_for
+from voicetune.data.corrupt.verbs import looks_participle, participle, past, third
 from voicetune.quality.facts import SMALL_COUNT_LIMIT, context_numbers, invented_numbers, spoken_view
 from voicetune.records import Message, Pair, Turn
 
@@ -254,3 +258,63 @@ def test_repeat_sentence_says_the_most_informative_sentence_twice():
     assert result.text.startswith(response)
     assert result.text.lower().count("refund of forty two dollars goes back to the card on friday") == 2
     assert corrupt("Okay, got it.", None, "repeat_sentence", random.Random(0)) is None  # nothing with content
+
+
+def test_the_registry_names_each_kind_its_function_and_failure_class():
+    assert list(REGISTRY) == list(KINDS)
+    for name, kind in REGISTRY.items():
+        assert kind.name == name and callable(kind.make) and kind.description == KINDS[name]
+    assert JUDGE_KINDS == tuple(name for name, kind in REGISTRY.items() if kind.quality == "faithfulness")
+    assert {name: kind.failure_class for name, kind in REGISTRY.items() if name in JUDGE_KINDS} == FAILURE_CLASS
+    # corrupt() makes the Corruption from the kind's (text, why) and the registry's quality and failure class
+    text, why = REGISTRY["repeat_sentence"].make("Your refund of forty dollars is on its way.", None, random.Random(0))
+    made = corrupt("Your refund of forty dollars is on its way.", None, "repeat_sentence", random.Random(0))
+    assert made == Corruption("repeat_sentence", text, why, quality="non_repetition", failure_class="repetition")
+
+
+def test_number_words_are_read_with_text2num_and_said_with_num2words():
+    assert segments("seven forty-five") == ((7, False, 1), (45, False, 1))
+    assert segments("four oh five") == ((4, False, 1), (5, True, 2))
+    assert segments("a hundred and forty-three fifty") == ((143, False, 3), (50, False, 1))  # "and" is no word of the count
+    assert segments("one thousand two hundred sixty-eight") == ((1268, False, 5),)
+    assert segments("zero two") == ((0, False, 1), (2, False, 1))  # digits read out, not "two"
+    assert segments("forty five") == ((45, False, 2),)
+    assert segments("hundred") is None
+    assert say(1268) == "one thousand two hundred sixty-eight"
+    assert say(105, a_style=True, and_style=True) == "a hundred and five"
+    assert say(2005, and_style=True) == "two thousand and five"
+    assert say_two(5) == "oh five" and say_two(45) == "forty-five"
+
+
+def test_verb_forms_come_from_lemminflect_in_the_corpus_spelling():
+    assert [past(v) for v in ("cancel", "send", "be", "cost", "label")] == ["cancelled", "sent", "was", "cost", "labelled"]
+    assert [participle(v) for v in ("freeze", "resend", "set", "withdraw")] == ["frozen", "resent", "set", "withdrawn"]
+    assert [third(v) for v in ("apply", "have", "go", "match")] == ["applies", "has", "goes", "matches"]
+    assert looks_participle("taken") and looks_participle("rebooked") and looks_participle("paid")
+    assert not any(looks_participle(w) for w in ("set", "come", "seven", "kitchen", "need", ""))
+
+
+def test_articles_come_from_inflect_and_figures_are_heard_as_said():
+    assert [article_for(w) for w in ("hour", "MRI", "eighty-five dollars", "$85", "8:15", "eleven")] == ["an"] * 6
+    assert [article_for(w) for w in ("one-time", "utility", "euro", "$75", "hundred")] == ["a"] * 5
+
+
+def test_amounts_keep_units_and_ranges():
+    found = amounts("It takes three to five business days, and the fee is $1,095.50.")
+    assert [(a.kind, a.value, a.unit) for a in found] == [("count", 3, "business day"), ("count", 5, "business day"), ("money", 109550, "")]
+    assert found[0].high == 5 and found[1].low == 3
+    assert unit_of("inches") == "inch" and unit_of("cases") == "case"
+
+
+def test_a_figure_from_the_draft_is_a_whole_number_not_part_of_a_decimal():
+    turn = _turn("Harbor Point is 4.2 miles away; Westbrook is 0.5 miles away.")
+    response = "Harbor Point is about four miles off."
+    result = corrupt(response, turn, "swap_amounts", random.Random(0))
+    assert result is None  # not "two miles" (from 4.2) or "five miles" (from 0.5)
+
+
+def test_drop_fact_needs_what_the_scorer_needs():
+    draft, _, response, expected = EXAMPLES["drop_fact"]
+    assert corrupt(response, _turn(draft, ["$15.00"]), "drop_fact", random.Random(0)).text == expected
+    assert corrupt(response, _turn(draft, []), "drop_fact", random.Random(0)) is None  # facts: [] needs nothing
+    assert corrupt(response, _turn(draft, None), "drop_fact", random.Random(0)) is not None  # facts from the draft

@@ -9,7 +9,7 @@ import pytest
 from voicetune.evaluate import evaluate
 from voicetune.evaluate.systems import fallback_rate, parse_system, system_responses
 from voicetune.judge import RubricJudge
-from voicetune.models.decode import pick, refusal
+from voicetune.judge.decode import pick, refusal
 from voicetune.verbalize import speak_draft
 from voicetune.quality import score_response
 from voicetune.records import Turn, load_records

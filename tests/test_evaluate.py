@@ -16,7 +16,8 @@ from voicetune.evaluate.run import make_pairs, parse_comparison
 from voicetune.evaluate.stats import length_controlled_win_rate, sign_test, wilson_interval
 from voicetune.evaluate.systems import pipecat_format
 from voicetune.judge import RubricJudge
-from voicetune.judge.llm import JudgeCache, Judgement, PanelJudge, judge_messages, parse_judgement
+from voicetune.judge.llm import Judgement, PanelJudge, judge_messages, parse_judgement
+from voicetune.models.chat import ChatCache
 from voicetune.records import QUALITIES, Pair, load_records
 
 # ------------------------------------------------------------------------------------------------ systems
@@ -211,14 +212,14 @@ def test_panel_majority_and_abstention():
 
 
 def test_judge_cache_round_trip(tmp_path):
-    cache = JudgeCache(tmp_path / "cache.sqlite")
-    key = JudgeCache.key("llm:m", "m", [{"role": "user", "content": "hi"}], {"max_tokens": 10})
+    cache = ChatCache(tmp_path / "cache.sqlite")
+    key = ChatCache.key("llm:m", "m", [{"role": "user", "content": "hi"}], {"max_tokens": 10})
     assert cache.get(key) is None
     cache.put(key, "llm:m", "m", '{"overall": "A"}')
     cache.close()
-    again = JudgeCache(tmp_path / "cache.sqlite")
+    again = ChatCache(tmp_path / "cache.sqlite")
     assert again.get(key) == '{"overall": "A"}' and again.hits == 1
-    assert JudgeCache.key("llm:m", "m", [{"role": "user", "content": "hi!"}], {"max_tokens": 10}) != key
+    assert ChatCache.key("llm:m", "m", [{"role": "user", "content": "hi!"}], {"max_tokens": 10}) != key
 
 
 # ------------------------------------------------------------------------------------------------ statistics

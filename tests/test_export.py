@@ -88,6 +88,37 @@ def test_model_directory_to_f16(converter, tiny_model, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["tiny.gguf"]
 
 
+def test_an_adapter_stack_exports_as_its_merged_model(converter, tiny_model, tmp_path, monkeypatch):
+    """What training writes (an adapter stack, no weights of its own) is rebuilt into a temporary folder for the
+    converter: the same tensors as the merged model's export, and nothing left in the cache."""
+    import numpy as np
+    import torch
+    from gguf import GGUFReader
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from voicetune.models.loading import save_adapter_stack, write_merged
+
+    monkeypatch.setenv("VOICETUNE_CACHE", str(tmp_path / "cache"))
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
+                                LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    stack = tmp_path / "run" / "model"
+    save_adapter_stack(stack, tiny_model, peft_model, AutoTokenizer.from_pretrained(tiny_model), "sft")
+    lines: list[str] = []
+    from_stack = export_gguf(str(stack), tmp_path / "stack.gguf", "f16", log=lines.append)
+    assert any("rebuilding" in line for line in lines)
+    from_merged = export_gguf(str(write_merged(stack, tmp_path / "merged")), tmp_path / "merged.gguf", "f16", log=lambda line: None)
+    assert from_stack["bytes"] == from_merged["bytes"]
+    tensors = [{t.name: np.array(t.data) for t in GGUFReader(result["gguf"]).tensors} for result in (from_stack, from_merged)]
+    assert tensors[0].keys() == tensors[1].keys() and all(np.array_equal(tensors[0][k], tensors[1][k]) for k in tensors[0])
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
 def test_output_is_a_directory(tmp_path):
     with pytest.raises(VoicetuneError, match="is a directory"):
         export_gguf("smollm2-135m", tmp_path, "q8_0", log=lambda line: None)

@@ -18,7 +18,7 @@ from voicetune.judge.learned import (
     FEATURE_NAMES, Assessment, LearnedJudge, default_judge, expected_calibration_error, features, guard_threshold, load_judge, read_labels,
     train_judge, unsupported_words,
 )
-from voicetune.models.decode import pick
+from voicetune.judge.decode import pick
 from voicetune.quality.scorer import score_response
 from voicetune.records import Pair, Turn
 

@@ -10,7 +10,8 @@ import pytest
 from voicetune.data import builtin_turns
 from voicetune.evaluate import evaluate, parse_system
 from voicetune.judge import RubricJudge
-from voicetune.judge.llm import JudgeCache, LLMJudge
+from voicetune.judge.llm import LLMJudge
+from voicetune.models.chat import ChatCache
 from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,7 @@ def test_endpoint_system_and_cached_rerun(llama_server, tmp_path, monkeypatch):
 def test_llm_judge_with_the_server_counts_errors_and_caches(llama_server, tmp_path):
     turns = builtin_turns("test")[:3]
     systems = [parse_system("reference"), parse_system("draft")]
-    judge = LLMJudge(llama_server, "smollm2-135m", JudgeCache(tmp_path / "cache.sqlite"), concurrency=2, max_tokens=120)
+    judge = LLMJudge(llama_server, "smollm2-135m", ChatCache(tmp_path / "cache.sqlite"), concurrency=2, max_tokens=120)
     summary = evaluate(systems, turns, judge, tmp_path, progress=False, log=lambda m: None)
     assert judge.requests == 6  # 3 pairs, both orders
     comparison = summary["comparisons"][0]
@@ -52,7 +53,7 @@ def test_llm_judge_with_the_server_counts_errors_and_caches(llama_server, tmp_pa
     pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
     assert all((p.get("winner") is not None) != ("error" in p["meta"]) for p in pairs)
 
-    rerun = LLMJudge(llama_server, "smollm2-135m", JudgeCache(tmp_path / "cache.sqlite"), concurrency=2, max_tokens=120)
+    rerun = LLMJudge(llama_server, "smollm2-135m", ChatCache(tmp_path / "cache.sqlite"), concurrency=2, max_tokens=120)
     assert evaluate(systems, turns, rerun, tmp_path, progress=False, log=lambda m: None)["comparisons"] == summary["comparisons"]
     assert rerun.requests == 0
 

@@ -86,7 +86,8 @@ def _database_with_wal(path: Path) -> None:
 
 def _review_step(root: Path, made_from: dict):
     from voicetune.pipeline.outputs import StageStep
-    from voicetune.pipeline.run import STAGES, RunPaths
+    from voicetune.layout import RunPaths
+    from voicetune.pipeline.run import STAGES
 
     paths = RunPaths(root)
     stage = next(s for s in STAGES if s.name == "review")

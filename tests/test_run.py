@@ -16,8 +16,7 @@ import pytest
 pytest.importorskip("trl")
 
 from voicetune.errors import VoicetuneError  # noqa: E402
-from voicetune.pipeline import RunConfig, load_run_config, run  # noqa: E402
-from voicetune.report import build_report  # noqa: E402
+from voicetune.pipeline import RunConfig, load_run_config, report_run, run  # noqa: E402
 from voicetune.report.render import pct, sentence  # noqa: E402
 from voicetune.report.summary import Verdict, call_verdicts, judge_verdicts  # noqa: E402
 from voicetune.settings import undocumented_fields  # noqa: E402
@@ -186,7 +185,7 @@ def test_a_redone_review_set_keeps_its_votes_and_never_moves_under_a_live_server
 
 def test_the_report_says_when_the_evaluation_is_missing(run_copy):
     shutil.rmtree(run_copy / "eval")  # moved or deleted after the run: its record still says done
-    summary = build_report(run_copy)
+    summary = report_run(run_copy)
     assert summary["missing"] == [{"stage": "eval", "files": ["eval/summary.json", "eval/pairs.jsonl"]}]
     assert summary["timings"]["eval"]["status"] == "missing" and summary["timings"]["train"]["status"] == "done"
     assert summary["eval"] is None and not [v for v in summary["headline"] if v["proof"] == "judge"]
@@ -205,7 +204,7 @@ def test_a_stage_whose_output_is_gone_is_redone(run_copy, tiny_model):
 
 
 def test_report_without_votes_says_so_and_gives_the_links(run_copy):
-    summary = build_report(run_copy)
+    summary = report_run(run_copy)
     page = (run_copy / "report.html").read_text()
     assert summary["review"]["votes"] == 0 and "agreement" not in summary["review"]
     assert "No votes yet" in page and f"voicetune review serve --db {run_copy / 'review' / 'review.sqlite'}" in page
@@ -227,7 +226,7 @@ def test_report_after_votes_adds_the_reviewers_beside_the_judge(run_copy):
     items = store.items()
     for index, item in enumerate(items):  # every reviewer prefers response 1 except on every third item
         store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="2" if index % 3 == 0 else "1", mode="listen", seconds_on_item=20.0)
-    summary = build_report(run_copy)
+    summary = report_run(run_copy)
     agreement = summary["review"]["agreement"]
     assert summary["review"]["votes"] == len(items) == agreement["n_votes"]
     humans = [v for v in summary["headline"] if v["proof"] == "humans"]
@@ -241,7 +240,7 @@ def test_report_after_votes_adds_the_reviewers_beside_the_judge(run_copy):
 
 
 def test_the_report_is_one_file_that_needs_nothing_else(run_copy):
-    build_report(run_copy)
+    report_run(run_copy)
     page = (run_copy / "report.html").read_text()
     assert not re.search(r"""(src|href)=["'](https?:|//|file:|[^"'#d][^"']*\.(png|mp3|wav|css|js))""", page)
     assert "<script" not in page and "<link" not in page
@@ -365,7 +364,7 @@ def test_the_report_in_headless_chromium(run_copy):
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("Debian's chromium is not installed (make install installs it)")
-    build_report(run_copy)
+    report_run(run_copy)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--mute-audio", "--disable-dev-shm-usage"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})

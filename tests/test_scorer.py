@@ -13,7 +13,8 @@ from voicetune.quality import Finding, count_findings, load_scorer_config, rende
 from voicetune.quality import config as config_module
 from voicetune.quality import findings as findings_module
 from voicetune.quality.findings import INVENTED, KINDS, TEMPLATES, has_finding
-from voicetune.quality.scorer import ScorerConfig, combine, turn_facts
+from voicetune.quality.facts import turn_facts
+from voicetune.quality.scorer import ScorerConfig, combine
 from voicetune.records import QUALITIES
 
 TURN = Turn(

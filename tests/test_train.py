@@ -12,7 +12,8 @@ import pytest
 from voicetune.data import builtin_turns
 from voicetune.errors import VoicetuneError
 from voicetune.models.generate import SamplingConfig, TransformersBackend, generate_turns
-from voicetune.models.loading import resolve_model
+from voicetune.models.loading import is_adapter_stack, load_merged, load_model, resolve_model, save_adapter_stack, write_merged
+from voicetune.provenance import hash_tree
 from voicetune.records import PreferencePair, load_records, write_records
 from voicetune.train import load_config, preference_pairs, train
 
@@ -47,7 +48,10 @@ def test_recipe_runs_end_to_end_and_the_model_loads(tmp_path, tiny_model):
     assert summary["rounds"][0]["rejected"] == dict(Counter(p.rejected_source for p in pairs))
     metrics = [json.loads(line) for line in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert {m["stage"] for m in metrics} == {"sft", "dpo"}
-    # the trained model is a plain Hugging Face directory that generate loads
+    # the trained model is an adapter stack (no weights of its own, no merged copies in the run) that generate loads
+    assert is_adapter_stack(model_dir) and json.loads((model_dir / "adapters.json").read_text())["adapters"] == ["1-sft", "2-round1-dpo"]
+    assert not list(tmp_path.rglob("merged")) and not list(tmp_path.rglob("checkpoints"))
+    assert [p.name for p in tmp_path.rglob("*.safetensors")] == ["adapter_model.safetensors"] * 5  # sft/, dpo/ (2), model/ (2)
     backend = TransformersBackend(str(model_dir), batch_size=2)
     texts = backend.generate([[{"role": "user", "content": "hello"}]] * 2, SamplingConfig(max_new_tokens=5))
     assert len(texts) == 2
@@ -68,6 +72,79 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(tmp_path, tiny_mode
     assert "SFT: done already" in messages
     assert candidates.stat().st_mtime_ns == stamp  # sampling was not redone
     assert (tmp_path / "model" / "config.json").is_file()
+
+
+def _same_weights(a, b) -> bool:
+    """Whether two models hold bit for bit the same tensors (parameters and buffers, with their dtypes)."""
+    first, second = a.state_dict(), b.state_dict()
+    buffers = {name: t.dtype for name, t in a.named_buffers()} == {name: t.dtype for name, t in b.named_buffers()}
+    return buffers and first.keys() == second.keys() and all(first[k].dtype == second[k].dtype and torch.equal(first[k], second[k]) for k in first)
+
+
+def _adapter_stack(base, folder, parent=None, seed=0):
+    """A LoRA adapter with random weights on ``parent`` (an adapter stack) or ``base``, saved as training saves it;
+    returns the stack's folder and the model merged in memory, as training merged it."""
+    from peft import LoraConfig, get_peft_model
+
+    model = load_merged(parent) if parent else transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_" in name:
+                parameter.normal_(0, 0.05)
+    save_adapter_stack(folder, str(parent or base), peft_model, transformers.AutoTokenizer.from_pretrained(base), "sft")
+    return folder, peft_model.merge_and_unload()
+
+
+def test_an_adapter_stack_rebuilds_the_merged_weights_bit_for_bit(tmp_path, tiny_model):
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    first, merged_first = _adapter_stack(base, tmp_path / "first")
+    second, merged_second = _adapter_stack(base, tmp_path / "second", parent=first, seed=1)  # trained on top of the first
+    manifest = json.loads((second / "adapters.json").read_text())
+    assert manifest["base"] == str(base.resolve()) and manifest["adapters"] == ["1-sft", "2-sft"]
+    assert not list(second.glob("*.safetensors"))
+    assert _same_weights(load_merged(first), merged_first) and _same_weights(load_merged(second), merged_second)
+    # a plain folder for readers that need one; load_model casts the rebuilt weights as from_pretrained casts a plain folder's
+    plain = write_merged(second, tmp_path / "plain")
+    assert _same_weights(transformers.AutoModelForCausalLM.from_pretrained(plain, dtype=torch.float32), merged_second)
+    for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        assert _same_weights(load_model(str(second), dtype), transformers.AutoModelForCausalLM.from_pretrained(plain, dtype=torch_dtype))
+    # the adapters apply to the base they were trained on: a changed base is refused, naming it
+    changed = transformers.AutoModelForCausalLM.from_pretrained(base)
+    with torch.no_grad():
+        changed.model.norm.weight.add_(1.0)
+    changed.save_pretrained(base)
+    with pytest.raises(VoicetuneError, match="not the one its adapters were trained on"):
+        load_merged(second)
+
+
+def test_saved_merged_weights_equal_the_rebuilt_stack(tmp_path, tiny_model):
+    """``save_merged``: each trainer step also saves the weights it merged after training (as runs did before
+    adapter stacks); the stack rebuilds them bit for bit, and into the same files."""
+    summary = train(tiny_config(tiny_model, save_merged=True), tmp_path, log=lambda _: None)
+    assert summary["steps_run"] == _ALL_STEPS
+    for step in (tmp_path / "train" / "sft", tmp_path / "train" / "round1" / "dpo"):
+        merged = transformers.AutoModelForCausalLM.from_pretrained(step / "merged", dtype=torch.float32)
+        assert _same_weights(load_merged(step / "model"), merged)
+        assert hash_tree(write_merged(step / "model", tmp_path / "rebuilt" / step.name)) == hash_tree(step / "merged")
+    assert not (tmp_path / "model" / "merged").exists() and is_adapter_stack(tmp_path / "model")
+
+
+def test_save_merged_on_a_finished_run_rebuilds_without_retraining(tmp_path, tiny_model, trained_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert not list(run.rglob("merged"))  # off by default
+    messages: list[str] = []
+    assert train(tiny_config(tiny_model, save_merged=True), run, log=messages.append)["steps_run"] == []
+    assert not [m for m in messages if "redoing" in m]
+    for step in (run / "train" / "sft", run / "train" / "round1" / "dpo"):
+        assert _same_weights(load_merged(step / "model"), transformers.AutoModelForCausalLM.from_pretrained(step / "merged", dtype=torch.float32))
 
 
 def test_generation_resumes_from_partial_rows(tmp_path, tiny_model):

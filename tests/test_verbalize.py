@@ -76,7 +76,7 @@ def test_card_endings_and_internal_ids():
 
 def test_draft_voicetune_is_a_system_and_the_guard_falls_back_to_it(tmp_path):
     from voicetune.evaluate.systems import parse_system
-    from voicetune.models.decode import pick
+    from voicetune.judge.decode import pick
     from voicetune.records import Turn
 
     assert parse_system("draft+voicetune").kind == "voicetune"

@@ -8,18 +8,14 @@ The library API (what the CLI, the pipeline and a notebook call):
 >>> scored[0].scores["voice_score"]  # doctest: +SKIP
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from voicetune.data import builtin_pairs, builtin_turns, import_transcripts, split_records
 from voicetune.errors import VoicetuneError
 from voicetune.judge import judge_pairs, label_agreement
+from voicetune.provenance import package_version
 from voicetune.quality import ScorerConfig, extract_facts, fact_conveyed, score_records, score_response
 from voicetune.records import QUALITIES, Message, Pair, Turn, load_records, write_records
 
-try:
-    __version__ = version("voicetune")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
+__version__ = package_version()
 
 __all__ = [
     "QUALITIES", "Message", "Pair", "ScorerConfig", "Turn", "VoicetuneError", "builtin_pairs", "builtin_turns",

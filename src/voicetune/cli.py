@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from voicetune.errors import VoicetuneError
+from voicetune.models.generate import DEFAULT_SAMPLING
 
 app = typer.Typer(help="Post-train a voice agent's text model so that what it says aloud sounds right.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Import transcripts, export built-in data, split by conversation.", no_args_is_help=True)
@@ -317,8 +318,8 @@ def generate(
     model: str = typer.Option("smollm2-135m", help="smollm2-135m, a .gguf file, a model directory (e.g. runs/X/model) or a Hugging Face id."),
     system_prompt: Optional[Path] = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one)."),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Sampling seed (0 to 2**32 - 1)."),
-    temperature: float = typer.Option(0.7, min=0, help="Sampling temperature (0 for greedy)."),
-    max_new_tokens: int = typer.Option(96, min=1, help="Longest response, in tokens."),
+    temperature: float = typer.Option(DEFAULT_SAMPLING.temperature, min=0, help="Sampling temperature (0 for greedy)."),
+    max_new_tokens: int = typer.Option(DEFAULT_SAMPLING.max_new_tokens, min=1, help="Longest response, in tokens."),
     batch_size: int = typer.Option(16, min=1, help="Prompts per batch (transformers backend)."),
     endpoint: Optional[str] = typer.Option(None, help="An OpenAI-compatible server (vLLM, llama.cpp, hosted) instead of local transformers."),
     api_model: Optional[str] = typer.Option(None, help="The model name the --endpoint expects."),
@@ -336,7 +337,7 @@ def generate(
     apply_threads(threads)
     style = load_style_prompt(system_prompt)
     backend = make_backend(model, endpoint, api_model, batch_size)
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed)
+    sampling = SamplingConfig.at(temperature, max_new_tokens=max_new_tokens, seed=seed)
     turns = generate_file(backend, input, output, style, sampling)
     console.print(f"wrote {len(turns)} responses to {output}")
 
@@ -384,7 +385,7 @@ def eval_command(
     output: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="The run directory (cached responses and verdicts are reused)."),
     seed: list[int] = typer.Option([], "--seed", min=0, max=2**32 - 1, help="Sampling seed (0 to 2**32 - 1), the same for every system; repeat for several (default 0)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N turns."),
-    temperature: Optional[float] = typer.Option(None, min=0, help="Sampling temperature of model systems (default 0.7)."),
+    temperature: Optional[float] = typer.Option(None, min=0, help=f"Sampling temperature of model systems (default {DEFAULT_SAMPLING.temperature})."),
     concurrency: Optional[int] = typer.Option(None, min=1, help="Parallel requests to the judge endpoint (default 4)."),
     timeout: Optional[float] = typer.Option(None, min=0.001, help="Seconds one judge request may take in all (default 120; then retried with backoff)."),
     scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric judge and the statistics (e.g. a training run's reward)."),
@@ -562,9 +563,9 @@ def report_command(
 
     Example: voicetune report runs/default
     """
-    from voicetune.report import build_report
+    from voicetune.pipeline import report_run
 
-    summary = build_report(run_dir)
+    summary = report_run(run_dir)
     votes = (summary.get("review") or {}).get("votes", 0)
     out.print(f"wrote {run_dir / 'report.html'}, report.md and summary.json ({len(summary['headline'])} headline figures, {votes} review votes)",
               markup=False, highlight=False, soft_wrap=True)
@@ -598,8 +599,8 @@ def serve_command(
     best_of: int = typer.Option(1, "--best-of", min=1, help="Sample N candidates and return the one the scorer rates highest."),
     guard: bool = typer.Option(False, "--guard", help="Return the draft said faithfully (and say so) when the judge calls no candidate usable."),
     system_prompt: Optional[Path] = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one), for a model not trained on spoken targets."),
-    temperature: float = typer.Option(0.7, min=0, help="Sampling temperature (0: greedy)."),
-    max_new_tokens: int = typer.Option(96, min=1, help="The longest response, in tokens."),
+    temperature: float = typer.Option(DEFAULT_SAMPLING.temperature, min=0, help="Sampling temperature (0: greedy)."),
+    max_new_tokens: int = typer.Option(DEFAULT_SAMPLING.max_new_tokens, min=1, help="The longest response, in tokens."),
     scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="The scorer of --best-of, --guard and scores (e.g. the training run's reward.yaml)."),
     threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
     queue: int = typer.Option(8, "--queue", min=0, max=1024, help="Requests that may wait for the voice while one generates; more are answered 503 with Retry-After."),

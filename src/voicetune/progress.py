@@ -15,8 +15,9 @@ display is silent and the messages are the log.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -25,7 +26,7 @@ from rich.text import Text
 T = TypeVar("T")
 Advance = Callable[..., None]
 
-_active: "RunDisplay | None" = None
+_active: RunDisplay | None = None
 _stderr = Console(stderr=True)
 
 
@@ -106,17 +107,16 @@ class RunDisplay:
 
         self.progress = _Progress(*_columns(), console=self.console, refresh_per_second=4, transient=True)
 
-    def __enter__(self) -> "RunDisplay":
+    def __enter__(self) -> RunDisplay:
         global _active
         self.previous, _active = _active, self
         self.progress.start()
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         global _active
         self.progress.stop()
         _active = self.previous
-        return False
 
     def start(self, stage: str) -> None:
         """The stage now running."""

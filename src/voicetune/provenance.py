@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -35,9 +36,11 @@ _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def package_version() -> str:
-    from voicetune import __version__
-
-    return __version__
+    """voicetune's version (``0.0.0`` in a source tree that is not installed)."""
+    try:
+        return version("voicetune")
+    except PackageNotFoundError:
+        return "0.0.0"
 
 
 def digest(value: Any) -> str:
@@ -75,17 +78,6 @@ def hash_tree(folder: str | Path) -> str:
 def hash_records(records: Iterable[Any]) -> str:
     """A hash of records' content (pydantic models or dicts), independent of how they are stored."""
     return digest([r.model_dump(exclude_none=True) if hasattr(r, "model_dump") else r for r in records])
-
-
-def model_identity(spec: str) -> dict:
-    """What a model spec is, for a fingerprint: the weights hash of the local directory it resolves to (the
-    embedded model and ``.gguf`` files after conversion), or the spec itself for a hub id not on disk."""
-    from voicetune.models.loading import resolve_model
-
-    resolved = resolve_model(spec)
-    if Path(resolved).is_dir():
-        return {"weights": hash_tree(resolved)}
-    return {"hub_id": resolved}
 
 
 class Step:

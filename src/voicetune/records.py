@@ -13,8 +13,9 @@ import math
 import os
 import re
 import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,7 +36,7 @@ class Message(BaseModel):
     text: str
 
 
-class _Context(BaseModel):
+class Context(BaseModel):
     """What a response is made from and judged against: shared by turns and pairs."""
 
     model_config = ConfigDict(extra="allow")
@@ -62,7 +63,7 @@ class _Context(BaseModel):
         return [r if isinstance(r, str) else json.dumps(r) for r in results]
 
 
-class Turn(_Context):
+class Turn(Context):
     """One agent turn to be spoken: history, the written draft, must-convey facts, a spoken reference."""
 
     response: str | None = None
@@ -71,7 +72,7 @@ class Turn(_Context):
     reasons: list[str] | None = None
 
 
-class Pair(_Context):
+class Pair(Context):
     """A turn's context with two responses; a judged pair adds ``winner`` and ``criteria``."""
 
     response_a: str
@@ -112,7 +113,7 @@ class PreferencePair(BaseModel):
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError) -> str:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "(record)"
     kind = first["type"]
@@ -205,13 +206,29 @@ def invalid_text_field(data: Any, source: str | None = None) -> str | None:
     return walk(data, "")
 
 
+@overload
 def iter_numbered_records(
     path: str | Path,
-    model: type[RecordT] = Turn,
+    model: type[Turn] = ...,
+    skip_invalid: bool = ...,
+    skipped: list[str] | None = ...,
+    unique_ids: bool = ...,
+) -> Iterator[tuple[int, Turn]]: ...
+@overload
+def iter_numbered_records(
+    path: str | Path,
+    model: type[RecordT],
+    skip_invalid: bool = ...,
+    skipped: list[str] | None = ...,
+    unique_ids: bool = ...,
+) -> Iterator[tuple[int, RecordT]]: ...
+def iter_numbered_records(
+    path: str | Path,
+    model: type[BaseModel] = Turn,
     skip_invalid: bool = False,
     skipped: list[str] | None = None,
     unique_ids: bool = False,
-) -> Iterator[tuple[int, RecordT]]:
+) -> Iterator[tuple[int, Any]]:
     """Yield ``(line number, record)`` for the records of a JSONL file, validated.
 
     Args:
@@ -248,7 +265,7 @@ def iter_numbered_records(
                 try:
                     record = model.model_validate(data)
                 except ValidationError as error:
-                    reason = f"{path}:{number}: {_describe(error)}"
+                    reason = f"{path}:{number}: {describe_validation_error(error)}"
                 else:
                     record_id = getattr(record, "id", None)
                     earlier = first_line.setdefault(record_id, number) if unique_ids and isinstance(record_id, str) else number
@@ -262,25 +279,57 @@ def iter_numbered_records(
             skipped.append(reason)
 
 
+@overload
 def iter_records(
     path: str | Path,
-    model: type[RecordT] = Turn,
+    model: type[Turn] = ...,
+    skip_invalid: bool = ...,
+    skipped: list[str] | None = ...,
+    unique_ids: bool = ...,
+) -> Iterator[Turn]: ...
+@overload
+def iter_records(
+    path: str | Path,
+    model: type[RecordT],
+    skip_invalid: bool = ...,
+    skipped: list[str] | None = ...,
+    unique_ids: bool = ...,
+) -> Iterator[RecordT]: ...
+def iter_records(
+    path: str | Path,
+    model: type[BaseModel] = Turn,
     skip_invalid: bool = False,
     skipped: list[str] | None = None,
     unique_ids: bool = False,
-) -> Iterator[RecordT]:
+) -> Iterator[Any]:
     """Yield the records of a JSONL file, validated (see :func:`iter_numbered_records`)."""
     for _, record in iter_numbered_records(path, model, skip_invalid=skip_invalid, skipped=skipped, unique_ids=unique_ids):
         yield record
 
 
+@overload
 def load_records(
     path: str | Path,
-    model: type[RecordT] = Turn,
+    model: type[Turn] = ...,
+    skip_invalid: bool = ...,
+    skipped: list[str] | None = ...,
+    unique_ids: bool = ...,
+) -> list[Turn]: ...
+@overload
+def load_records(
+    path: str | Path,
+    model: type[RecordT],
+    skip_invalid: bool = ...,
+    skipped: list[str] | None = ...,
+    unique_ids: bool = ...,
+) -> list[RecordT]: ...
+def load_records(
+    path: str | Path,
+    model: type[BaseModel] = Turn,
     skip_invalid: bool = False,
     skipped: list[str] | None = None,
     unique_ids: bool = False,
-) -> list[RecordT]:
+) -> list[Any]:
     """Read every record of a JSONL file (see :func:`iter_numbered_records`); ``unique_ids=True`` makes a
     repeated ``id`` an error naming both lines."""
     return list(iter_records(path, model, skip_invalid=skip_invalid, skipped=skipped, unique_ids=unique_ids))

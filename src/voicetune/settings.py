@@ -8,12 +8,13 @@ for ``--help-config``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from voicetune.errors import VoicetuneError
+from voicetune.records import invalid_text_field, missing_reason
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -22,8 +23,6 @@ def read_yaml_mapping(path: str | Path) -> dict:
     """The mapping a YAML config file holds; errors name the file (and line)."""
     path = Path(path)
     if not path.is_file():
-        from voicetune.records import missing_reason
-
         reason = missing_reason(path)
         raise VoicetuneError(f"{path}: no such config file" if reason == "no such file or folder" else
                              f"{path}: expected a YAML config file, found {'a folder' if path.is_dir() else 'not a regular file' if reason == 'exists' else reason}")
@@ -39,8 +38,6 @@ def read_yaml_mapping(path: str | Path) -> dict:
         raise VoicetuneError(f"{path}: nested too deeply to be a config") from None
     if not isinstance(data, dict):
         raise VoicetuneError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    from voicetune.records import invalid_text_field
-
     where = invalid_text_field(data)
     if where is not None:  # a lone surrogate ("\ud800") would pass validation and fail at the stage that writes it
         raise VoicetuneError(f"{path}: field '{where}': not valid Unicode text (a lone surrogate)")
@@ -72,8 +69,6 @@ def dump_yaml(config: BaseModel) -> str:
 
 
 def _type_name(annotation: Any) -> str:
-    from typing import get_origin
-
     text = str(annotation) if get_origin(annotation) is not None else getattr(annotation, "__name__", None) or str(annotation)
     return text.replace("typing.", "").replace("NoneType", "None")
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Sequence
 from statistics import mean
-from typing import Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -33,8 +34,6 @@ def scores_table(rows: dict[str, dict[str, float]], title: str) -> Table:
 
 def top_reasons(records: Sequence[Turn], most: int = 8) -> list[tuple[str, int]]:
     """The most frequent findings, with numbers and quoted text folded so that alike findings count together."""
-    import re
-
     counter: Counter[str] = Counter()
     for record in records:
         for reason in record.reasons or []:

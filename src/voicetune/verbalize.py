@@ -22,15 +22,18 @@ short.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import unicodedata
 from functools import lru_cache
+from typing import Sequence
 
 import inflect
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 from num2words import num2words
 
+from voicetune.errors import VoicetuneError
 from voicetune.quality.facts import CODE, DATE, EMAIL, INTERNAL_ID, MONEY, MONTHS, NUMBER, PHONE, TIME, URL
 
 #: Bump when what :func:`speak_draft` says changes (a system's cached responses are keyed by it).
@@ -480,3 +483,22 @@ def _number(span: str) -> str:
     else:
         said = num2words(value)
     return f"{said} percent" if percent else said
+
+
+def formatted_draft(drafts: Sequence[str]) -> list[str]:
+    """Each draft through Pipecat's ``VoiceFormatter`` with its default transforms (markdown stripping,
+    currency, dates, phone numbers, emails, acronyms): the rule-based formatter voice agents put in front of
+    their TTS today (the ``draft+pipecat`` baseline)."""
+    try:
+        from loguru import logger
+
+        logger.disable("pipecat")  # Pipecat logs a banner on import; our output is ours
+        from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter
+    except ImportError:
+        raise VoicetuneError("the formatter needs Pipecat: pip install 'voicetune[pipecat]' (make install includes it)") from None
+    formatter = VoiceFormatter()
+
+    async def run_all() -> list[str]:
+        return [await formatter(text, "sentence") for text in drafts]
+
+    return asyncio.run(run_all())

@@ -47,7 +47,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run(app: ASGIApp, sock: socket.socket, log_level: str = "warning") -> None:
     """Serve ``app`` with uvicorn on the bound ``sock`` until interrupted, then close it."""
-    import uvicorn  # the server itself: imported only by the commands that serve
+    import uvicorn  # noqa: PLC0415 (heavy: uvicorn, imported only by the commands that serve)
 
     with sock:
         uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])

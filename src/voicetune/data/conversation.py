@@ -7,8 +7,10 @@ agent text. Tool calls and tool results are never spoken; the tool results seen 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from voicetune.records import Message, Turn
 
@@ -23,6 +25,12 @@ class Event:
     text: str
     reference: str | None = None  # a person's spoken version of an agent event, where the source has one
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def domain_from_name(path: Path, known: tuple[str, ...] = ("airline", "retail", "telecom", "banking", "healthcare")) -> str | None:
+    """A domain named in the file name ("gpt-4o-airline.json" -> "airline")."""
+    name = path.name.lower()
+    return next((d for d in known if d in name), None)
 
 
 def unique_conversation_id(candidate: str, seen: set[str]) -> str:

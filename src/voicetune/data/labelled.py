@@ -36,14 +36,17 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from voicetune.data.builtin import builtin_turns
+from voicetune.data.formats import import_transcripts
 from voicetune.errors import VoicetuneError
-from voicetune.records import QUALITIES, Pair, iter_numbered_records, printable
+from voicetune.records import QUALITIES, Pair, iter_numbered_records, jsonl_lines, parse_json, printable
 
 #: Why the better response of a labelled pair is better: the kind of failure the worse one shows.
 FAILURE_CLASSES: dict[str, str] = {
@@ -103,8 +106,6 @@ def _normal(text: str | None) -> str:
 @lru_cache(maxsize=1)
 def _builtin_drafts() -> dict[str, str]:
     """Drafts of the built-in turns and the built-in labelled pairs, by id (what ``meta.from_turn`` names)."""
-    from voicetune.data.builtin import builtin_turns
-
     drafts = {turn.id: turn.draft for turn in builtin_turns() if turn.draft}
     path = source_file("builtin")
     if path.exists():
@@ -143,8 +144,6 @@ def _with_split(pair: Pair) -> Pair:
 
 
 def _json_lines(path: Path) -> list[tuple[int, Any]]:
-    from voicetune.records import jsonl_lines, parse_json
-
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
@@ -220,8 +219,6 @@ class _TauLabel(BaseModel):
 
 @lru_cache(maxsize=4)
 def _tau_turns(path: str, mtime: float) -> dict:
-    from voicetune.data.formats import import_transcripts
-
     return {turn.id: turn for turn in import_transcripts(path, "tau-bench")}
 
 

@@ -15,15 +15,16 @@ endpoint, the model and the prompt, so a killed run resumes without asking again
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from voicetune.errors import VoicetuneError
+from voicetune.models.chat import CachedChat, open_cache
 from voicetune.models.prompts import build_facts_messages
+from voicetune.progress import bar
+from voicetune.quality.facts import INTERNAL_ID, URL
 from voicetune.records import Turn
 
 __all__ = ["FactsAnswer", "FactsStats", "parse_facts_answer", "teacher_facts"]
@@ -103,8 +104,6 @@ def _find(fact: str, plain_draft: str) -> str | None:
 
 def _not_a_fact(span: str) -> bool:
     """A span that is only an internal id (credit_card_123) or a URL: never something to say aloud."""
-    from voicetune.quality.facts import INTERNAL_ID, URL
-
     return bool(INTERNAL_ID.fullmatch(span) or URL.fullmatch(span))
 
 
@@ -150,16 +149,6 @@ def parse_facts_answer(answer: str, draft: str) -> FactsAnswer:
     return result
 
 
-def _open_cache(path: str | Path):
-    from voicetune.judge.llm import JudgeCache
-
-    try:
-        return JudgeCache(path)
-    except (OSError, sqlite3.Error) as error:
-        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-        raise VoicetuneError(f"{path}: cannot use as the facts cache ({reason})") from None
-
-
 def teacher_facts(
     turns: Sequence[Turn],
     endpoint: str,
@@ -192,13 +181,9 @@ def teacher_facts(
         VoicetuneError: a URL that is not an endpoint, an endpoint that is unreachable, too slow, rejects the
             key or does not answer with a chat completion (naming the URL), or a cache that cannot be opened.
     """
-    from voicetune.judge.llm import JudgeCache
-    from voicetune.models.generate import HTTPBackend, SamplingConfig
-    from voicetune.progress import bar
-
     stats = stats if stats is not None else FactsStats()
-    client = HTTPBackend(endpoint, model, concurrency=concurrency, timeout=timeout, retries=retries, api_key_env=api_key_env)
-    sampling = SamplingConfig(max_new_tokens=max_tokens, temperature=0.0, do_sample=False, seed=0)
+    chat = CachedChat(endpoint, model, purpose="teacher-facts", max_tokens=max_tokens, concurrency=concurrency, timeout=timeout,
+                      retries=retries, api_key_env=api_key_env)
     source = {"teacher": model, "endpoint": endpoint.strip()}
     stats.turns = len(turns)
     todo: list[int] = []
@@ -213,30 +198,21 @@ def teacher_facts(
     result = list(turns)
     if not todo:
         return result
-    cache = _open_cache(cache_path)
-    lock = threading.Lock()
+    cache = chat.cache = open_cache(cache_path, "facts cache")
     failed = threading.Event()
 
     def answer(turn: Turn) -> str:
         messages = build_facts_messages(turn)
-        key = JudgeCache.key("teacher-facts", model, messages, {"endpoint": client.url, "max_tokens": max_tokens})
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
         if failed.is_set():  # an earlier request failed: its error stops the run, ask nothing more
             raise RuntimeError("stopped after an earlier request failed")
-        with lock:
-            stats.requests += 1
         try:
-            text = client.complete(messages, sampling, seed=0)
+            return chat.ask(messages)
         except BaseException:
             failed.set()
             raise
-        cache.put(key, "teacher-facts", model, text)
-        return text
 
     try:
-        with ThreadPoolExecutor(client.concurrency) as pool, bar(len(todo), f"facts ({model})", progress) as advance:
+        with ThreadPoolExecutor(chat.concurrency) as pool, bar(len(todo), f"facts ({model})", progress) as advance:
             futures = {pool.submit(answer, turns[index]): index for index in todo}
             try:
                 for future, index in futures.items():
@@ -258,5 +234,6 @@ def teacher_facts(
                 raise
     finally:
         stats.cached = cache.hits
+        stats.requests = chat.requests
         cache.close()
     return result

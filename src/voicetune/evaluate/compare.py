@@ -7,7 +7,7 @@ stands, a verdict that flips with the order becomes a tie. The per-order verdict
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from voicetune.judge.llm import CRITERIA, Judgement
 from voicetune.records import Pair, Verdict
@@ -39,7 +39,7 @@ def judge_both_orders(judge, pairs: Sequence[Pair], progress: bool = True) -> li
     results: list[Judgement] = judge.judge_many(pairs + [swapped(p) for p in pairs], progress=progress)
     forward, backward = results[: len(pairs)], results[len(pairs):]
     judged = []
-    for pair, ab, ba in zip(pairs, forward, backward):
+    for pair, ab, ba in zip(pairs, forward, backward, strict=True):
         ba_back = {name: _SWAP[v] for name, v in ba.criteria.items()}
         criteria = {name: reconcile(ab.criteria.get(name), ba_back.get(name)) for name in CRITERIA}
         error = "; ".join(f"{order}: {j.error}" for order, j in (("A-B", ab), ("B-A", ba)) if j.error) or None
@@ -49,7 +49,7 @@ def judge_both_orders(judge, pairs: Sequence[Pair], progress: bool = True) -> li
             **pair.meta,
             "judge": judge.name,
             "orders": {"ab": {"winner": ab.winner, **ab.criteria}, "ba": {"winner": ba.winner and _SWAP[ba.winner], **ba_back}},
-            "consistent": None if error else ab.winner == _SWAP[ba.winner],
+            "consistent": None if error or ba.winner is None else ab.winner == _SWAP[ba.winner],
         }
         if error:
             meta["error"] = error

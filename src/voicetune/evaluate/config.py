@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from voicetune.threads import MAX_THREADS
 from voicetune.judge.registry import JudgeOptions
 from voicetune.quality import ScorerConfig
+from voicetune.models.generate import DEFAULT_SAMPLING
 
 
 class EvalConfig(BaseModel):
@@ -24,8 +25,8 @@ class EvalConfig(BaseModel):
     pairs: list[str] = Field(default_factory=list, description="A:B comparisons to judge (empty: the first system against each other one)")
     seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds (0 to 2**32 - 1), the same for every system; each model system answers every turn once per seed (more seeds: tighter intervals, more generation)")
     limit: int | None = Field(None, ge=1, description="only the first N turns (null: all): for a quick look, not for figures")
-    temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems (0: greedy); 0.7 is how the tuned model is used")
-    max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")
+    temperature: float = Field(DEFAULT_SAMPLING.temperature, ge=0, description="sampling temperature of model systems (0: greedy); 0.7 is how the tuned model is used")
+    max_new_tokens: int = Field(DEFAULT_SAMPLING.max_new_tokens, gt=0, description="the longest model response, in tokens")
     batch_size: int = Field(16, gt=0, description="prompts generated together by the transformers backend")
     threads: int = Field(0, ge=0, le=MAX_THREADS, description="CPU threads for generation and the NLI model (0: the cores no other process is using)")
     judge: JudgeOptions = Field(default_factory=JudgeOptions, description="which judge, and how to reach an LLM judge")

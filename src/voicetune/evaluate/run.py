@@ -11,16 +11,24 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any
 
 from voicetune.errors import VoicetuneError
-from voicetune.quality import ScorerConfig
 from voicetune.evaluate.compare import judge_both_orders, position_bias
 from voicetune.evaluate.report import markdown_summary
-from voicetune.evaluate.stats import bootstrap_interval, win_statistics
-from voicetune.evaluate.systems import DETERMINISTIC, System, system_responses
+from voicetune.evaluate.stats import bootstrap_interval, wilson_interval, win_statistics
+from voicetune.evaluate.systems import DETERMINISTIC, System, fallback_rate, system_responses
+from voicetune.models.generate import DEFAULT_SAMPLING, make_backend
+from voicetune.provenance import hash_records, package_version
+from voicetune.quality import ScorerConfig, has_finding, score_response
+from voicetune.quality.findings import DROPPED, INVENTED, contradicts
+from voicetune.quality.scorer import prefetch_meaning
+from voicetune.quality.speech import estimate_seconds
+from voicetune.quality.text import words
 from voicetune.records import Pair, Turn, atomic_write_text, dumps, write_records
 
 Log = Callable[[str], None]
@@ -59,7 +67,7 @@ class _Backends:
     def __init__(self, batch_size: int = 16):
         self.batch_size = batch_size
         self.key: tuple | None = None
-        self.backend = None
+        self.backend: Any = None  # make_backend's backends share no declared type
 
     def __call__(self, system: System):
         backends = self
@@ -71,15 +79,11 @@ class _Backends:
         return Lazy()
 
     def load(self, system: System):
-        from voicetune.models.generate import HTTPBackend, make_backend
-
         key = (system.kind, system.model, system.endpoint, system.api_model)
         if key != self.key:
-            self.backend = None
-            if system.kind == "endpoint":
-                self.backend = HTTPBackend(system.endpoint, system.api_model)
-            else:
-                self.backend = make_backend(system.model, batch_size=self.batch_size)
+            self.backend = None  # free the previous model before loading the next
+            # an endpoint system has a URL and a model name (an HTTP backend); a model system has neither
+            self.backend = make_backend(system.model, system.endpoint, system.api_model, batch_size=self.batch_size)
             self.key = key
         return self.backend
 
@@ -103,8 +107,6 @@ def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: s
 def usable_statistics(judge, turns: Sequence[Turn], per_seed: Sequence[dict[str, str]]) -> dict:
     """The share of a system's responses the learned judge calls usable, with its Wilson interval, and the
     failure classes of the rest (empty when ``judge`` is not a learned judge)."""
-    from voicetune.evaluate.stats import wilson_interval
-
     if not hasattr(judge, "assess"):
         return {}
     items = [(t, one[t.id]) for one in per_seed for t in turns if t.id in one]
@@ -127,12 +129,6 @@ def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[
     invented fact (a number or amount the context does not contain), a contradiction (a claim the NLI model
     reads as contradicted, a swapped amount, an action reported done early: see
     :func:`voicetune.quality.findings.contradicts`) and a dropped required fact: typed findings of the scorer."""
-    from voicetune.quality import has_finding, score_response
-    from voicetune.quality.scorer import prefetch_meaning
-    from voicetune.quality.findings import DROPPED, INVENTED, contradicts
-    from voicetune.quality.speech import estimate_seconds
-    from voicetune.quality.text import words
-
     per_seed = [answers] if isinstance(answers, dict) else list(answers)
     prefetch_meaning(((t, one[t.id]) for one in per_seed for t in turns if t.id in one), scorer)
     scored = [(score_response(t, one[t.id], scorer), one[t.id]) for one in per_seed for t in turns if t.id in one]
@@ -152,8 +148,6 @@ def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[
 
 def _decoding_statistics(folder: Path, system: System, seeds: Sequence[int]) -> dict:
     """A guarded system's fallback rate over its seeds' response files (nothing for other systems)."""
-    from voicetune.evaluate.systems import fallback_rate
-
     rate = fallback_rate(folder, system, ["" if n == seeds[0] else f".seed{n}" for n in seeds])
     return {} if rate is None else {"fallback_rate": rate}
 
@@ -162,8 +156,6 @@ def score_difference(turns: Sequence[Turn], answers_a: Sequence[dict[str, str]],
                      scorer: ScorerConfig | None = None, seed: int = 0) -> dict:
     """The paired voice_score difference ``a - b`` per context (each side averaged over its seeds), its mean
     and a 95% bootstrap interval over contexts, and the share of contexts where ``a`` scores higher."""
-    from voicetune.quality import score_response
-
     def per_context(answers: Sequence[dict[str, str]]) -> dict[str, float]:
         means = {}
         for turn in turns:
@@ -187,14 +179,10 @@ def score_difference(turns: Sequence[Turn], answers_a: Sequence[dict[str, str]],
 def _manifest(folder: Path, turns: Sequence[Turn], scorer: ScorerConfig | None) -> dict:
     """What the figures were made from: the package version, the data, the scorer config, and each response
     file's fingerprint digest (its system's weights hash or endpoint, seed and sampling)."""
-    import json as _json
-
-    from voicetune.provenance import hash_records, package_version
-
     responses = {}
     for record in sorted(folder.glob("*.fingerprint.json")):
         try:
-            responses[record.name.removesuffix(".fingerprint.json")] = _json.loads(record.read_text(encoding="utf-8")).get("digest")
+            responses[record.name.removesuffix(".fingerprint.json")] = json.loads(record.read_text(encoding="utf-8")).get("digest")
         except (OSError, ValueError):
             continue
     return {"version": package_version(), "data": hash_records(turns), "scorer": (scorer or ScorerConfig()).fingerprint(), "responses": responses}
@@ -206,8 +194,8 @@ def all_responses(
     folder: Path,
     seeds: Sequence[int],
     *,
-    temperature: float = 0.7,
-    max_new_tokens: int = 96,
+    temperature: float = DEFAULT_SAMPLING.temperature,
+    max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens,
     batch_size: int = 16,
     progress: bool = True,
     log: Log = print,
@@ -244,8 +232,8 @@ def evaluate(
     comparisons: Sequence[tuple[str, str]] | None = None,
     seed: int | Sequence[int] = 0,
     data_name: str = "",
-    temperature: float = 0.7,
-    max_new_tokens: int = 96,
+    temperature: float = DEFAULT_SAMPLING.temperature,
+    max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens,
     batch_size: int = 16,
     progress: bool = True,
     log: Log = print,

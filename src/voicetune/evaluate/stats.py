@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ _POINTS = {"a": 1.0, "tie": 0.5, "b": 0.0}
 def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a proportion: honest near 0 and 1 and for small ``n``, unlike the normal
     approximation. ``successes`` may be fractional (ties counted half)."""
-    from statsmodels.stats.proportion import proportion_confint
+    from statsmodels.stats.proportion import proportion_confint  # noqa: PLC0415 (heavy: statsmodels)
 
     if n == 0:
         return (math.nan, math.nan)
@@ -30,7 +30,7 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
 def bootstrap_interval(per_context: Sequence[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean over contexts: resampling contexts, not verdicts, because the
     verdicts on one context (several seeds or criteria) are not independent."""
-    from scipy.stats import bootstrap
+    from scipy.stats import bootstrap  # noqa: PLC0415 (heavy: scipy)
 
     values = np.asarray(per_context, dtype=float)
     if len(values) < 2 or np.all(values == values[0]):
@@ -43,7 +43,7 @@ def bootstrap_interval(per_context: Sequence[float], confidence: float = 0.95, s
 def sign_test(wins: int, losses: int) -> float:
     """Two-sided sign test (exact binomial, ties dropped): the chance of a split at least this uneven if
     neither system were better."""
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # noqa: PLC0415 (heavy: scipy)
 
     if wins + losses == 0:
         return 1.0
@@ -58,8 +58,8 @@ def length_controlled_win_rate(outcomes: Sequence[float], length_a: Sequence[int
     win rate would be if both systems answered at the same length. None when the fit is impossible (for
     example, one system wins every pair).
     """
-    import statsmodels.api as sm
-    from scipy.special import expit
+    import statsmodels.api as sm  # noqa: PLC0415 (heavy: statsmodels)
+    from scipy.special import expit  # noqa: PLC0415 (heavy: scipy)
 
     y = np.asarray(outcomes, dtype=float)
     if len(y) < 3 or np.all(y == y[0]):
@@ -88,14 +88,15 @@ def win_statistics(judged: Sequence[Pair], seed: int = 0) -> dict:
     AlpacaEval 2's (lengths in characters).
     """
     usable = [p for p in judged if p.winner is not None]
+    outcomes = [_POINTS[p.winner] for p in judged if p.winner is not None]
     wins = sum(p.winner == "a" for p in usable)
     losses = sum(p.winner == "b" for p in usable)
     ties = sum(p.winner == "tie" for p in usable)
     n = len(usable)
     points = wins + 0.5 * ties
     by_context: dict[str, list[float]] = defaultdict(list)
-    for pair in usable:
-        by_context[pair.meta.get("context_id", pair.id)].append(_POINTS[pair.winner])
+    for pair, outcome in zip(usable, outcomes, strict=True):
+        by_context[pair.meta.get("context_id", pair.id)].append(outcome)
     per_context = [float(np.mean(v)) for v in by_context.values()]
     low, high = wilson_interval(points, n)
     boot_low, boot_high = bootstrap_interval(per_context, seed=seed) if per_context else (math.nan, math.nan)
@@ -107,7 +108,7 @@ def win_statistics(judged: Sequence[Pair], seed: int = 0) -> dict:
                 "win_rate": _rate(sum(_POINTS[v] for v in verdicts), len(verdicts)),
                 "wins": verdicts.count("a"), "losses": verdicts.count("b"), "ties": verdicts.count("tie"),
             }
-    lc = length_controlled_win_rate([_POINTS[p.winner] for p in usable], [len(p.response_a) for p in usable], [len(p.response_b) for p in usable])
+    lc = length_controlled_win_rate(outcomes, [len(p.response_a) for p in usable], [len(p.response_b) for p in usable])
     return {
         "n": n,
         "wins": wins,
@@ -138,7 +139,7 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], statistic, confiden
     """``statistic(a, b)`` on paired samples (``a[i]`` and ``b[i]`` measured on the same unit: a call, a
     context) with its percentile bootstrap interval, resampling units with both sides together. None when
     there are fewer than two units or the statistic is undefined on the data."""
-    from scipy.stats import bootstrap
+    from scipy.stats import bootstrap  # noqa: PLC0415 (heavy: scipy)
 
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(x) < 2 or len(x) != len(y):

@@ -30,6 +30,7 @@ from typing import Callable, Literal, Sequence
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn, load_records, write_records
 from voicetune.verbalize import VERBALIZER_VERSION, speak_draft
+from voicetune.models.generate import DEFAULT_SAMPLING, SamplingConfig, generate_turns
 
 Kind = Literal["model", "draft", "pipecat", "voicetune", "reference", "endpoint"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -135,7 +136,7 @@ def _decoding(system: System) -> dict:
 
 
 def _model_identity(system: System) -> dict:
-    from voicetune.provenance import model_identity
+    from voicetune.models.loading import model_identity
 
     return {"model": model_identity(system.model or ""), "voice": system.voice, **({"numbers": True} if system.numbers else {}), **_decoding(system)}
 
@@ -182,8 +183,8 @@ def parse_system(text: str) -> System:
 
 
 def pipecat_format(texts: Sequence[str]) -> list[str]:
-    """Each text through Pipecat's ``VoiceFormatter`` (see :func:`voicetune.models.decode.formatted_draft`)."""
-    from voicetune.models.decode import formatted_draft
+    """Each text through Pipecat's ``VoiceFormatter`` (see :func:`voicetune.verbalize.formatted_draft`)."""
+    from voicetune.verbalize import formatted_draft
 
     return formatted_draft(texts)
 
@@ -203,8 +204,8 @@ def system_responses(
     folder: Path,
     seed: int,
     backend_for: Callable[[System], object],
-    max_new_tokens: int = 96,
-    temperature: float = 0.7,
+    max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens,
+    temperature: float = DEFAULT_SAMPLING.temperature,
     progress: bool = True,
     file_suffix: str = "",
     log: Callable[[str], None] = print,
@@ -220,12 +221,11 @@ def system_responses(
     therefore regenerates its responses. Model rows are also reused only for turns whose prompt is unchanged.
 
     A decoded system (``+bestN``, ``+guard``) samples its candidates into ``folder/NAME.candidates.jsonl`` and
-    keeps one per turn with :func:`voicetune.models.decode.pick`: in the learned judge's order (``judge`` when it
+    keeps one per turn with :func:`voicetune.judge.decode.pick`: in the learned judge's order (``judge`` when it
     is a learned judge, else the default one), or the rules' when ``judge`` is the rubric judge (under ``scorer``;
     both are part of the record); each row's ``meta.decoding`` says which candidate was kept, whether it
     is a fallback, and why the refused candidates were refused.
     """
-    from voicetune.models.generate import SamplingConfig, generate_turns
     from voicetune.models.prompts import load_style_prompt
     from voicetune.provenance import Step, digest, hash_records, package_version
 
@@ -241,7 +241,7 @@ def system_responses(
     if system.decoded:
         from voicetune.quality import ScorerConfig
 
-        from voicetune.models.decode import DECODER_VERSION
+        from voicetune.judge.decode import DECODER_VERSION
 
         made_from["selector"] = (scorer or ScorerConfig()).fingerprint()
         selector = _selector(judge, scorer)
@@ -264,8 +264,7 @@ def system_responses(
         step.finish(responses=len(written))
         return {t.id: t.response for t in written}
 
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed,
-                              numbers_from_prompt=system.numbers)
+    sampling = SamplingConfig.at(temperature, max_new_tokens=max_new_tokens, seed=seed, numbers_from_prompt=system.numbers)
     if system.decoded:
         if step.done and path.is_file():
             return {t.id: t.response or "" for t in load_records(path)}
@@ -295,10 +294,9 @@ def _selector(judge, scorer):
 
 def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path, backend, style: str | None, sampling, scorer, progress: bool,
                    selector=None) -> list[Turn]:
-    """Each turn with the response :func:`voicetune.models.decode.pick` keeps among ``system.best_of``
+    """Each turn with the response :func:`voicetune.judge.decode.pick` keeps among ``system.best_of``
     sampled candidates (resumable: the candidates file is reused row by row), and ``meta.decoding``."""
-    from voicetune.models.decode import pick
-    from voicetune.models.generate import generate_turns
+    from voicetune.judge.decode import pick
     from voicetune.quality.scorer import prefetch_meaning
 
     n = system.best_of

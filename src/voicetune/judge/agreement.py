@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
-from voicetune.records import Pair
+from voicetune.data.labelled import FAILURE_CLASSES, SOURCES
+from voicetune.records import QUALITIES, Pair
 
 #: The groups :func:`agreement_report` breaks the figures down by (``meta`` keys).
 GROUPS: tuple[str, ...] = ("quality", "failure_class", "source")
@@ -42,7 +44,7 @@ def label_agreement(judged: Sequence[Pair]) -> dict:
     answer), ``accuracy`` (agree / n, a tie or an error counting as wrong) and the same per labelled ``quality``.
     """
     labelled = _labelled(judged)
-    outcome = Counter()
+    outcome: Counter[str] = Counter()
     per_quality: dict[str, Counter] = {}
     for pair in labelled:
         result = _outcome(pair)
@@ -72,7 +74,7 @@ def accuracy_interval(agreed: Sequence[float], n_boot: int = 2000, seed: int = 0
     no resample can differ: the interval is the accuracy itself, which says nothing about its uncertainty
     (a group that small is anecdote, whatever the interval).
     """
-    from scipy.stats import bootstrap
+    from scipy.stats import bootstrap  # noqa: PLC0415 (heavy: scipy)
 
     values = np.asarray(agreed, dtype=float)
     if len(values) == 0:
@@ -102,9 +104,6 @@ def _row(pairs: Sequence[Pair], n_boot: int, seed: int) -> dict:
 
 def _order(key: str) -> list[str]:
     """The usual order of a group's values (unknown values follow, alphabetically)."""
-    from voicetune.data.labelled import FAILURE_CLASSES, SOURCES
-    from voicetune.records import QUALITIES
-
     return {"quality": list(QUALITIES), "failure_class": list(FAILURE_CLASSES), "source": list(SOURCES)}.get(key, [])
 
 

@@ -39,20 +39,37 @@ import math
 import pickle
 import re
 import time
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TypedDict
 
 import numpy as np
+from pydantic import ValidationError
 
+from voicetune.data.listener import LabelledPreference, LabelledResponse, labelled_preferences, labelled_responses
 from voicetune.errors import VoicetuneError
 from voicetune.judge.llm import Judgement
+from voicetune.judge.rubric import compare as compare_scores
+from voicetune.models.loading import cache_dir
 from voicetune.quality.config import DEFAULT_CONFIG, ScorerConfig
 from voicetune.quality.findings import KINDS as FINDING_KINDS
+from voicetune.quality.meaning import content_stems
 from voicetune.quality.scorer import VoiceScore, score_response
-from voicetune.quality.text import WORD, sentences, words
-from voicetune.records import QUALITIES, Pair, Verdict, _Context
+from voicetune.quality.text import WORD, sentences, spoken_to_digits, words
+from voicetune.records import (
+    QUALITIES,
+    Context,
+    Pair,
+    Verdict,
+    atomic_write_bytes,
+    atomic_write_text,
+    describe_validation_error,
+    jsonl_lines,
+    read_text_file,
+)
 
 #: Bump when the features or the model change: cached judges are keyed by it.
 FEATURE_VERSION = 8
@@ -97,7 +114,7 @@ def spelled_tokens(text: str) -> list[str]:
     return out
 
 
-def _context_text(turn: _Context) -> str:
+def _context_text(turn: Context) -> str:
     return " ".join([turn.draft or "", turn.system or "", *(m.text for m in turn.history), *turn.tool_results])
 
 
@@ -109,7 +126,7 @@ def _known(context: str) -> tuple[frozenset[str], frozenset[str]]:
             frozenset(_NUMBER.findall(context)) | frozenset(_NUMBER.findall(digits)))
 
 
-def unsupported_words(turn: _Context, response: str) -> list[str]:
+def unsupported_words(turn: Context, response: str) -> list[str]:
     """The response's content words found nowhere in the context (draft, persona, conversation, tool results),
     spoken numbers read as digits on both sides."""
     known = _known(_context_text(turn))[0]
@@ -117,8 +134,6 @@ def unsupported_words(turn: _Context, response: str) -> list[str]:
 
 
 def spoken_digits(text: str) -> str:
-    from voicetune.quality.text import spoken_to_digits
-
     return spoken_to_digits(text)
 
 
@@ -130,8 +145,6 @@ _SHORT_CODE = re.compile(r"\b(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{5,7}\b")
 
 def _symbols(text: str) -> int:
     """Emoji and other pictographs or symbols a TTS reads by name (Unicode categories So, Sk, Sm)."""
-    import unicodedata
-
     return sum(1 for c in text if unicodedata.category(c) in ("So", "Sk", "Sm") and c not in "+=<>$%")
 
 
@@ -142,8 +155,6 @@ _DONE = re.compile(r"\b(?:i['’]ve|we['’]ve|has been|have been|is now|are now
 
 @lru_cache(maxsize=4096)
 def _draft_sentences(draft: str) -> tuple[tuple[frozenset[str], bool, str], ...]:
-    from voicetune.quality.meaning import content_stems
-
     out = []
     for line in sentences(re.sub(r"[*#|`_]+", " ", draft)):
         stems = content_stems(spoken_digits(line))
@@ -152,12 +163,21 @@ def _draft_sentences(draft: str) -> tuple[tuple[frozenset[str], bool, str], ...]
     return tuple(out)
 
 
-def alignment(turn: _Context, response: str) -> dict[str, float | list[str]]:
+class Alignment(TypedDict):
+    """What :func:`alignment` measures of a response against its draft."""
+
+    min_cover: float
+    mean_cover: float
+    polarity_flips: float
+    substituted: list[str]
+    draft_left_out: float
+    done_claims: float
+
+
+def alignment(turn: Context, response: str) -> Alignment:
     """Each response sentence against the draft sentence it shares most content with: how well it is covered,
     whether its polarity flips (a "not" one side only), and the words it says that the matched sentence does
     not (a swapped item or action); how much of the draft's content the response leaves out."""
-    from voicetune.quality.meaning import content_stems
-
     drafted = _draft_sentences(turn.draft or "")
     overlaps, flips, substituted = [], 0, []
     said: set[str] = set()
@@ -201,7 +221,7 @@ STYLE_FEATURES: tuple[str, ...] = (
 )
 
 
-def features(turn: _Context, response: str, scored: VoiceScore) -> list[float]:
+def features(turn: Context, response: str, scored: VoiceScore) -> list[float]:
     """The dense feature vector of one response (see :data:`FEATURE_NAMES`)."""
     counts = {k: 0.0 for k in _FINDINGS}
     entail = 1.0
@@ -218,8 +238,8 @@ def features(turn: _Context, response: str, scored: VoiceScore) -> list[float]:
     numbers = [n for token in spelled_tokens(spoken_digits(response)) for n in _NUMBER.findall(token)]
     sents = [s.strip().lower() for s in sentences(response) if s.strip()]
     lower = [w.lower() for w in ws]
-    trigrams = list(zip(lower, lower[1:], lower[2:]))
-    fourgrams = list(zip(lower, lower[1:], lower[2:], lower[3:]))
+    trigrams = list(zip(lower, lower[1:], lower[2:], strict=False))
+    fourgrams = list(zip(lower, lower[1:], lower[2:], lower[3:], strict=False))
     last_user = set(_content(turn.last_user_text))
     draft_content = set(_content(turn.draft or ""))
     stripped = response.strip()
@@ -274,13 +294,13 @@ class LearnedJudge:
 
     # ------------------------------------------------------------------ pointwise
 
-    def _matrix(self, turns: Sequence[_Context], responses: Sequence[str], progress: bool = False,
+    def _matrix(self, turns: Sequence[Context], responses: Sequence[str], progress: bool = False,
                 memo: dict | None = None) -> tuple[np.ndarray, list[VoiceScore]]:
         """Features of each (turn, response); ``memo`` reuses rows already computed (training sees each response
         in its label and again in its preferences)."""
         memo = {} if memo is None else memo
         rows, scored = [], []
-        for t, r in zip(turns, responses):
+        for t, r in zip(turns, responses, strict=True):
             key = (t.id, hash(t.draft), hash(tuple(m.text for m in t.history)), r)
             if key not in memo:
                 result = score_response(t, r, self.scorer)
@@ -289,10 +309,10 @@ class LearnedJudge:
             scored.append(memo[key][1])
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES)), scored
 
-    def _texts(self, turns: Sequence[_Context], responses: Sequence[str]) -> list[str]:
-        return [_text_view(t, r) for t, r in zip(turns, responses)]
+    def _texts(self, turns: Sequence[Context], responses: Sequence[str]) -> list[str]:
+        return [_text_view(t, r) for t, r in zip(turns, responses, strict=True)]
 
-    def assess(self, turns: Sequence[_Context], responses: Sequence[str], progress: bool = False) -> list[Assessment]:
+    def assess(self, turns: Sequence[Context], responses: Sequence[str], progress: bool = False) -> list[Assessment]:
         """The two-step verdict on each (turn, response)."""
         if not responses:
             return []
@@ -318,7 +338,7 @@ class LearnedJudge:
         utility = (x - model["mean"]) / model["scale"] @ model["coef"]
         return 1.0 / (1.0 + np.exp(-utility))
 
-    def score(self, turn: _Context, response: str) -> Assessment:
+    def score(self, turn: Context, response: str) -> Assessment:
         return self.assess([turn], [response])[0]
 
     # ------------------------------------------------------------------ pairwise
@@ -335,8 +355,6 @@ class LearnedJudge:
         return "a" if p > 0.5 else "b"
 
     def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
-        from voicetune.judge.rubric import compare as compare_scores
-
         pairs = list(pairs)
         turns = [p for p in pairs for _ in (0, 1)]
         texts = [t for p in pairs for t in (p.response_a, p.response_b)]
@@ -353,8 +371,6 @@ class LearnedJudge:
     # ------------------------------------------------------------------ persistence
 
     def save(self, folder: Path) -> None:
-        from voicetune.records import atomic_write_bytes, atomic_write_text
-
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(folder / "judge.pkl", pickle.dumps(self.models))
         atomic_write_text(folder / "judge.json", json.dumps(self.meta, indent=2) + "\n")
@@ -380,7 +396,7 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def _text_view(turn: _Context, response: str) -> str:
+def _text_view(turn: Context, response: str) -> str:
     """What the text model reads: the response's words, its unsupported words, the words it puts in place of
     the matched draft sentence's, and a polarity flip, each marked as such."""
     aligned = alignment(turn, response)
@@ -392,16 +408,16 @@ def _text_view(turn: _Context, response: str) -> str:
 
 
 def _text_model():
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415 (heavy: sklearn)
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 (heavy: sklearn)
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415 (heavy: sklearn)
 
     return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50000),
                          LogisticRegression(C=2.0, max_iter=2000, class_weight="balanced"))
 
 
 def _tree_model(seed: int):
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415 (heavy: sklearn)
 
     # chosen on the dev half's grouped out-of-fold AUC (0.948, against 0.947 for 300 trees of 15 leaves, 0.945 for 200 of 7)
     return HistGradientBoostingClassifier(max_iter=600, learning_rate=0.03, max_leaf_nodes=31, l2_regularization=1.0, min_samples_leaf=10,
@@ -425,8 +441,8 @@ def _groups(records) -> list[str]:
 
 def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig, seed: int = 0, log=print) -> tuple[dict, dict]:
     """Fit the usable, failure, text and style models; returns (models, out-of-fold figures for the meta)."""
-    from sklearn.isotonic import IsotonicRegression
-    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.isotonic import IsotonicRegression  # noqa: PLC0415 (heavy: sklearn)
+    from sklearn.model_selection import GroupKFold, cross_val_predict  # noqa: PLC0415 (heavy: sklearn)
 
     judge = LearnedJudge({}, {}, scorer)
     turns, texts = list(responses), [r.response or "" for r in responses]
@@ -463,7 +479,7 @@ def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig,
 
 def fit_style(preferences: Sequence, scorer: ScorerConfig, log=print, memo: dict | None = None) -> dict | None:
     """A Bradley–Terry utility over :data:`STYLE_FEATURES`, from decisive preferences between usable responses."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 (heavy: sklearn)
 
     decisive = [p for p in preferences if p.kind in ("style", "vote") and p.winner in ("a", "b")]
     if len(decisive) < 10:
@@ -497,7 +513,7 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
     p, y = np.asarray(p, dtype=float), np.asarray(y, dtype=float)
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         inside = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
         if inside.any():
             total += inside.mean() * abs(p[inside].mean() - y[inside].mean())
@@ -556,16 +572,12 @@ _DEFAULT: dict[str, LearnedJudge] = {}
 def default_judge(scorer: ScorerConfig | None = None, log=print) -> LearnedJudge:
     """The learned judge of the packaged listener labels (dev half), trained once and cached by what it was made
     from: the labels' digest, :data:`FEATURE_VERSION` and the scorer config."""
-    from voicetune.data.listener import labelled_preferences, labelled_responses
-
     scorer = scorer or DEFAULT_CONFIG
     responses = [r for r in labelled_responses() if r.split != "test"]
     preferences = [p for p in labelled_preferences() if p.split != "test"]
     key = hashlib.sha256(f"{labels_digest(responses, preferences)}|{FEATURE_VERSION}|{feature_scorer(scorer).fingerprint()}".encode()).hexdigest()[:16]
     if key in _DEFAULT:
         return _DEFAULT[key]
-    from voicetune.models.loading import cache_dir
-
     folder = cache_dir() / "judges" / key
     if (folder / "judge.json").is_file():
         judge = load_judge(folder, scorer)
@@ -583,38 +595,37 @@ def assess_records(records: Iterable, judge: LearnedJudge | None = None, field_n
     texts = [getattr(r, field_name) or "" for r in records]
     assessed = judge.assess(records, texts, progress)
     return [r.model_copy(update={"usable": a.usable, "usable_p": a.usable_p, "failure": a.failure, "style": a.style})
-            for r, a in zip(records, assessed)]
+            for r, a in zip(records, assessed, strict=True)]
 
 
-def read_labels(path: str | Path) -> tuple[list, list]:
+def read_labels(path: str | Path) -> tuple[list[LabelledResponse], list[LabelledPreference]]:
     """Labelled responses and preferences from one JSONL file: a line with ``response`` and ``usable`` is a
     :class:`~voicetune.data.listener.LabelledResponse`, a line with ``response_a``, ``response_b`` and
     ``winner`` a :class:`~voicetune.data.listener.LabelledPreference`. A bad line is an error naming the file,
     the line and the field."""
-    from pydantic import ValidationError
-
-    from voicetune.data.listener import LabelledPreference, LabelledResponse
-    from voicetune.records import _describe, jsonl_lines, read_text_file
-
     path = Path(path)
-    responses, preferences = [], []
+    responses: list[LabelledResponse] = []
+    preferences: list[LabelledPreference] = []
     for number, line in jsonl_lines(read_text_file(path, "listener labels (JSONL)")):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except ValueError as error:
-            raise VoicetuneError(f"{path}:{number}: not JSON ({error.msg})") from None
+            raise VoicetuneError(f"{path}:{number}: not JSON ({error.msg if isinstance(error, json.JSONDecodeError) else error})") from None
         if not isinstance(row, dict):
             raise VoicetuneError(f"{path}:{number}: expected a JSON object")
         model = LabelledPreference if "response_a" in row else LabelledResponse
         try:
             record = model.model_validate(row)
         except ValidationError as error:
-            raise VoicetuneError(f"{path}:{number}: {_describe(error)}") from None
-        if model is LabelledResponse and not (record.response or "").strip():
+            raise VoicetuneError(f"{path}:{number}: {describe_validation_error(error)}") from None
+        if isinstance(record, LabelledResponse) and not (record.response or "").strip():
             raise VoicetuneError(f"{path}:{number}: missing field 'response' (the text the reader judged)")
-        (preferences if model is LabelledPreference else responses).append(record)
+        if isinstance(record, LabelledPreference):
+            preferences.append(record)
+        else:
+            responses.append(record)
     if not responses:
         raise VoicetuneError(f"{path}: no labelled response (lines with 'response' and 'usable')")
     return responses, preferences

@@ -6,23 +6,20 @@ evaluation's job (:mod:`voicetune.evaluate.compare`), so that every judge gets t
 
 An LLM answer is parsed as JSON first, then by a tolerant reading of "criterion: A/B/tie" lines; an answer
 that yields no overall verdict is a :class:`Judgement` with ``error`` set, which the statistics count and
-never turn into a tie. Raw answers are cached in SQLite (:class:`JudgeCache`), so a re-run costs nothing and
+never turn into a tie. Raw answers are cached in SQLite (:class:`voicetune.models.chat.ChatCache`), so a re-run costs nothing and
 a killed run resumes from the answers it already has.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import sqlite3
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
+from voicetune.models.chat import CachedChat, ChatCache
 from voicetune.models.prompts import compact_draft
 from voicetune.records import QUALITIES, Pair, Verdict
 
@@ -147,39 +144,6 @@ def parse_judgement(text: str) -> Judgement:
     return Judgement(criteria["overall"], criteria, rationale)
 
 
-class JudgeCache:
-    """Judge answers in SQLite, keyed by judge, model and a hash of the prompt; safe across threads."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, judge TEXT, model TEXT, answer TEXT)")
-        self._db.commit()
-        self.hits = 0
-
-    @staticmethod
-    def key(judge: str, model: str, messages: list[dict[str, str]], settings: dict) -> str:
-        blob = json.dumps([judge, model, messages, settings], sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            self.hits += 1
-        return row[0] if row else None
-
-    def put(self, key: str, judge: str, model: str, answer: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", (key, judge, model, answer))
-            self._db.commit()
-
-    def close(self) -> None:
-        self._db.close()
-
-
 class LLMJudge:
     """A judge model behind an OpenAI-compatible endpoint (greedy decoding; answers cached).
 
@@ -188,36 +152,26 @@ class LLMJudge:
     """
 
     def __init__(
-        self, endpoint: str, model: str, cache: JudgeCache | None = None, concurrency: int = 4,
+        self, endpoint: str, model: str, cache: ChatCache | None = None, concurrency: int = 4,
         timeout: float = 120.0, retries: int = 3, max_tokens: int = 200, api_key_env: str = "OPENAI_API_KEY",
     ):
-        from voicetune.models.generate import HTTPBackend, SamplingConfig
-
-        self.client = HTTPBackend(endpoint, model, concurrency=concurrency, timeout=timeout, retries=retries, api_key_env=api_key_env)
-        self.sampling = SamplingConfig(max_new_tokens=max_tokens, temperature=0.0, do_sample=False, seed=0)
         self.model = model
         self.name = f"llm:{model}"
-        self.cache = cache
-        self.requests = 0
+        self.chat = CachedChat(endpoint, model, purpose=self.name, cache=cache, max_tokens=max_tokens, concurrency=concurrency,
+                               timeout=timeout, retries=retries, api_key_env=api_key_env)
+
+    @property
+    def requests(self) -> int:
+        return self.chat.requests
 
     def answer(self, pair: Pair) -> str:
-        messages = judge_messages(pair)
-        key = JudgeCache.key(self.name, self.model, messages, {"max_tokens": self.sampling.max_new_tokens})
-        if self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached
-        self.requests += 1
-        text = self.client.complete(messages, self.sampling, seed=0)
-        if self.cache is not None:
-            self.cache.put(key, self.name, self.model, text)
-        return text
+        return self.chat.ask(judge_messages(pair))
 
     def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
         from voicetune.progress import bar
 
         results: list[Judgement | None] = [None] * len(pairs)
-        with ThreadPoolExecutor(self.client.concurrency) as pool, bar(len(pairs), f"judging ({self.model})", progress) as advance:
+        with ThreadPoolExecutor(self.chat.concurrency) as pool, bar(len(pairs), f"judging ({self.model})", progress) as advance:
             futures = {pool.submit(self.answer, pair): index for index, pair in enumerate(pairs)}
             try:
                 for future, index in futures.items():

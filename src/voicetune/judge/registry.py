@@ -10,14 +10,19 @@ their judge through :func:`make_judge`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicetune.errors import VoicetuneError
-from voicetune.judge.llm import CRITERIA, JudgeCache, Judgement, LLMJudge, PanelJudge
+from voicetune.judge.learned import default_judge, load_judge
+from voicetune.judge.llm import CRITERIA, Judgement, LLMJudge, PanelJudge
+from voicetune.judge.rubric import judge_pair
+from voicetune.models.chat import ChatCache
 from voicetune.quality import ScorerConfig
+from voicetune.quality.scorer import prefetch_meaning
 from voicetune.records import QUALITIES, Pair
 
 
@@ -41,14 +46,14 @@ class RubricJudge:
         self.config = config or ScorerConfig()
 
     def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
-        from voicetune.judge.rubric import judge_pair
-        from voicetune.quality.scorer import prefetch_meaning
-
         prefetch_meaning(((p, text) for p in pairs for text in (p.response_a, p.response_b)), self.config, progress)
         results = []
         for pair in pairs:
             judged = judge_pair(pair, self.config)
-            results.append(Judgement(judged.winner, {**(judged.criteria or {}), "overall": judged.winner}, judged.rationale))
+            criteria = dict(judged.criteria or {})
+            if judged.winner is not None:  # always set by the rubric
+                criteria["overall"] = judged.winner
+            results.append(Judgement(judged.winner, criteria, judged.rationale))
         return results
 
 
@@ -74,8 +79,6 @@ def _rubric(options: JudgeOptions, cache: Path | None, scorer: ScorerConfig | No
 
 
 def _learned(options: JudgeOptions, cache: Path | None, scorer: ScorerConfig | None) -> Judge:
-    from voicetune.judge.learned import default_judge, load_judge
-
     return load_judge(options.model, scorer) if options.model else default_judge(scorer)
 
 
@@ -84,7 +87,7 @@ def _llm(options: JudgeOptions, cache: Path | None, scorer: ScorerConfig | None)
         raise VoicetuneError("--judge llm needs --judge-endpoint URL and --judge-model NAME")
     if len(options.endpoints) not in (1, len(options.models)):
         raise VoicetuneError("give one --judge-endpoint, or one per --judge-model")
-    shared = JudgeCache(cache) if cache is not None else None
+    shared = ChatCache(cache) if cache is not None else None
     judges = [
         LLMJudge(options.endpoints[i if len(options.endpoints) > 1 else 0], name, shared, concurrency=options.concurrency,
                  timeout=options.timeout, max_tokens=options.max_tokens, api_key_env=options.api_key_env)
@@ -111,7 +114,7 @@ def judge_pairs(pairs: Sequence[Pair], judge: Judge | None = None, progress: boo
     judge = judge or RubricJudge()
     pairs = list(pairs)
     judged = []
-    for pair, verdict in zip(pairs, judge.judge_many(pairs, progress=progress)):
+    for pair, verdict in zip(pairs, judge.judge_many(pairs, progress=progress), strict=True):
         update: dict = {"winner": verdict.winner, "rationale": verdict.rationale,
                         "criteria": {k: v for k, v in verdict.criteria.items() if k in QUALITIES} or None}
         if verdict.error:

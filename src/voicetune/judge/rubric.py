@@ -5,7 +5,7 @@ Deterministic and symmetric: each response is scored on its own, so swapping the
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from voicetune.quality.config import DEFAULT_CONFIG
 from voicetune.quality.scorer import ScorerConfig, score_response

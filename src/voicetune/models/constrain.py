@@ -13,7 +13,7 @@ Used by ``MODEL+numbers`` systems (``voicetune eval``) on the transformers backe
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers import LogitsProcessor

@@ -15,7 +15,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.models.prompts import build_messages
@@ -25,7 +25,9 @@ from voicetune.records import Turn, atomic_write_text, dumps, ensure_dir, jsonl_
 
 @dataclass
 class SamplingConfig:
-    """Sampling is on by default: greedy decoding of the small default model degenerates on some prompts."""
+    """How a model is sampled: the one definition (its defaults are the evaluation's, and the training's
+    candidate sampling, the speak server's and every command's unless a config says otherwise). Sampling is on
+    by default: greedy decoding of the small default model degenerates on some prompts."""
 
     max_new_tokens: int = 96
     temperature: float = 0.7
@@ -41,9 +43,18 @@ class SamplingConfig:
             raise VoicetuneError(f"seed {self.seed!r}: must be a whole number from 0 to {MAX_SEED}")
 
 
+    @classmethod
+    def at(cls, temperature: float, **settings: Any) -> SamplingConfig:
+        """Sampling at ``temperature``, greedy at 0: the one reading of a command's or config's temperature."""
+        return cls(temperature=max(temperature, 1e-5), do_sample=temperature > 0, **settings)
+
+
 #: The largest sampling seed (torch's and numpy's range; the seeds of a batch count up from it, see :func:`request_seed`).
 MAX_SEED = 2**32 - 1
 
+
+#: The defaults, for config fields and command options that take them.
+DEFAULT_SAMPLING = SamplingConfig()
 
 def request_seed(seed: int, index: int = 0) -> int:
     """The seed of the ``index``-th request of a batch seeded with ``seed``, for a llama.cpp or OpenAI-compatible

@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 from voicetune.errors import VoicetuneError
+from voicetune.models.loading import embedded_gguf
+from voicetune.threads import choose_threads
 
 
 def server_available() -> bool:
@@ -37,8 +39,6 @@ class LlamaServer:
 
     def __init__(self, gguf: str | Path | None = None, alias: str = "smollm2-135m", n_ctx: int = 4096, threads: int | None = None, startup_timeout: float = 180.0):
         if gguf is None:
-            from voicetune.models.loading import embedded_gguf
-
             gguf = embedded_gguf()
         self.gguf, self.alias, self.n_ctx, self.threads, self.startup_timeout = Path(gguf), alias, n_ctx, threads, startup_timeout
         self.process: subprocess.Popen | None = None
@@ -53,8 +53,6 @@ class LlamaServer:
             sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.n_ctx),
         ]
-        from voicetune.threads import choose_threads
-
         command += ["--n_threads", str(choose_threads(self.threads))]  # the free cores: busy ones slow every thread
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}/v1"

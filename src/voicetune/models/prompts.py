@@ -13,7 +13,8 @@ from importlib import resources
 from pathlib import Path
 
 from voicetune.errors import VoicetuneError
-from voicetune.records import _Context
+from voicetune.quality.facts import turn_facts
+from voicetune.records import Context
 
 #: How much context a prompt carries.
 HISTORY_MESSAGES = 1
@@ -66,7 +67,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def persona(turn: _Context) -> str:
+def persona(turn: Context) -> str:
     """A short persona: the record's own system prompt when it is short, else one made from its domain."""
     if turn.system and len(turn.system) <= PERSONA_CHARS:
         return turn.system.strip()
@@ -74,15 +75,13 @@ def persona(turn: _Context) -> str:
     return f"You are a phone agent for a {domain} company."
 
 
-def must_say(turn: _Context) -> list[str]:
+def must_say(turn: Context) -> list[str]:
     """The turn's required facts (given, or extracted from the draft), as a checklist for the model: a small
     model keeps the amounts, times and codes far more reliably when they are spelled out for it."""
-    from voicetune.quality.scorer import turn_facts
-
     return [fact.text for fact in turn_facts(turn) if fact.required][:FACTS_IN_PROMPT]
 
 
-def build_messages(turn: _Context, style_prompt: str | None = None) -> list[dict[str, str]]:
+def build_messages(turn: Context, style_prompt: str | None = None) -> list[dict[str, str]]:
     """Chat messages asking for the spoken version of ``turn.draft``, given the last few messages."""
     system = f"{persona(turn)} {TASK}"
     if style_prompt:
@@ -126,7 +125,7 @@ FACTS_HISTORY_MESSAGES = 12
 FACTS_MESSAGE_CHARS = 500
 
 
-def build_facts_messages(turn: _Context) -> list[dict[str, str]]:
+def build_facts_messages(turn: Context) -> list[dict[str, str]]:
     """Chat messages asking a teacher for the facts of ``turn.draft`` the caller must hear now: the recent
     spoken history (clipped) and the whole draft, verbatim (facts must be spans of it)."""
     lines = [

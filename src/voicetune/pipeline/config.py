@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from voicetune.threads import MAX_THREADS
 from voicetune.judge.registry import JudgeOptions
+from voicetune.report.summary import Thresholds
 from voicetune.simulate.config import CallerModel, Timing
 from voicetune.train.config import TrainConfig
+from voicetune.models.generate import DEFAULT_SAMPLING
 
 
 #: The TTS names a config may give (voicetune.tts: auto picks the best installed engine).
@@ -81,8 +83,8 @@ class GenerationSection(_Section):
     """How every model system answers, in the evaluation and the simulated calls alike (one set of responses serves both)."""
 
     seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds (0 to 2**32 - 1): each model system answers every test turn once per seed (more seeds: tighter intervals, more generation time)")
-    temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems (0.7 is how the tuned model is used)")
-    max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")
+    temperature: float = Field(DEFAULT_SAMPLING.temperature, ge=0, description="sampling temperature of model systems (0.7 is how the tuned model is used)")
+    max_new_tokens: int = Field(DEFAULT_SAMPLING.max_new_tokens, gt=0, description="the longest model response, in tokens")
     batch_size: int = Field(16, gt=0, description="prompts generated together (transformers backend)")
 
 
@@ -186,15 +188,6 @@ class SimulateSection(_Section):
         if name == "browser" and info.data.get("channel") == "speech":
             raise ValueError("the speech channel transcribes audio made on this machine, and 'browser' makes none (use espeak or piper)")
         return name
-
-
-class Thresholds(_Section):
-    """What the headline judges the figures against, fixed before the run."""
-
-    win_rate: float = Field(0.6, ge=0, le=1, description="the tuned model meets the bar against a baseline when it wins at least this share of pairs (ties count half), for the judge and for the reviewers")
-    repeat_requests_change: float = Field(-0.1, description="simulated calls: the relative change in repeat requests against each baseline must be at most this (-0.1: at least 10% fewer)")
-    duration_change: float = Field(0.0, description="simulated calls: the relative change in call duration must be at most this (0: calls no longer)")
-    resolution_margin: float = Field(0.02, ge=0, le=1, description="simulated calls: resolution must be non-inferior at this margin (the one-sided 95% lower bound of the difference above -margin)")
 
 
 class RunConfig(_Section):

@@ -42,15 +42,17 @@ from pathlib import Path
 from typing import Callable
 
 from voicetune.errors import VoicetuneError
-from voicetune.pipeline.config import RunConfig
+from voicetune.layout import TUNED, RunPaths
+from voicetune.pipeline.config import RunConfig, load_run_config
 from voicetune.pipeline.outputs import MARKER, StageStep, companions, is_run_folder
 from voicetune.progress import RunDisplay, duration, say
 from voicetune.provenance import hash_file, hash_records, hash_tree, package_version
+from voicetune.report import build_report
+from voicetune.report.summary import MissingOutput, RunFacts, read_stages
 from voicetune.records import (Turn, atomic_write_text, dumps, iter_numbered_records, load_records, missing_reason, output_folder,
                                refuse_overwriting_input, same_file, write_records)
 
 Log = Callable[[str], None]
-TUNED = "tuned"
 SPLITS = ("train", "dev", "test")
 #: Seconds each stage took for the embedded default on a 2-core AVX-512 CPU (measured; see the README), the
 #: basis of the display's estimate, scaled by each stage's amount of work (:func:`planned_seconds`).
@@ -59,28 +61,6 @@ DEFAULT_SECONDS = {"data": 0.1, "train": 578.0, "eval": 365.0, "review": 56.0, "
 #: at or below one of them would be overwritten (voicetune.records.refuse_overwriting_input).
 WRITES = ("config.yaml", "command.txt", "thresholds.json", "summary.json", "report.html", "report.md", "plots", "data", "train",
           "eval", "eval-llm", "review", "simulate", "stages")
-
-
-class RunPaths:
-    """Where each stage writes, below the run directory (the layout of the module docstring)."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.data = self.root / "data"
-        self.train = self.root / "train"
-        self.model = self.train / "model"
-        self.eval = self.root / "eval"
-        self.eval_llm = self.root / "eval-llm"
-        self.responses = self.eval / "responses"
-        self.review_db = self.root / "review" / "review.sqlite"
-        self.simulate = self.root / "simulate"
-        self.stages = self.root / "stages"
-
-    def split(self, name: str) -> Path:
-        return self.data / f"{name}.jsonl"
-
-    def record(self, stage: str) -> Path:
-        return self.stages / f"{stage}.fingerprint.json"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -477,13 +457,58 @@ def check_held_out(config: RunConfig, paths: RunPaths) -> None:
         check_call_turns([(line, turn) for line, turn in numbered if turn.id in held], test)
 
 
+# --------------------------------------------------------------------------------------------------------
+# The report
+
+
+def missing_outputs(config: RunConfig, paths: RunPaths, stages: dict) -> list[MissingOutput]:
+    """Every stage of the config recorded as done whose products (:attr:`voicetune.pipeline.run.Stage.products`)
+    are missing."""
+    found = []
+    for stage in stages_for(config):
+        if (stages.get(stage.name) or {}).get("status") == "done":
+            missing = stage.missing(config, paths)
+            if missing:
+                found.append(MissingOutput(stage=stage.name, files=[path.relative_to(paths.root).as_posix() for path in missing]))
+    return found
+
+
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, RunPaths]:
+    """The config a run was made with (``RUN/config.yaml``) and its paths; a folder that is not a run is an error."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.root.is_dir():
+        problem = "is a file" if paths.root.exists() else missing_reason(paths.root)
+        raise VoicetuneError(f"{paths.root}: {problem}, expected a run folder (`voicetune run --out {paths.root}` makes one)")
+    if not (paths.root / "config.yaml").is_file():
+        raise VoicetuneError(f"{paths.root}: not a run directory (no config.yaml; `voicetune run --out {paths.root}` makes one)")
+    return load_run_config(paths.root / "config.yaml"), paths
+
+
+def run_facts(config: RunConfig, paths: RunPaths) -> RunFacts:
+    """What the report needs from the run's config (:class:`voicetune.report.summary.RunFacts`)."""
+    return RunFacts(
+        thresholds=config.thresholds, baselines=[spec.partition("=")[0] for spec in baseline_systems(config)],
+        base_model=config.train.model, threads=config.threads, scorer_fingerprint=config.train.reward.fingerprint(),
+        review_seed=config.review.seed, missing=missing_outputs(config, paths, read_stages(paths)),
+        seeds={"data": config.data.seed, "train": config.train.seed, "generation": config.generation.seeds, "review": config.review.seed,
+               "simulate_streams": config.simulate.seeds},
+    )
+
+
+def report_run(run_dir: str | Path) -> dict:
+    """Rebuild a run's ``summary.json``, ``report.html`` and ``report.md`` (``voicetune report RUN``)."""
+    config, paths = load_run(run_dir)
+    return build_report(paths, run_facts(config, paths))
+
+
 def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: Log = say, config_file: str | Path | None = None) -> dict:
     """Run every stage of ``config`` into ``out`` (see the module docstring); returns the run's summary.
 
     ``config_file``: the YAML ``config`` was read from, so that the run never writes over it (see the module
     docstring for the one exception, the run's own config resumed unchanged).
     """
-    from voicetune.report import build_report
     from voicetune.threads import apply_threads
 
     paths = RunPaths(Path(out))
@@ -526,7 +551,7 @@ def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: 
                 check_held_out(config, paths)
         display.start("report")
         log(f"[{len(names)}/{len(names)}] report: summary.json, report.html and report.md")
-        summary = build_report(paths.root)
+        summary = build_report(paths, run_facts(config, paths))
         display.finish("report", 0.0, ran=True)
     log(f"run finished in {duration(time.perf_counter() - started)}: {paths.root / 'report.html'}")
     return summary

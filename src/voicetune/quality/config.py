@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from voicetune.quality.nli import nli_identity
 from voicetune.quality.speech import PAUSE_SECONDS, WORDS_PER_MINUTE
 from voicetune.settings import load_yaml_config
 
@@ -366,8 +367,6 @@ class ScorerConfig(_Section):
         """A short stable hash of every setting: equal configurations, equal fingerprints (for cache keys)."""
         settings = self.model_dump(mode="json")
         if settings["meaning"]["model"] != "none":  # 'auto' means different models on different machines
-            from voicetune.quality.nli import nli_identity
-
             settings["meaning"]["model"] = nli_identity(settings["meaning"]["model"])
         canonical = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

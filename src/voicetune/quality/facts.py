@@ -17,8 +17,13 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Any
 
+from markdown_it import MarkdownIt
+
+from voicetune.quality.config import DEFAULT_CONFIG, FactRules
 from voicetune.quality.text import compact, spoken_to_digits, words
+from voicetune.records import Context
 
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -106,22 +111,6 @@ def classify_fact(text: str) -> Fact:
     return Fact(stripped, "phrase")
 
 
-def _list_items(draft: str) -> tuple[list[int], list[int]]:
-    """Each line's start offset, and the 1-based index of the enumeration item it belongs to (0: none)."""
-    starts: list[int] = []
-    items: list[int] = []
-    item = offset = 0
-    for line in draft.splitlines(keepends=True):
-        if LIST_ITEM.match(line):  # a top-level item (not indented)
-            item += 1
-        elif line.strip() and not line.startswith((" ", "\t")):
-            item = 0  # prose between lists ends the enumeration
-        starts.append(offset)
-        items.append(item)
-        offset += len(line)
-    return starts or [0], items or [0]
-
-
 #: One pass finds every fact; at each position the first alternative wins, so an email's digits are not
 #: also a number, a URL or an internal id is never a fact, and list markers ("1.") are skipped.
 _FACT_SCAN = re.compile(
@@ -170,7 +159,9 @@ def extract_facts(draft: str, spoken_list_limit: int = SPOKEN_LIST_LIMIT, trivia
     ``trivial_count``. Facts in enumeration items past ``spoken_list_limit`` are returned with
     ``required=False``.
     """
-    line_starts, line_items = _list_items(draft)
+    structure = _list_structure(draft)
+    line_starts = [row.start for row in structure]
+    line_items = [0 if row.table else row.item for row in structure]
     found: list[tuple[int, Fact]] = []
     seen: set[tuple[str, str]] = set()
     for match in (m for start, end in _fact_windows(draft) for m in _FACT_SCAN.finditer(draft, start, end)):
@@ -218,34 +209,51 @@ class _Row:
     enumeration: list | None = None  # the item numbers' rows of its enumeration
     procedure: bool = False  # its enumeration is a procedure
     fields: bool = False  # its enumeration is the fields of one record ("- Fare: $212.40"), not a list of items
+    table: bool = False  # a table's row
+
+
+#: A "•" bullet is read as markdown's "-" (the same length, so offsets hold).
+_BULLET = re.compile(r"^(\s*)•(?=\s)", re.M)
+_MARKDOWN = MarkdownIt("commonmark").enable("table")
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 
 @lru_cache(maxsize=4096)
 def _list_structure(draft: str) -> list[_Row]:
-    """Each line of a draft, placed in its enumeration: bullet or numbered items (with the lines indented under
-    them) and the data rows of a markdown table (not its header or rule)."""
-    lines = draft.splitlines(keepends=True)
+    """Each line of a draft, placed in its enumeration, from the markdown's own blocks (markdown-it tokens, the
+    one list parser): the items of a bulleted or numbered list (with the lines under them) and the data rows of
+    a table (not its header or rule). Lists and tables that follow each other are one enumeration; a paragraph,
+    heading or other block between them ends it, and so does a line markdown would take into an item or a table
+    lazily (not indented, or without a pipe): drafts mean it as prose."""
+    lines = _LINES.findall(draft)
     rows: list[_Row] = []
-    item, offset = 0, 0
-    enumeration: list[_Row] = []
+    offset = 0
     for index, line in enumerate(lines):
-        row = _Row(offset, line_index=index)
+        rows.append(_Row(offset, line_index=index))
         offset += len(line)
-        following = lines[index + 1] if index + 1 < len(lines) else ""
-        if _TABLE_ROW.match(line) and not _TABLE_RULE.match(line) and not _TABLE_RULE.match(following):
-            item += 1  # a table's data row
-        elif LIST_ITEM.match(line):
+    item = 0
+    enumeration: list[_Row] = []
+    for block, tokens, span in _top_level_blocks(_BULLET.sub(r"\1-", draft)):
+        if block not in ("list", "table"):
+            item, enumeration = 0, []
+            continue
+        for start, end in _members(block, tokens, span):
+            if block == "table" and "|" not in lines[start]:  # a line the table took in lazily: prose
+                item, enumeration = 0, []
+                continue
             item += 1
-        elif line.strip() and line.startswith((" ", "\t")) and item:
-            row.nested = True
-        elif line.strip() and not _TABLE_ROW.match(line):
-            item, enumeration = 0, []  # prose between lists ends the enumeration
-        if item and (row.nested or _TABLE_ROW.match(line) or LIST_ITEM.match(line)):
-            row.item = item
-            if not row.nested:
-                enumeration.append(row)
-            row.enumeration = enumeration
-        rows.append(row)
+            for line_index in range(start, min(end, len(rows))):
+                line, row = lines[line_index], rows[line_index]
+                nested = line_index > start and block == "list"
+                if nested and not line.strip():
+                    continue
+                if nested and not line[0].isspace():  # a lazy continuation line ("**Total:** $54.12"): prose
+                    item, enumeration = 0, []
+                    break
+                row.nested = nested
+                row.item, row.table, row.enumeration = item, block == "table", enumeration
+                if not row.nested:
+                    enumeration.append(row)
     for row in rows:
         members = row.enumeration or []
         if members and sum(1 for m in members if _FIELD.match(lines[m.line_index])) * 2 >= len(members):
@@ -254,6 +262,41 @@ def _list_structure(draft: str) -> list[_Row]:
             openers = [words(_ITEM_TEXT.sub("", lines[m.line_index], count=1))[:1] for m in members]
             row.procedure = sum(1 for w in openers if w and w[0] in _STEP_VERBS) * 2 >= len(members)
     return rows or [_Row(0)]
+
+
+def _top_level_blocks(text: str) -> list[tuple[str, Any, Any]]:
+    """The top-level blocks of a markdown text: (``list``/``table``/``other``, its tokens' span)."""
+    tokens = _MARKDOWN.parse(text)
+    blocks = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        close = index
+        if token.nesting == 1:
+            depth = 0
+            for close in range(index, len(tokens)):
+                depth += tokens[close].nesting
+                if depth == 0:
+                    break
+        kind = {"bullet_list_open": "list", "ordered_list_open": "list", "table_open": "table"}.get(token.type, "other")
+        blocks.append((kind, tokens, (index, close)))
+        index = close + 1
+    return blocks
+
+
+def _members(block: str, tokens: Any, span: Any) -> list[tuple[int, int]]:
+    """The line ranges of a list's top-level items, or of a table's data rows."""
+    first, last = span
+    level = tokens[first].level + 1
+    if block == "list":
+        return [tuple(t.map) for t in tokens[first:last] if t.type == "list_item_open" and t.level == level and t.map]
+    in_body = False
+    rows = []
+    for token in tokens[first:last]:
+        in_body = in_body or token.type == "tbody_open"
+        if in_body and token.type == "tr_open" and token.map:
+            rows.append(tuple(token.map))
+    return rows
 
 
 @lru_cache(maxsize=16384)
@@ -749,3 +792,17 @@ def swapped_amounts(response: str, draft: str) -> list[tuple[str, str]]:
     # One amount beside another's words is often innocent ("a hundred seventy-two on your gift card", where the
     # draft also gives the gift card's balance); two amounts each beside the other's words are an exchange.
     return swapped if len({amount for amount, _ in swapped}) >= 2 else []
+
+
+def turn_facts(turn: Context, rules: FactRules = DEFAULT_CONFIG.facts) -> tuple[Fact, ...]:
+    """The facts of a turn, each marked required or not (the one definition of what a turn needs said: the
+    scorer, the policy's prompt, the simulated caller and the corrupter read it): its curated ``facts`` when
+    given (all required; ``facts: []`` needs nothing), else those extracted from its draft, required only when the caller needs them now (:func:`caller_needs`: not
+    what the caller already has, not the details an answer may offer instead of reading)."""
+    if turn.facts is not None:
+        return tuple(classify_fact(text) for text in turn.facts if text.strip())
+    draft = turn.draft or ""
+    facts = extract_facts(draft, rules.spoken_list_limit, rules.trivial_count)
+    earlier = tuple(m.text for m in turn.history) if rules.known_is_optional else ()
+    return caller_needs(facts, draft, earlier, rules.spoken_list_limit, rules.procedure_steps, rules.item_details_optional,
+                        rules.long_code_chars)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 from voicetune.quality.config import MeaningRules
 from voicetune.quality.findings import Finding
@@ -126,7 +126,7 @@ def support(claims_: Sequence[str], premises: Sequence[str], nli: EntailmentMode
     if not checks:
         return []
     return [Claim(claim, entailment, _nearest_sentence(claim, window))
-            for (window, claim), entailment in zip(checks, nli.entailment(checks))]
+            for (window, claim), entailment in zip(checks, nli.entailment(checks), strict=True)]
 
 
 def _nearest_sentence(claim: str, window: str) -> str:

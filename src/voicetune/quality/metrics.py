@@ -70,7 +70,6 @@ _STOP = frozenset(
 
 
 _WORD_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[a-z]+(?:'[a-z]+)*")
-_SENTENCE_SPLIT = re.compile(r"[.!?]+(?=\s|$)|\n")
 _CLAUSE_SPLIT = re.compile(r"[.!?;,]+(?=\s|$)|\n|\s(?:and|but|so)\s")
 
 
@@ -85,7 +84,8 @@ def _segments(
     lowered = text.lower().replace("’", "'")
     sentence_lengths: list[int] = []
     sentence_sets: list[frozenset[str]] = []
-    for sentence in _SENTENCE_SPLIT.split(lowered):
+    for sentence in sentences(text.replace("’", "'")):
+        sentence = sentence.lower()
         tokens = _WORD_TOKEN.findall(sentence)
         if tokens:
             sentence_lengths.append(len(tokens))

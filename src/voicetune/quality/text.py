@@ -12,7 +12,11 @@ from functools import lru_cache
 from text_to_num import alpha2digit
 
 WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+#: A sentence ends at . ! or ? before white space and a capital, a digit or a quote (not after Mr., Dr., etc. or
+#: a.m./p.m. unless a time zone follows), and at every line break.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“])|\s*\n\s*")
+_NO_BREAK_BEFORE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|vs|etc)\.|\b[ap]\.m\.)$")
+_TIME_ZONE = re.compile(r"(?:Eastern|Central|Pacific|Mountain|ET|CT|PT|MT|EST|CST|PST|MST)\b")
 MARKDOWN_LINE = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+|#{1,6}\s)", re.M)
 
 _DIGIT_WORDS = (
@@ -51,9 +55,28 @@ def words(text: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=65536)
+def sentence_spans(text: str) -> tuple[tuple[int, int], ...]:
+    """``(start, end)`` of each sentence or line of ``text`` (the project's one sentence splitter): the end
+    excludes the white space after it; blank pieces are left out."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_BREAK.finditer(text):
+        before = text[start : match.start()]
+        abbreviation = _NO_BREAK_BEFORE.search(before) and (not before.endswith(".m.") or _TIME_ZONE.match(text, match.end()))
+        if abbreviation and "\n" not in match.group():
+            continue
+        if before.strip():
+            spans.append((start, match.start()))
+        start = match.end()
+    if text[start:].strip():
+        spans.append((start, len(text.rstrip())))
+    return tuple(spans)
+
+
+@lru_cache(maxsize=65536)
 def sentences(text: str) -> tuple[str, ...]:
-    """Split into sentences and lines, dropping empty pieces."""
-    return tuple(s.strip() for s in SENTENCE_END.split(text) if s and s.strip())
+    """The sentences and lines of ``text`` (:func:`sentence_spans`), stripped."""
+    return tuple(text[start:end].strip() for start, end in sentence_spans(text))
 
 
 @lru_cache(maxsize=65536)

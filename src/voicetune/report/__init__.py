@@ -1,6 +1,6 @@
 """The run's report: ``RUN/summary.json``, a self-contained ``RUN/report.html`` and ``RUN/report.md``.
 
-:func:`build_report` is the last stage of ``voicetune run`` and the whole of ``voicetune report RUN``: it reads
+:func:`build_report` is the last stage of ``voicetune run`` and of ``voicetune report RUN``: it reads
 the stages' outputs (and the review set's live votes), so rebuilding after reviewers voted adds their
 verdicts beside the judge's.
 """
@@ -9,29 +9,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from voicetune.layout import RunPaths
+
 from voicetune.records import atomic_write_bytes, atomic_write_text, dumps
+from voicetune.report.summary import RunFacts
 
 
-def build_report(run_dir: str | Path) -> dict:
+def build_report(paths: RunPaths, facts: RunFacts) -> dict:
     """Write ``summary.json``, ``report.html``, ``report.md`` and ``plots/*.png`` into the run directory;
-    returns the summary."""
+    returns the summary. ``facts``: what the report needs from the run's config
+    (:func:`voicetune.pipeline.run.report_run` gives them)."""
     from voicetune.report import plots
     from voicetune.report.render import html, markdown
-    from voicetune.report.summary import collect, load_run, samples, speaking_seconds, training_curves
+    from voicetune.report.summary import collect, samples, speaking_seconds, training_curves
 
-    config, paths = load_run(run_dir)
-    summary = collect(paths.root)
-    chosen = samples(paths, summary["review"], seed=config.review.seed)
+    summary = collect(paths, facts)
+    chosen = samples(paths, summary["review"], seed=facts.review_seed)
     judge = (summary["eval"] or {}).get("comparisons", [])
     humans = (((summary["review"] or {}).get("agreement")) or {}).get("comparisons", [])
     names = ["tuned", *summary["baselines"]]
     figures = {
-        "win_rates": plots.win_rates(judge, humans, config.thresholds.win_rate),
+        "win_rates": plots.win_rates(judge, humans, facts.thresholds.win_rate),
         "criteria": plots.criteria(judge),
         "speaking_time": plots.speaking_time(speaking_seconds(paths, names)),
         "training": plots.training(training_curves(paths)),
-        "calls": plots.calls((summary["simulation"] or {}).get("relative_change", []), config.thresholds.repeat_requests_change,
-                             config.thresholds.duration_change),
+        "calls": plots.calls((summary["simulation"] or {}).get("relative_change", []), facts.thresholds.repeat_requests_change,
+                             facts.thresholds.duration_change),
     }
     figures = {name: png for name, png in figures.items() if png}
     plot_files = {}

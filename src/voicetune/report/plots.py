@@ -4,7 +4,7 @@ or None when there is nothing to draw. Intervals are the 95% intervals the stage
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 from voicetune.records import QUALITIES
 

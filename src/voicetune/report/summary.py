@@ -17,17 +17,27 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from voicetune.errors import VoicetuneError
-from voicetune.pipeline.config import RunConfig, Thresholds
-from voicetune.pipeline.run import TUNED, RunPaths, baseline_systems
+from voicetune.layout import TUNED, RunPaths
 from voicetune.records import Pair, Turn, load_records
 
 #: The packages whose versions the manifest records.
 PACKAGES = ("voicetune", "torch", "transformers", "trl", "peft", "accelerate", "onnxruntime", "piper-tts", "faster-whisper", "pipecat-ai", "numpy", "scipy")
 #: How many samples of each kind the report shows.
 SAMPLES = {"win": 3, "loss": 3, "random": 3}
+
+
+class Thresholds(BaseModel):
+    """What the headline judges the figures against, fixed before the run (the run config's ``thresholds``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    win_rate: float = Field(0.6, ge=0, le=1, description="the tuned model meets the bar against a baseline when it wins at least this share of pairs (ties count half), for the judge and for the reviewers")
+    repeat_requests_change: float = Field(-0.1, description="simulated calls: the relative change in repeat requests against each baseline must be at most this (-0.1: at least 10% fewer)")
+    duration_change: float = Field(0.0, description="simulated calls: the relative change in call duration must be at most this (0: calls no longer)")
+    resolution_margin: float = Field(0.02, ge=0, le=1, description="simulated calls: resolution must be non-inferior at this margin (the one-sided 95% lower bound of the difference above -margin)")
 
 
 class Verdict(BaseModel):
@@ -60,18 +70,18 @@ class MissingOutput(BaseModel):
     files: list[str]
 
 
-def missing_outputs(config: RunConfig, paths: RunPaths, stages: dict) -> list[MissingOutput]:
-    """Every stage of the config recorded as done whose products (:attr:`voicetune.pipeline.run.Stage.products`)
-    are missing."""
-    from voicetune.pipeline.run import stages_for
+class RunFacts(BaseModel):
+    """What the report needs from a run's config and stages, given by :func:`voicetune.pipeline.run.report_run`
+    (the report reads the run's outputs, never its config's types)."""
 
-    found = []
-    for stage in stages_for(config):
-        if (stages.get(stage.name) or {}).get("status") == "done":
-            missing = stage.missing(config, paths)
-            if missing:
-                found.append(MissingOutput(stage=stage.name, files=[path.relative_to(paths.root).as_posix() for path in missing]))
-    return found
+    thresholds: Thresholds
+    baselines: list[str] = Field(description="the baselines' system names")
+    base_model: str = Field(description="the policy's base model spec")
+    threads: int | None = None
+    seeds: dict[str, object] = Field(default_factory=dict, description="every stage's seeds, for the manifest")
+    scorer_fingerprint: str = Field(description="the reward's scorer config fingerprint")
+    review_seed: int = 0
+    missing: list[MissingOutput] = Field(default_factory=list, description="stages recorded as done whose outputs are gone")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -82,21 +92,6 @@ def _read_json(path: Path) -> dict | None:
     except (OSError, ValueError) as error:
         raise VoicetuneError(f"{path}: cannot read ({error})") from None
     return data if isinstance(data, dict) else None
-
-
-def load_run(run_dir: str | Path) -> tuple[RunConfig, RunPaths]:
-    """The config a run was made with (``RUN/config.yaml``) and its paths; a folder that is not a run is an error."""
-    from voicetune.pipeline.config import load_run_config
-
-    from voicetune.records import missing_reason
-
-    paths = RunPaths(Path(run_dir))
-    if not paths.root.is_dir():
-        problem = "is a file" if paths.root.exists() else missing_reason(paths.root)
-        raise VoicetuneError(f"{paths.root}: {problem}, expected a run folder (`voicetune run --out {paths.root}` makes one)")
-    if not (paths.root / "config.yaml").is_file():
-        raise VoicetuneError(f"{paths.root}: not a run directory (no config.yaml; `voicetune run --out {paths.root}` makes one)")
-    return load_run_config(paths.root / "config.yaml"), paths
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -179,7 +174,7 @@ def _eval_section(paths: RunPaths, folder: Path) -> dict | None:
             "comparisons": [c for c in summary["comparisons"] if c["system_a"] == TUNED], "systems": summary["systems"]}
 
 
-def _review_section(paths: RunPaths, config: RunConfig) -> dict | None:
+def _review_section(paths: RunPaths, seed: int) -> dict | None:
     if not paths.review_db.is_file():
         return None
     from voicetune.review.agreement import review_agreement
@@ -191,7 +186,7 @@ def _review_section(paths: RunPaths, config: RunConfig) -> dict | None:
     section = {"db": str(paths.review_db), "pairs": len(store.pairs()), "reviewers": sorted(store.reviewers()), "mode": meta.get("mode"),
                "voice": meta.get("voice"), "votes": len(votes)}  # no links: their tokens are secrets, and a report is shared
     if votes:
-        section["agreement"] = review_agreement(votes, store.judge_verdicts(), seed=config.review.seed)
+        section["agreement"] = review_agreement(votes, store.judge_verdicts(), seed=seed)
     return section
 
 
@@ -205,7 +200,8 @@ def _simulation_section(paths: RunPaths) -> dict | None:
             "sensitivity_ranges": summary.get("sensitivity_ranges")}
 
 
-def _stages(paths: RunPaths) -> dict:
+def read_stages(paths: RunPaths) -> dict:
+    """Each stage's record: status, seconds, when it finished, its digest."""
     stages = {}
     for record in sorted(paths.stages.glob("*.fingerprint.json")):
         data = _read_json(record) or {}
@@ -224,29 +220,29 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def manifest(config: RunConfig, paths: RunPaths, eval_summary: dict | None, simulation: dict | None, review: dict | None) -> dict:
+def manifest(facts: RunFacts, paths: RunPaths, eval_summary: dict | None, simulation: dict | None, review: dict | None) -> dict:
     """What the figures were made from: package versions, model and data hashes, seeds, the judge prompt and
     the scorer config (hashes), the TTS engine and voice, the machine."""
     from voicetune.judge.llm import prompt_fingerprint
-    from voicetune.provenance import hash_file, hash_tree, model_identity
+    from voicetune.models.loading import model_identity
+    from voicetune.provenance import hash_file, hash_tree
 
     models: dict = {}
     try:
-        models["base"] = {"spec": config.train.model, **model_identity(config.train.model)}
+        models["base"] = {"spec": facts.base_model, **model_identity(facts.base_model)}
     except VoicetuneError as error:
-        models["base"] = {"spec": config.train.model, "error": str(error)}
+        models["base"] = {"spec": facts.base_model, "error": str(error)}
     if paths.model.is_dir():
         models["tuned"] = {"path": str(paths.model), "weights": hash_tree(paths.model)}
     sim = _read_json(paths.simulate / "summary.json") or {}
     return {
         "versions": _versions(),
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "threads": config.threads or "auto"},
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "threads": facts.threads or "auto"},
         "models": models,
         "data": {name: hash_file(paths.split(name)) for name in ("train", "dev", "test") if paths.split(name).is_file()},
-        "seeds": {"data": config.data.seed, "train": config.train.seed, "generation": config.generation.seeds, "review": config.review.seed,
-                  "simulate_streams": config.simulate.seeds},
+        "seeds": facts.seeds,
         "judge": {"name": (eval_summary or {}).get("judge", {}).get("name"), "llm_prompt": prompt_fingerprint(),
-                  "scorer_config": config.train.reward.fingerprint()},
+                  "scorer_config": facts.scorer_fingerprint},
         "responses": (eval_summary or {}).get("manifest", {}).get("responses") if eval_summary else None,
         "tts": {"review": (review or {}).get("voice"), "simulate": (sim.get("manifest") or {}).get("channel")},
         "config": (paths.root / "config.yaml").read_text(encoding="utf-8"),
@@ -327,20 +323,19 @@ def training_curves(paths: RunPaths) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
-def collect(run_dir: str | Path) -> dict:
+def collect(paths: RunPaths, facts: RunFacts) -> dict:
     """Everything the report shows, as the JSON written to ``RUN/summary.json``."""
-    config, paths = load_run(run_dir)
-    stages = _stages(paths)
+    stages = read_stages(paths)
     eval_summary = _read_json(paths.eval / "summary.json")
     evaluation = _eval_section(paths, paths.eval)
-    review = _review_section(paths, config)
+    review = _review_section(paths, facts.review_seed)
     simulation = _simulation_section(paths)
-    thresholds = _read_json(paths.root / "thresholds.json") or {"thresholds": config.thresholds.model_dump(), "set_at": None}
-    headline = judge_verdicts((evaluation or {}).get("comparisons", []), config.thresholds)
+    thresholds = _read_json(paths.root / "thresholds.json") or {"thresholds": facts.thresholds.model_dump(), "set_at": None}
+    headline = judge_verdicts((evaluation or {}).get("comparisons", []), facts.thresholds)
     human_rows = ((review or {}).get("agreement") or {}).get("comparisons", [])
-    headline += judge_verdicts(human_rows, config.thresholds, proof="humans")
-    headline += call_verdicts((simulation or {}).get("relative_change", []), config.thresholds)
-    missing = missing_outputs(config, paths, stages)
+    headline += judge_verdicts(human_rows, facts.thresholds, proof="humans")
+    headline += call_verdicts((simulation or {}).get("relative_change", []), facts.thresholds)
+    missing = facts.missing
     for gap in missing:  # the record says done, but what it made is gone: the timings must not say done
         stages[gap.stage] = {**stages[gap.stage], "status": "missing"}
     results_at = max((s.get("finished_at") or 0 for s in stages.values()), default=0)
@@ -348,7 +343,7 @@ def collect(run_dir: str | Path) -> dict:
     return {
         "run": str(paths.root),
         "made_at": time.time(),
-        "baselines": [spec.partition("=")[0] for spec in baseline_systems(config)],
+        "baselines": facts.baselines,
         "headline": [v.model_dump() for v in headline],
         "thresholds": {**thresholds, "changed_after_results": bool(thresholds.get("set_at") and results_at and thresholds["set_at"] > results_at)},
         "data": {name: sum(1 for _ in paths.split(name).open(encoding="utf-8")) for name in ("train", "dev", "test") if paths.split(name).is_file()},
@@ -359,7 +354,7 @@ def collect(run_dir: str | Path) -> dict:
         "simulation": simulation,
         "missing": [gap.model_dump() for gap in missing],
         "timings": {name: {"seconds": s.get("seconds"), "status": s.get("status")} for name, s in stages.items()},
-        "manifest": manifest(config, paths, eval_summary, simulation, review),
+        "manifest": manifest(facts, paths, eval_summary, simulation, review),
         "command": command,
         "reproduce": f"voicetune run {paths.root / 'config.yaml'} --out {paths.root}-again",
     }

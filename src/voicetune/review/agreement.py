@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from itertools import combinations
-from typing import Mapping, Sequence
 
 import numpy as np
 

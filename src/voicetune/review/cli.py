@@ -4,7 +4,6 @@ votes to and from Label Studio. A thin layer over :mod:`voicetune.review`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -41,8 +40,8 @@ def create(
     source: Path = typer.Option(..., "--from", help="A `voicetune eval` output folder (its pairs.jsonl)."),
     db: Path = typer.Option(..., "--db", help="The review database to create (SQLite; never overwritten)."),
     reviewers: str = typer.Option(..., "--reviewers", help="Reviewer names, comma-separated."),
-    sample: Optional[int] = typer.Option(None, "--sample", min=1, help="Review N pairs, stratified by domain and comparison (default: all)."),
-    overlap: Optional[int] = typer.Option(None, "--overlap", min=1, help="Reviewers per pair, for inter-reviewer agreement (default 2, or 1 with one reviewer)."),
+    sample: int | None = typer.Option(None, "--sample", min=1, help="Review N pairs, stratified by domain and comparison (default: all)."),
+    overlap: int | None = typer.Option(None, "--overlap", min=1, help="Reviewers per pair, for inter-reviewer agreement (default 2, or 1 with one reviewer)."),
     repeat_share: float = typer.Option(0.1, "--repeat-share", min=0.0, max=1.0, help="Share of each reviewer's pairs shown again in the other order (self-consistency)."),
     mode: str = typer.Option("listen", "--mode", help="listen (text hidden until both responses were heard) or read."),
     engine: str = typer.Option("auto", "--tts", help="auto, piper, espeak or browser (see voicetune.tts)."),
@@ -75,9 +74,9 @@ def serve_command(
     Example: voicetune review serve --db review.sqlite --port 8000
     """
     from voicetune.review.app import serve
-    from voicetune.web import bind, is_loopback
     from voicetune.review.create import base_url, review_links
     from voicetune.review.store import ReviewStore
+    from voicetune.web import bind, is_loopback
 
     store = ReviewStore(db)
     listener = bind(host, port)  # a port in use is one line now, before any link or "serving" is printed
@@ -95,8 +94,8 @@ def serve_command(
 @review_app.command("agreement")
 def agreement(
     db: Path = typer.Option(..., "--db", help="The review database."),
-    eval_dir: Optional[Path] = typer.Option(None, "--eval", help="The eval folder, to put the judge's summary beside the humans' (summary.json)."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the figures as JSON here (default DB.agreement.json)."),
+    eval_dir: Path | None = typer.Option(None, "--eval", help="The eval folder, to put the judge's summary beside the humans' (summary.json)."),
+    output: Path | None = typer.Option(None, "--out", "-o", help="Write the figures as JSON here (default DB.agreement.json)."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
     """Human vs judge (Cohen's κ), reviewers vs each other (Krippendorff's α, Fleiss' κ), self-consistency,
@@ -133,7 +132,7 @@ def agreement(
 def export(
     db: Path = typer.Option(..., "--db", help="The review database."),
     format: str = typer.Option("csv", "--format", "-f", help="csv, jsonl (the votes), labels (the votes as listener preferences for 'voicetune judge train'; needs --contexts) or label-studio (a project to review in Label Studio)."),
-    contexts: Optional[Path] = typer.Option(None, "--contexts", help="labels: the turn records the set was made from (e.g. RUN/data/test.jsonl), for each pair's draft and history."),
+    contexts: Path | None = typer.Option(None, "--contexts", help="labels: the turn records the set was made from (e.g. RUN/data/test.jsonl), for each pair's draft and history."),
     output: Path = typer.Option(..., "--out", "-o", help="The file (csv, jsonl) or folder (label-studio) to write."),
     audio_url_prefix: str = typer.Option("/data/local-files/?d=", help="label-studio: the URL prefix Label Studio serves local files under."),
 ) -> None:

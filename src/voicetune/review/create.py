@@ -22,9 +22,9 @@ import math
 import random
 import secrets
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.provenance import digest, hash_file

@@ -18,10 +18,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from voicetune.errors import VoicetuneError
 from voicetune.quality.speech import estimate_seconds

@@ -25,7 +25,8 @@ import socket
 import threading
 import time
 import uuid
-from typing import Annotated, AsyncIterator, Callable, Iterator, Literal
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError

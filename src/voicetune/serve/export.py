@@ -1,7 +1,8 @@
 """Export a model as one GGUF file for llama.cpp (``voicetune export MODEL --gguf OUT.gguf --quant Q``).
 
-The model is a merged Hugging Face directory (``runs/NAME/train/model``), a packaged model name
-(``smollm2-135m``), a ``.gguf`` file, or a hub id already in the local Hugging Face cache; nothing is fetched.
+The model is a trained model (``runs/NAME/train/model``: an adapter stack, rebuilt into a temporary plain folder
+for the converter, or a merged Hugging Face directory), a packaged model name (``smollm2-135m``), a ``.gguf``
+file, or a hub id already in the local Hugging Face cache; nothing is fetched.
 
 Two tools of llama.cpp itself do the work, so the file is what llama.cpp expects of its own converter:
 
@@ -36,11 +37,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from voicetune.errors import VoicetuneError
+from voicetune.models.loading import DEFAULT_MODEL, EMBEDDED, cache_dir, is_adapter_stack, resolve_model, write_merged
 from voicetune.records import _write_error, commit_file, ensure_dir, missing_reason, refuse_overwriting_input, temporary_file
 
 QUANTS = ("q4_k_m", "q8_0", "f16")
@@ -110,9 +114,8 @@ def _check_quantizer() -> None:
 
 
 def _model_dir(model: str) -> Path:
-    """The local Hugging Face directory of a model spec (see :func:`export_gguf`); a user error otherwise."""
-    from voicetune.models.loading import DEFAULT_MODEL, EMBEDDED, resolve_model
-
+    """The local Hugging Face directory of a model spec (see :func:`export_gguf`), or an adapter stack; a user
+    error otherwise."""
     if not model.strip():
         raise VoicetuneError("the model to export is empty: give a model directory or a packaged model name")
     if model in EMBEDDED:
@@ -125,8 +128,10 @@ def _model_dir(model: str) -> Path:
     if path.is_dir():
         if not (path / "config.json").is_file():
             if (path / "adapter_config.json").is_file():
-                raise VoicetuneError(f"{path}: a LoRA adapter, not a merged model: export the merged model directory (runs/NAME/train/model)")
+                raise VoicetuneError(f"{path}: a LoRA adapter, not a model: export the trained model (runs/NAME/train/model)")
             raise VoicetuneError(f"{path}: not a model directory (no config.json)")
+        if is_adapter_stack(path):
+            return path
         weights = [*path.glob("*.safetensors"), *path.glob("pytorch_model*.bin")]
         if not weights:
             raise VoicetuneError(f"{path}: no weights in the model directory (no *.safetensors or pytorch_model*.bin)")
@@ -136,6 +141,19 @@ def _model_dir(model: str) -> Path:
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
         return _cached_hub_model(model)
     raise VoicetuneError(f"{model}: no such model directory (expected '{DEFAULT_MODEL}', a merged model directory such as runs/NAME/train/model, or a .gguf file)")
+
+
+@contextmanager
+def _plain_folder(source: Path, log: Callable[[str], None]) -> Iterator[Path]:
+    """``source`` itself, or for an adapter stack its merged model written to a temporary folder in the cache
+    (removed afterwards): the converter reads weights from a plain Hugging Face folder."""
+    if not is_adapter_stack(source):
+        yield source
+        return
+    log(f"rebuilding {source} on its base model (merging its LoRA adapters) for the converter")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=cache_dir()) as folder:
+        yield write_merged(source, Path(folder) / "model")
 
 
 def _cached_hub_model(repo_id: str) -> Path:
@@ -188,7 +206,7 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
                 log: Callable[[str], None] = print) -> dict:
     """Export ``model`` as one GGUF file at ``out``, quantised as ``quant`` (one of :data:`QUANTS`).
 
-    ``model``: a merged Hugging Face model directory (``runs/NAME/train/model``), a packaged model name
+    ``model``: a trained model (``runs/NAME/train/model``) or another Hugging Face model directory, a packaged model name
     (``smollm2-135m``), a ``.gguf`` file (converted to a directory once, then exported again), or a hub id
     that is already in the local Hugging Face cache. ``threads``: the quantizer's (and converter's) threads
     (default: :func:`voicetune.threads.choose_threads`). ``log`` gets one line per phase.
@@ -242,7 +260,6 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
             converted = temporary_file(out, "f16")
             temporaries.append(converted)
         outtype = "f16" if wanted == "q4_k_m" else wanted
-        log(f"converting {model} to {outtype} (llama.cpp's convert_hf_to_gguf)")
         # The converter fills {ftype}-style templates in the file name (str.format): braces are escaped.
         outfile = converted.parent / converted.name.replace("{", "{{").replace("}", "}}")
         hint = ""
@@ -250,8 +267,10 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
             hint = " (SentencePiece tokenizers need the sentencepiece package: pip install 'voicetune[export]')"
         # the name a runtime shows (general.name): the output's, not the folder's ("model" for every run's model/)
         name = out.name.removesuffix(".gguf") or "voicetune"
-        _run([sys.executable, str(script), "--outtype", outtype, "--outfile", str(outfile.absolute()), "--model-name", name, str(source.absolute())], converter_env,
-             f"converting {model} to GGUF", hint)
+        with _plain_folder(source, log) as folder:
+            log(f"converting {model} to {outtype} (llama.cpp's convert_hf_to_gguf)")
+            _run([sys.executable, str(script), "--outtype", outtype, "--outfile", str(outfile.absolute()), "--model-name", name, str(folder.absolute())],
+                 converter_env, f"converting {model} to GGUF", hint)
         if not converted.is_file() or converted.stat().st_size == 0:
             raise VoicetuneError(f"converting {model} to GGUF failed: the converter wrote nothing to {converted}")
 

@@ -4,7 +4,7 @@ aloud out, sentence by sentence.
 :class:`Voice` is what ``voicetune serve`` serves and what the Pipecat processor calls in-process. It wraps a
 generation backend (transformers, llama.cpp, vLLM or an OpenAI-compatible endpoint) with the prompt every
 other stage uses (:func:`voicetune.models.prompts.build_messages`) and, optionally, the decoders of
-:mod:`voicetune.models.decode`: best-of-N (the candidate the scorer rates highest) and the guard (the
+:mod:`voicetune.judge.decode`: best-of-N (the candidate the scorer rates highest) and the guard (the
 draft said faithfully, ``draft+voicetune``, when the judge calls no candidate usable).
 
 Streaming yields sentence-sized chunks (:func:`sentence_chunks`) so that a TTS can start on the first one.
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from voicetune.errors import VoicetuneError
-from voicetune.models.generate import SamplingConfig
+from voicetune.models.generate import DEFAULT_SAMPLING, SamplingConfig
 from voicetune.models.prompts import build_messages, load_style_prompt
-from voicetune.quality.text import SENTENCE_END
+from voicetune.quality.text import sentence_spans
 from voicetune.records import Message, Turn
 
 BACKENDS = ("auto", "transformers", "llama.cpp", "vllm")
@@ -71,17 +71,16 @@ def sentence_chunks(pieces: Iterable[str], first_clause_words: int | None = 4) -
         buffer += piece
         if first:
             clause = next((m for m in CLAUSE_END.finditer(buffer) if len(buffer[: m.start()].split()) >= first_clause_words), None)
-            sentence = SENTENCE_END.search(buffer)
-            if clause is not None and (sentence is None or clause.start() < sentence.start()):
+            spans = sentence_spans(buffer)
+            if clause is not None and (len(spans) < 2 or clause.start() < spans[0][1]):
                 yield buffer[: clause.start()].strip()
                 buffer, first = buffer[clause.end():], False
-        parts = SENTENCE_END.split(buffer)
-        if len(parts) > 1:
-            for done in parts[:-1]:
-                if done.strip():
-                    yield done.strip()
-                    first = False
-            buffer = parts[-1]
+        spans = sentence_spans(buffer)
+        if len(spans) > 1:
+            for start, end in spans[:-1]:
+                yield buffer[start:end].strip()
+                first = False
+            buffer = buffer[spans[-1][0]:]
     if buffer.strip():
         yield buffer.strip()
 
@@ -191,7 +190,7 @@ class Voice:
     def _choose(self, turn: Turn, candidates: list[str]) -> Spoken:
         if not self.decoded:
             return Spoken(text=candidates[0])
-        from voicetune.models.decode import pick
+        from voicetune.judge.decode import pick
 
         decoded = pick(turn, candidates, self.scorer, guard=self.guard, selector=self.selector)
         return Spoken(text=decoded.text, fallback=decoded.fallback, candidates=len(candidates), refused=decoded.refused,
@@ -328,13 +327,13 @@ def load_backend(model: str, backend: str = "auto", *, threads: int | None = Non
 
 
 def load_voice(model: str, backend: str = "auto", *, best_of: int = 1, guard: bool = False, style: str | None = None,
-               temperature: float = 0.7, max_new_tokens: int = 96, seed: int = 0, threads: int | None = None, scorer=None,
+               temperature: float = DEFAULT_SAMPLING.temperature, max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens, seed: int = 0, threads: int | None = None, scorer=None,
                api_model: str | None = None) -> Voice:
     """A :class:`Voice` for a model spec and backend (see :func:`load_backend`); ``style``: a system prompt
     file or ``default`` (the voice style prompt), for a model not trained on spoken targets."""
     from voicetune.threads import apply_threads
 
     apply_threads(threads)
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-5), do_sample=temperature > 0, seed=seed)
+    sampling = SamplingConfig.at(temperature, max_new_tokens=max_new_tokens, seed=seed)
     return Voice(load_backend(model, backend, threads=threads, api_model=api_model), name=Path(model).name if "/" in model else model,
                  style_prompt=load_style_prompt(style), sampling=sampling, best_of=best_of, guard=guard, scorer=scorer)

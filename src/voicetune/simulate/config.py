@@ -14,8 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from voicetune.threads import MAX_THREADS
+from voicetune.models.generate import DEFAULT_SAMPLING
 from voicetune.quality import ScorerConfig
+from voicetune.threads import MAX_THREADS
 
 
 class CallerModel(BaseModel):
@@ -87,8 +88,8 @@ class SimConfig(BaseModel):
     timing_model: Timing = Field(default_factory=Timing, description="speech rates and gaps")
     llm: LLMCallerOptions = Field(default_factory=LLMCallerOptions, description="the LLM caller (caller: llm)")
     margin: float = Field(0.02, ge=0, le=1, description="the non-inferiority margin on the resolution rate: A is non-inferior to B when the lower end of the one-sided 95% interval of (A - B) is above -margin")
-    temperature: float = Field(0.7, ge=0, description="sampling temperature of model systems")
-    max_new_tokens: int = Field(96, gt=0, description="the longest model response, in tokens")
+    temperature: float = Field(DEFAULT_SAMPLING.temperature, ge=0, description="sampling temperature of model systems")
+    max_new_tokens: int = Field(DEFAULT_SAMPLING.max_new_tokens, gt=0, description="the longest model response, in tokens")
     batch_size: int = Field(16, gt=0, description="prompts generated together")
     threads: int = Field(0, ge=0, le=MAX_THREADS, description="CPU threads (0: the cores no other process is using)")
     limit: int | None = Field(None, ge=1, description="only the first N calls (null: all)")

@@ -15,7 +15,7 @@ rule-based caller when none is available.
 The same conversation and seed always get the same persona, whatever system is simulated (common random
 numbers: two voices are compared on the same callers). The HTTP client (retries, backoff, timeout, errors
 naming the URL) is :class:`voicetune.models.generate.HTTPBackend`, and answers are cached in SQLite by
-:class:`voicetune.judge.llm.JudgeCache`, so a re-run asks nothing twice. An answer that cannot be read is
+:class:`voicetune.models.chat.ChatCache`, so a re-run asks nothing twice. An answer that cannot be read is
 taken as ``"understood"`` and counted in :attr:`LLMCaller.errors`: one bad answer never stops a simulation.
 """
 
@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from voicetune.errors import VoicetuneError
+from voicetune.models.chat import CachedChat, ChatCache
 from voicetune.models.prompts import CALLER_PROMPT, caller_messages
+from voicetune.quality.text import sentences
 from voicetune.records import read_text_file
 
 __all__ = ["LLMCaller", "Persona", "Reaction", "default_personas", "load_personas", "parse_reaction"]
@@ -70,14 +72,12 @@ def _clip(text: str, limit: int) -> str:
     return cut[: sentence_end + 1] if sentence_end > limit // 2 else cut.rstrip() + "…"
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 # Sentences of τ²-bench instructions that steer a text-and-tools user simulator, not a caller on the phone.
 _TOOL_SENTENCE = re.compile(r"\btools?\b|`", re.I)
 
 
 def _behaviour(task_instructions: Any) -> str:
-    sentences = [s for s in _SENTENCE.split(_flat(task_instructions)) if s and not _TOOL_SENTENCE.search(s)]
-    return " ".join(sentences)
+    return " ".join(s for s in sentences(_flat(task_instructions)) if not _TOOL_SENTENCE.search(s))
 
 
 def persona_text(scenario: dict) -> str:
@@ -233,22 +233,17 @@ class LLMCaller:
         retries: int = 3,
         max_tokens: int = 16,
     ):
-        from voicetune.judge.llm import JudgeCache
-        from voicetune.models.generate import HTTPBackend, SamplingConfig
-
         if not personas:
             raise VoicetuneError("the LLM caller needs at least one persona (no τ²-bench tasks were found: pass a tasks.json or its folder)")
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
             raise VoicetuneError(f"{endpoint}: the caller's temperature must be a number >= 0, got {temperature!r}")
-        self.client = HTTPBackend(endpoint, model, concurrency=1, timeout=timeout, retries=retries, api_key_env=api_key_env)
+        self.chat = CachedChat(endpoint, model, purpose=f"caller:{self.name}", cache=ChatCache(cache) if cache is not None else None,
+                               max_tokens=max_tokens, temperature=temperature, timeout=timeout, retries=retries, api_key_env=api_key_env)
         self.endpoint = endpoint.strip()
         self.model = model
         self.personas = tuple(personas)
         self.temperature = float(temperature)
-        self.sampling = SamplingConfig(max_new_tokens=max_tokens, temperature=self.temperature, do_sample=self.temperature > 0, seed=0)
-        self.cache = JudgeCache(cache) if cache is not None else None
         self.errors = 0
-        self.requests = 0
         self._lock = threading.Lock()
 
     def describe(self) -> dict:
@@ -260,7 +255,7 @@ class LLMCaller:
             "model": self.model,
             "prompt": _short_hash([CALLER_PROMPT, sample]),
             "temperature": self.temperature,
-            "max_tokens": self.sampling.max_new_tokens,
+            "max_tokens": self.chat.sampling.max_new_tokens,
             "personas": _short_hash([[p.id, p.text] for p in self.personas]),
             "persona_count": len(self.personas),
         }
@@ -271,24 +266,6 @@ class LLMCaller:
         digest = hashlib.sha256(f"voicetune-caller\0{seed}\0{conversation_id}".encode()).digest()
         return self.personas[int.from_bytes(digest[:8], "big") % len(self.personas)]
 
-    def _answer(self, messages: list[dict[str, str]], seed: int) -> str:
-        from voicetune.judge.llm import JudgeCache
-
-        settings: dict[str, Any] = {"endpoint": self.endpoint, "temperature": self.temperature, "max_tokens": self.sampling.max_new_tokens}
-        if self.temperature > 0:
-            settings["seed"] = seed  # a sampled answer is one draw per seed; a greedy one is the same for all
-        key = JudgeCache.key(f"caller:{self.name}", self.model, messages, settings)
-        if self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached
-        with self._lock:
-            self.requests += 1
-        text = self.client.complete(messages, self.sampling, seed=seed)
-        if self.cache is not None:
-            self.cache.put(key, f"caller:{self.name}", self.model, text)
-        return text
-
     def react(self, *, conversation_id: str, seed: int, heard_so_far: Sequence[tuple[str, str]], agent_turn: str, attempt: int) -> Reaction:
         """How the conversation's caller reacts on hearing ``agent_turn`` (``attempt`` 0 the first time, 1+
         after asking for a repeat), given the call so far as heard (``(role, text)``, role ``user`` or
@@ -296,15 +273,19 @@ class LLMCaller:
         and counts in :attr:`errors`."""
         persona = self.persona_for(conversation_id, seed)
         messages = caller_messages(persona.text, list(heard_so_far), agent_turn, attempt)
-        reaction = parse_reaction(self._answer(messages, seed))
+        reaction = parse_reaction(self.chat.ask(messages, seed))
         if reaction is None:
             with self._lock:
                 self.errors += 1
             return "understood"
         return reaction
 
+    @property
+    def requests(self) -> int:
+        return self.chat.requests
+
     def close(self) -> None:
         """Close the answer cache."""
-        if self.cache is not None:
-            self.cache.close()
-            self.cache = None
+        if self.chat.cache is not None:
+            self.chat.cache.close()
+            self.chat.cache = None

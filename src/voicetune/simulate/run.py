@@ -24,17 +24,26 @@ from __future__ import annotations
 import hashlib
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
 from voicetune.errors import VoicetuneError
 from voicetune.quality.findings import contradicts
 from voicetune.quality.text import MARKDOWN_LINE, sentences, words
-from voicetune.records import (Turn, atomic_write_text, dumps, iter_numbered_records, missing_reason, output_folder, printable,
-                               refuse_overwriting_input, write_records)
+from voicetune.records import (
+    Turn,
+    atomic_write_text,
+    dumps,
+    iter_numbered_records,
+    missing_reason,
+    output_folder,
+    printable,
+    refuse_overwriting_input,
+    write_records,
+)
 from voicetune.simulate.caller import RuleCaller, heard_fact, redundant_claims
 from voicetune.simulate.config import CallerModel, SimConfig
 
@@ -205,7 +214,7 @@ class _Simulator:
         return len(words(text)) * 60.0 / self.timing.caller_words_per_minute
 
     def required(self, turn: Turn) -> tuple:
-        from voicetune.quality.scorer import turn_facts
+        from voicetune.quality.facts import turn_facts
 
         if turn.id not in self._facts:
             self._facts[turn.id] = tuple(f for f in turn_facts(turn, self.config.scorer.facts) if f.required)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from voicetune.threads import MAX_THREADS
 from voicetune.quality.scorer import ScorerConfig
 from voicetune.settings import load_yaml_config
+from voicetune.models.generate import DEFAULT_SAMPLING
 
 
 class _Section(BaseModel):
@@ -54,9 +55,10 @@ class SampleStage(_Section):
 
     contexts: int | None = Field(32, gt=0, description="training contexts to sample for, a seeded sample (null: all); each gives at most one DPO pair")
     candidates: int = Field(4, ge=2, description="responses sampled per context; more finds better best and worse worst responses, costs generation time")
-    temperature: float = Field(0.7, gt=0, description="the evaluation's temperature: DPO then rejects the mistakes the model makes in use")
-    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling: the smallest set of tokens holding this much probability")
-    max_new_tokens: int = Field(64, gt=0, description="longest sampled response in tokens; a spoken turn rarely needs more")
+    # The evaluation's sampling (models.generate.SamplingConfig), so that DPO rejects the mistakes the model makes in use.
+    temperature: float = Field(DEFAULT_SAMPLING.temperature, gt=0, description="sampling temperature, the evaluation's by default: DPO then rejects the mistakes the model makes in use")
+    top_p: float = Field(DEFAULT_SAMPLING.top_p, gt=0, le=1, description="nucleus sampling, the evaluation's by default: the smallest set of tokens holding this much probability")
+    max_new_tokens: int = Field(DEFAULT_SAMPLING.max_new_tokens, gt=0, description="longest sampled response in tokens, the evaluation's by default")
     batch_size: int = Field(32, gt=0, description="prompts generated together (transformers backend)")
     style_prompt: str | None = Field(None, description="a style prompt file, 'default', or null (no style prompt: the tuned model is used without one)")
     data: str | None = Field(
@@ -124,6 +126,11 @@ class TrainConfig(_Section):
     dpo: DPOStage = Field(default_factory=DPOStage, description="DPO on the best vs the worst candidate")
     rounds: int = Field(1, ge=0, description="on-policy sample -> score -> DPO rounds after SFT")
     reward: ScorerConfig = Field(default_factory=ScorerConfig, description="the voice scorer (weights, gate, penalties): the rubric's qualities and findings, which the learned judge reads as features; written into the run")
+    save_merged: bool = Field(
+        False, description="also save each trainer step's merged fp32 weights beside its policy (STEP/merged: a plain Hugging Face folder, 538 MB for the "
+        "135M model, 2 GB for the 0.5B), for tools outside voicetune; off: a LoRA policy is saved as its adapters (about 20 MB a step for the 135M), "
+        "which voicetune's readers rebuild on the base, bit for bit the same weights",
+    )
     reward_judge: Literal["learned", "rubric"] = Field("learned", description="what ranks the candidates for DPO: learned (the listeners' judge, usable first, then style: every usable candidate outranks every unusable one) or rubric (the voice scorer's voice_score alone)")
 
     @model_validator(mode="after")

@@ -16,14 +16,20 @@ sampling, scoring, pairs and DPO; a new ``reward`` rescoring, pairs and DPO, not
     DIR/config.yaml                     the resolved config of the latest run (every default written out)
     DIR/reward.yaml                     its reward section alone: `voicetune eval --scorer-config DIR/reward.yaml`
     DIR/train/targets.jsonl             the spoken targets (references, or a teacher's)
-    DIR/train/sft/                      checkpoints/, merged/ (the SFT model)
+    DIR/train/sft/                      checkpoints/ (while training), model/ (the SFT policy)
     DIR/train/round1/candidates.raw.jsonl   N sampled candidates per context
     DIR/train/round1/candidates.jsonl   the same, scored by the reward (typed ``Candidate`` records)
     DIR/train/round1/dpo_pairs.jsonl    (chosen, rejected) pairs with their scores, margin and source (``PreferencePair``)
-    DIR/train/round1/dpo/               checkpoints/, merged/
+    DIR/train/round1/dpo/               checkpoints/ (while training), model/ (the policy after this round)
     DIR/train/metrics.jsonl             every logged training step (loss, learning rate, rewards)
-    DIR/model/                          the final merged Hugging Face model (``--model DIR/model``)
+    DIR/model/                          the final model (``--model DIR/model``)
     DIR/summary.json                    what was trained on, which steps ran, how long each took
+
+With LoRA, a policy (``model/``) is an adapter stack (:mod:`voicetune.models.loading`): the base model's name and
+weights hash, the LoRA adapter of each trainer step so far (about 20 MB each for the 135M model), config and
+tokenizer; every reader rebuilds the merged fp32 weights from it, bit for bit those a merged save would hold. So a
+run keeps no merged copies (538 MB each for the 135M model) unless ``save_merged`` asks for them (``merged/`` beside
+each ``model/``). Full fine-tuning (``lora.enabled: false``), or a base not on disk, saves merged weights instead.
 """
 
 from __future__ import annotations
@@ -38,9 +44,19 @@ from typing import Callable
 from voicetune.data import builtin_turns
 from voicetune.errors import VoicetuneError
 from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns, make_backend
-from voicetune.models.loading import resolve_model
+from voicetune.models.loading import (
+    building_folder,
+    is_adapter_stack,
+    link_tree,
+    load_merged,
+    model_identity,
+    resolve_model,
+    save_adapter_stack,
+    stack_base,
+    write_merged,
+)
 from voicetune.models.prompts import build_messages, load_style_prompt
-from voicetune.provenance import Step, hash_file, hash_records, hash_tree, model_identity, package_version
+from voicetune.provenance import Step, hash_file, hash_records, hash_tree, package_version
 from voicetune.quality import ScorerConfig, score_response
 from voicetune.quality.scorer import prefetch_meaning
 from voicetune.records import Candidate, PreferencePair, Turn, atomic_write_text, dumps, load_records, write_records
@@ -116,16 +132,13 @@ def _step(folder_or_file: Path, outputs: list[Path], made_from: dict, log: Log, 
 
 
 def save_final_model(policy: str, final: Path, log: Log) -> tuple[Path, bool]:
-    """Copy the last policy to ``DIR/model`` (atomically: staging, then rename)."""
+    """Copy the last policy to ``DIR/model`` (built aside, then renamed; its files hard-linked where possible)."""
     step = _step(final, [final], {"policy": hash_tree(policy)}, log, name="model")
     if step.done and (final / "config.json").is_file():
         return final, False
     step.begin()
-    staging = final.with_name(".model.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(policy, staging)
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    with building_folder(final) as building:
+        link_tree(Path(policy), building)
     step.finish()
     return final, True
 
@@ -292,8 +305,10 @@ def _step_bar(label: str):
     return StepBar()
 
 
-def _fit_and_merge(trainer, folder: Path, tokenizer, label: str) -> str:
-    """Train (resuming from the last checkpoint), merge LoRA into the weights, save ``folder/merged``."""
+def _fit_and_save(trainer, folder: Path, tokenizer, label: str, parent: str, save_merged: bool) -> str:
+    """Train (resuming from the last checkpoint) and save the policy in ``folder/model``: with LoRA and a base on
+    disk, an adapter stack (``parent``'s adapters and this one, named after the step); else the merged weights.
+    ``save_merged``: also the merged weights of a stack in ``folder/merged``."""
     from transformers import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -305,17 +320,29 @@ def _fit_and_merge(trainer, folder: Path, tokenizer, label: str) -> str:
     with steps.stack:
         trainer.train(resume_from_checkpoint=last)
     model = trainer.model
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    staging = folder / ".merged.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    merged = folder / "merged"
-    shutil.rmtree(merged, ignore_errors=True)
-    staging.rename(merged)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # finished: the merged model replaces the checkpoints
-    return str(merged)
+    policy = folder / "model"
+    lora = hasattr(model, "merge_and_unload")
+    stacked = lora and stack_base(parent) is not None
+    if stacked:
+        save_adapter_stack(policy, parent, model, tokenizer, folder.name if folder.name == "sft" else f"{folder.parent.name}-{folder.name}")
+    if not stacked or save_merged:
+        with building_folder(folder / "merged" if stacked else policy) as building:
+            (model.merge_and_unload() if lora else model).save_pretrained(building, safe_serialization=True)
+            tokenizer.save_pretrained(building)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # finished: the saved policy replaces the checkpoints
+    return str(policy)
+
+
+def _finished_policy(folder: Path, save_merged: bool) -> str | None:
+    """A trainer step's saved policy (``folder/model``), None when there is none; ``save_merged`` with an
+    adapter stack: its merged weights are written to ``folder/merged`` where they are missing (rebuilt, not
+    retrained)."""
+    policy = folder / "model"
+    if not (policy / "config.json").is_file():
+        return None
+    if save_merged and is_adapter_stack(policy) and not (folder / "merged" / "config.json").is_file():
+        write_merged(policy, folder / "merged")
+    return str(policy)
 
 
 def _load_for_training(model_path: str):
@@ -334,7 +361,10 @@ def _load_for_training(model_path: str):
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # inside TRL, not ours
 
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    if is_adapter_stack(model_path):
+        model = load_merged(model_path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -349,12 +379,12 @@ def _training_settings(config: TrainConfig, stage) -> dict:
 
 
 def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Path, metrics: Path, log: Log) -> tuple[str, bool]:
-    """Supervised fine-tuning on (prompt, spoken target); returns the merged model directory."""
+    """Supervised fine-tuning on (prompt, spoken target); returns the policy's directory (``folder/model``)."""
     step = _step(folder, [folder], {"model": model_identity(model_spec), "targets": hash_file(targets_path),
-                                    "config": _training_settings(config, config.sft)}, log, name="sft")
-    if step.done and (folder / "merged" / "config.json").is_file():
+                                    "config": _training_settings(config, config.sft), "output": "model/"}, log, name="sft")
+    if step.done and (policy := _finished_policy(folder, config.save_merged)):
         log("SFT: done already")
-        return str(folder / "merged"), False
+        return policy, False
     step.begin()
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -372,19 +402,19 @@ def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Pa
         peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "sft")],
     )
     log(f"SFT: {len(dataset)} examples, {config.sft.epochs:g} epochs, bf16={args.bf16}, LoRA={config.lora.enabled}, packing={config.sft.packing}")
-    merged = _fit_and_merge(trainer, folder, tokenizer, "SFT steps")
+    policy = _fit_and_save(trainer, folder, tokenizer, "SFT steps", model_spec, config.save_merged)
     step.finish(examples=len(dataset))
-    return merged, True
+    return policy, True
 
 
 def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path, metrics: Path, log: Log) -> tuple[str, bool]:
     """DPO from the current policy on (chosen, rejected) pairs; the reference model's log-probabilities are
-    computed once before training. Returns the merged model directory."""
+    computed once before training. Returns the policy's directory (``folder/model``)."""
     step = _step(folder, [folder], {"policy": hash_tree(model_path), "pairs": hash_file(pairs_path),
-                                    "config": _training_settings(config, config.dpo)}, log, name=f"{folder.parent.name}/dpo")
-    if step.done and (folder / "merged" / "config.json").is_file():
+                                    "config": _training_settings(config, config.dpo), "output": "model/"}, log, name=f"{folder.parent.name}/dpo")
+    if step.done and (policy := _finished_policy(folder, config.save_merged)):
         log("DPO: done already")
-        return str(folder / "merged"), False
+        return policy, False
     step.begin()
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -400,9 +430,9 @@ def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path
         peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "dpo")],
     )
     log(f"DPO: {len(dataset)} pairs, beta {config.dpo.beta}, bf16={args.bf16}")
-    merged = _fit_and_merge(trainer, folder, tokenizer, "DPO steps")
+    policy = _fit_and_save(trainer, folder, tokenizer, "DPO steps", model_path, config.save_merged)
     step.finish(pairs=len(dataset))
-    return merged, True
+    return policy, True
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -37,9 +37,3 @@ def import_transcripts(path: str | Path, format: str, domain: str | None = None)
         repeated = next(i for i in ids if ids.count(i) > 1)
         raise AssertionError(f"the {format} importer made the turn id '{repeated}' twice from {path}")
     return turns
-
-
-def domain_from_name(path: Path, known: tuple[str, ...] = ("airline", "retail", "telecom", "banking", "healthcare")) -> str | None:
-    """A domain named in the file name ("gpt-4o-airline.json" -> "airline")."""
-    name = path.name.lower()
-    return next((d for d in known if d in name), None)

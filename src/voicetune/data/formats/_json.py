@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from voicetune.errors import VoicetuneError
 from voicetune.records import invalid_text_field, jsonl_lines

@@ -18,11 +18,11 @@ import io
 import math
 from pathlib import Path
 
-from voicetune.data.conversation import Event, turns_from_events
+from voicetune.data.conversation import Event, EventRole, domain_from_name, turns_from_events
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn
 
-ROLES = {"user": "user", "caller": "user", "customer": "user", "agent": "agent", "assistant": "agent", "tool": "tool", "system": "system"}
+ROLES: dict[str, EventRole] = {"user": "user", "caller": "user", "customer": "user", "agent": "agent", "assistant": "agent", "tool": "tool", "system": "system"}
 REQUIRED = ("conversation_id", "role", "text")
 
 
@@ -57,8 +57,6 @@ def _quote_opened_on(lines: list[str], start: int, end: int) -> int | None:
 def load(path: Path, text: str, domain: str | None) -> list[Turn]:
     """Read a CSV transcript; every row must have as many fields as the header (quote a text with commas),
     quoted fields must be closed, and ``turn`` must be a finite number; any problem names its line."""
-    from voicetune.data.formats import domain_from_name
-
     # A transcript's text can be long: allow a field as large as the file (the default limit is 128 KiB).
     csv.field_size_limit(max(csv.field_size_limit(), min(len(text) + 1, 2**31 - 1)))
     lines = text.split("\n")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicetune.data.conversation import Event, turns_from_events, unique_conversation_id
+from voicetune.data.conversation import Event, EventRole, domain_from_name, turns_from_events, unique_conversation_id
 from voicetune.data.formats._json import json_lines, require
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "agent", "tool": "tool", "function": "tool"}
+ROLES: dict[str, EventRole] = {"system": "system", "developer": "system", "user": "user", "assistant": "agent", "tool": "tool", "function": "tool"}
 
 
 def message_text(content, where: str) -> str:
@@ -50,8 +50,6 @@ def chat_events(messages: list, where: str) -> list[Event]:
 
 
 def load(path: Path, text: str, domain: str | None) -> list[Turn]:
-    from voicetune.data.formats import domain_from_name
-
     turns: list[Turn] = []
     seen: set[str] = set()
     for number, data in json_lines(path, text):

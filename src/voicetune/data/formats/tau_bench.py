@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from voicetune.data.conversation import turns_from_events, unique_conversation_id
+from voicetune.data.conversation import domain_from_name, turns_from_events, unique_conversation_id
 from voicetune.data.formats._json import parse_json, require
 from voicetune.data.formats.openai_chat import chat_events
 from voicetune.errors import VoicetuneError
@@ -21,8 +21,6 @@ _POLICY_TITLE = re.compile(r"#\s*([A-Za-z]+)\s+agent\s+policy", re.I)
 
 
 def load(path: Path, text: str, domain: str | None) -> list[Turn]:
-    from voicetune.data.formats import domain_from_name
-
     data = parse_json(path, text)
     if isinstance(data, dict) and "traj" in data:
         data = [data]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from voicetune.data.conversation import Event, turns_from_events, unique_conversation_id
+from voicetune.data.conversation import Event, EventRole, domain_from_name, turns_from_events, unique_conversation_id
 from voicetune.data.formats._json import json_lines, require
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn
 
 _ROLE_LINE = re.compile(r"^(user|assistant|tool|system):\s?(.*)$")
-_ROLES = {"user": "user", "assistant": "agent", "tool": "tool", "system": "system"}
+_ROLES: dict[str, EventRole] = {"user": "user", "assistant": "agent", "tool": "tool", "system": "system"}
 
 
 def parse_display(display: str, where: str) -> list[Event]:
@@ -36,8 +36,6 @@ def parse_display(display: str, where: str) -> list[Event]:
 
 
 def load(path: Path, text: str, domain: str | None) -> list[Turn]:
-    from voicetune.data.formats import domain_from_name
-
     turns: list[Turn] = []
     domain = domain or domain_from_name(path) or "general"
     seen: set[str] = set()

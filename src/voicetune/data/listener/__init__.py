@@ -29,8 +29,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-
-from voicetune.data.builtin import expand_conversations
+from voicetune.data.builtin import builtin_turns, expand_conversations
+from voicetune.data.formats import import_transcripts
+from voicetune.data.labelled import TAU_TRANSCRIPTS, default_shared_data
 from voicetune.records import Pair, Turn, jsonl_lines
 
 HERE = Path(__file__).resolve().parent
@@ -94,17 +95,12 @@ def domain_turns() -> list[Turn]:
 
 @lru_cache(maxsize=2)
 def _contexts(shared_data: str | None) -> dict[str, Turn]:
-    from voicetune.data.builtin import builtin_turns
-    from voicetune.data.labelled import TAU_TRANSCRIPTS, default_shared_data
-
     rows = _rows("contexts.jsonl")
     found: dict[str, Turn] = {t.id: t for t in builtin_turns()}
     found.update({t.id: t for t in domain_turns()})
     if any(r["source"] == "tau-bench" for r in rows):
         tau = Path(shared_data) if shared_data else default_shared_data()
         if (tau / TAU_TRANSCRIPTS).is_file():
-            from voicetune.data import import_transcripts
-
             found.update({t.id: t for t in import_transcripts(tau / TAU_TRANSCRIPTS, "tau-bench")})
         else:
             warnings.warn(f"{tau / TAU_TRANSCRIPTS} is absent: the listener labels on τ-bench turns are left out", stacklevel=3)
@@ -125,10 +121,10 @@ def _item_texts(ctx: dict[str, Turn]) -> dict[str, tuple[dict, str]]:
     items = _rows("items.jsonl")
     rebuild = [i for i in items if i["response"] is None and i["context"] in ctx]
     if rebuild:
-        from voicetune.models.decode import formatted_draft
+        from voicetune.verbalize import formatted_draft  # noqa: PLC0415 (heavy: inflect, 5 s to import)
 
         pipecat = [i for i in rebuild if i["system"] == "draft+pipecat"]
-        formatted = dict(zip((i["id"] for i in pipecat), formatted_draft([ctx[i["context"]].draft or "" for i in pipecat])))
+        formatted = dict(zip((i["id"] for i in pipecat), formatted_draft([ctx[i["context"]].draft or "" for i in pipecat]), strict=True))
     texts = {}
     for item in items:
         if item["context"] not in ctx:

@@ -23,6 +23,11 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
+from voicetune.data.builtin import builtin_turns, expand_conversations
+from voicetune.data.formats import import_transcripts
+from voicetune.data.labelled import default_shared_data
+from voicetune.data.listener import domain_turns
+from voicetune.data.split import split_records
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn, jsonl_lines
 
@@ -49,8 +54,6 @@ def _tagged(turns: list[Turn], split: str, source: str) -> list[Turn]:
 
 
 def _tau_turns(shared_data: Path) -> list[Turn]:
-    from voicetune.data import import_transcripts, split_records
-
     written = {row["id"]: row for row in _rows(HERE / "tau_bench.jsonl")} if (HERE / "tau_bench.jsonl").exists() else {}
     turns: list[Turn] = []
     for name, fmt in TAU_FILES:
@@ -69,11 +72,6 @@ def _tau_turns(shared_data: Path) -> list[Turn]:
 
 @lru_cache(maxsize=2)
 def _all(shared_data: str | None) -> tuple[Turn, ...]:
-    from voicetune.data.builtin import builtin_turns, expand_conversations
-    from voicetune.data.labelled import default_shared_data
-    from voicetune.data.listener import domain_turns
-    from voicetune.data.split import split_records
-
     turns: list[Turn] = []
     for split in SPLITS:
         turns += _tagged(builtin_turns(split), split, "builtin")

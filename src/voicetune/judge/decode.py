@@ -12,11 +12,12 @@ so the model's own gain and the decoder's are never mixed.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from voicetune.errors import VoicetuneError
+from voicetune.judge.learned import default_judge
+from voicetune.quality import ScorerConfig, score_response
 from voicetune.quality.findings import DROPPED, INVENTED, contradicts, has_finding
 from voicetune.records import Turn
 from voicetune.verbalize import speak_draft
@@ -57,8 +58,6 @@ def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False
         raise VoicetuneError(f"{turn.id}: no candidate response to choose from")
     if selector == "learned":
         return _pick_learned(turn, candidates, scorer, guard, fallback_text, judge)
-    from voicetune.quality import ScorerConfig, score_response
-
     entail_low = (scorer or ScorerConfig()).meaning.entail_low
     results = [score_response(turn, text, scorer) for text in candidates]
     refused = {i: refusal(r.findings, entail_low) for i, r in enumerate(results)} if guard else {}
@@ -71,8 +70,6 @@ def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False
 
 
 def _pick_learned(turn: Turn, candidates: Sequence[str], scorer, guard: bool, fallback_text: str | None, judge) -> Decoded:
-    from voicetune.judge.learned import default_judge
-
     judge = judge or default_judge(scorer)
     assessed = judge.assess([turn] * len(candidates), list(candidates))
     refused = {i: [a.failure or "unusable"] for i, a in enumerate(assessed) if a.usable_p < judge.guard_threshold} if guard else {}
@@ -82,22 +79,3 @@ def _pick_learned(turn: Turn, candidates: Sequence[str], scorer, guard: bool, fa
         return Decoded(candidates[best], best, False, assessed[best].score, refused)
     text = fallback_text if fallback_text is not None else speak_draft(turn.draft or "")
     return Decoded(text, None, True, judge.assess([turn], [text])[0].score, refused)
-
-
-def formatted_draft(drafts: Sequence[str]) -> list[str]:
-    """Each draft through Pipecat's ``VoiceFormatter`` with its default transforms (markdown stripping,
-    currency, dates, phone numbers, emails, acronyms): the rule-based formatter voice agents put in front of
-    their TTS today (the ``draft+pipecat`` baseline)."""
-    try:
-        from loguru import logger
-
-        logger.disable("pipecat")  # Pipecat logs a banner on import; our output is ours
-        from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter
-    except ImportError:
-        raise VoicetuneError("the formatter needs Pipecat: pip install 'voicetune[pipecat]' (make install includes it)") from None
-    formatter = VoiceFormatter()
-
-    async def run_all() -> list[str]:
-        return [await formatter(text, "sentence") for text in drafts]
-
-    return asyncio.run(run_all())
