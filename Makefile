@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 APT_DEMO := espeak-ng
 APT_TEST := $(APT_DEMO) chromium
 
-.PHONY: install install-test apt demo test bench clean qwen
+.PHONY: install install-test apt demo test test-fast bench clean qwen
 
 # What `make demo` needs: the package and its wheels, nothing compiled.
 install: $(STAMP)
@@ -67,6 +67,12 @@ demo: install
 # (installed above) must run here, not skip.
 test: install-test
 	VOICETUNE_REQUIRE_LLAMA_SERVER=1 VOICETUNE_REQUIRE_ASR=1 $(BIN)/python -m pytest -q
+
+# The inner loop: the tests that need no model, server, browser or speech engine and take under a second each
+# (tests/conftest.py marks the rest `slow`); under 2 minutes on 2 cores. Only `make install`: nothing compiled,
+# no chromium. `make test` stays the full suite CI runs.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python benchmarks/bench_scorer.py

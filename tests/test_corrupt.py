@@ -27,8 +27,12 @@ SCRIPT = REPO_ROOT / "benchmarks" / "make_synthetic_pairs.py"
 
 def _turn(draft: str, facts: list[str] | None = None, reference: str | None = None) -> Turn:
     return Turn(
-        id="hand-01", domain="airline", history=[Message(role="user", text="Hi, I'm calling about my booking.")],
-        draft=draft, facts=facts, reference=reference,
+        id="hand-01",
+        domain="airline",
+        history=[Message(role="user", text="Hi, I'm calling about my booking.")],
+        draft=draft,
+        facts=facts,
+        reference=reference,
     )
 
 
@@ -38,7 +42,8 @@ EXAMPLES = {
         "Good news: your refund of $75.00 has been approved. It will post in 3-5 business days.",
         None,
         "Good news, your refund's been approved. You'll see the seventy-five dollars in three to five business days.",
-        "Good news, your refund's been approved. You won't see the seventy-five dollars in three to five business days.",
+        "Good news, your refund's been approved. "
+        "You won't see the seventy-five dollars in three to five business days.",
     ),
     "swap_amounts": (
         "Change fee: $75.00. Fare difference: $29.00.",
@@ -67,7 +72,8 @@ EXAMPLES = {
     "drop_fact": (
         "Your replacement card has shipped and will arrive by Friday, March 21. Expedited shipping fee: $15.00.",
         ["$15.00"],
-        "Your replacement card is on its way and should arrive by Friday, March twenty-first. The faster shipping cost fifteen dollars.",
+        "Your replacement card is on its way and should arrive by Friday, March twenty-first. "
+        "The faster shipping cost fifteen dollars.",
         "Your replacement card is on its way and should arrive by Friday, March twenty-first.",
     ),
     "invent_number": (
@@ -84,14 +90,27 @@ NUMBER_WORDS = set(
 )
 
 FAILURE_CLASS = {
-    "negation": "contradiction", "swap_amounts": "contradiction", "wrong_action": "contradiction",
-    "wrong_item": "contradiction", "done_not_asked": "contradiction", "drop_fact": "dropped_fact",
+    "negation": "contradiction",
+    "swap_amounts": "contradiction",
+    "wrong_action": "contradiction",
+    "wrong_item": "contradiction",
+    "done_not_asked": "contradiction",
+    "drop_fact": "dropped_fact",
     "invent_number": "invented",
 }
 
 
 def test_kinds_in_order_and_the_judge_uses_the_faithfulness_ones():
-    assert list(KINDS) == ["negation", "swap_amounts", "wrong_action", "wrong_item", "done_not_asked", "drop_fact", "invent_number", "repeat_sentence"]
+    assert list(KINDS) == [
+        "negation",
+        "swap_amounts",
+        "wrong_action",
+        "wrong_item",
+        "done_not_asked",
+        "drop_fact",
+        "invent_number",
+        "repeat_sentence",
+    ]
     assert JUDGE_KINDS == tuple(KINDS)[:7]
     assert all(isinstance(description, str) and description for description in KINDS.values())
 
@@ -111,8 +130,14 @@ def test_each_kind_on_a_hand_written_turn(kind):
 def test_numbers_in_digits_are_kept_in_digits():
     turn = _turn("Change fee: $75. Fare difference: $29. Departs 7:45 AM on March 14.")
     response = "The change fee is $75 and your flight leaves at 7:45 AM on March 14."
-    assert corrupt(response, turn, "invent_number", random.Random(0)).text == "The change fee is $85 and your flight leaves at 7:45 AM on March 14."
-    assert corrupt(response, turn, "swap_amounts", random.Random(0)).text == "The change fee is $29 and your flight leaves at 7:45 AM on March 14."
+    assert (
+        corrupt(response, turn, "invent_number", random.Random(0)).text
+        == "The change fee is $85 and your flight leaves at 7:45 AM on March 14."
+    )
+    assert (
+        corrupt(response, turn, "swap_amounts", random.Random(0)).text
+        == "The change fee is $29 and your flight leaves at 7:45 AM on March 14."
+    )
 
 
 def test_a_kind_that_does_not_apply_gives_none():
@@ -213,8 +238,14 @@ def test_corrupted_responses_read_as_clean_text(pairs):
         corrupted = pair.response_b if pair.meta["label"] == "a" else pair.response_a
         assert corrupted == corrupted.strip() and corrupted[0].isupper() and corrupted[-1] in ".!?", corrupted
         assert "  " not in corrupted and " ," not in corrupted and " ." not in corrupted, corrupted
-        assert not re.search(r"n't't|\b(?:a|an) (?:a|an)\b|\ba (?:eight|eleven|eighteen|eighty)|\ban (?:one|two|three|four|five|six|seven|nine|ten|twelve|twenty|thirty|forty|fifty|sixty|seventy|ninety|hundred)\b", corrupted), corrupted
-        assert not re.search(r"\b(?:February (?:thirtieth|thirty-first)|(?:April|June|September|November) thirty-first)\b", corrupted), corrupted
+        assert not re.search(
+            r"n't't|\b(?:a|an) (?:a|an)\b|\ba (?:eight|eleven|eighteen|eighty)|\ban (?:one|two|three|four|five|six|"
+            r"seven|nine|ten|twelve|twenty|thirty|forty|fifty|sixty|seventy|ninety|hundred)\b",
+            corrupted,
+        ), corrupted
+        assert not re.search(
+            r"\b(?:February (?:thirtieth|thirty-first)|(?:April|June|September|November) thirty-first)\b", corrupted
+        ), corrupted
         repeated = [w for w, again in re.findall(r"\b([a-z]{2,})\s+(\1)\b", corrupted) if w not in NUMBER_WORDS]
         assert not repeated, corrupted
 
@@ -241,7 +272,9 @@ def test_invent_number_pairs_say_a_number_the_context_lacks(pairs, turns_by_id):
         turn = turns_by_id[pair.meta["from_turn"]]
         reference = pair.response_a if pair.meta["label"] == "a" else pair.response_b
         corrupted = pair.response_b if pair.meta["label"] == "a" else pair.response_a
-        context = tuple(t for t in [turn.draft or "", *(turn.facts or []), *(m.text for m in turn.history), *turn.tool_results] if t)
+        context = tuple(
+            t for t in [turn.draft or "", *(turn.facts or []), *(m.text for m in turn.history), *turn.tool_results] if t
+        )
         known = set().union(*(context_numbers(t) for t in context))
         new = spoken_view(corrupted).numbers - spoken_view(reference).numbers
         if any(n not in known and float(n) > SMALL_COUNT_LIMIT for n in new):
@@ -275,7 +308,10 @@ def test_the_registry_names_each_kind_its_function_and_failure_class():
 def test_number_words_are_read_with_text2num_and_said_with_num2words():
     assert segments("seven forty-five") == ((7, False, 1), (45, False, 1))
     assert segments("four oh five") == ((4, False, 1), (5, True, 2))
-    assert segments("a hundred and forty-three fifty") == ((143, False, 3), (50, False, 1))  # "and" is no word of the count
+    assert segments("a hundred and forty-three fifty") == (
+        (143, False, 3),
+        (50, False, 1),
+    )  # "and" is no word of the count
     assert segments("one thousand two hundred sixty-eight") == ((1268, False, 5),)
     assert segments("zero two") == ((0, False, 1), (2, False, 1))  # digits read out, not "two"
     assert segments("forty five") == ((45, False, 2),)
@@ -287,7 +323,13 @@ def test_number_words_are_read_with_text2num_and_said_with_num2words():
 
 
 def test_verb_forms_come_from_lemminflect_in_the_corpus_spelling():
-    assert [past(v) for v in ("cancel", "send", "be", "cost", "label")] == ["cancelled", "sent", "was", "cost", "labelled"]
+    assert [past(v) for v in ("cancel", "send", "be", "cost", "label")] == [
+        "cancelled",
+        "sent",
+        "was",
+        "cost",
+        "labelled",
+    ]
     assert [participle(v) for v in ("freeze", "resend", "set", "withdraw")] == ["frozen", "resent", "set", "withdrawn"]
     assert [third(v) for v in ("apply", "have", "go", "match")] == ["applies", "has", "goes", "matches"]
     assert looks_participle("taken") and looks_participle("rebooked") and looks_participle("paid")
@@ -301,7 +343,11 @@ def test_articles_come_from_inflect_and_figures_are_heard_as_said():
 
 def test_amounts_keep_units_and_ranges():
     found = amounts("It takes three to five business days, and the fee is $1,095.50.")
-    assert [(a.kind, a.value, a.unit) for a in found] == [("count", 3, "business day"), ("count", 5, "business day"), ("money", 109550, "")]
+    assert [(a.kind, a.value, a.unit) for a in found] == [
+        ("count", 3, "business day"),
+        ("count", 5, "business day"),
+        ("money", 109550, ""),
+    ]
     assert found[0].high == 5 and found[1].low == 3
     assert unit_of("inches") == "inch" and unit_of("cases") == "case"
 

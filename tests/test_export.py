@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from voicetune.errors import VoicetuneError
+from voicetune.models.loading import save_adapter_stack, write_merged
 from voicetune.serve import export
 from voicetune.serve.export import QUANTS, export_gguf
 
@@ -91,13 +92,11 @@ def test_model_directory_to_f16(converter, tiny_model, tmp_path):
 def test_an_adapter_stack_exports_as_its_merged_model(converter, tiny_model, tmp_path, monkeypatch):
     """What training writes (an adapter stack, no weights of its own) is rebuilt into a temporary folder for the
     converter: the same tensors as the merged model's export, and nothing left in the cache."""
-    import numpy as np
-    import torch
-    from gguf import GGUFReader
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from voicetune.models.loading import save_adapter_stack, write_merged
+    import numpy as np  # noqa: PLC0415 (heavy: numpy, as the gguf reader returns it)
+    import torch  # noqa: PLC0415 (heavy: torch)
+    from gguf import GGUFReader  # noqa: PLC0415 (heavy: gguf)
+    from peft import LoraConfig, get_peft_model  # noqa: PLC0415 (heavy: peft)
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415 (heavy: transformers)
 
     monkeypatch.setenv("VOICETUNE_CACHE", str(tmp_path / "cache"))
     peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),

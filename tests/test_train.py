@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 
 import pytest
@@ -12,7 +13,14 @@ import pytest
 from voicetune.data import builtin_turns
 from voicetune.errors import VoicetuneError
 from voicetune.models.generate import SamplingConfig, TransformersBackend, generate_turns
-from voicetune.models.loading import is_adapter_stack, load_merged, load_model, resolve_model, save_adapter_stack, write_merged
+from voicetune.models.loading import (
+    is_adapter_stack,
+    load_merged,
+    load_model,
+    merged_folder,
+    save_adapter_stack,
+    write_merged,
+)
 from voicetune.provenance import hash_tree
 from voicetune.records import PreferencePair, load_records, write_records
 from voicetune.train import load_config, preference_pairs, train
@@ -63,8 +71,6 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(tmp_path, tiny_mode
     candidates = tmp_path / "train" / "round1" / "candidates.jsonl"
     stamp = candidates.stat().st_mtime_ns
     # simulate a kill during DPO: its output and the final model are missing
-    import shutil
-
     shutil.rmtree(tmp_path / "train" / "round1" / "dpo")
     shutil.rmtree(tmp_path / "model")
     messages: list[str] = []
@@ -84,7 +90,7 @@ def _same_weights(a, b) -> bool:
 def _adapter_stack(base, folder, parent=None, seed=0):
     """A LoRA adapter with random weights on ``parent`` (an adapter stack) or ``base``, saved as training saves it;
     returns the stack's folder and the model merged in memory, as training merged it."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # noqa: PLC0415 (heavy: peft)
 
     model = load_merged(parent) if parent else transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
@@ -97,9 +103,7 @@ def _adapter_stack(base, folder, parent=None, seed=0):
     return folder, peft_model.merge_and_unload()
 
 
-def test_an_adapter_stack_rebuilds_the_merged_weights_bit_for_bit(tmp_path, tiny_model):
-    import shutil
-
+def test_an_adapter_stack_rebuilds_the_merged_weights_bit_for_bit(tmp_path, tiny_model, monkeypatch):
     base = tmp_path / "base"
     shutil.copytree(tiny_model, base)
     first, merged_first = _adapter_stack(base, tmp_path / "first")
@@ -111,6 +115,11 @@ def test_an_adapter_stack_rebuilds_the_merged_weights_bit_for_bit(tmp_path, tiny
     # a plain folder for readers that need one; load_model casts the rebuilt weights as from_pretrained casts a plain folder's
     plain = write_merged(second, tmp_path / "plain")
     assert _same_weights(transformers.AutoModelForCausalLM.from_pretrained(plain, dtype=torch.float32), merged_second)
+    monkeypatch.setenv("VOICETUNE_CACHE", str(tmp_path / "cache"))
+    cached = merged_folder(second)  # for vLLM: written once, keyed by the stack's files
+    assert cached.parent == tmp_path / "cache" / "merged" and hash_tree(cached) == hash_tree(plain)
+    stamp = (cached / "model.safetensors").stat().st_mtime_ns
+    assert merged_folder(second) == cached and (cached / "model.safetensors").stat().st_mtime_ns == stamp
     for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         assert _same_weights(load_model(str(second), dtype), transformers.AutoModelForCausalLM.from_pretrained(plain, dtype=torch_dtype))
     # the adapters apply to the base they were trained on: a changed base is refused, naming it
@@ -120,6 +129,30 @@ def test_an_adapter_stack_rebuilds_the_merged_weights_bit_for_bit(tmp_path, tiny
     changed.save_pretrained(base)
     with pytest.raises(VoicetuneError, match="not the one its adapters were trained on"):
         load_merged(second)
+
+
+def test_an_adapter_stack_on_a_hub_model_names_it_and_needs_its_local_snapshot(tmp_path, tiny_model, monkeypatch):
+    import huggingface_hub.constants  # noqa: PLC0415 (heavy: huggingface_hub)
+    from peft import LoraConfig, get_peft_model  # noqa: PLC0415 (heavy: peft)
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--tiny" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_model, snapshot)
+    (cache / "models--someone--tiny" / "refs").mkdir()
+    (cache / "models--someone--tiny" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    model = transformers.AutoModelForCausalLM.from_pretrained(snapshot, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    save_adapter_stack(tmp_path / "stack", "someone/tiny", peft_model, transformers.AutoTokenizer.from_pretrained(snapshot), "sft")
+    assert json.loads((tmp_path / "stack" / "adapters.json").read_text())["base"] == "someone/tiny"
+    assert _same_weights(load_merged(tmp_path / "stack"), peft_model.merge_and_unload())
+    shutil.rmtree(cache)
+    with pytest.raises(VoicetuneError, match="its base model someone/tiny is not on this machine"):
+        load_merged(tmp_path / "stack")
 
 
 def test_saved_merged_weights_equal_the_rebuilt_stack(tmp_path, tiny_model):
@@ -135,8 +168,6 @@ def test_saved_merged_weights_equal_the_rebuilt_stack(tmp_path, tiny_model):
 
 
 def test_save_merged_on_a_finished_run_rebuilds_without_retraining(tmp_path, tiny_model, trained_run):
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     assert not list(run.rglob("merged"))  # off by default
@@ -258,8 +289,6 @@ RERUN_MATRIX = [
 def test_a_changed_reward_rescores_without_resampling(tmp_path, tiny_model, trained_run):
     """New reward settings: the candidates are scored again and the pairs rebuilt; the policy is not retrained
     and nothing is sampled again (DPO and the final model follow only if the pairs' content changed)."""
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     ran = train(tiny_config(tiny_model, reward={"words_per_minute": 100.0}), run, log=lambda _: None)["steps_run"]
@@ -278,8 +307,6 @@ def trained_run(tmp_path_factory, tiny_model):
 
 @pytest.mark.parametrize("change, expected", RERUN_MATRIX, ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
 def test_a_changed_field_reruns_exactly_the_steps_that_depend_on_it(tmp_path, tiny_model, trained_run, change, expected):
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     messages: list[str] = []

@@ -10,7 +10,7 @@ Contexts (each turn once, with the half it belongs to, by conversation):
 Systems: draft, draft+pipecat, reference on every context; base (SmolLM2-135M), prompted (+voice) and tuned (the
 default training's final model) on 300 of them (MODEL_CONTEXTS; generation is the costly part on a CPU);
 tuned-sft (the training's SFT policy, two of its sampled candidates, on the contexts it sampled); corruptions
-(data/corrupt.py, of the reference or the formatted draft: one where models answered, else two) and one failure
+(data/corrupt/, of the reference or the formatted draft: one where models answered, else two) and one failure
 shape (loop, role confusion, truncation) made from a model answer, or from the reference or formatted draft.
 Model answers are sampled exactly as ``voicetune eval`` samples them (temperature 0.7, 96 new tokens, seed 0), so
 on the built-in test split they are the default run's eval responses.

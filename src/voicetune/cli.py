@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -63,7 +62,7 @@ def data_import(
     source: Path = typer.Argument(..., help="The transcript file."),
     format: str = typer.Option(..., "--format", "-f", help="tau-bench | tau-bench-fewshot | openai-chat | csv"),
     output: Path = typer.Option(..., "--out", "-o", help="Where to write the turn records (JSONL)."),
-    domain: Optional[str] = typer.Option(None, help="Set the records' domain (default: from the data or file name)."),
+    domain: str | None = typer.Option(None, help="Set the records' domain (default: from the data or file name)."),
 ) -> None:
     """Import transcripts: one turn record per agent text turn.
 
@@ -112,7 +111,7 @@ def data_split(
 @data_app.command("builtin")
 def data_builtin(
     output: Path = typer.Option(..., "--out", "-o", help="Where to write the records (JSONL)."),
-    split: Optional[str] = typer.Option(None, help="Only this split: train, dev or test."),
+    split: str | None = typer.Option(None, help="Only this split: train, dev or test."),
     pairs: bool = typer.Option(False, "--pairs", help="Export the hand-labelled pairs instead of the turns."),
 ) -> None:
     """Export the built-in turns (with spoken references) or labelled pairs.
@@ -138,7 +137,7 @@ def data_facts(
     concurrency: int = typer.Option(2, min=1, help="Parallel requests to the teacher."),
     timeout: float = typer.Option(60.0, min=0.001, help="Seconds one request may take in all (then retried with backoff)."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="The environment variable holding the teacher endpoint's API key."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="The teacher's answers (SQLite; default OUTPUT.facts_cache.sqlite): a re-run asks only what is missing."),
+    cache: Path | None = typer.Option(None, "--cache", help="The teacher's answers (SQLite; default OUTPUT.facts_cache.sqlite): a re-run asks only what is missing."),
     overwrite_facts: bool = typer.Option(False, "--overwrite-facts", help="Ask about turns that already have facts too (default: leave them alone)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
 ) -> None:
@@ -181,11 +180,11 @@ def score(
     input: Path = typer.Option(..., "--input", "-i", help="Turn records (JSONL)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the scored records."),
     field: str = typer.Option("response", help="Which text to score: response, reference or draft."),
-    tts: Optional[str] = typer.Option(None, help="Speaking time from a words-per-minute estimate, or real espeak-ng audio (default: the scorer config's, estimate)."),
-    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config (weights, gate, penalties; see configs/scorer.yaml)."),
+    tts: str | None = typer.Option(None, help="Speaking time from a words-per-minute estimate, or real espeak-ng audio (default: the scorer config's, estimate)."),
+    scorer_config: Path | None = typer.Option(None, "--scorer-config", help="A YAML scorer config (weights, gate, penalties; see configs/scorer.yaml)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
     judge_kind: str = typer.Option("learned", "--judge", help="learned (also writes usable, usable_p and, when unusable, failure; the default) or rubric (the five qualities only)."),
-    judge_dir: Optional[Path] = typer.Option(None, "--judge-dir", help="A learned judge's folder from 'voicetune judge train' (default: the packaged listener labels' judge)."),
+    judge_dir: Path | None = typer.Option(None, "--judge-dir", help="A learned judge's folder from 'voicetune judge train' (default: the packaged listener labels' judge)."),
 ) -> None:
     """Score spoken responses: usable or not (the learned judge), then non-repetition, conciseness, clarity,
     humanness and faithfulness.
@@ -240,16 +239,16 @@ app.add_typer(judge_app, name="judge")
 @judge_app.callback(invoke_without_command=True)
 def judge(
     ctx: typer.Context,
-    pairs: Optional[Path] = typer.Option(None, "--pairs", "-p", help="Pair records (JSONL)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the judged pairs."),
+    pairs: Path | None = typer.Option(None, "--pairs", "-p", help="Pair records (JSONL)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the judged pairs."),
     judge_kind: str = typer.Option("learned", "--judge", help="learned (usable first, learned from listeners; the default), rubric (the scorer's rules alone) or llm (an OpenAI-compatible judge)."),
-    judge_dir: Optional[Path] = typer.Option(None, "--judge-dir", help="A learned judge's folder from 'voicetune judge train' (default: the one trained on the packaged listener labels)."),
+    judge_dir: Path | None = typer.Option(None, "--judge-dir", help="A learned judge's folder from 'voicetune judge train' (default: the one trained on the packaged listener labels)."),
     judge_endpoint: list[str] = typer.Option([], "--judge-endpoint", help="The LLM judge's OpenAI-compatible URL (one, or one per --judge-model)."),
     judge_model: list[str] = typer.Option([], "--judge-model", help="The LLM judge's model name; repeat for a panel (majority vote)."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="The environment variable holding the judge endpoint's API key."),
     concurrency: int = typer.Option(4, min=1, help="Parallel requests to the judge endpoint."),
     timeout: float = typer.Option(120.0, min=0.001, help="Seconds one judge request may take in all (then retried with backoff)."),
-    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric (and the learned judge's rubric features)."),
+    scorer_config: Path | None = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric (and the learned judge's rubric features)."),
     both_orders: bool = typer.Option(False, "--both-orders", help="Judge each pair in both orders; a verdict that flips with the order is a tie."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad lines (and report them) instead of stopping."),
 ) -> None:
@@ -285,7 +284,7 @@ def judge_train(
     labels: list[Path] = typer.Option(..., "--labels", "-l", help="Listener labels (JSONL): labelled responses (usable, failure, reason) and/or "
                                       "preferences (response_a, response_b, winner); 'voicetune review export --format labels' writes them. Repeatable."),
     output: Path = typer.Option(..., "--out", "-o", help="The folder to write the judge to (judge.pkl, judge.json)."),
-    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric features."),
+    scorer_config: Path | None = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric features."),
     with_builtin: bool = typer.Option(False, "--with-builtin", help="Also learn from the packaged listener labels (dev half)."),
     seed: int = typer.Option(0, min=0, help="Seed of the tree models."),
 ) -> None:
@@ -316,13 +315,13 @@ def generate(
     input: Path = typer.Option(..., "--input", "-i", help="Turn records (JSONL)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the records with 'response'."),
     model: str = typer.Option("smollm2-135m", help="smollm2-135m, a .gguf file, a model directory (e.g. runs/X/model) or a Hugging Face id."),
-    system_prompt: Optional[Path] = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one)."),
+    system_prompt: Path | None = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one)."),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Sampling seed (0 to 2**32 - 1)."),
     temperature: float = typer.Option(DEFAULT_SAMPLING.temperature, min=0, help="Sampling temperature (0 for greedy)."),
     max_new_tokens: int = typer.Option(DEFAULT_SAMPLING.max_new_tokens, min=1, help="Longest response, in tokens."),
     batch_size: int = typer.Option(16, min=1, help="Prompts per batch (transformers backend)."),
-    endpoint: Optional[str] = typer.Option(None, help="An OpenAI-compatible server (vLLM, llama.cpp, hosted) instead of local transformers."),
-    api_model: Optional[str] = typer.Option(None, help="The model name the --endpoint expects."),
+    endpoint: str | None = typer.Option(None, help="An OpenAI-compatible server (vLLM, llama.cpp, hosted) instead of local transformers."),
+    api_model: str | None = typer.Option(None, help="The model name the --endpoint expects."),
     threads: int = typer.Option(0, min=0, max=1024, help="CPU threads (0: the cores no other process is using)."),
 ) -> None:
     """Generate spoken responses; resumable (a killed run keeps its finished rows).
@@ -331,7 +330,6 @@ def generate(
     """
     from voicetune.models.generate import SamplingConfig, generate_file, make_backend
     from voicetune.models.prompts import load_style_prompt
-
     from voicetune.threads import apply_threads
 
     apply_threads(threads)
@@ -344,13 +342,13 @@ def generate(
 
 @app.command("train")
 def train_command(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML config (every field has a default)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="A YAML config (every field has a default)."),
     output: Path = typer.Option(Path("runs/train"), "--out", "-o", help="The run directory (resumes if it exists)."),
-    model: Optional[str] = typer.Option(None, help="Override the config's model."),
-    data: Optional[str] = typer.Option(None, help="Override the config's data: 'spoken' (every spoken reference's train split), 'builtin' or a turns JSONL with references."),
-    teacher: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint that writes the spoken targets."),
-    teacher_model: Optional[str] = typer.Option(None, help="The teacher's model name."),
-    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="Override the config's threads (0: the cores no other process is using)."),
+    model: str | None = typer.Option(None, help="Override the config's model."),
+    data: str | None = typer.Option(None, help="Override the config's data: 'spoken' (every spoken reference's train split), 'builtin' or a turns JSONL with references."),
+    teacher: str | None = typer.Option(None, help="An OpenAI-compatible endpoint that writes the spoken targets."),
+    teacher_model: str | None = typer.Option(None, help="The teacher's model name."),
+    threads: int | None = typer.Option(None, min=0, max=1024, help="Override the config's threads (0: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """Post-train: SFT on spoken targets, then sample, score and DPO on best vs worst.
@@ -375,33 +373,33 @@ def train_command(
 @app.command("eval")
 def eval_command(
     system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated: a model (smollm2-135m, runs/X/model, an HF id; +voice adds the voice style prompt, +best4 keeps the best of 4 samples, +guard falls back to the draft said faithfully), draft, draft+pipecat, draft+voicetune, reference or endpoint:URL#MODEL."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML evaluation config (see --help-config); flags given here win."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Turn records (JSONL), builtin:SPLIT for the built-in data, or spoken:SPLIT[:SOURCE] for the spoken references (default builtin:test)."),
-    judge_kind: Optional[str] = typer.Option(None, "--judge", help="learned (usable first, learned from listeners; the default), rubric (the scorer's rules alone) or llm (an OpenAI-compatible judge)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="A YAML evaluation config (see --help-config); flags given here win."),
+    data: str | None = typer.Option(None, "--data", "-d", help="Turn records (JSONL), builtin:SPLIT for the built-in data, or spoken:SPLIT[:SOURCE] for the spoken references (default builtin:test)."),
+    judge_kind: str | None = typer.Option(None, "--judge", help="learned (usable first, learned from listeners; the default), rubric (the scorer's rules alone) or llm (an OpenAI-compatible judge)."),
     judge_endpoint: list[str] = typer.Option([], "--judge-endpoint", help="The LLM judge's OpenAI-compatible URL (one, or one per --judge-model)."),
     judge_model: list[str] = typer.Option([], "--judge-model", help="The LLM judge's model name; repeat for a panel (majority vote)."),
-    api_key_env: Optional[str] = typer.Option(None, help="The environment variable holding the judge endpoint's API key (default OPENAI_API_KEY)."),
+    api_key_env: str | None = typer.Option(None, help="The environment variable holding the judge endpoint's API key (default OPENAI_API_KEY)."),
     pair: list[str] = typer.Option([], "--pair", help="A:B comparisons to judge (default: the first system against each other)."),
     output: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="The run directory (cached responses and verdicts are reused)."),
     seed: list[int] = typer.Option([], "--seed", min=0, max=2**32 - 1, help="Sampling seed (0 to 2**32 - 1), the same for every system; repeat for several (default 0)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N turns."),
-    temperature: Optional[float] = typer.Option(None, min=0, help=f"Sampling temperature of model systems (default {DEFAULT_SAMPLING.temperature})."),
-    concurrency: Optional[int] = typer.Option(None, min=1, help="Parallel requests to the judge endpoint (default 4)."),
-    timeout: Optional[float] = typer.Option(None, min=0.001, help="Seconds one judge request may take in all (default 120; then retried with backoff)."),
-    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric judge and the statistics (e.g. a training run's reward)."),
-    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N turns."),
+    temperature: float | None = typer.Option(None, min=0, help=f"Sampling temperature of model systems (default {DEFAULT_SAMPLING.temperature})."),
+    concurrency: int | None = typer.Option(None, min=1, help="Parallel requests to the judge endpoint (default 4)."),
+    timeout: float | None = typer.Option(None, min=0.001, help="Seconds one judge request may take in all (default 120; then retried with backoff)."),
+    scorer_config: Path | None = typer.Option(None, "--scorer-config", help="A YAML scorer config for the rubric judge and the statistics (e.g. a training run's reward)."),
+    threads: int | None = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """Compare systems pairwise on the same contexts: both orders, per criterion, with confidence intervals.
 
     Example: voicetune eval --system tuned=runs/train/model --system base=smollm2-135m --system draft+pipecat --data builtin:test --out runs/eval
     """
+    from pydantic import ValidationError
+
     from voicetune.evaluate import evaluate, parse_system
     from voicetune.evaluate.config import EvalConfig
     from voicetune.evaluate.run import parse_comparison
     from voicetune.quality import load_scorer_config
-    from pydantic import ValidationError
-
     from voicetune.settings import config_help_text, load_yaml_config, validation_message
 
     if help_config:
@@ -425,7 +423,6 @@ def eval_command(
     from voicetune.judge import make_judge
     from voicetune.records import atomic_write_text
     from voicetune.settings import dump_yaml
-
     from voicetune.threads import apply_threads
 
     apply_threads(settings.threads, log=lambda message: console.print(message, markup=False, highlight=False))
@@ -441,18 +438,18 @@ def eval_command(
 @app.command("simulate")
 def simulate_command(
     system: list[str] = typer.Option([], "--system", "-s", help="NAME=SPEC, repeated, as `eval` takes them (the first is compared with each other one)."),
-    conversations: Optional[str] = typer.Option(None, "--conversations", help="Turn records (JSONL, e.g. imported τ-bench trajectories) or builtin:SPLIT (default builtin:test)."),
+    conversations: str | None = typer.Option(None, "--conversations", help="Turn records (JSONL, e.g. imported τ-bench trajectories) or builtin:SPLIT (default builtin:test)."),
     output: Path = typer.Option(Path("runs/simulate"), "--out", "-o", help="The run directory (responses and the channel are cached)."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, max=1000, help="The caller's random streams per call (default 5), the same for every system."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A YAML simulation config (see --help-config); flags given here win."),
-    channel: Optional[str] = typer.Option(None, "--channel", help="text (default) or speech: each agent turn synthesised and transcribed by offline ASR."),
+    seeds: int | None = typer.Option(None, "--seeds", min=1, max=1000, help="The caller's random streams per call (default 5), the same for every system."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="A YAML simulation config (see --help-config); flags given here win."),
+    channel: str | None = typer.Option(None, "--channel", help="text (default) or speech: each agent turn synthesised and transcribed by offline ASR."),
     pair: list[str] = typer.Option([], "--pair", help="A:B comparisons (default: the first system against each other one)."),
-    caller: Optional[str] = typer.Option(None, "--caller", help="rules (the default caller model) or llm (an LLM playing τ²-bench personas)."),
-    caller_endpoint: Optional[str] = typer.Option(None, "--caller-endpoint", help="The LLM caller's OpenAI-compatible URL."),
-    caller_model: Optional[str] = typer.Option(None, "--caller-model", help="The LLM caller's model name."),
+    caller: str | None = typer.Option(None, "--caller", help="rules (the default caller model) or llm (an LLM playing τ²-bench personas)."),
+    caller_endpoint: str | None = typer.Option(None, "--caller-endpoint", help="The LLM caller's OpenAI-compatible URL."),
+    caller_model: str | None = typer.Option(None, "--caller-model", help="The LLM caller's model name."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="Also rerun the comparisons with each main caller-model parameter at 0.5x and 1.5x."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N calls."),
-    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N calls."),
+    threads: int | None = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, source) and exit."),
 ) -> None:
     """Simulated calls: repeat requests, turns, call duration and resolution per system, paired over the same
@@ -491,21 +488,20 @@ def simulate_command(
     console.print(f"wrote {output / 'summary.json'}, {output / 'summary.md'} and {output / 'calls.jsonl'} ({summary['calls']} calls)", soft_wrap=True)
 
 
-def _eval_turns(data: str, limit: Optional[int]) -> list:
+def _eval_turns(data: str, limit: int | None) -> list:
     from voicetune.data import load_turns
 
     return load_turns(data, limit)
 
 
 def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: Path, api_key_env: str, concurrency: int, timeout: float,
-                scorer_config: Optional[Path] = None, judge_dir: Optional[Path] = None):
+                scorer_config: Path | None = None, judge_dir: Path | None = None):
     """The judge the flags describe (see :mod:`voicetune.judge.registry`)."""
-    from voicetune.judge import JudgeOptions, make_judge
-    from voicetune.quality import load_scorer_config
-    from voicetune.settings import validation_message
     from pydantic import ValidationError
 
-    from voicetune.judge import JUDGES
+    from voicetune.judge import JUDGES, JudgeOptions, make_judge
+    from voicetune.quality import load_scorer_config
+    from voicetune.settings import validation_message
 
     if kind not in JUDGES:
         raise VoicetuneError(f"--judge '{kind}': expected one of {', '.join(JUDGES)}")
@@ -519,9 +515,9 @@ def _make_judge(kind: str, endpoints: list[str], models: list[str], cache_path: 
 
 @app.command("run")
 def run_command(
-    config: Optional[Path] = typer.Argument(None, help="A YAML run config (see --help-config); none: the embedded default (built-in data, smollm2-135m, CPU)."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="The run directory (default runs/CONFIG_NAME, or runs/default); an existing one resumes."),
-    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads for every stage (0: the cores no other process is using)."),
+    config: Path | None = typer.Argument(None, help="A YAML run config (see --help-config); none: the embedded default (built-in data, smollm2-135m, CPU)."),
+    output: Path | None = typer.Option(None, "--out", "-o", help="The run directory (default runs/CONFIG_NAME, or runs/default); an existing one resumes."),
+    threads: int | None = typer.Option(None, min=0, max=1024, help="CPU threads for every stage (0: the cores no other process is using)."),
     help_config: bool = typer.Option(False, "--help-config", help="Print every config field (type, default, what it does) and exit."),
 ) -> None:
     """The main job: data, train, eval (tuned vs base, prompted base and draft+pipecat), review set, simulated
@@ -576,7 +572,7 @@ def export_command(
     model: str = typer.Argument(..., help="A merged model directory (e.g. runs/default/train/model) or smollm2-135m."),
     gguf: Path = typer.Option(..., "--gguf", help="The GGUF file to write."),
     quant: str = typer.Option("q8_0", "--quant", help="q4_k_m (smallest; needs llama-cpp-python), q8_0 or f16."),
-    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads for quantising (default: the free cores)."),
+    threads: int | None = typer.Option(None, min=0, max=1024, help="CPU threads for quantising (default: the free cores)."),
 ) -> None:
     """Export a model to GGUF with llama.cpp's converter, for llama.cpp, llama-cpp-python, Ollama or LM Studio.
 
@@ -598,11 +594,11 @@ def serve_command(
     backend: str = typer.Option("auto", help="auto (llama.cpp for a .gguf, else transformers), transformers, llama.cpp, vllm, or endpoint:URL."),
     best_of: int = typer.Option(1, "--best-of", min=1, help="Sample N candidates and return the one the scorer rates highest."),
     guard: bool = typer.Option(False, "--guard", help="Return the draft said faithfully (and say so) when the judge calls no candidate usable."),
-    system_prompt: Optional[Path] = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one), for a model not trained on spoken targets."),
+    system_prompt: Path | None = typer.Option(None, "--system-prompt", help="A voice style prompt file ('default' for the built-in one), for a model not trained on spoken targets."),
     temperature: float = typer.Option(DEFAULT_SAMPLING.temperature, min=0, help="Sampling temperature (0: greedy)."),
     max_new_tokens: int = typer.Option(DEFAULT_SAMPLING.max_new_tokens, min=1, help="The longest response, in tokens."),
-    scorer_config: Optional[Path] = typer.Option(None, "--scorer-config", help="The scorer of --best-of, --guard and scores (e.g. the training run's reward.yaml)."),
-    threads: Optional[int] = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
+    scorer_config: Path | None = typer.Option(None, "--scorer-config", help="The scorer of --best-of, --guard and scores (e.g. the training run's reward.yaml)."),
+    threads: int | None = typer.Option(None, min=0, max=1024, help="CPU threads (default: the cores no other process is using)."),
     queue: int = typer.Option(8, "--queue", min=0, max=1024, help="Requests that may wait for the voice while one generates; more are answered 503 with Retry-After."),
 ) -> None:
     """Serve the tuned voice over HTTP: POST /v1/speak (streaming sentence by sentence with server-sent events)
@@ -629,7 +625,7 @@ def serve_command(
         serve(voice, host, port, backend_name=backend, queue=queue, sock=sock)
 
 
-def main(args: Optional[list[str]] = None) -> None:
+def main(args: list[str] | None = None) -> None:
     """Entry point: a user error (a bad file, line, field, flag or URL, an unknown option, a missing or invalid
     value, a path that cannot be written) is one line on stderr starting ``error: ``, exit code 2, never a
     traceback; ``--help`` and ``--version`` exit 0; an interrupt exits 130."""
@@ -638,7 +634,7 @@ def main(args: Optional[list[str]] = None) -> None:
     try:  # typer >= 0.2x vendors click; older versions use click itself: catch whichever is in use
         from typer._click import exceptions as click_exceptions
     except ImportError:
-        from click import exceptions as click_exceptions
+        from click import exceptions as click_exceptions  # type: ignore[no-redef]  # the same module, by its older name
 
     def fail(message: str, code: int = 2) -> None:
         message = str(VoicetuneError(str(message).strip()))  # line breaks escaped: one line, never wrapped
@@ -648,6 +644,7 @@ def main(args: Optional[list[str]] = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
     path_flags = {"--out", "-o", "--output", "--input", "-i", "--pairs", "-p", "--config", "-c", "--system-prompt"}
     for index, arg in enumerate(args):  # "" would become the current folder (Path("")): refuse it by name
+        flag: str | None
         if arg.startswith("--") and arg.endswith("=") and len(arg) > 3:
             flag = arg[:-1]  # --out=
         elif arg == "":

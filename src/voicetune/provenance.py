@@ -26,9 +26,12 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
+
+from voicetune.records import atomic_write_text, dumps
 
 Log = Callable[[str], None]
 
@@ -148,8 +151,6 @@ class Step:
         return folder
 
     def _write(self, status: str, **extra: Any) -> None:
-        from voicetune.records import atomic_write_text, dumps
-
         body = {"step": self.name, "status": status, "made_from": self.made_from, "digest": digest(self.made_from),
                 "version": package_version(), **extra}
         atomic_write_text(self.record, dumps(body, indent=2) + "\n")

@@ -25,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import calendar
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
+from typing import TYPE_CHECKING
 
-import inflect
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 from num2words import num2words
@@ -36,11 +36,22 @@ from num2words import num2words
 from voicetune.errors import VoicetuneError
 from voicetune.quality.facts import CODE, DATE, EMAIL, INTERNAL_ID, MONEY, MONTHS, NUMBER, PHONE, TIME, URL
 
+if TYPE_CHECKING:
+    import inflect
+
 #: Bump when what :func:`speak_draft` says changes (a system's cached responses are keyed by it).
 VERBALIZER_VERSION = 3
 
 _MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
-_INFLECT = inflect.engine()
+
+
+@lru_cache(maxsize=1)
+def inflect_engine() -> inflect.engine:
+    """The one ``inflect`` engine (plurals, articles, list joining). Imported on first use: inflect's typeguard
+    instrumentation costs about 3 s of CPU at import, which every command (even ``--help``) would pay."""
+    import inflect  # noqa: PLC0415 (heavy: inflect's typeguard instrumentation at import)
+
+    return inflect.engine()
 _MONTH_NAMES = dict(enumerate(calendar.month_name))
 #: Time zones as a caller hears them.
 ZONES = {
@@ -110,7 +121,8 @@ def _lines(paragraph: SyntaxTreeNode) -> list[str]:
     """A paragraph's lines: LLM drafts put one field a line without a blank line between them."""
     if not paragraph.children:
         return []
-    lines, current = [], []
+    lines: list[str] = []
+    current: list[str] = []
     for part in paragraph.children[0].children:
         if part.type in ("softbreak", "hardbreak"):
             lines.append("".join(current))
@@ -154,7 +166,7 @@ def _field(text: str) -> tuple[str, str] | None:
 
 def _is_are(label: str) -> str:
     last = label.split()[-1]
-    return "are" if last.isalpha() and last.islower() and _INFLECT.singular_noun(last) else "is"
+    return "are" if last.isalpha() and last.islower() and inflect_engine().singular_noun(last) else "is"
 
 
 def _field_sentence(line: str) -> str:
@@ -174,12 +186,12 @@ def _list(node: SyntaxTreeNode) -> list[str]:
     ordered = node.type == "ordered_list"
     items = [_item(li) for li in node.children]
     if items and all(_short(head) and not subs for head, subs in items) and (not ordered or len(items) <= 5):
-        return [_INFLECT.join([head.rstrip(".;,") for head, _ in items]) + "."]
+        return [inflect_engine().join([head.rstrip(".;,") for head, _ in items]) + "."]
     out = []
     for n, (head, subs) in enumerate(items, 1):
         text = head.rstrip(":;") if subs else head
         if subs:
-            text = f"{text}: {_INFLECT.join([s.rstrip('.;,') for s in subs])}" if text else _INFLECT.join(subs)
+            text = f"{text}: {inflect_engine().join([s.rstrip('.;,') for s in subs])}" if text else inflect_engine().join(subs)
         if ordered and len(items) > 1:
             text = f"{num2words(n, to='ordinal').capitalize()}, {text[:1].lower() + text[1:] if not text[:2].isupper() else text}"
         out.append(text)
@@ -199,7 +211,7 @@ def _item(li: SyntaxTreeNode, sentences: bool = True) -> tuple[str, list[str]]:
                 text, nested = _item(sub_li, sentences=False)
                 field = _field(text)
                 phrase = f"{_label(field[0])} {field[1]}" if field else text
-                subs.append(f"{phrase} ({_INFLECT.join(nested)})" if nested else phrase)
+                subs.append(f"{phrase} ({inflect_engine().join(nested)})" if nested else phrase)
         else:
             head_parts.extend(_blocks(child))
     head = ". ".join(p.rstrip(".") for p in head_parts if p) if len(head_parts) > 1 else "".join(head_parts)
@@ -223,7 +235,7 @@ def _table(node: SyntaxTreeNode) -> list[str]:
             continue
         (first_h, first_v), rest = pairs[0], pairs[1:]
         lead = first_v if first_h.lower() in first_v.lower() or not first_h else f"{first_h} {first_v}"
-        out.append(f"{lead}: {_INFLECT.join([f'{_label(h)} {v}' for h, v in rest])}" if rest else lead)
+        out.append(f"{lead}: {inflect_engine().join([f'{_label(h)} {v}' for h, v in rest])}" if rest else lead)
     return out
 
 
@@ -413,9 +425,9 @@ def _money(span: str) -> str:
     value = _amount(span)
     unit = "euro" if "€" in span else "pound" if "£" in span else "dollar"
     whole, cents = int(value), round((value - int(value)) * 100)
-    said = f"{num2words(whole)} {_INFLECT.plural(unit, whole)}"
+    said = f"{num2words(whole)} {inflect_engine().plural(unit, whole)}"
     if cents:
-        said += f" and {num2words(cents)} {_INFLECT.plural('cent', cents)}"
+        said += f" and {num2words(cents)} {inflect_engine().plural('cent', cents)}"
     return said
 
 
@@ -490,10 +502,10 @@ def formatted_draft(drafts: Sequence[str]) -> list[str]:
     currency, dates, phone numbers, emails, acronyms): the rule-based formatter voice agents put in front of
     their TTS today (the ``draft+pipecat`` baseline)."""
     try:
-        from loguru import logger
+        from loguru import logger  # noqa: PLC0415 (heavy: loguru)
 
         logger.disable("pipecat")  # Pipecat logs a banner on import; our output is ours
-        from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter
+        from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter  # noqa: PLC0415 (heavy: pipecat)
     except ImportError:
         raise VoicetuneError("the formatter needs Pipecat: pip install 'voicetune[pipecat]' (make install includes it)") from None
     formatter = VoiceFormatter()

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from voicetune.models.chat import CachedChat, open_cache
 from voicetune.models.prompts import build_facts_messages

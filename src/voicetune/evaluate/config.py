@@ -10,10 +10,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from voicetune.threads import MAX_THREADS
 from voicetune.judge.registry import JudgeOptions
-from voicetune.quality import ScorerConfig
 from voicetune.models.generate import DEFAULT_SAMPLING
+from voicetune.quality import ScorerConfig
+from voicetune.threads import MAX_THREADS
 
 
 class EvalConfig(BaseModel):

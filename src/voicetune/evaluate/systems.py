@@ -23,14 +23,23 @@ never generated twice (see :func:`voicetune.models.generate.generate_turns`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 from voicetune.errors import VoicetuneError
-from voicetune.records import Turn, load_records, write_records
-from voicetune.verbalize import VERBALIZER_VERSION, speak_draft
+from voicetune.judge.decode import DECODER_VERSION, pick
+from voicetune.judge.learned import default_judge
 from voicetune.models.generate import DEFAULT_SAMPLING, SamplingConfig, generate_turns
+from voicetune.models.loading import model_identity
+from voicetune.models.prompts import load_style_prompt
+from voicetune.provenance import Step, digest, hash_records, package_version
+from voicetune.quality import ScorerConfig
+from voicetune.quality.scorer import prefetch_meaning
+from voicetune.records import Turn, load_records, write_records
+from voicetune.verbalize import VERBALIZER_VERSION, formatted_draft, speak_draft
 
 Kind = Literal["model", "draft", "pipecat", "voicetune", "reference", "endpoint"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -75,8 +84,8 @@ class SystemType:
     """
 
     kind: Kind
-    parse: Callable[[str, str], "System | None"]
-    identity: Callable[["System"], dict]
+    parse: Callable[[str, str], System | None]
+    identity: Callable[[System], dict]
     texts: Callable[[Sequence[Turn]], list[str | None]] | None = None
 
     @property
@@ -136,14 +145,10 @@ def _decoding(system: System) -> dict:
 
 
 def _model_identity(system: System) -> dict:
-    from voicetune.models.loading import model_identity
-
     return {"model": model_identity(system.model or ""), "voice": system.voice, **({"numbers": True} if system.numbers else {}), **_decoding(system)}
 
 
 def _pipecat_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("pipecat-ai")
     except PackageNotFoundError:
@@ -184,16 +189,14 @@ def parse_system(text: str) -> System:
 
 def pipecat_format(texts: Sequence[str]) -> list[str]:
     """Each text through Pipecat's ``VoiceFormatter`` (see :func:`voicetune.verbalize.formatted_draft`)."""
-    from voicetune.verbalize import formatted_draft
-
     return formatted_draft(texts)
 
 
 def _pipecat_texts(turns: Sequence[Turn]) -> list[str | None]:
     usable = [i for i, t in enumerate(turns) if t.draft]
-    formatted = pipecat_format([turns[i].draft for i in usable])
+    formatted = pipecat_format([turns[i].draft or "" for i in usable])
     texts: list[str | None] = [None] * len(turns)
-    for index, text in zip(usable, formatted):
+    for index, text in zip(usable, formatted, strict=True):
         texts[index] = text
     return texts
 
@@ -226,9 +229,6 @@ def system_responses(
     both are part of the record); each row's ``meta.decoding`` says which candidate was kept, whether it
     is a fallback, and why the refused candidates were refused.
     """
-    from voicetune.models.prompts import load_style_prompt
-    from voicetune.provenance import Step, digest, hash_records, package_version
-
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{system.name}{file_suffix}.jsonl"
     system_type = SYSTEMS[system.kind]
@@ -239,10 +239,6 @@ def system_responses(
     else:
         made_from.update({"seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature, "style_prompt": digest(style)})
     if system.decoded:
-        from voicetune.quality import ScorerConfig
-
-        from voicetune.judge.decode import DECODER_VERSION
-
         made_from["selector"] = (scorer or ScorerConfig()).fingerprint()
         selector = _selector(judge, scorer)
         made_from["judge"] = "rubric" if selector is None else selector.meta["labels"]
@@ -253,16 +249,16 @@ def system_responses(
                 name=f"responses {system.name}{file_suffix}", log=log)
     (folder / f"{system.name}{file_suffix}.settings.json").unlink(missing_ok=True)  # the record of earlier versions
 
-    if system_type.deterministic:
+    if system_type.texts is not None:
         if step.done and path.is_file():
             if path.stat().st_size == 0:  # a system with nothing to say on these turns (no references in the data)
                 return {}
             return {t.id: t.response for t in load_records(path) if t.response is not None}
         step.begin()
-        written = [t.model_copy(update={"response": text}) for t, text in zip(turns, system_type.texts(turns)) if text]
+        written = [t.model_copy(update={"response": text}) for t, text in zip(turns, system_type.texts(turns), strict=True) if text]
         write_records(path, written)
         step.finish(responses=len(written))
-        return {t.id: t.response for t in written}
+        return {t.id: t.response or "" for t in written}
 
     sampling = SamplingConfig.at(temperature, max_new_tokens=max_new_tokens, seed=seed, numbers_from_prompt=system.numbers)
     if system.decoded:
@@ -287,7 +283,6 @@ def _selector(judge, scorer):
         return None
     if hasattr(judge, "assess"):
         return judge
-    from voicetune.judge.learned import default_judge
 
     return default_judge(scorer)
 
@@ -296,17 +291,14 @@ def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path,
                    selector=None) -> list[Turn]:
     """Each turn with the response :func:`voicetune.judge.decode.pick` keeps among ``system.best_of``
     sampled candidates (resumable: the candidates file is reused row by row), and ``meta.decoding``."""
-    from voicetune.judge.decode import pick
-    from voicetune.quality.scorer import prefetch_meaning
-
     n = system.best_of
     copies = [t.model_copy(update={"id": f"{t.id}#c{k}"}) for t in turns for k in range(n)]
     sampled = generate_turns(backend, copies, candidates_path, style, sampling, progress=progress)
     texts = [[sampled[i * n + k].response or "" for k in range(n)] for i in range(len(turns))]
     if selector is None:  # the rules' meaning check, in large batches
-        prefetch_meaning(((turn, text) for turn, options in zip(turns, texts) for text in options), scorer, progress=progress)
+        prefetch_meaning(((turn, text) for turn, options in zip(turns, texts, strict=True) for text in options), scorer, progress=progress)
     decoded = []
-    for turn, options in zip(turns, texts):
+    for turn, options in zip(turns, texts, strict=True):
         choice = pick(turn, options, scorer, guard=system.guard, judge=selector,
                       selector="rubric" if selector is None else "learned")
         meta = {"candidates": n, "chosen": choice.index, "fallback": choice.fallback,

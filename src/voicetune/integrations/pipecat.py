@@ -113,7 +113,7 @@ class VoicetuneProcessor(FrameProcessor):
             raise ValueError(f"timeout must be positive, got {timeout}")
         if url is not None:
             try:
-                import httpx  # noqa: F401
+                import httpx  # noqa: F401, PLC0415 (optional: httpx, only for url=)
             except ImportError:
                 raise ImportError("VoicetuneProcessor(url=...) needs httpx: pip install httpx") from None
         self._voice = voice
@@ -206,7 +206,7 @@ class VoicetuneProcessor(FrameProcessor):
         try:
             if self._url:
                 await self._http().post(f"{self._url}/v1/prepare", json={"history": history, "draft": draft_so_far}, timeout=self._timeout)
-            else:
+            elif self._voice is not None:
                 await asyncio.to_thread(self._voice.prepare, make_turn(history, draft_so_far))
         except Exception as error:  # noqa: BLE001 - preparing is an optimisation; the reply itself reports failures
             logger.debug(f"{self}: preparing the voice failed ({type(error).__name__}: {error})")
@@ -240,9 +240,9 @@ class VoicetuneProcessor(FrameProcessor):
                 except TimeoutError:
                     raise TimeoutError(f"no {'next' if said else 'first'} sentence within {limit:g} s") from None
                 if kind == "done":
-                    guard_fallback = bool(value.get("fallback"))
+                    guard_fallback = isinstance(value, dict) and bool(value.get("fallback"))
                     break
-                text = value.strip()
+                text = str(value).strip()
                 if text:
                     if first_seconds is None:
                         first_seconds = time.perf_counter() - started
@@ -297,6 +297,7 @@ class VoicetuneProcessor(FrameProcessor):
         stop = threading.Event()
         end = object()
         voice = self._voice
+        assert voice is not None  # called only without url, so with a voice (see __init__)
 
         def hand(item) -> None:
             try:
@@ -328,7 +329,7 @@ class VoicetuneProcessor(FrameProcessor):
 
     def _http(self):
         if self._client is None:
-            import httpx
+            import httpx  # noqa: PLC0415 (optional: httpx, only for url=)
 
             # The processor bounds the waits itself (timeout, STALL_FACTOR); the client only bounds connecting.
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=self._timeout))

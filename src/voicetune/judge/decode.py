@@ -12,8 +12,8 @@ so the model's own gain and the decoder's are never mixed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.judge.learned import default_judge

@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from voicetune.models.chat import CachedChat, ChatCache
 from voicetune.models.prompts import compact_draft
+from voicetune.progress import bar
+from voicetune.provenance import digest
 from voicetune.records import QUALITIES, Pair, Verdict
 
 #: What the judges give a verdict on: the five qualities and the overall preference.
@@ -69,13 +71,11 @@ def judge_messages(pair: Pair) -> list[dict[str, str]]:
 
 def prompt_fingerprint() -> str:
     """A hash of the LLM judge's instructions (system prompt and criteria): what a run's manifest records."""
-    from voicetune.provenance import digest
-
     probe = Pair(id="probe", history=[{"role": "user", "text": "CALLER"}], draft="DRAFT", response_a="A", response_b="B")
     return digest(judge_messages(probe))
 
 
-_VERDICT_WORDS = {
+_VERDICT_WORDS: dict[str, Verdict] = {
     "a": "a", "reply a": "a", "response a": "a", "1": "a", "first": "a",
     "b": "b", "reply b": "b", "response b": "b", "2": "b", "second": "b",
     "tie": "tie", "equal": "tie", "both": "tie", "neither": "tie", "same": "tie", "draw": "tie", "none": "tie",
@@ -89,7 +89,7 @@ def _normalise_key(key: str) -> str:
     return _KEY_ALIASES.get(key, key)
 
 
-def _verdict(value) -> Verdict | None:
+def _verdict(value: object) -> Verdict | None:
     text = re.sub(r"[^a-z0-9 ]", "", str(value).strip().lower())
     return _VERDICT_WORDS.get(text)
 
@@ -122,22 +122,25 @@ def parse_judgement(text: str) -> Judgement:
         if isinstance(data, dict):
             for key, value in data.items():
                 name = _normalise_key(str(key))
-                if name in CRITERIA and _verdict(value):
-                    criteria[name] = _verdict(value)
+                verdict = _verdict(value)
+                if name in CRITERIA and verdict:
+                    criteria[name] = verdict
                 elif name in ("rationale", "reason", "explanation") and isinstance(value, str):
                     rationale = value.strip() or None
     if "overall" not in criteria:
         for name, pattern in _LINE_PATTERNS.items():
             found = pattern.search(text or "")
             key = _KEY_ALIASES.get(name, name)
-            if found and key not in criteria:
-                criteria[key] = _verdict(found.group(1))
+            verdict = _verdict(found.group(1)) if found else None
+            if verdict and key not in criteria:
+                criteria[key] = verdict
         if rationale is None and criteria:
             rationale = " ".join((text or "").split())[:300] or None
     if "overall" not in criteria:
         first_line = next((line for line in (text or "").splitlines() if line.strip()), "")
-        if re.fullmatch(r"\s*(?:\*\*)?(?:reply |response )?(A|B|tie)\b[.!*]*\s*", first_line, re.I):
-            criteria["overall"] = _verdict(first_line)  # a bare verdict first: the overall preference
+        bare = re.fullmatch(r"\s*(?:\*\*)?(?:reply |response )?(A|B|tie)\b[.!*]*\s*", first_line, re.I)
+        if bare and (verdict := _verdict(bare.group(1))):
+            criteria["overall"] = verdict  # a bare verdict first: the overall preference
     if "overall" not in criteria:
         snippet = " ".join((text or "").split())[:80]
         return Judgement(None, {}, None, error=f"no overall verdict in the judge's answer: {snippet!r}")
@@ -168,8 +171,6 @@ class LLMJudge:
         return self.chat.ask(judge_messages(pair))
 
     def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
-        from voicetune.progress import bar
-
         results: list[Judgement | None] = [None] * len(pairs)
         with ThreadPoolExecutor(self.chat.concurrency) as pool, bar(len(pairs), f"judging ({self.model})", progress) as advance:
             futures = {pool.submit(self.answer, pair): index for index, pair in enumerate(pairs)}
@@ -194,17 +195,17 @@ class PanelJudge:
     def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
         per_judge = [judge.judge_many(pairs, progress) for judge in self.judges]
         results = []
-        for votes in zip(*per_judge):
+        for votes in zip(*per_judge, strict=True):
             valid = [v for v in votes if v.error is None]
             if not valid:
                 results.append(Judgement(None, {}, None, error="; ".join(v.error for v in votes if v.error)))
                 continue
-            criteria = {}
+            criteria: dict[str, Verdict] = {}
             for name in CRITERIA:
                 counted = Counter(v.criteria[name] for v in valid if name in v.criteria)
                 if counted:
                     (top, top_count), *rest = counted.most_common()
                     criteria[name] = top if top_count * 2 > sum(counted.values()) else "tie"
-            rationale = " | ".join(f"{j.name}: {v.rationale}" for j, v in zip(self.judges, votes) if v.rationale)
+            rationale = " | ".join(f"{j.name}: {v.rationale}" for j, v in zip(self.judges, votes, strict=True) if v.rationale)
             results.append(Judgement(criteria.get("overall", "tie"), criteria, rationale or None))
         return results

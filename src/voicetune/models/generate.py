@@ -6,21 +6,40 @@ appended to ``OUT.partial`` as they complete, and a re-run skips the ids already
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
+
+from pydantic import ValidationError
 
 from voicetune.errors import VoicetuneError
+from voicetune.models.constrain import PromptNumbers
+from voicetune.models.loading import load_model, load_tokenizer, resolve_model
 from voicetune.models.prompts import build_messages
 from voicetune.progress import bar
-from voicetune.records import Turn, atomic_write_text, dumps, ensure_dir, jsonl_lines, load_records, printable, refuse_overwriting_input
+from voicetune.provenance import digest
+from voicetune.records import (
+    Turn,
+    atomic_write_text,
+    dumps,
+    ensure_dir,
+    jsonl_lines,
+    load_records,
+    printable,
+    refuse_overwriting_input,
+)
+from voicetune.threads import choose_threads
 
 
 @dataclass
@@ -72,8 +91,6 @@ class TransformersBackend:
     """Batched generation with transformers: left-padded batches of prompts of similar length."""
 
     def __init__(self, model_spec: str, batch_size: int = 16, dtype: str = "auto"):
-        from voicetune.models.loading import load_model, load_tokenizer
-
         self.model = load_model(model_spec, dtype)
         self.tokenizer = load_tokenizer(model_spec)
         self.batch_size = batch_size
@@ -86,7 +103,7 @@ class TransformersBackend:
     ) -> list[str]:
         """Responses for ``prompts`` (chat messages), in order. Prompts are sorted by length so a batch
         wastes little on padding; ``on_batch(indexes, texts)`` is called as each batch finishes."""
-        import torch
+        import torch  # noqa: PLC0415 (heavy: torch)
 
         texts = [self.prompt_text(m) for m in prompts]
         lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
@@ -100,7 +117,7 @@ class TransformersBackend:
             with torch.inference_mode():
                 output = self.model.generate(**encoded, **self._sampling_args(sampling, [texts[i] for i in batch], encoded["input_ids"].shape[1]))
             decoded = self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-            for index, text in zip(batch, decoded):
+            for index, text in zip(batch, decoded, strict=True):
                 results[index] = text.strip()
             if on_batch:
                 on_batch(batch, [results[i] for i in batch])
@@ -113,19 +130,15 @@ class TransformersBackend:
                 "temperature": sampling.temperature if sampling.do_sample else None,
                 "top_p": sampling.top_p if sampling.do_sample else None, "pad_token_id": self.tokenizer.pad_token_id}
         if sampling.numbers_from_prompt:
-            from transformers import LogitsProcessorList
-
-            from voicetune.models.constrain import PromptNumbers
+            from transformers import LogitsProcessorList  # noqa: PLC0415 (heavy: transformers)
 
             args["logits_processor"] = LogitsProcessorList([PromptNumbers(self.tokenizer, prompts, prompt_length)])
         return args
 
     def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
         """One response, piece by piece as the model writes it (a thread generates, this yields)."""
-        import threading
-
-        import torch
-        from transformers import TextIteratorStreamer
+        import torch  # noqa: PLC0415 (heavy: torch)
+        from transformers import TextIteratorStreamer  # noqa: PLC0415 (heavy: transformers)
 
         prompt = self.prompt_text(messages)
         encoded = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(self.model.device)
@@ -155,10 +168,9 @@ class LlamaCppBackend:
 
     def __init__(self, gguf: str | Path, n_ctx: int = 2048, threads: int | None = None):
         try:
-            from llama_cpp import Llama
+            from llama_cpp import Llama  # noqa: PLC0415 (heavy: llama_cpp)
         except ImportError:
             raise VoicetuneError("the llama.cpp backend needs llama-cpp-python: pip install 'voicetune[server]' (make install-test builds it)") from None
-        from voicetune.threads import choose_threads
 
         path = Path(gguf)
         if not path.is_file():
@@ -168,7 +180,7 @@ class LlamaCppBackend:
     def _formatter(self):
         """The chat formatter llama-cpp-python builds from the file's own template (the same prompt text)."""
         if getattr(self, "_chat_formatter", None) is None:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # noqa: PLC0415 (heavy: llama_cpp)
 
             model, eos, bos = self.llm._model, self.llm.token_eos(), self.llm.token_bos()
             self._chat_formatter = Jinja2ChatFormatter(
@@ -189,7 +201,7 @@ class LlamaCppBackend:
             return 0
         tokens = self.llm.tokenize((formatted.prompt[:cut] + text).encode("utf-8"), add_bos=not formatted.added_special, special=True)
         tokens = tokens[:-1]  # the last token may merge with what follows: leave it to the request
-        common = self.llm.longest_token_prefix(self.llm._input_ids, tokens)
+        common = self.llm.longest_token_prefix(self.llm._input_ids, tokens)  # type: ignore[arg-type]  # an ndarray of token ids
         if common >= len(tokens):
             return 0
         self.llm.n_tokens = common  # eval() drops the cache past n_tokens, then appends
@@ -198,7 +210,7 @@ class LlamaCppBackend:
 
     def _request(self, messages: list[dict[str, str]], sampling: SamplingConfig, seed: int, stream: bool):
         return self.llm.create_chat_completion(
-            messages=messages, max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
+            messages=messages,  # type: ignore[arg-type]  # role/content dicts, as llama.cpp's TypedDicts are max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
             top_p=sampling.top_p, seed=request_seed(seed), stream=stream)
 
     def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
@@ -232,8 +244,6 @@ class HTTPBackend:
     """
 
     def __init__(self, endpoint: str, model: str, concurrency: int = 8, timeout: float = 60.0, retries: int = 4, api_key_env: str = "OPENAI_API_KEY"):
-        import os
-
         try:
             parts = urllib.parse.urlsplit(endpoint.strip())
             valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
@@ -294,7 +304,7 @@ class HTTPBackend:
         deadline = time.monotonic() + self.timeout
         with urllib.request.urlopen(request, timeout=self.timeout) as reply:
             sock = getattr(getattr(getattr(reply, "fp", None), "raw", None), "_sock", None)
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -356,12 +366,8 @@ class VLLMBackend:
     is present). Not exercised by the CPU test suite: this machine has neither."""
 
     def __init__(self, model_spec: str):
-        import os
-
-        import torch
-        from vllm import LLM
-
-        from voicetune.models.loading import resolve_model
+        import torch  # noqa: PLC0415 (heavy: torch)
+        from vllm import LLM  # noqa: PLC0415 (heavy: vllm)
 
         # vLLM reserves a share of the GPU's memory up front; in one process with training (voicetune run) the
         # trainer's cached blocks must be released first, and the share leaves room for the next trainer.
@@ -370,7 +376,7 @@ class VLLMBackend:
         self.llm = LLM(model=resolve_model(model_spec), gpu_memory_utilization=share)
 
     def generate(self, prompts, sampling: SamplingConfig, on_batch=None) -> list[str]:
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # noqa: PLC0415 (heavy: vllm)
 
         _unconstrained(sampling, "vLLM")
         params = SamplingParams(
@@ -385,11 +391,9 @@ class VLLMBackend:
 
 
 def _vllm_usable() -> bool:
-    import importlib.util
-
     if importlib.util.find_spec("vllm") is None:
         return False
-    import torch
+    import torch  # noqa: PLC0415 (heavy: torch)
 
     return torch.cuda.is_available()
 
@@ -428,10 +432,6 @@ def generate_file(
 
 def _prompt_key(turn: Turn | dict, style_prompt: str | None) -> str | None:
     """A hash of the chat messages a turn is answered from (None for a row that is not a turn)."""
-    from pydantic import ValidationError
-
-    from voicetune.provenance import digest
-
     if isinstance(turn, dict):
         try:
             turn = Turn.model_validate({k: v for k, v in turn.items() if k != "response"})
@@ -474,7 +474,7 @@ def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prom
         with sink_file as sink, bar(len(todo), "generating", progress) as advance:
 
             def save(indexes: list[int], texts: list[str]) -> None:
-                for index, text in zip(indexes, texts):
+                for index, text in zip(indexes, texts, strict=True):
                     sink.write(dumps({"id": todo[index].id, "prompt": wanted[todo[index].id], "response": text}) + "\n")
                     done[todo[index].id] = text
                 sink.flush()

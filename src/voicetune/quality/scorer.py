@@ -8,10 +8,11 @@ limit it uses is a documented field of :class:`ScorerConfig` (``quality/config.p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from voicetune.errors import VoicetuneError
+from voicetune.progress import track
 from voicetune.quality import metrics
 from voicetune.quality.config import DEFAULT_CONFIG, ScorerConfig, load_scorer_config
 from voicetune.quality.facts import Fact, extract_facts, fact_conveyed, spoken_view, turn_facts
@@ -20,7 +21,7 @@ from voicetune.quality.meaning import nli_pairs, unsupported_claims
 from voicetune.quality.nli import load_nli
 from voicetune.quality.speech import speaking_seconds
 from voicetune.quality.text import words
-from voicetune.records import QUALITIES, Turn, Context
+from voicetune.records import QUALITIES, Context, Turn
 
 __all__ = ["ScorerConfig", "VoiceScore", "combine", "load_scorer_config", "score_records", "score_response"]
 
@@ -95,7 +96,7 @@ def score_response(turn: Context, response: str, config: ScorerConfig | None = N
 def premises(turn: Context) -> list[str]:
     """What a response's claims are checked against: the draft. (Not the caller's words: the model reads a
     question as "entailing" an answer either way.)"""
-    return [turn.draft] if (turn.draft or "").strip() else []
+    return [turn.draft] if turn.draft and turn.draft.strip() else []
 
 
 def _with_meaning(faithfulness: metrics.QualityResult, turn: Context, response: str, config: ScorerConfig) -> metrics.QualityResult:
@@ -121,7 +122,6 @@ def prefetch_meaning(items: Iterable[tuple[Context, str]], config: ScorerConfig 
                                for p in nli_pairs(text, premises(turn), config.meaning)))
     chunk = 256
     chunks = range(0, len(pairs), chunk)
-    from voicetune.progress import track
 
     for start in track(chunks, "checking meaning (NLI)", progress and len(pairs) > chunk):
         nli.entailment(pairs[start : start + chunk])
@@ -155,7 +155,6 @@ def score_records(
     config = config or DEFAULT_CONFIG
     records = list(records)
     prefetch_meaning(((r, getattr(r, field)) for r in records if getattr(r, field) is not None), config, progress)
-    from voicetune.progress import track
 
     scored = []
     for record in track(records, "scoring", progress and len(records) >= 2000):

@@ -10,25 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from voicetune.layout import RunPaths
-
 from voicetune.records import atomic_write_bytes, atomic_write_text, dumps
-from voicetune.report.summary import RunFacts
+from voicetune.report import plots
+from voicetune.report.render import html, markdown
+from voicetune.report.summary import RunFacts, collect, samples, speaking_seconds, training_curves
+from voicetune.review.store import ReviewStore
+from voicetune.tts import compact_audio
 
 
 def build_report(paths: RunPaths, facts: RunFacts) -> dict:
     """Write ``summary.json``, ``report.html``, ``report.md`` and ``plots/*.png`` into the run directory;
     returns the summary. ``facts``: what the report needs from the run's config
     (:func:`voicetune.pipeline.run.report_run` gives them)."""
-    from voicetune.report import plots
-    from voicetune.report.render import html, markdown
-    from voicetune.report.summary import collect, samples, speaking_seconds, training_curves
-
     summary = collect(paths, facts)
     chosen = samples(paths, summary["review"], seed=facts.review_seed)
     judge = (summary["eval"] or {}).get("comparisons", [])
     humans = (((summary["review"] or {}).get("agreement")) or {}).get("comparisons", [])
     names = ["tuned", *summary["baselines"]]
-    figures = {
+    drawn = {
         "win_rates": plots.win_rates(judge, humans, facts.thresholds.win_rate),
         "criteria": plots.criteria(judge),
         "speaking_time": plots.speaking_time(speaking_seconds(paths, names)),
@@ -36,7 +35,7 @@ def build_report(paths: RunPaths, facts: RunFacts) -> dict:
         "calls": plots.calls((summary["simulation"] or {}).get("relative_change", []), facts.thresholds.repeat_requests_change,
                              facts.thresholds.duration_change),
     }
-    figures = {name: png for name, png in figures.items() if png}
+    figures = {name: png for name, png in drawn.items() if png}
     plot_files = {}
     for name, png in figures.items():
         atomic_write_bytes(paths.root / "plots" / f"{name}.png", png)
@@ -50,9 +49,6 @@ def build_report(paths: RunPaths, facts: RunFacts) -> dict:
 
 def _sample_audio(db: Path, chosen: list[dict]) -> dict[str, tuple[bytes, str]]:
     """The review set's audio of the samples' responses, as MP3 (key: the audio's id in the set)."""
-    from voicetune.review.store import ReviewStore
-    from voicetune.tts import compact_audio
-
     store = ReviewStore(db)
     found = {}
     for sample in chosen:

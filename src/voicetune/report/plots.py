@@ -13,17 +13,17 @@ _COLORS = {"judge": "#3b6ea8", "length-controlled": "#9bb7d9", "humans": "#d0742
 
 def _figure(width: float, height: float, **subplots):
     """A figure and its axes (``subplots``: ``ncols``, ``squeeze``, ``gridspec_kw`` as pyplot takes them)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (heavy: matplotlib)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (heavy: matplotlib)
 
     plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
     return plt.subplots(figsize=(width, height), **subplots)
 
 
 def _png(figure) -> bytes:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (heavy: matplotlib)
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -58,7 +58,7 @@ def win_rates(judge: Sequence[dict], humans: Sequence[dict], threshold: float) -
             errs.append(_errors(row[key], (row.get("ci_low"), row.get("ci_high"))) if key == "win_rate" else (0.0, 0.0))
         with_ci = key == "win_rate" and errs
         axes.barh(ys, xs, height=height * 0.9, color=_COLORS[label], label=label,
-                  xerr=list(zip(*errs)) if with_ci else None, capsize=3, error_kw={"elinewidth": 1})
+                  xerr=list(zip(*errs, strict=True)) if with_ci else None, capsize=3, error_kw={"elinewidth": 1})
     axes.axvline(0.5, color="#888", linestyle=":", linewidth=1)
     axes.axvline(threshold, color="#c33", linestyle="--", linewidth=1, label=f"bar ({threshold:.0%})")
     axes.set_yticks(range(len(baselines)), [f"vs {name}" for name in baselines])
@@ -108,7 +108,7 @@ def training(curves: dict[str, list[tuple[int, float]]]) -> bytes | None:
     if not curves:
         return None
     figure, panels = _figure(6.4, 2.4, ncols=len(curves), squeeze=False)
-    for panel, (stage, points) in zip(panels[0], curves.items()):
+    for panel, (stage, points) in zip(panels[0], curves.items(), strict=True):
         panel.plot([s for s, _ in points], [loss for _, loss in points], color=_COLORS["judge"], linewidth=1.2)
         panel.set_title(stage.upper(), fontsize=9)
         panel.set_xlabel("step")
@@ -134,7 +134,7 @@ def calls(comparisons: Sequence[dict], repeat_bar: float, duration_bar: float) -
             ys.append(position + (index - 1) * height)
             xs.append(100 * change)
             errs.append(tuple(100 * e for e in _errors(change, row[key]["ci"])))
-        left.barh(ys, xs, height=height * 0.9, color=color, label=label, xerr=list(zip(*errs)) if errs else None, capsize=3,
+        left.barh(ys, xs, height=height * 0.9, color=color, label=label, xerr=list(zip(*errs, strict=True)) if errs else None, capsize=3,
                   error_kw={"elinewidth": 1})
     left.axvline(0, color="#444", linewidth=0.8)
     left.axvline(100 * repeat_bar, color="#c33", linestyle="--", linewidth=1, label=f"repeat bar ({repeat_bar:+.0%})")

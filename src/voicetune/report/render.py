@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import json
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -208,9 +209,9 @@ def markdown(summary: dict, samples: list[dict], plot_files: dict[str, str]) -> 
                   "| vs | repeat requests | turns | duration | resolution (lower bound) | non-inferior |", "| --- | --- | --- | --- | --- | --- |"]
         for row in simulation["relative_change"]:
             r = row["resolution"]
-            lines.append(f"| {row['b']} | {pct(row['repeat_requests']['change'], True)} {interval(*row['repeat_requests']['ci'], signed=True)} | "
-                         f"{pct(row['turns']['change'], True)} {interval(*row['turns']['ci'], signed=True)} | "
-                         f"{pct(row['duration_seconds']['change'], True)} {interval(*row['duration_seconds']['ci'], signed=True)} | "
+            lines.append(f"| {row['b']} | {pct(row['repeat_requests']['change'], True)} {interval(row['repeat_requests']['ci'][0], row['repeat_requests']['ci'][1], signed=True)} | "
+                         f"{pct(row['turns']['change'], True)} {interval(row['turns']['ci'][0], row['turns']['ci'][1], signed=True)} | "
+                         f"{pct(row['duration_seconds']['change'], True)} {interval(row['duration_seconds']['ci'][0], row['duration_seconds']['ci'][1], signed=True)} | "
                          f"{points(r['difference'])} ({points(r['lower_bound'])}) | {'yes' if r['non_inferior'] else 'no'} |")
     elif "simulate" in missing:
         lines.append(f"Missing: {missing['simulate']}.")
@@ -256,8 +257,6 @@ def _one_line(text: str | None) -> str:
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps({k: v for k, v in value.items() if k != "config"}, indent=2, ensure_ascii=False, default=str)
 
 

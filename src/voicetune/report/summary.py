@@ -20,8 +20,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicetune.errors import VoicetuneError
+from voicetune.judge.llm import prompt_fingerprint
 from voicetune.layout import TUNED, RunPaths
+from voicetune.models.loading import model_identity
+from voicetune.provenance import hash_file, hash_tree
+from voicetune.quality.speech import estimate_seconds
 from voicetune.records import Pair, Turn, load_records
+from voicetune.review.agreement import review_agreement
+from voicetune.review.store import ReviewStore
 
 #: The packages whose versions the manifest records.
 PACKAGES = ("voicetune", "torch", "transformers", "trl", "peft", "accelerate", "onnxruntime", "piper-tts", "faster-whisper", "pipecat-ai", "numpy", "scipy")
@@ -177,9 +183,6 @@ def _eval_section(paths: RunPaths, folder: Path) -> dict | None:
 def _review_section(paths: RunPaths, seed: int) -> dict | None:
     if not paths.review_db.is_file():
         return None
-    from voicetune.review.agreement import review_agreement
-    from voicetune.review.store import ReviewStore
-
     store = ReviewStore(paths.review_db)
     meta = store.meta()
     votes = store.votes()
@@ -223,10 +226,6 @@ def _versions() -> dict[str, str]:
 def manifest(facts: RunFacts, paths: RunPaths, eval_summary: dict | None, simulation: dict | None, review: dict | None) -> dict:
     """What the figures were made from: package versions, model and data hashes, seeds, the judge prompt and
     the scorer config (hashes), the TTS engine and voice, the machine."""
-    from voicetune.judge.llm import prompt_fingerprint
-    from voicetune.models.loading import model_identity
-    from voicetune.provenance import hash_file, hash_tree
-
     models: dict = {}
     try:
         models["base"] = {"spec": facts.base_model, **model_identity(facts.base_model)}
@@ -268,8 +267,6 @@ def samples(paths: RunPaths, review: dict | None, seed: int = 0) -> list[dict]:
     judged = {p.id: p for p in load_records(pairs_path, Pair) if p.system_a == TUNED and p.winner}
     store = None
     if review is not None:
-        from voicetune.review.store import ReviewStore
-
         store = ReviewStore(paths.review_db)
         in_review = {row["id"]: row for row in store.pairs()}
         pool = [judged[i] for i in in_review if i in judged]
@@ -305,8 +302,6 @@ def samples(paths: RunPaths, review: dict | None, seed: int = 0) -> list[dict]:
 
 def speaking_seconds(paths: RunPaths, names: list[str]) -> dict[str, list[float]]:
     """Each system's estimated speaking time per response (first seed), from the evaluation's responses."""
-    from voicetune.quality.speech import estimate_seconds
-
     found = {}
     for name in names:
         path = paths.responses / f"{name}.jsonl"

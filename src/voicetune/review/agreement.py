@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
+from typing import Literal
 
+import krippendorff
 import numpy as np
 
 from voicetune.evaluate.stats import bootstrap_interval, sign_test, wilson_interval
@@ -36,7 +38,7 @@ def _r(value: float | None) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
-def _share(hits: int, n: int) -> float | None:
+def _share(hits: float, n: int) -> float | None:
     return round(hits / n, 4) if n else None
 
 
@@ -57,7 +59,7 @@ def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> float | None:
 
     None with fewer than two items or when ``p_e`` is 1 (both used a single, same label): κ is then 0/0.
     """
-    from sklearn.metrics import cohen_kappa_score
+    from sklearn.metrics import cohen_kappa_score  # noqa: PLC0415 (heavy: sklearn)
 
     if len(first) < 2:
         return None
@@ -70,10 +72,10 @@ def agreement_row(human: Sequence[str], judge: Sequence[str]) -> dict:
     """Agreement of paired verdicts: ``n``, ``percent_agreement`` (share equal), ``kappa`` (Cohen's, three
     labels) and the same with ties dropped (``*_no_ties``: every item where either side said ``tie``), since a
     judge and a human often differ only in how readily they call a tie."""
-    kept = [(h, j) for h, j in zip(human, judge) if h != "tie" and j != "tie"]
+    kept = [(h, j) for h, j in zip(human, judge, strict=True) if h != "tie" and j != "tie"]
     return {
         "n": len(human),
-        "percent_agreement": _share(sum(h == j for h, j in zip(human, judge)), len(human)),
+        "percent_agreement": _share(sum(h == j for h, j in zip(human, judge, strict=True)), len(human)),
         "kappa": cohen_kappa(human, judge),
         "n_no_ties": len(kept),
         "percent_agreement_no_ties": _share(sum(h == j for h, j in kept), len(kept)),
@@ -102,9 +104,7 @@ def human_vs_judge(votes: Sequence[Vote], judge: Mapping[str, dict]) -> dict:
     }
 
 
-def _krippendorff(data: np.ndarray, level: str) -> float | None:
-    import krippendorff
-
+def _krippendorff(data: np.ndarray, level: Literal["nominal", "ordinal"]) -> float | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -122,13 +122,13 @@ def inter_reviewer(votes: Sequence[Vote]) -> dict:
     (``fleiss_raters``; a tie between counts goes to the larger). ``percent_agreement`` is the share of
     reviewer pairs on an item that agree, averaged over items.
     """
-    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa  # noqa: PLC0415 (heavy: statsmodels)
 
     by_pair: dict[str, dict[str, str]] = defaultdict(dict)
     for vote in _first(votes):
         by_pair[vote.pair_id][vote.reviewer] = vote.winner
     shared = {pair: raters for pair, raters in sorted(by_pair.items()) if len(raters) >= 2}
-    result = {"n_pairs": len(shared), "krippendorff_alpha_nominal": None, "krippendorff_alpha_ordinal": None,
+    result: dict[str, float | None] = {"n_pairs": len(shared), "krippendorff_alpha_nominal": None, "krippendorff_alpha_ordinal": None,
               "fleiss_kappa": None, "fleiss_raters": None, "percent_agreement": None}
     if not shared:
         return result
@@ -230,7 +230,7 @@ def bradley_terry(votes: Sequence[Vote], systems: Mapping[str, tuple[str, str]] 
     once each way: a tie is exactly half a win for each side. Strengths are log-scale, centred to mean 0;
     ``ci`` is the 95% percentile interval over ``n_boot`` resamples of pairs (seeded). None under 3 systems.
     """
-    import choix
+    import choix  # noqa: PLC0415 (heavy: choix, imports scipy)
 
     first = _first(votes)
     names = sorted({s for v in first for s in _systems(v.comparison, systems)})
@@ -242,7 +242,7 @@ def bradley_terry(votes: Sequence[Vote], systems: Mapping[str, tuple[str, str]] 
         a, b = (index[s] for s in _systems(vote.comparison, systems))
         by_pair[vote.pair_id] += {"a": [(a, b)] * 2, "b": [(b, a)] * 2, "tie": [(a, b), (b, a)]}[vote.winner]
 
-    def fit(pairs: Sequence[str]) -> np.ndarray:
+    def fit(pairs: Iterable[str]) -> np.ndarray:
         data = [obs for pair in pairs for obs in by_pair[pair]]
         try:
             params = choix.ilsr_pairwise(len(names), data, alpha=alpha)

@@ -32,6 +32,8 @@ import hmac
 import re
 import socket
 import time
+from collections.abc import Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,6 +46,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voicetune import web
 from voicetune.records import QUALITIES
+from voicetune.review.agreement import flag_reviewers, review_agreement
+from voicetune.review.export import votes_csv, votes_jsonl
 from voicetune.review.store import ReplayConflict, ReviewStore, new_event_id
 
 _HERE = Path(__file__).parent
@@ -138,7 +142,7 @@ def create_app(db_path: str | Path):
             raise HTTPException(403, "this item is not yours")
         return item
 
-    def error_page(status: int, message: str, headers: dict[str, str] | None = None) -> HTMLResponse:
+    def error_page(status: int, message: str, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         response = page("error.html", status=status, status_code=status, message=" ".join(str(message).split()))
         response.headers.update(headers or {})
         return response
@@ -227,22 +231,22 @@ def create_app(db_path: str | Path):
         verdict: Annotated[Verdict, Form()],
         csrf: Csrf,
         event_id: EventId,
-        mode: Mode = Form("listen"),
-        comment: str = Form("", max_length=2000),
-        plays_1: int = Form(0, ge=0, le=1000),
-        plays_2: int = Form(0, ge=0, le=1000),
-        seconds: float | None = Form(None, ge=0, le=86400),
-        non_repetition: Criterion = Form(""),
-        conciseness: Criterion = Form(""),
-        clarity: Criterion = Form(""),
-        humanness: Criterion = Form(""),
-        faithfulness: Criterion = Form(""),
+        mode: Annotated[Mode, Form()] = "listen",
+        comment: Annotated[str, Form(max_length=2000)] = "",
+        plays_1: Annotated[int, Form(ge=0, le=1000)] = 0,
+        plays_2: Annotated[int, Form(ge=0, le=1000)] = 0,
+        seconds: Annotated[float | None, Form(ge=0, le=86400)] = None,
+        non_repetition: Annotated[Criterion, Form()] = "",
+        conciseness: Annotated[Criterion, Form()] = "",
+        clarity: Annotated[Criterion, Form()] = "",
+        humanness: Annotated[Criterion, Form()] = "",
+        faithfulness: Annotated[Criterion, Form()] = "",
     ):
         check_post(request, token, csrf)
         name = reviewer_of(token)
         own_item(name, item_id)
         shown = "tie" if verdict == "0" else verdict
-        criteria_in = dict(zip(QUALITIES, (non_repetition, conciseness, clarity, humanness, faithfulness)))
+        criteria_in = dict(zip(QUALITIES, (non_repetition, conciseness, clarity, humanness, faithfulness), strict=True))
         criteria = {q: "tie" if v == "0" else v for q, v in criteria_in.items() if v}
         try:
             store.record_vote(
@@ -270,8 +274,6 @@ def create_app(db_path: str | Path):
     @app.get("/admin/{token}")
     def admin(token: str):
         admin_guard(token)
-        from voicetune.review.agreement import flag_reviewers, review_agreement
-
         votes = store.votes()
         items = store.items()
         progress = []
@@ -293,8 +295,6 @@ def create_app(db_path: str | Path):
     @app.get("/admin/{token}/export.{kind}")
     def export(token: str, kind: str):
         admin_guard(token)
-        from voicetune.review.export import votes_csv, votes_jsonl
-
         if kind not in ("csv", "jsonl"):
             raise HTTPException(404, "export is .csv or .jsonl")
         body = votes_csv(store) if kind == "csv" else votes_jsonl(store)
@@ -313,8 +313,6 @@ def _num(value: float | None) -> str:
 
 
 def _phrase(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

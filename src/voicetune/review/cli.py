@@ -3,12 +3,19 @@ votes to and from Label Studio. A thin layer over :mod:`voicetune.review`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from voicetune.errors import VoicetuneError
+from voicetune.records import Turn, atomic_write_text, dumps, load_records, refuse_overwriting_input, same_file
+from voicetune.review.agreement import render_agreement, review_agreement
+from voicetune.review.create import base_url, create_review_set, review_links
+from voicetune.review.export import votes_csv, votes_jsonl, votes_labels
+from voicetune.review.labelstudio import export_label_studio, import_label_studio
+from voicetune.review.store import ReviewStore, symlink_loop
 
 review_app = typer.Typer(help="Human review: blind, listen-first pairwise votes, and their agreement with the judge.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -23,9 +30,6 @@ def _check_output(output: Path, db: Path, *inputs: Path | None, writes: tuple[st
     """Refuse an output that would replace the review database (or the WAL and shared-memory files SQLite keeps
     beside it: replacing either loses the votes not yet checkpointed) or another input; and a symlink loop,
     which would otherwise read as "File exists". ``writes``: the files written inside a folder ``output``."""
-    from voicetune.records import refuse_overwriting_input, same_file
-    from voicetune.review.store import symlink_loop
-
     database = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
     refuse_overwriting_input(output, *database, *inputs, writes=writes)
     taken = next((path for path in database if writes is not None and same_file(output, path)), None)
@@ -53,8 +57,6 @@ def create(
 
     Example: voicetune review create --from runs/eval --db review.sqlite --reviewers alice,bob,carol --sample 60
     """
-    from voicetune.review.create import create_review_set
-
     made = create_review_set(source, db, reviewers.split(","), sample=sample, overlap=overlap, repeat_share=repeat_share,
                              mode=mode, engine=engine, seed=seed, progress=True, log=_say)
     out.print(f"review set {db}: {made.pairs} pairs, {made.items} items, audio: {made.engine}")
@@ -73,10 +75,8 @@ def serve_command(
 
     Example: voicetune review serve --db review.sqlite --port 8000
     """
-    from voicetune.review.app import serve
-    from voicetune.review.create import base_url, review_links
-    from voicetune.review.store import ReviewStore
-    from voicetune.web import bind, is_loopback
+    from voicetune.review.app import serve  # noqa: PLC0415 (heavy: fastapi)
+    from voicetune.web import bind, is_loopback  # noqa: PLC0415 (heavy: starlette, only for serving)
 
     store = ReviewStore(db)
     listener = bind(host, port)  # a port in use is one line now, before any link or "serving" is printed
@@ -103,10 +103,6 @@ def agreement(
 
     Example: voicetune review agreement --db review.sqlite --eval runs/eval
     """
-    from voicetune.records import atomic_write_text, dumps
-    from voicetune.review.agreement import render_agreement, review_agreement
-    from voicetune.review.store import ReviewStore
-
     store = ReviewStore(db)
     output = output or db.with_name(db.name + ".agreement.json")
     _check_output(output, db, eval_dir / "summary.json" if eval_dir is not None else None)
@@ -115,8 +111,6 @@ def agreement(
         raise VoicetuneError(f"{db}: no votes yet")
     report = review_agreement(votes, store.judge_verdicts(), seed=seed)
     if eval_dir is not None:
-        import json
-
         summary_path = eval_dir / "summary.json"
         if not summary_path.is_file():
             raise VoicetuneError(f"{eval_dir}: no summary.json (the --eval folder is a `voicetune eval` output)")
@@ -140,33 +134,21 @@ def export(
 
     Example: voicetune review export --db review.sqlite --format label-studio --out ls_project/
     """
-    from voicetune.records import atomic_write_text
-    from voicetune.review.store import ReviewStore
-
     store = ReviewStore(db)
     # label-studio writes a folder: none of the files written into it may be the database either
     project = ("tasks.json", "labeling_config.xml", "README.txt", "audio") if format == "label-studio" else None
     _check_output(output, db, contexts, writes=project)
     if format in ("csv", "jsonl"):
-        from voicetune.review.export import votes_csv, votes_jsonl
-
         # review data (each reviewer's verdicts and comments): owner-only, as the database is
         atomic_write_text(output, votes_csv(store) if format == "csv" else votes_jsonl(store), private=True)
         _say(f"wrote {len(store.votes())} votes to {output}")
     elif format == "labels":
-        import json
-
-        from voicetune.records import Turn, load_records
-        from voicetune.review.export import votes_labels
-
         if contexts is None:
             raise VoicetuneError("--format labels needs --contexts FILE: the turn records the review set was made from (e.g. RUN/data/test.jsonl)")
         rows = votes_labels(store, {t.id: t for t in load_records(contexts, Turn)})
         atomic_write_text(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), private=True)
         _say(f"wrote {len(rows)} listener preferences to {output} (voicetune judge train --labels {output} --with-builtin)")
     elif format == "label-studio":
-        from voicetune.review.labelstudio import export_label_studio
-
         result = export_label_studio(store, output, audio_url_prefix=audio_url_prefix)
         _say(f"wrote {result['tasks']} tasks and {result['audio_files']} audio files to {output} (see {output}/README.txt)")
     else:
@@ -183,9 +165,6 @@ def import_command(
 
     Example: voicetune review import --db review.sqlite project-1-at-2026-11-29.json
     """
-    from voicetune.review.labelstudio import import_label_studio
-    from voicetune.review.store import ReviewStore
-
     if reviewer_from not in ("email", "id"):
         raise VoicetuneError(f"--reviewer-from '{reviewer_from}': expected email or id")
     result = import_label_studio(ReviewStore(db), source, reviewer_from=reviewer_from)

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicetune.errors import VoicetuneError
+from voicetune.progress import track
 from voicetune.provenance import digest, hash_file
-from voicetune.records import Pair, ensure_dir, load_records
+from voicetune.records import Pair, commit_file, ensure_dir, load_records
 from voicetune.review.store import connect, symlink_loop, transaction
+from voicetune.tts import Synthesizer
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -144,8 +146,6 @@ def create_review_set(
         mode: ``listen`` (text hidden until both responses are played to the end) or ``read``.
         engine: the speech engine (``auto``, ``piper``, ``espeak`` or ``browser``; see :mod:`voicetune.tts`).
     """
-    from voicetune.tts import Synthesizer
-
     eval_dir, db_path = Path(eval_dir), Path(db_path)
     source = eval_dir / "pairs.jsonl" if eval_dir.is_dir() else eval_dir
     if symlink_loop(source):
@@ -196,10 +196,9 @@ def create_review_set(
         todo = [text for text in texts if audio_key[text] not in have]
         if synthesizer.engine != "browser" and todo:
             log(f"synthesising {len(todo)} responses with {voice['voice']} ({synthesizer.engine})")
-            from voicetune.progress import track
-
             for text in track(todo, f"speech ({synthesizer.engine})", progress):
                 speech = synthesizer.speak(text)
+                assert speech is not None  # None only from the browser engine
                 with transaction(db):  # one commit per clip: a killed create keeps what it made
                     db.execute("INSERT OR REPLACE INTO audio VALUES (?, ?, ?, ?, ?)", (audio_key[text], speech.engine, speech.mime, speech.seconds, speech.wav))
         with_audio = synthesizer.engine != "browser"
@@ -231,5 +230,5 @@ def create_review_set(
         db.close()
     for suffix in ("-wal", "-shm"):
         Path(str(partial) + suffix).unlink(missing_ok=True)
-    partial.rename(db_path)
+    commit_file(partial, db_path, private=True)
     return ReviewSet(db=db_path, tokens=tokens, admin_token=admin_token, pairs=len(chosen), items=len(rows), engine=synthesizer.engine)

@@ -9,6 +9,7 @@ import io
 import json
 from datetime import datetime, timezone
 
+from voicetune.errors import VoicetuneError
 from voicetune.records import QUALITIES
 from voicetune.review.store import ReviewStore
 
@@ -71,8 +72,6 @@ def votes_labels(store: ReviewStore, contexts: dict) -> list[dict]:
     """The live votes as listener preferences (:class:`voicetune.data.listener.LabelledPreference` lines, ``kind``
     ``vote``), the format ``voicetune judge train --labels`` reads: each pair's context (history, draft, facts)
     from ``contexts`` (turn records by id, e.g. the run's ``data/test.jsonl``), responses in the pair's order."""
-    from voicetune.errors import VoicetuneError
-
     pairs = {pair["id"]: pair for pair in store.pairs()}
     rows = []
     for vote in store.votes():

@@ -28,16 +28,22 @@ task. The import maps each verdict back through that order.
 from __future__ import annotations
 
 import mimetypes
-import os
 import random
-import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from voicetune.errors import VoicetuneError
-from voicetune.records import QUALITIES, atomic_write_text, dumps, ensure_dir, parse_json, read_text_file
+from voicetune.records import (
+    QUALITIES,
+    atomic_write_bytes,
+    atomic_write_text,
+    dumps,
+    ensure_dir,
+    parse_json,
+    read_text_file,
+)
 from voicetune.review.store import ReviewStore, canonical
 
 #: The ``source`` of every vote imported from Label Studio, and the prefix of its event ids.
@@ -54,7 +60,7 @@ SPEAKERS = {"user": "Caller", "agent": "Agent"}
 
 def conversation_text(history: list[dict]) -> str:
     """The conversation so far as one string, a line per message: ``Caller: ...`` / ``Agent: ...``."""
-    lines = [f"{SPEAKERS.get(m.get('role'), str(m.get('role')).title())}: {' '.join(str(m.get('text', '')).split())}" for m in history]
+    lines = [f"{SPEAKERS.get(str(m.get('role')), str(m.get('role')).title())}: {' '.join(str(m.get('text', '')).split())}" for m in history]
     return "\n".join(lines) if lines else "(no earlier conversation: this is the agent's first turn)"
 
 
@@ -189,20 +195,6 @@ def _readme(out_dir: Path, with_audio: bool, tasks: int, audio_url_prefix: str) 
     return "\n".join(lines)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` through a temporary file and a rename (readers never see half a file)."""
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(temporary, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise VoicetuneError(f"{path}: cannot write ({error.strerror or error})") from None
-
-
 def _extension(mime: str) -> str:
     if mime in ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"):
         return ".wav"
@@ -244,11 +236,11 @@ def export_label_studio(store: ReviewStore, out_dir: str | Path, *, audio_url_pr
             found = store.audio(sha)
             if found is None:
                 raise VoicetuneError(f"{store.path}: audio {sha} of a pair is missing from the database")
-            mime, data = found
+            mime, audio = found
             relative = f"audio/{sha}{_extension(mime)}"
             target = out_dir / relative
-            if not (target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data):
-                _write_bytes(target, data)
+            if not (target.is_file() and target.stat().st_size == len(audio) and target.read_bytes() == audio):
+                atomic_write_bytes(target, audio)
             files[sha] = relative
     tasks = []
     for pair in pairs:
@@ -454,6 +446,7 @@ def import_label_studio(store: ReviewStore, export_path: str | Path, *, reviewer
         if item is None:
             item_id = store.add_item(reviewer, pair_id, swapped=vote["swapped"])
             item = store.item(item_id)
+            assert item is not None  # just added
             queues[reviewer][pair_id] = item
         swapped = item.swapped  # the item's order: the same as the task's unless the item was there before
         event_id = f"{SOURCE}:{vote['annotation']}" + (f":v{len(versions)}" if versions else "")

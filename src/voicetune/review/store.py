@@ -14,11 +14,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,8 +267,6 @@ class ReviewStore:
 
     def add_reviewer(self, name: str, token: str | None = None) -> str:
         """Add a reviewer (no-op when present); returns their secret token."""
-        import secrets
-
         with self._db() as db, transaction(db):
             db.execute("INSERT OR IGNORE INTO reviewers VALUES (?, ?)", (name, token or secrets.token_urlsafe(18)))
             return db.execute("SELECT token FROM reviewers WHERE name=?", (name,)).fetchone()["token"]
@@ -280,10 +279,12 @@ class ReviewStore:
             if row:
                 return row["id"]
             position = db.execute("SELECT COALESCE(MAX(position), -1) + 1 AS p FROM items WHERE reviewer=?", (reviewer,)).fetchone()["p"]
-            return db.execute(
+            inserted = db.execute(
                 "INSERT INTO items (reviewer, position, pair_id, swapped, showing) VALUES (?, ?, ?, ?, ?)",
                 (reviewer, position, pair_id, int(swapped), showing),
             ).lastrowid
+            assert inserted is not None  # set by the INSERT
+            return inserted
 
     # votes -------------------------------------------------------------------------------------------------
     def record_vote(
@@ -294,7 +295,7 @@ class ReviewStore:
         shown: str,
         mode: str,
         event_id: str | None = None,
-        criteria: dict[str, str] | None = None,
+        criteria: Mapping[str, str] | None = None,
         comment: str = "",
         plays: dict[str, int] | None = None,
         seconds_on_item: float | None = None,

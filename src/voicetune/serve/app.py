@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, Request
@@ -62,12 +62,12 @@ QUEUE = 8
 
 def _unicode(value: object) -> object:
     """Refuse a lone surrogate (JSON's ``"\\ud800"``): UTF-8 cannot encode it, so the tokenizer would fail on it."""
-    try:
-        if isinstance(value, str):
+    if isinstance(value, str):
+        try:
             value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(f"character {error.start} is a lone surrogate ({value[error.start]!a}): not valid Unicode text") \
-            from None
+        except UnicodeEncodeError as error:
+            raise ValueError(f"character {error.start} is a lone surrogate ({value[error.start]!a}): not valid Unicode text") \
+                from None
     return value
 
 
@@ -131,7 +131,7 @@ class ChatRequest(BaseModel):
     seed: Seed | None = None
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None) -> JSONResponse:
+def _error(status: int, message: str, kind: str = "invalid_request_error", headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The one error shape: one line (a user's text quoted in it is clipped, and a lone surrogate escaped)."""
     line = " ".join(str(message).split()).encode("utf-8", "backslashreplace").decode("utf-8")
     line = line if len(line) <= 500 else line[:499] + "\u2026"
@@ -181,7 +181,8 @@ class Queue:
             if self.admitted > self.depth:
                 return None
             self.admitted += 1
-            ahead, entered, left = self.admitted - 1, time.monotonic(), []
+            ahead, entered = self.admitted - 1, time.monotonic()
+        left: list[bool] = []
 
         def leave() -> None:
             with self._lock:
@@ -212,7 +213,7 @@ def chat_turn(body: ChatRequest):
         if not messages or messages[-1].role != "assistant":
             raise VoicetuneError("give the draft as 'draft', or as the last message with role 'assistant'")
         draft, messages = messages[-1].content, messages[:-1]
-    if blank(draft):
+    if draft is None or blank(draft):  # None: not after the filter above
         raise VoicetuneError(BLANK_DRAFT)
     history = [{"role": "user" if m.role == "user" else "agent", "text": m.content} for m in messages]
     return make_turn(history, draft, body.facts)
@@ -236,7 +237,7 @@ async def _body(events: Iterator[str], leave: Callable[[], None]) -> AsyncIterat
     """``events`` read in the threadpool (each may wait for the model); the request leaves the queue when they end
     or the client hangs up."""
     try:
-        while (event := await run_in_threadpool(next, events, _END)) is not _END:
+        while (event := await run_in_threadpool(next, events, None)) is not None:  # events are never None
             yield event
     finally:
         leave()

@@ -39,13 +39,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from voicetune.errors import VoicetuneError
 from voicetune.models.loading import DEFAULT_MODEL, EMBEDDED, cache_dir, is_adapter_stack, resolve_model, write_merged
-from voicetune.records import _write_error, commit_file, ensure_dir, missing_reason, refuse_overwriting_input, temporary_file
+from voicetune.records import (
+    _write_error,
+    commit_file,
+    ensure_dir,
+    missing_reason,
+    refuse_overwriting_input,
+    temporary_file,
+)
+from voicetune.threads import choose_threads
 
 QUANTS = ("q4_k_m", "q8_0", "f16")
 
@@ -59,7 +67,8 @@ _PROGRESS = re.compile(r"\d+%\|")
 _LOG_PREFIX = re.compile(r"^ERROR:[\w.-]+:")
 # llama.cpp's summary after quantising: "... WARNING: 180 of 272 tensor(s) required fallback quantization".
 _FALLBACK_SUMMARY = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback quantization")
-# llama.cpp's line per tensor: "warning: blk.0.attn_k.weight - ncols 576 not divisible by 256 ... -> falling back to q5_0".
+# llama.cpp's line per tensor:
+# "warning: blk.0.attn_k.weight - ncols 576 not divisible by 256 ... -> falling back to q5_0".
 _FALLBACK_LINE = re.compile(r"falling back to\s+(\w+)")
 
 # The quantizer's subprocess: argv is (input, output, ftype name, threads). The current folder is dropped
@@ -110,7 +119,9 @@ def _converter_script() -> Path:
 def _check_quantizer() -> None:
     """Raise unless llama-cpp-python (llama.cpp's quantizer) can be found."""
     if importlib.util.find_spec("llama_cpp") is None:
-        raise VoicetuneError("--quant q4_k_m needs llama.cpp's quantizer: pip install 'voicetune[server]'; or use --quant q8_0 or f16")
+        raise VoicetuneError(
+            "--quant q4_k_m needs llama.cpp's quantizer: pip install 'voicetune[server]'; or use --quant q8_0 or f16"
+        )
 
 
 def _model_dir(model: str) -> Path:
@@ -128,7 +139,9 @@ def _model_dir(model: str) -> Path:
     if path.is_dir():
         if not (path / "config.json").is_file():
             if (path / "adapter_config.json").is_file():
-                raise VoicetuneError(f"{path}: a LoRA adapter, not a model: export the trained model (runs/NAME/train/model)")
+                raise VoicetuneError(
+                    f"{path}: a LoRA adapter, not a model: export the trained model (runs/NAME/train/model)"
+                )
             raise VoicetuneError(f"{path}: not a model directory (no config.json)")
         if is_adapter_stack(path):
             return path
@@ -140,7 +153,8 @@ def _model_dir(model: str) -> Path:
         raise VoicetuneError(f"{path}: not a model directory or a .gguf file")
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
         return _cached_hub_model(model)
-    raise VoicetuneError(f"{model}: no such model directory (expected '{DEFAULT_MODEL}', a merged model directory such as runs/NAME/train/model, or a .gguf file)")
+    raise VoicetuneError(f"{model}: no such model directory (expected '{DEFAULT_MODEL}', a model directory such as "
+                         "runs/NAME/train/model, or a .gguf file)")
 
 
 @contextmanager
@@ -159,12 +173,13 @@ def _plain_folder(source: Path, log: Callable[[str], None]) -> Iterator[Path]:
 def _cached_hub_model(repo_id: str) -> Path:
     """A hub model already in the local Hugging Face cache; export never downloads one."""
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # noqa: PLC0415 (heavy: huggingface_hub)
 
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # not cached, an invalid id, or no huggingface_hub: the same answer for the user
         raise VoicetuneError(
-            f"{repo_id}: no such model directory, nor a hub model in the local Hugging Face cache (export works offline: "
+            f"{repo_id}: no such model directory, nor a hub model in the local Hugging Face cache "
+            "(export works offline: "
             f"download it first, e.g. `hf download {repo_id} --local-dir DIR`, and export DIR)"
         ) from None
 
@@ -175,7 +190,9 @@ def _last_line(output: str) -> str:
     (``ERROR:hf-to-gguf:``) is dropped."""
     lines = [line.strip() for line in re.split(r"[\r\n]+", output)]
     lines = [line for line in lines if line and not _PROGRESS.search(line)]
-    errors = [line for line in lines if line.lower().startswith("error") or "failed to" in line or re.match(r"^[\w.]*(Error|Exception)\b", line)]
+    errors = [line for line in lines
+              if line.lower().startswith("error") or "failed to" in line
+              or re.match(r"^[\w.]*(Error|Exception)\b", line)]
     chosen = _LOG_PREFIX.sub("", (errors or lines or ["(no output)"])[-1]).strip() or "(no message)"
     return chosen if len(chosen) <= 400 else chosen[:400] + "..."
 
@@ -183,7 +200,8 @@ def _last_line(output: str) -> str:
 def _run(command: list[str], env: dict[str, str], what: str, hint: str = "") -> str:
     """Run a tool with its output captured; a failure is a :class:`VoicetuneError` with its last line."""
     try:
-        done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace")
     except OSError as error:
         raise VoicetuneError(f"{what} failed: cannot start {command[0]} ({error.strerror or error})") from None
     if done.returncode != 0:
@@ -206,7 +224,8 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
                 log: Callable[[str], None] = print) -> dict:
     """Export ``model`` as one GGUF file at ``out``, quantised as ``quant`` (one of :data:`QUANTS`).
 
-    ``model``: a trained model (``runs/NAME/train/model``) or another Hugging Face model directory, a packaged model name
+    ``model``: a trained model (``runs/NAME/train/model``) or another Hugging Face model directory, a packaged model
+    name
     (``smollm2-135m``), a ``.gguf`` file (converted to a directory once, then exported again), or a hub id
     that is already in the local Hugging Face cache. ``threads``: the quantizer's (and converter's) threads
     (default: :func:`voicetune.threads.choose_threads`). ``log`` gets one line per phase.
@@ -234,22 +253,23 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
     if out.is_symlink() and not out.exists():
         raise VoicetuneError(f"{out}: {missing_reason(out)}; give the GGUF file to write (--gguf)")
     local = Path(model).expanduser()
-    refuse_overwriting_input(out, local if local.exists() else None)  # checked before the converter, which may be missing
+    # checked before the converter, which may be missing
+    refuse_overwriting_input(out, local if local.exists() else None)
     script = _converter_script()
     if wanted == "q4_k_m":
         _check_quantizer()
     source = _model_dir(model)
-    # the converter reads the model folder whole (config, tokenizer, weights) and a .gguf model was converted from its file
+    # the converter reads the model folder whole (config, tokenizer, weights); a .gguf model was converted from its file
     refuse_overwriting_input(out, source, local if local.suffix == ".gguf" else None)
-
-    from voicetune.threads import choose_threads
 
     threads = choose_threads(threads)
     ensure_dir(out.parent, for_file=out)
 
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads),
+               PYTHONUNBUFFERED="1")
     # Only the converter sees its folder (and so its own gguf package) on the path.
-    converter_env = dict(env, PYTHONPATH=os.pathsep.join(p for p in (str(script.parent), env.get("PYTHONPATH", "")) if p))
+    converter_path = os.pathsep.join(p for p in (str(script.parent), env.get("PYTHONPATH", "")) if p)
+    converter_env = dict(env, PYTHONPATH=converter_path)
 
     temporaries: list[Path] = []
     try:
@@ -269,20 +289,22 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
         name = out.name.removesuffix(".gguf") or "voicetune"
         with _plain_folder(source, log) as folder:
             log(f"converting {model} to {outtype} (llama.cpp's convert_hf_to_gguf)")
-            _run([sys.executable, str(script), "--outtype", outtype, "--outfile", str(outfile.absolute()), "--model-name", name, str(folder.absolute())],
-                 converter_env, f"converting {model} to GGUF", hint)
+            _run([sys.executable, str(script), "--outtype", outtype, "--outfile", str(outfile.absolute()),
+                  "--model-name", name, str(folder.absolute())], converter_env, f"converting {model} to GGUF", hint)
         if not converted.is_file() or converted.stat().st_size == 0:
             raise VoicetuneError(f"converting {model} to GGUF failed: the converter wrote nothing to {converted}")
 
         fallback = 0
         if wanted == "q4_k_m":
             log(f"quantizing to q4_k_m (llama.cpp, {threads} thread{'s' * (threads != 1)})")
-            output = _run([sys.executable, "-c", _QUANTIZE, str(converted.absolute()), str(target.absolute()), "LLAMA_FTYPE_MOSTLY_Q4_K_M", str(threads)],
+            output = _run([sys.executable, "-c", _QUANTIZE, str(converted.absolute()), str(target.absolute()),
+                           "LLAMA_FTYPE_MOSTLY_Q4_K_M", str(threads)],
                           env, "quantizing to q4_k_m")
             fallback = _fallbacks(output)
             if fallback:
                 kinds = sorted(set(_FALLBACK_LINE.findall(output)))
-                log(f"  {fallback} tensors use a fallback type ({'/'.join(kinds) or 'q5_0/q8_0'}): their rows are not a multiple of 256, as Q4_K needs")
+                log(f"  {fallback} tensors use a fallback type ({'/'.join(kinds) or 'q5_0/q8_0'}): "
+                    "their rows are not a multiple of 256, as Q4_K needs")
 
         try:
             commit_file(target, out)

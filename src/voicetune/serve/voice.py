@@ -14,20 +14,32 @@ stream the chosen response after it is chosen.
 
 from __future__ import annotations
 
+import importlib.util
 import queue
 import re
 import threading
 import time
 import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from voicetune.errors import VoicetuneError
-from voicetune.models.generate import DEFAULT_SAMPLING, SamplingConfig
-from voicetune.models.prompts import build_messages, load_style_prompt
+from voicetune.judge.decode import pick
+from voicetune.models.generate import (
+    DEFAULT_SAMPLING,
+    HTTPBackend,
+    LlamaCppBackend,
+    SamplingConfig,
+    TransformersBackend,
+    VLLMBackend,
+)
+from voicetune.models.loading import EMBEDDED, embedded_gguf
+from voicetune.models.prompts import DRAFT_CHARS, _clip, build_messages, compact_draft, load_style_prompt
+from voicetune.quality import score_response
 from voicetune.quality.text import sentence_spans
 from voicetune.records import Message, Turn
+from voicetune.threads import apply_threads
 
 BACKENDS = ("auto", "transformers", "llama.cpp", "vllm")
 
@@ -70,7 +82,8 @@ def sentence_chunks(pieces: Iterable[str], first_clause_words: int | None = 4) -
     for piece in pieces:
         buffer += piece
         if first:
-            clause = next((m for m in CLAUSE_END.finditer(buffer) if len(buffer[: m.start()].split()) >= first_clause_words), None)
+            least = first_clause_words or 0
+            clause = next((m for m in CLAUSE_END.finditer(buffer) if len(buffer[: m.start()].split()) >= least), None)
             spans = sentence_spans(buffer)
             if clause is not None and (len(spans) < 2 or clause.start() < spans[0][1]):
                 yield buffer[: clause.start()].strip()
@@ -190,7 +203,6 @@ class Voice:
     def _choose(self, turn: Turn, candidates: list[str]) -> Spoken:
         if not self.decoded:
             return Spoken(text=candidates[0])
-        from voicetune.judge.decode import pick
 
         decoded = pick(turn, candidates, self.scorer, guard=self.guard, selector=self.selector)
         return Spoken(text=decoded.text, fallback=decoded.fallback, candidates=len(candidates), refused=decoded.refused,
@@ -209,8 +221,6 @@ class Voice:
         if not hasattr(self.backend, "prefill") or not self.lock.acquire(blocking=False):
             return 0
         try:
-            from voicetune.models.prompts import DRAFT_CHARS, _clip, compact_draft
-
             text = (turn.draft or "") if draft_so_far is None else draft_so_far
             marker = "\u2063DRAFT\u2063"  # invisible separators: never in a real draft
             messages = build_messages(turn.model_copy(update={"draft": marker, "facts": None}), self.style_prompt)
@@ -268,8 +278,6 @@ class Voice:
 
 
 def _scores(turn: Turn, text: str, scorer) -> dict[str, float]:
-    from voicetune.quality import score_response
-
     return score_response(turn, text, scorer).scores
 
 
@@ -299,11 +307,6 @@ def load_backend(model: str, backend: str = "auto", *, threads: int | None = Non
     embedded model), ``llama.cpp`` (a ``.gguf`` file, or the embedded model's GGUF), ``vllm``,
     ``endpoint:URL`` (an OpenAI-compatible server; ``model`` is the name it expects), or ``auto``: llama.cpp
     for a ``.gguf`` file when llama-cpp-python is installed, else transformers."""
-    import importlib.util
-
-    from voicetune.models.generate import HTTPBackend, LlamaCppBackend, TransformersBackend, VLLMBackend
-    from voicetune.models.loading import EMBEDDED, embedded_gguf
-
     if backend.startswith("endpoint:"):
         return HTTPBackend(backend.removeprefix("endpoint:"), api_model or model)
     check_backend(backend)
@@ -331,8 +334,6 @@ def load_voice(model: str, backend: str = "auto", *, best_of: int = 1, guard: bo
                api_model: str | None = None) -> Voice:
     """A :class:`Voice` for a model spec and backend (see :func:`load_backend`); ``style``: a system prompt
     file or ``default`` (the voice style prompt), for a model not trained on spoken targets."""
-    from voicetune.threads import apply_threads
-
     apply_threads(threads)
     sampling = SamplingConfig.at(temperature, max_new_tokens=max_new_tokens, seed=seed)
     return Voice(load_backend(model, backend, threads=threads, api_model=api_model), name=Path(model).name if "/" in model else model,

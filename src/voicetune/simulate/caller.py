@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from difflib import SequenceMatcher
+from typing import Protocol
 
-from voicetune.quality.meaning import claims, content_stems
-from voicetune.quality.text import MARKDOWN_LINE, sentences, spoken_to_digits, words
+from voicetune.quality.facts import fact_conveyed
+from voicetune.quality.meaning import claims, content_stems, support
+from voicetune.quality.text import MARKDOWN_LINE, compact, sentences, spoken_to_digits, words
 from voicetune.simulate.config import CallerModel
 
 #: Digit groups said apart belong together ("five five two seven" -> 5527): one information unit.
@@ -92,11 +95,6 @@ def heard_fact(fact, heard: str, similarity: float | None = None) -> bool:
     letters and digits only, matches the fact's at ``similarity`` or more (difflib's ratio). Speech recognition
     writes "8.30 a.m." for "08:30 AM" and "g dot whitcombe at example dot org" for an address: heard. A name
     that comes back as another word ("Pruitt" as "per it") is not."""
-    from difflib import SequenceMatcher
-
-    from voicetune.quality.facts import fact_conveyed
-    from voicetune.quality.text import compact
-
     if fact_conveyed(fact, heard):
         return True
     if similarity is None:
@@ -128,8 +126,6 @@ def redundant_claims(text: str, earlier: Sequence[str], overlap: float, nli=None
         if stems and any(len(stems & turn) >= overlap * len(stems) for turn in said):
             repeated.append(claim)
     if nli is not None and rules is not None:
-        from voicetune.quality.meaning import support
-
         rest = [c for c in found if c not in repeated]
         repeated += [c.text for c in support(rest, list(earlier), nli, rules) if c.support >= rules.entail_high]
     return repeated

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from voicetune.asr import Transcriber
 from voicetune.errors import VoicetuneError
 from voicetune.progress import bar
 from voicetune.quality.speech import estimate_seconds
+from voicetune.tts import Synthesizer
 
 CHANNELS = ("text", "speech")
 TIMINGS = ("tts", "estimate")
@@ -191,10 +193,8 @@ class TextChannel(_CachedChannel):
     def __init__(self, tts: str = "auto", cache: str | Path | None = None, timing: str = "tts"):
         if timing not in TIMINGS:
             raise VoicetuneError(f"unknown timing '{timing}': use {' or '.join(TIMINGS)}")
-        self.synthesizer = None
+        self.synthesizer: Synthesizer | None = None
         if timing == "tts":
-            from voicetune.tts import Synthesizer
-
             synthesizer = Synthesizer(tts)
             if synthesizer.engine != "browser":
                 self.synthesizer = synthesizer
@@ -213,7 +213,9 @@ class TextChannel(_CachedChannel):
     def _compute(self, text: str) -> Heard:
         if self.synthesizer is None:
             return Heard(text=text, seconds=estimate_seconds(text), timing="estimate")
-        return Heard(text=text, seconds=float(self.synthesizer.speak(text).seconds), timing=self.timing)
+        speech = self.synthesizer.speak(text)
+        assert speech is not None  # the browser engine is never kept (see __init__)
+        return Heard(text=text, seconds=float(speech.seconds), timing=self.timing)
 
 
 class SpeechChannel(_CachedChannel):
@@ -229,9 +231,6 @@ class SpeechChannel(_CachedChannel):
     _label = "speaking + transcribing"
 
     def __init__(self, tts: str = "auto", cache: str | Path | None = None, asr_model: str = "tiny.en", threads: int | None = None):
-        from voicetune.asr import Transcriber
-        from voicetune.tts import Synthesizer
-
         synthesizer = Synthesizer(tts, threads=threads)
         if synthesizer.engine == "browser":
             why = "tts 'browser' speaks in the reviewer's browser" if str(tts).strip().lower() == "browser" else "no TTS engine is installed"
@@ -252,6 +251,7 @@ class SpeechChannel(_CachedChannel):
 
     def _compute(self, text: str) -> Heard:
         speech = self.synthesizer.speak(text)
+        assert speech is not None  # the browser engine is refused (see __init__)
         transcript = self.transcriber.transcribe(speech.wav)
         return Heard(text=transcript, seconds=float(speech.seconds), timing=self.timing, transcript=transcript)
 

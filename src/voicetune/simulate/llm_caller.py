@@ -25,9 +25,10 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from voicetune.errors import VoicetuneError
 from voicetune.models.chat import CachedChat, ChatCache

@@ -28,10 +28,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
+from voicetune.data import load_turns
 from voicetune.errors import VoicetuneError
+from voicetune.evaluate.run import all_responses, default_comparisons, parse_comparison
+from voicetune.evaluate.stats import bootstrap_interval, non_inferiority, paired_bootstrap, relative_change
+from voicetune.evaluate.systems import parse_system
+from voicetune.judge.learned import default_judge
+from voicetune.provenance import hash_records, package_version
+from voicetune.quality import score_response
+from voicetune.quality.facts import turn_facts
 from voicetune.quality.findings import contradicts
+from voicetune.quality.nli import load_nli
+from voicetune.quality.scorer import prefetch_meaning
 from voicetune.quality.text import MARKDOWN_LINE, sentences, words
 from voicetune.records import (
     Turn,
@@ -44,8 +55,11 @@ from voicetune.records import (
     refuse_overwriting_input,
     write_records,
 )
+from voicetune.settings import dump_yaml
 from voicetune.simulate.caller import RuleCaller, heard_fact, redundant_claims
+from voicetune.simulate.channel import Channel, Heard, make_channel
 from voicetune.simulate.config import CallerModel, SimConfig
+from voicetune.simulate.llm_caller import LLMCaller, default_personas, load_personas
 
 Log = Callable[[str], None]
 #: The per-call figures, in the order tables show them.
@@ -113,8 +127,6 @@ def group_calls(turns: Sequence[Turn]) -> dict[str, list[Turn]]:
 def load_call_turns(spec: str) -> list[Turn]:
     """The turns of ``spec`` (``builtin:SPLIT``, ``spoken:...`` or a turn records file) checked for calls
     (:func:`check_call_turns`), a file's problems named by line."""
-    from voicetune.data import load_turns
-
     if spec.startswith(("builtin", "spoken")):
         turns = load_turns(spec)
         check_call_turns(((None, turn) for turn in turns), spec)
@@ -166,13 +178,11 @@ class CallResult:
 class _Simulator:
     """Replays calls for one configuration; the channel and the scorer's verdicts are shared and cached."""
 
-    def __init__(self, config: SimConfig, channel, caller, heard: dict[str, object], log: Log = print):
-        from voicetune.quality.nli import load_nli
-
+    def __init__(self, config: SimConfig, channel: Channel, caller, heard: dict[str, Heard], log: Log = print):
         self.config = config
         self.channel = channel
         self.caller = caller
-        self.heard = heard  # text -> Heard
+        self.heard = heard
         self.timing = config.timing_model
         meaning = config.scorer.meaning
         self.nli = load_nli(meaning.model, meaning.threads) if meaning.model != "none" else None
@@ -188,10 +198,8 @@ class _Simulator:
         todo = list({(t.id, text): (t, text) for t, text in items if (t.id, text) not in self._usable and text.strip()}.values())
         if not todo:
             return
-        from voicetune.judge.learned import default_judge
-
         judge = default_judge(self.config.scorer, log=self.log)
-        for (turn, text), verdict in zip(todo, judge.assess([t for t, _ in todo], [x for _, x in todo])):
+        for (turn, text), verdict in zip(todo, judge.assess([t for t, _ in todo], [x for _, x in todo]), strict=True):
             self._usable[(turn.id, text)] = (verdict.usable, verdict.failure)
 
     def usable(self, turn: Turn, text: str) -> tuple[bool, str | None]:
@@ -205,7 +213,7 @@ class _Simulator:
             self.judge_usable([(turn, text)])
         return self._usable[(turn.id, text)]
 
-    def hear(self, text: str):
+    def hear(self, text: str) -> Heard:
         if text not in self.heard:
             self.heard[text] = self.channel.hear(text)
         return self.heard[text]
@@ -214,22 +222,18 @@ class _Simulator:
         return len(words(text)) * 60.0 / self.timing.caller_words_per_minute
 
     def required(self, turn: Turn) -> tuple:
-        from voicetune.quality.facts import turn_facts
-
         if turn.id not in self._facts:
             self._facts[turn.id] = tuple(f for f in turn_facts(turn, self.config.scorer.facts) if f.required)
         return self._facts[turn.id]
 
     def contradicted(self, turn: Turn, text: str) -> bool:
-        from voicetune.quality import score_response
-
         key = (turn.id, text)
         if key not in self._contradiction:
             findings = score_response(turn, text, self.config.scorer).findings
             self._contradiction[key] = contradicts(findings, self.config.scorer.meaning.entail_low)
         return self._contradiction[key]
 
-    def _agent_says(self, result: CallResult, text: str, kind: str, k: int, heard_so_far: list, caller_model: CallerModel) -> object:
+    def _agent_says(self, result: CallResult, text: str, kind: str, k: int, heard_so_far: list, caller_model: CallerModel) -> Heard:
         """The agent says ``text`` (a turn, or the rest), and the caller asks to hear it again as often as the
         caller decides: each request a caller turn and the agent's repeat."""
         heard = self.hear(text)
@@ -325,8 +329,6 @@ def _per_call(results: Sequence[CallResult], metric: str) -> dict[str, float]:
 def system_figures(results: Sequence[CallResult], seed: int = 0) -> dict:
     """Each metric's mean over calls and seeds with a 95% bootstrap interval over calls (seeds of one call
     stay together), and the timing sources used."""
-    from voicetune.evaluate.stats import bootstrap_interval
-
     figures: dict = {"calls": len({r.call for r in results}), "simulated": len(results)}
     for metric in METRICS + ("facts_heard", "rest_requests", "abandoned", "contradicted", "redundant", "unusable_turns"):
         per_call = list(_per_call(results, metric).values())
@@ -339,10 +341,6 @@ def system_figures(results: Sequence[CallResult], seed: int = 0) -> dict:
 def compare(a: Sequence[CallResult], b: Sequence[CallResult], margin: float, seed: int = 0) -> dict:
     """A against B on the same calls and seeds: the paired relative change of each count and the duration
     with a bootstrap CI over calls, the resolution difference and the non-inferiority test."""
-    import numpy as np
-
-    from voicetune.evaluate.stats import non_inferiority, paired_bootstrap, relative_change
-
     out: dict = {}
     for metric in ("repeat_requests", "turns", "duration_seconds"):
         pa, pb = _per_call(a, metric), _per_call(b, metric)
@@ -468,8 +466,6 @@ class _LLMRepeats:
 def _make_caller(config: SimConfig, cache: Path):
     if config.caller == "rules":
         return RuleCaller(config.caller_model)
-    from voicetune.simulate.llm_caller import LLMCaller, default_personas, load_personas
-
     options = config.llm
     if not options.endpoint or not options.model:
         raise VoicetuneError("caller: llm needs llm.endpoint and llm.model (an OpenAI-compatible endpoint)")
@@ -527,13 +523,6 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
     one and a half times its value (on the same responses and channel, so only the caller changes), and the
     comparisons under each setting are added to the summary.
     """
-    from voicetune.evaluate.run import all_responses, default_comparisons, parse_comparison
-    from voicetune.evaluate.systems import parse_system
-    from voicetune.provenance import hash_records, package_version
-    from voicetune.quality.scorer import prefetch_meaning
-    from voicetune.settings import dump_yaml
-    from voicetune.simulate.channel import make_channel
-
     out = Path(out)
     systems = [parse_system(text) for text in config.systems]
     names = [s.name for s in systems]
@@ -563,7 +552,7 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
     channel = make_channel(config.channel, tts=config.tts, cache=out / "channel.sqlite", timing=config.timing)
     texts = sorted({text for by_seed in responses.values() for answers in by_seed.values() for text in answers.values()})
     log(f"hearing {len(texts)} distinct agent turns through the {config.channel} channel")
-    heard = dict(zip(texts, channel.hear_many(texts, progress=progress)))
+    heard = dict(zip(texts, channel.hear_many(texts, progress=progress), strict=True))
     by_id = {t.id: t for t in turns}
     prefetch_meaning(((by_id[i], heard[text].text) for by_seed in responses.values() for answers in by_seed.values()
                       for i, text in answers.items() if i in by_id), config.scorer, progress=progress)
@@ -575,7 +564,7 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
     summary: dict = {
         "conversations": config.conversations, "calls": len(calls), "seeds": config.seeds, "channel": config.channel,
         "caller": caller.name, "timing": dict(timing), "margin": config.margin,
-        "systems": {name: {"spec": s.spec, **system_figures(results[name])} for name, s in zip(names, systems)},
+        "systems": {name: {"spec": s.spec, **system_figures(results[name])} for name, s in zip(names, systems, strict=True)},
         "comparisons": _comparisons(results, pairs, config.margin),
         "manifest": {"version": package_version(), "data": hash_records(turns), "caller": caller.describe(), "channel": channel.describe()},
     }

@@ -324,7 +324,8 @@ def _fit_and_save(trainer, folder: Path, tokenizer, label: str, parent: str, sav
     lora = hasattr(model, "merge_and_unload")
     stacked = lora and stack_base(parent) is not None
     if stacked:
-        save_adapter_stack(policy, parent, model, tokenizer, folder.name if folder.name == "sft" else f"{folder.parent.name}-{folder.name}")
+        name = folder.name if folder.name == "sft" else f"{folder.parent.name}-{folder.name}"  # sft, round1-dpo, ...
+        save_adapter_stack(policy, parent, model, tokenizer, name)
     if not stacked or save_merged:
         with building_folder(folder / "merged" if stacked else policy) as building:
             (model.merge_and_unload() if lora else model).save_pretrained(building, safe_serialization=True)
@@ -381,7 +382,8 @@ def _training_settings(config: TrainConfig, stage) -> dict:
 def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Path, metrics: Path, log: Log) -> tuple[str, bool]:
     """Supervised fine-tuning on (prompt, spoken target); returns the policy's directory (``folder/model``)."""
     step = _step(folder, [folder], {"model": model_identity(model_spec), "targets": hash_file(targets_path),
-                                    "config": _training_settings(config, config.sft), "output": "model/"}, log, name="sft")
+                                    "config": _training_settings(config, config.sft), "output": "model/"},
+                 log, name="sft")
     if step.done and (policy := _finished_policy(folder, config.save_merged)):
         log("SFT: done already")
         return policy, False
@@ -411,7 +413,8 @@ def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path
     """DPO from the current policy on (chosen, rejected) pairs; the reference model's log-probabilities are
     computed once before training. Returns the policy's directory (``folder/model``)."""
     step = _step(folder, [folder], {"policy": hash_tree(model_path), "pairs": hash_file(pairs_path),
-                                    "config": _training_settings(config, config.dpo), "output": "model/"}, log, name=f"{folder.parent.name}/dpo")
+                                    "config": _training_settings(config, config.dpo), "output": "model/"},
+                 log, name=f"{folder.parent.name}/dpo")
     if step.done and (policy := _finished_policy(folder, config.save_merged)):
         log("DPO: done already")
         return policy, False

@@ -9,17 +9,16 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import inflect
 from num2words import num2words
 
 from voicetune.data.corrupt.context import draft_money, draft_times
 from voicetune.data.corrupt.numbers import NUM_WORD, ORDINAL_ALTERNATION, ORDINALS, RUN, say, say_two, segments
 from voicetune.data.corrupt.text import at_sentence_start, replace_with_article, tidy
+from voicetune.verbalize import inflect_engine
 
 MONTH_NAMES = list(calendar.month_name)[1:]
 WEEKDAYS = list(calendar.day_name)
 _MONTHS = "|".join(MONTH_NAMES)
-_INFLECT = inflect.engine()
 _ORDINAL = re.compile(rf"(?i)\b({ORDINAL_ALTERNATION})\b")
 _MONTH_BEFORE = re.compile(rf"\b({_MONTHS})\s+(?:the\s+)?$")
 _THE_DAY_AFTER = re.compile(
@@ -93,7 +92,7 @@ class Amount:
 def unit_of(words: str) -> str:
     """The singular of the noun after a count ("business days" -> "business day")."""
     words = words.lower()
-    return _INFLECT.singular_noun(words) or words
+    return inflect_engine().singular_noun(words) or words
 
 
 def _half_from_marker(marker: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from voicetune.quality.facts import MONEY, TIME, context_numbers, spoken_view
+from voicetune.quality.facts import MONEY, TIME, context_numbers, money_value, spoken_view
 from voicetune.records import Turn
 
 _HALF = re.compile(r"([AaPp])\.?\s?[Mm]")
@@ -24,13 +24,6 @@ def draft_of(turn: Turn | None) -> str:
     return (turn.draft or "") if turn is not None else ""
 
 
-def _money_cents(text: str) -> int:
-    """The cents of a money amount as written ("$1,095.50" -> 109550)."""
-    number = re.search(r"\d[\d,]*(?:\.\d{1,2})?", text)
-    dollars, _, cents = (number.group(0) if number else "0").replace(",", "").partition(".")
-    return int(dollars) * 100 + (int((cents + "00")[:2]) if cents else 0)
-
-
 def _hour_minute(text: str) -> tuple[int, int]:
     """``(hour, minute)`` of a written clock time as written ("19:05" -> (19, 5))."""
     match = re.match(r"\s*(\d{1,2})(?::(\d{2}))?", text)
@@ -40,7 +33,7 @@ def _hour_minute(text: str) -> tuple[int, int]:
 @lru_cache(maxsize=4096)
 def draft_money(draft: str) -> frozenset[int]:
     """Money amounts (in cents) a written draft states."""
-    return frozenset(_money_cents(match.group(0)) for match in MONEY.finditer(draft))
+    return frozenset(100 * dollars + cents for dollars, cents in (money_value(match.group(0)) for match in MONEY.finditer(draft)))
 
 
 @lru_cache(maxsize=4096)

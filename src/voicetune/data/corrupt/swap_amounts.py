@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 import re
 
-import inflect
-
 from voicetune.data.corrupt.amounts import (
     KIND_RANK,
     MONTH_NAMES,
@@ -22,6 +20,7 @@ from voicetune.data.corrupt.context import draft_money, draft_of, draft_times_wi
 from voicetune.data.corrupt.text import Rewrite, best_option
 from voicetune.quality.facts import context_numbers
 from voicetune.records import Turn
+from voicetune.verbalize import inflect_engine
 
 # Words between two amounts that leave them interchangeable: "one on the twenty-eighth, the other on the thirtieth".
 _NEUTRAL_GAP = re.compile(
@@ -31,7 +30,6 @@ _NEUTRAL_GAP = re.compile(
     r"|[\s,;:-]"
 )
 _MONTH_ABBREVIATIONS = [m[:3] for m in MONTH_NAMES]
-_INFLECT = inflect.engine()
 #: ``((how far apart, 0 for a swap or 1 for a figure from the draft, kind rank), text, why)``.
 _Option = tuple[tuple[int, int, int], str, str]
 
@@ -91,7 +89,7 @@ def _draft_alternatives(amount: Amount, draft: str) -> list[int | tuple[int, int
             (hour, minute) for hour, minute, half in times if not amount.half or not half or half == amount.half
         )
     if amount.kind == "count" and amount.unit:
-        unit = f"(?:{re.escape(_INFLECT.plural_noun(amount.unit))}|{re.escape(amount.unit)})"
+        unit = f"(?:{re.escape(inflect_engine().plural_noun(amount.unit))}|{re.escape(amount.unit)})"
         pattern = rf"(?<![\d.,])(\d{{1,3}}(?:,\d{{3}})+|\d+)[ -]{unit}\b"  # "3 days", not the 3 of "17.3 inches"
         return sorted({int(n.replace(",", "")) for n in re.findall(pattern, draft, re.I)} - {0, 1})
     if amount.kind == "date" and amount.month:

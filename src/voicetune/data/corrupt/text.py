@@ -8,16 +8,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import inflect
 from num2words import num2words
 
 from voicetune.quality.text import sentence_spans, words
+from voicetune.verbalize import inflect_engine
 
 #: A rewritten response and one plain sentence saying why it is worse.
 Rewrite = tuple[str, str]
 
 APOS = "['’]"
-_INFLECT = inflect.engine()
 _LEADING_NUMBER = re.compile(r"\$?(\d{1,3}(?:,\d{3})+|\d+)")
 
 
@@ -77,7 +76,7 @@ def article_for(word: str) -> str:
     """ "a" or "an" before ``word`` (by its first sound, as ``inflect`` hears it; a figure as it is said)."""
     number = _LEADING_NUMBER.match(word)
     spoken = num2words(int(number.group(1).replace(",", ""))) if number else word
-    return str(_INFLECT.a(spoken)).split(" ", 1)[0]
+    return str(inflect_engine().a(spoken)).split(" ", 1)[0]
 
 
 def replace_with_article(text: str, start: int, end: int, new: str, tidy_up: bool = True) -> str:
