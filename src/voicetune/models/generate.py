@@ -24,7 +24,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from voicetune.errors import VoicetuneError
-from voicetune.models.constrain import PromptNumbers
 from voicetune.models.loading import load_model, load_tokenizer, resolve_model
 from voicetune.models.prompts import build_messages
 from voicetune.progress import bar
@@ -131,6 +130,8 @@ class TransformersBackend:
                 "top_p": sampling.top_p if sampling.do_sample else None, "pad_token_id": self.tokenizer.pad_token_id}
         if sampling.numbers_from_prompt:
             from transformers import LogitsProcessorList  # noqa: PLC0415 (heavy: transformers)
+
+            from voicetune.models.constrain import PromptNumbers  # noqa: PLC0415 (heavy: torch, transformers)
 
             args["logits_processor"] = LogitsProcessorList([PromptNumbers(self.tokenizer, prompts, prompt_length)])
         return args

@@ -33,6 +33,7 @@ from voicetune.data.builtin import builtin_turns, expand_conversations
 from voicetune.data.formats import import_transcripts
 from voicetune.data.labelled import TAU_TRANSCRIPTS, default_shared_data
 from voicetune.records import Pair, Turn, jsonl_lines
+from voicetune.verbalize import formatted_draft
 
 HERE = Path(__file__).resolve().parent
 DOMAINS_DIR = HERE / "domains"
@@ -121,8 +122,6 @@ def _item_texts(ctx: dict[str, Turn]) -> dict[str, tuple[dict, str]]:
     items = _rows("items.jsonl")
     rebuild = [i for i in items if i["response"] is None and i["context"] in ctx]
     if rebuild:
-        from voicetune.verbalize import formatted_draft  # noqa: PLC0415 (heavy: inflect, 5 s to import)
-
         pipecat = [i for i in rebuild if i["system"] == "draft+pipecat"]
         formatted = dict(zip((i["id"] for i in pipecat), formatted_draft([ctx[i["context"]].draft or "" for i in pipecat]), strict=True))
     texts = {}
