@@ -1,7 +1,7 @@
 """What each kind of hard negative does: on held-out turns, does a trained policy prefer the right response to
 each kind of corruption of it more than the model it was trained from?
 
-Run: .venv/bin/python benchmarks/bench_negatives.py --reference runs/train/train/sft/merged \
+Run: .venv/bin/python benchmarks/bench_negatives.py --reference runs/train/train/sft/model \
         --model with=runs/train/model --model without=runs/train_nohn/model [--split test] [--limit 50]
 
 For every held-out turn with a spoken reference (the built-in ``--split``, never trained on), each corruption
@@ -24,10 +24,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def completion_logprobs(model_path: str, items: list[tuple[list[dict], str]], batch_size: int = 16) -> list[float]:
     """Sum of log-probabilities of each completion given its chat prompt."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    from voicetune.models.loading import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(model_path)
+    model = load_model(model_path, "fp32").eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     encoded = []
     for prompt, completion in items:

@@ -86,8 +86,8 @@ SLOW_TESTS = {
     "test_pipecat_integration.py::test_a_real_pipecat_tts_speaks_the_sentences",
     "test_simulate.py::test_the_speech_channel_garbles_markdown_and_the_caller_hears_the_transcript",
     "test_export.py::test_failed_conversion_leaves_nothing",
-    # measured at over a second: simulations, load and crash tests, and the learned judge on every call of the
-    # judge, score and eval commands (its first use in a session loads it: several seconds)
+    # measured at over a second: simulations, load, crash and timing tests, and the learned judge behind the judge,
+    # score and eval commands (each call re-reads the packaged labels; the first in a session also loads it)
     "test_simulate.py::test_sensitivity_reruns_each_parameter_at_half_and_one_and_a_half",
     "test_simulate.py::test_the_spoken_references_beat_the_drafts_read_aloud",
     "test_simulate.py::test_identical_systems_differ_by_exactly_zero_and_runs_are_deterministic",
@@ -96,6 +96,8 @@ SLOW_TESTS = {
     "test_review_app.py::test_load_20_reviewers_50_votes_each_nothing_lost_or_doubled",
     "test_review_app.py::test_a_killed_server_loses_no_acknowledged_vote",
     "test_review_app.py::test_admin_page_and_exports",
+    "test_pipecat_integration.py::test_an_interruption_drops_the_reply",
+    "test_threads.py::test_a_spinning_process_is_measured_and_our_own_work_is_not",
     "test_labelled.py::test_benchmark_runs_on_a_users_file",
     "test_learned_judge.py::test_the_packaged_labels_are_large_blind_and_split_by_conversation",
     "test_serve.py::test_best_of_n_returns_the_candidate_the_scorer_rates_highest",

@@ -117,7 +117,7 @@ def test_a_killed_run_resumes_and_a_changed_setting_redoes_only_what_reads_it(ru
     record = run_copy / "stages" / "simulate.fingerprint.json"
     record.write_text(record.read_text().replace('"status": "done"', '"status": "running"'))
     (run_copy / "simulate" / "summary.json").unlink()
-    model_stamp = (run_copy / "train" / "model" / "model.safetensors").stat().st_mtime_ns
+    model_stamp = (run_copy / "train" / "model" / "adapters.json").stat().st_mtime_ns
     log = Log()
     run(config, run_copy, log=log)
     assert log.ran() == {"simulate"} and log.skipped() == {"data", "train", "eval", "review"}
@@ -137,7 +137,7 @@ def test_a_killed_run_resumes_and_a_changed_setting_redoes_only_what_reads_it(ru
     log = Log()  # a new sampling temperature: eval and everything downstream of it, not the training
     run(tiny_run_config(tiny_model, simulate={"seeds": 3}, review={"sample": 8}, generation={"temperature": 0.5}), run_copy, log=log)
     assert log.ran() == {"eval", "review", "simulate"} and log.skipped() == {"data", "train"}
-    assert (run_copy / "train" / "model" / "model.safetensors").stat().st_mtime_ns == model_stamp
+    assert (run_copy / "train" / "model" / "adapters.json").stat().st_mtime_ns == model_stamp
 
 
 def _serve_votes(db: Path, then: str) -> subprocess.Popen:

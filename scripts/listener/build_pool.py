@@ -99,7 +99,7 @@ def truncate(text: str, rng: random.Random) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tuned", type=Path, required=True, help="the default training's run directory (model/, train/sft/merged/)")
+    parser.add_argument("--tuned", type=Path, required=True, help="the default training's run directory (model/, train/sft/model/)")
     parser.add_argument("--work", type=Path, default=Path("runs/listener"))
     parser.add_argument("--systems", default="base,prompted,tuned")
     parser.add_argument("--static-only", action="store_true", help="only the contexts no model answers (and not the training's): "
@@ -110,7 +110,7 @@ def main() -> None:
     turns = contexts(sampled=sampled)
     print(f"{len(turns)} contexts")
     specs = {"base": "smollm2-135m", "prompted": "smollm2-135m+voice", "tuned": str(args.tuned / "model"),
-             "tuned-sft": str(args.tuned / "train" / "sft" / "merged")}
+             "tuned-sft": str(args.tuned / "train" / "sft" / "model")}
     answers: dict[str, dict[str, str]] = {}
     answered = model_contexts(turns)
     print(f"{len(answered)} contexts answered by the models")

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from voicetune.errors import VoicetuneError
-from voicetune.models.loading import load_model, load_tokenizer, resolve_model
+from voicetune.models.loading import is_adapter_stack, load_model, load_tokenizer, merged_folder, resolve_model
 from voicetune.models.prompts import build_messages
 from voicetune.progress import bar
 from voicetune.provenance import digest
@@ -374,7 +374,8 @@ class VLLMBackend:
         # trainer's cached blocks must be released first, and the share leaves room for the next trainer.
         torch.cuda.empty_cache()
         share = float(os.environ.get("VOICETUNE_VLLM_GPU_MEMORY", "0.5"))
-        self.llm = LLM(model=resolve_model(model_spec), gpu_memory_utilization=share)
+        resolved = resolve_model(model_spec)  # an adapter stack: its merged model, written once into the cache
+        self.llm = LLM(model=str(merged_folder(resolved)) if is_adapter_stack(resolved) else resolved, gpu_memory_utilization=share)
 
     def generate(self, prompts, sampling: SamplingConfig, on_batch=None) -> list[str]:
         from vllm import SamplingParams  # noqa: PLC0415 (heavy: vllm)
