@@ -67,7 +67,7 @@ def number_tokens(text: str) -> list[str]:
 
 
 def wer(references: list[str], hypotheses: list[str], tokens) -> float:
-    edits = sum(edit_distance(tokens(r), tokens(h)) for r, h in zip(references, hypotheses))
+    edits = sum(edit_distance(tokens(r), tokens(h)) for r, h in zip(references, hypotheses, strict=False))
     return edits / max(1, sum(len(tokens(r)) for r in references))
 
 
@@ -145,7 +145,7 @@ def main() -> None:
 
     # 1. ASR alone, fresh processes, on the first engine's audio.
     synth = Synthesizer(engines[0])
-    references = [t for t, ref in zip(texts, is_reference) if ref]
+    references = [t for t, ref in zip(texts, is_reference, strict=False) if ref]
     with tempfile.TemporaryDirectory() as folder:
         for index, text in enumerate(texts):
             Path(folder, f"{index:03d}.wav").write_bytes(synth.speak(text).wav)
@@ -153,7 +153,7 @@ def main() -> None:
         print(f"{'threads':>7s} {'beam':>4s} {'load s':>7s} {'first s':>7s} {'audio s':>8s} {'ASR s':>7s} {'RTF':>7s} {'s/text':>7s} {'WER raw':>8s} {'WER num':>8s}")
         for threads, beam in ((1, 1), (2, 1), (2, 5)):
             result = measure(folder, threads, beam)
-            heard = [h for h, ref in zip(result["transcripts"], is_reference) if ref]
+            heard = [h for h, ref in zip(result["transcripts"], is_reference, strict=False) if ref]
             print(f"{threads:7d} {beam:4d} {result['load_s']:7.2f} {result['first_s']:7.2f} {result['audio_s']:8.1f} {result['asr_s']:7.2f} "
                   f"{result['rtf']:7.4f} {result['asr_s'] / len(texts):7.2f} {wer(references, heard, raw_tokens):8.3f} "
                   f"{wer(references, heard, number_tokens):8.3f}")
@@ -180,10 +180,10 @@ def main() -> None:
             audio_s += speech.seconds
             longest = max(longest, ended - started)
         heard_refs = [channel.transcriber.transcribe(channel.synthesizer.speak(r).wav) for r in wer_refs]
-        drafts = [h for h, ref in zip(transcripts, is_reference) if not ref]
+        drafts = [h for h, ref in zip(transcripts, is_reference, strict=False) if not ref]
         said = sum(any(w in h.lower() for w in SYMBOL_WORDS) for h in drafts)
-        examples[engine] = [(t, h) for t, h, ref in zip(texts, transcripts, is_reference) if not ref][:2] + [
-            (r, h) for r, h in zip(wer_refs, heard_refs)
+        examples[engine] = [(t, h) for t, h, ref in zip(texts, transcripts, is_reference, strict=False) if not ref][:2] + [
+            (r, h) for r, h in zip(wer_refs, heard_refs, strict=False)
         ][:2]
         n = len(texts)
         print(f"{engine:7s} {audio_s / n:8.2f} {tts_s / n:6.2f} {asr_s / n:6.2f} {(tts_s + asr_s) / n:7.2f} {longest:6.2f} "

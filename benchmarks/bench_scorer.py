@@ -32,7 +32,7 @@ def clear_caches() -> None:
 
 def rate(turns, responses, config=None) -> float:
     start = time.perf_counter()
-    for turn, response in zip(turns, responses):
+    for turn, response in zip(turns, responses, strict=False):
         scorer.score_response(turn, response, config)
     return len(turns) / (time.perf_counter() - start)
 
@@ -105,9 +105,9 @@ def nli_figures(sample: int, config) -> None:
     model._cache.clear()
     start = time.perf_counter()
     texts = [r + "   " for r in responses]
-    scorer.prefetch_meaning(zip(turns, texts), with_nli)
-    for turn, text in zip(turns, texts):
-        scorer.score_response(turn, text, with_nli)
+    scorer.prefetch_meaning(zip(turns, texts, strict=False), with_nli)
+    for turn, response in zip(turns, texts, strict=False):
+        scorer.score_response(turn, response, with_nli)
     batched = len(turns) / (time.perf_counter() - start)
     print(f"NLI ({model.identity}, {os.cpu_count()} cores): {len(turns)} built-in references, {per_response:.1f} NLI pairs per response")
     print(f"  without NLI {plain:,.0f} responses/s; with NLI one at a time {one_by_one:,.1f}/s ({plain / one_by_one:,.0f}x slower), "

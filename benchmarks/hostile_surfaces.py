@@ -50,10 +50,10 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 # The same environment the test suite gives the CLI: offline, no NLI model, every core (so that no "using 1 of 2
 # cores" line joins an error line on stderr), no colour and no terminal size.
@@ -694,7 +694,7 @@ def speak_cases(battery: Battery) -> None:
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(speak_client(Voice(Mimic(), name="stub")))
         guarded = stack.enter_context(speak_client(Voice(Mimic(), name="stub", guard=True, selector="rubric")))
-        post = lambda path, body, expect="4xx", **kw: (
+        post = lambda path, body, expect="4xx", **kw: (  # noqa: E731  (a case factory, one line per case below)
             lambda: http_case(client, "POST", path, body=body, expect=expect, **kw)
         )  # noqa: E731
         raw = lambda path, data, expect="4xx", ctype="application/json", method="POST": (  # noqa: E731
@@ -1018,7 +1018,7 @@ def real_speak_cases(battery: Battery) -> None:
         return
     long_draft = ("Your flight UA 1234 leaves at 7:45 AM from gate B22; the change fee is $75.00. " * 250)[:20_000]
     with speak_client(voice, "llama.cpp") as client:
-        post = lambda path, body, expect="either", **kw: (
+        post = lambda path, body, expect="either", **kw: (  # noqa: E731  (a case factory, one line per case below)
             lambda: http_case(client, "POST", path, body=body, expect=expect, full_serve=False, **kw)
         )  # noqa: E731
         battery.case(ERRORS, names[0], post("/v1/speak", {"draft": DRAFT, "facts": [SURROGATE]}, "4xx"))
@@ -1487,7 +1487,7 @@ def formula_free(text: str) -> tuple[bool, str]:
     if split:
         bad.append(f"{len(split)} rows split by a line break in a cell (one starts {split[0][0][:12]!r})")
     for row in rows[1:]:
-        for name, cell in zip(header, row):
+        for name, cell in zip(header, row, strict=False):
             if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
                 bad.append(f"{name}={cell[:20]!r}")
     return (
@@ -3157,7 +3157,7 @@ def process_cases(battery: Battery, work: Path) -> None:
     jobs = [job for job in jobs if battery.wanted(job[0], job[1])]
     with ThreadPoolExecutor(max_workers=3) as pool:
         outcomes = list(pool.map(lambda job: _timed(job[2]), jobs))
-    for (cls, name, _), (outcome, seconds) in zip(jobs, outcomes):
+    for (cls, name, _), (outcome, seconds) in zip(jobs, outcomes, strict=False):
         if isinstance(outcome, Exception):
             battery.case(cls, name, raises(outcome))
         else:

@@ -71,7 +71,7 @@ def table(reports: dict[str, dict], judge_name: str) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for index, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]
+        cells = [line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=False)]
         out.append("  ".join(cells).rstrip())
         if index == 0:
             out.append("  ".join("-" * width for width in widths))

@@ -79,7 +79,7 @@ def pairwise(prefs, judges: dict) -> dict:
         second = judge(swapped)
         flip = {"a": "b", "b": "a", "tie": "tie", None: None}
         correct = defaultdict(list)
-        for p, v1, v2 in zip(decisive, first, second):
+        for p, v1, v2 in zip(decisive, first, second, strict=False):
             verdict = v1 if v1 == flip[v2] else "tie"
             ok = verdict == p.winner
             correct["all"].append(ok)
@@ -132,10 +132,10 @@ def rejudge(labels, judge, comparisons=(("tuned", "base"), ("tuned", "prompted")
         swapped = [Pair.model_validate({**p.model_dump(), "response_a": p.response_b, "response_b": p.response_a}) for p in pairs]
         second = [j.winner for j in judge.judge_many(swapped)]
         flip = {"a": "b", "b": "a", "tie": "tie"}
-        judged = [v1 if v1 == flip[v2] else "tie" for v1, v2 in zip(first, second)]
+        judged = [v1 if v1 == flip[v2] else "tie" for v1, v2 in zip(first, second, strict=False)]
         rate = lambda vs: round(sum(1.0 if v == "a" else 0.5 if v == "tie" else 0.0 for v in vs) / len(vs), 4)  # noqa: E731
         out[f"{a} vs {b}"] = {"n": len(pairs), "judge_win_rate": rate(judged), "readers_win_rate": rate(human),
-                              "verdict_agreement": round(float(np.mean([x == y for x, y in zip(judged, human)])), 4)}
+                              "verdict_agreement": round(float(np.mean([x == y for x, y in zip(judged, human, strict=False)])), 4)}
     return out
 
 
@@ -147,7 +147,7 @@ def reliability(p: np.ndarray, y: np.ndarray, path: Path, bins: int = 10) -> Non
 
     edges = np.linspace(0, 1, bins + 1)
     xs, ys, ns = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
         inside = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
         if inside.any():
             xs.append(p[inside].mean())
@@ -156,7 +156,7 @@ def reliability(p: np.ndarray, y: np.ndarray, path: Path, bins: int = 10) -> Non
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
     ax.plot(xs, ys, "o-", color="#1f77b4")
-    for x, yy, n in zip(xs, ys, ns):
+    for x, yy, n in zip(xs, ys, ns, strict=False):
         ax.annotate(str(n), (x, yy), textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.set_xlabel("predicted usable_p")
     ax.set_ylabel("share the readers found usable")

@@ -10,9 +10,9 @@ from voicetune.evaluate import evaluate
 from voicetune.evaluate.systems import fallback_rate, parse_system, system_responses
 from voicetune.judge import RubricJudge
 from voicetune.judge.decode import pick, refusal
-from voicetune.verbalize import speak_draft
 from voicetune.quality import score_response
 from voicetune.records import Turn, load_records
+from voicetune.verbalize import speak_draft
 
 DRAFT = "Your refund of **$45.00** was issued to your Visa. It will post in 3-5 business days."
 GOOD = "Your forty-five dollar refund went back to your Visa. It'll show up in three to five business days."

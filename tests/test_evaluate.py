@@ -242,7 +242,7 @@ def test_length_controlled_win_rate_removes_a_pure_length_effect():
     # while a system that wins regardless of length keeps a high rate.
     lengths_a = [100, 300] * 20 + [120, 280]
     lengths_b = [200] * 42
-    by_length = [1.0 if la > lb else 0.0 for la, lb in zip(lengths_a, lengths_b)]
+    by_length = [1.0 if la > lb else 0.0 for la, lb in zip(lengths_a, lengths_b, strict=False)]
     by_length[0], by_length[1] = 1.0, 0.0  # not perfectly separable
     lc = length_controlled_win_rate(by_length, lengths_a, lengths_b)
     assert lc is not None and abs(lc - 0.5) < 0.1
@@ -384,7 +384,7 @@ def test_a_changed_turn_is_answered_again_and_the_others_are_reused(tmp_path, ti
 
 def test_record_ids_with_separators_flow_through_eval(tmp_path, tiny_model):
     odd = ["support#case-17", "a/b c", "x#c1", "ünïcödé 名前"]
-    turns = [t.model_copy(update={"id": name}) for t, name in zip(builtin_turns("test"), odd)]
+    turns = [t.model_copy(update={"id": name}) for t, name in zip(builtin_turns("test"), odd, strict=False)]
     systems = [parse_system(f"tiny={tiny_model}"), parse_system("draft")]
     summary = evaluate(systems, turns, RubricJudge(), tmp_path, progress=False, log=lambda m: None, max_new_tokens=6, seed=[0, 1])
     assert summary["comparisons"][0]["n"] == 8

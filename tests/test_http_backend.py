@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fake_openai import FakeChatServer, chat_reply
 
+from fake_openai import FakeChatServer, chat_reply
 from voicetune.data import builtin_turns
 from voicetune.errors import VoicetuneError
 from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns

@@ -69,7 +69,7 @@ def test_tau_bench_turns_match_an_independent_reading(tau_airline):
         got = by_conversation.get(conversation, [])
         expected = _expected_tau_turns(item)
         assert len(got) == len(expected), conversation
-        for index, (turn, want) in enumerate(zip(got, expected)):
+        for index, (turn, want) in enumerate(zip(got, expected, strict=False)):
             assert turn.meta["turn_index"] == index
             assert turn.meta["trial"] == item["trial"] and turn.meta["reward"] == item["reward"]
             assert turn.draft == want["draft"]
@@ -98,7 +98,7 @@ def test_tau_bench_history_holds_only_spoken_texts(tau_airline):
     assert with_tools > len(turns) // 2
     # a user message never directly follows another user message: each caller turn is answered
     assert not any(
-        a.role == b.role == "user" for turn in turns for a, b in zip(turn.history, turn.history[1:])
+        a.role == b.role == "user" for turn in turns for a, b in zip(turn.history, turn.history[1:], strict=False)
     )
 
 

@@ -84,7 +84,7 @@ def test_csv_row_with_too_few_columns_is_an_error(tmp_path):
 # 4 ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "Infinity", "NaN"])
 def test_csv_non_finite_turn_is_rejected(tmp_path, value):
-    path = _csv(tmp_path, "conversation_id,role,text,turn\nc1,user,Hi,1\nc1,agent,Hello.,2\nc1,user,Bye,%s\n" % value)
+    path = _csv(tmp_path, f"conversation_id,role,text,turn\nc1,user,Hi,1\nc1,agent,Hello.,2\nc1,user,Bye,{value}\n")
     message = _import_error(path)
     assert f"{path}:4: field 'turn' should be a finite number" in message and value in message
 
@@ -388,7 +388,7 @@ def test_non_finite_numbers_are_written_as_null_and_rejected_when_read(tmp_path)
     assert json.loads(text, parse_constant=lambda name: pytest.fail(f"wrote {name}")) == {"p_value": None, "ci": [None, None, 0.5], "n": 3}
     for token in ("NaN", "Infinity", "-Infinity"):
         path = tmp_path / "t.jsonl"
-        path.write_text(TURN + "\n" + '{"id": "b", "scores": {"clarity": %s}}\n' % token)
+        path.write_text(TURN + "\n" + '{"id": "b", "scores": {"clarity": ' + token + "}}\n")
         with pytest.raises(VoicetuneError, match=rf"t\.jsonl:2: malformed JSON \({token} is not valid JSON"):
             load_records(path)
 

@@ -21,7 +21,7 @@ def test_swapping_responses_swaps_every_verdict_on_builtin_pairs():
     assert len(pairs) >= 20
     judged = judge_pairs(pairs)
     swapped = judge_pairs([_swapped(p) for p in pairs])
-    for original, mirror in zip(judged, swapped):
+    for original, mirror in zip(judged, swapped, strict=False):
         assert mirror.winner == SWAP[original.winner], original.id
         assert set(original.criteria) == set(QUALITIES)
         for name in QUALITIES:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from voicetune.data import builtin_pairs
-from voicetune.data import labelled
+from voicetune.data import builtin_pairs, labelled
 from voicetune.data.labelled import FAILURE_CLASSES, SOURCES, labelled_pairs, load_labelled_file, split_of
 from voicetune.errors import VoicetuneError
 from voicetune.judge.agreement import agreement_report, label_agreement, length_baseline

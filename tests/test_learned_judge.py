@@ -14,11 +14,20 @@ import pytest
 from voicetune.data.builtin import builtin_turns
 from voicetune.data.listener import FAILURES, LabelledResponse, labelled_preferences, labelled_responses
 from voicetune.errors import VoicetuneError
-from voicetune.judge.learned import (
-    FEATURE_NAMES, Assessment, LearnedJudge, default_judge, expected_calibration_error, features, guard_threshold, load_judge, read_labels,
-    train_judge, unsupported_words,
-)
 from voicetune.judge.decode import pick
+from voicetune.judge.learned import (
+    FEATURE_NAMES,
+    Assessment,
+    LearnedJudge,
+    default_judge,
+    expected_calibration_error,
+    features,
+    guard_threshold,
+    load_judge,
+    read_labels,
+    train_judge,
+    unsupported_words,
+)
 from voicetune.quality.scorer import score_response
 from voicetune.records import Pair, Turn
 
@@ -60,7 +69,7 @@ def test_calibration_error_and_guard_threshold():
     import numpy as np
 
     t = guard_threshold(np.array(p), np.array(y))
-    kept = [yy for pp, yy in zip(p, y) if pp >= t]
+    kept = [yy for pp, yy in zip(p, y, strict=False) if pp >= t]
     assert sum(kept) / len(kept) >= 0.95
 
 
@@ -201,8 +210,8 @@ def test_the_default_judge_on_the_held_out_test_half():
         pytest.skip("no packaged test-half labels")
     judge = default_judge(log=lambda m: None)
     assessed = judge.assess(responses, [r.response or "" for r in responses])
-    accuracy = sum(a.usable == r.usable for a, r in zip(assessed, responses)) / len(responses)
-    bad = [a for a, r in zip(assessed, responses) if not r.usable]
+    accuracy = sum(a.usable == r.usable for a, r in zip(assessed, responses, strict=False)) / len(responses)
+    bad = [a for a, r in zip(assessed, responses, strict=False) if not r.usable]
     missed = sum(a.usable for a in bad) / len(bad)
     assert accuracy >= 0.8, accuracy
     assert missed <= 0.2, missed

@@ -8,8 +8,8 @@ import time
 from collections import Counter
 
 import pytest
-from fake_openai import FakeChatServer, chat_reply
 
+from fake_openai import FakeChatServer, chat_reply
 from voicetune.errors import VoicetuneError
 from voicetune.models.prompts import CALLER_PROMPT, caller_messages
 from voicetune.simulate.llm_caller import LLMCaller, Persona, default_personas, load_personas, parse_reaction

@@ -7,19 +7,19 @@ import shutil
 
 import pytest
 
+from voicetune.errors import VoicetuneError
 from voicetune.quality import metrics
-from voicetune.quality.config import ScorerConfig
 from voicetune.quality.config import (
     ClarityPenalties,
     ConcisenessPenalties,
     FaithfulnessPenalties,
     HumannessPenalties,
     NonRepetitionPenalties,
+    ScorerConfig,
 )
 from voicetune.quality.facts import extract_facts
 from voicetune.quality.findings import render
 from voicetune.quality.speech import espeak_seconds, estimate_seconds, speaking_seconds
-from voicetune.errors import VoicetuneError
 
 CLEAN = "Your refund of forty dollars is on its way, and you'll see it on your card in three to five days."
 

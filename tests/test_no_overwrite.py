@@ -18,7 +18,6 @@ import pytest
 from voicetune.errors import VoicetuneError
 from voicetune.records import EVERYTHING, Message, Turn, refuse_overwriting_input, write_records
 
-
 # ---------------------------------------------------------------------------------------------------------
 # The shared check
 
@@ -85,8 +84,8 @@ def _database_with_wal(path: Path) -> None:
 
 
 def _review_step(root: Path, made_from: dict):
-    from voicetune.pipeline.outputs import StageStep
     from voicetune.layout import RunPaths
+    from voicetune.pipeline.outputs import StageStep
     from voicetune.pipeline.run import STAGES
 
     paths = RunPaths(root)

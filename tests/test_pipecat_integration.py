@@ -28,12 +28,12 @@ from pipecat.frames.frames import (  # noqa: E402
 from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
-from voicetune.verbalize import speak_draft  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from voicetune.data import builtin_turns, import_transcripts  # noqa: E402
 from voicetune.integrations.pipecat import VoicetuneProcessor  # noqa: E402
 from voicetune.serve.voice import Voice  # noqa: E402
+from voicetune.verbalize import speak_draft  # noqa: E402
 
 SHARED_TAU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tau-bench"
 
@@ -348,7 +348,6 @@ def test_real_embedded_voice_in_process(markdown_turn, tau_turn):
 def serving(voice: Voice):
     """``voicetune serve``'s app for ``voice`` on a free port (the suite's one uvicorn helper)."""
     from conftest import _serve_app
-
     from voicetune.serve.app import create_app
 
     return _serve_app(create_app(voice))

@@ -128,7 +128,7 @@ def test_fleiss_uses_the_most_common_rater_count():
     #   p_a = 5/9, p_b = 4/9: P_e = 41/81;  kappa = (63/81 - 41/81) / (40/81) = 0.55.
     # Percent agreement over all four: q1 1, q2 1/3 (one of three rater pairs), q3 1, q4 0 -> 7/12.
     table = {"q1": "aaa", "q2": "aab", "q3": "bbb", "q4": "ab"}
-    votes = [vote(name, q, w) for q, ws in table.items() for name, w in zip(("r1", "r2", "r3"), ws)]
+    votes = [vote(name, q, w) for q, ws in table.items() for name, w in zip(("r1", "r2", "r3"), ws, strict=False)]
     inter = inter_reviewer(votes)
     assert inter["n_pairs"] == 4 and inter["fleiss_raters"] == 3
     assert inter["fleiss_kappa"] == pytest.approx(0.55, abs=1e-4)

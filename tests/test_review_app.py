@@ -3,8 +3,8 @@ security cases, durability, a load test over real HTTP and the CLI."""
 from __future__ import annotations
 
 import re
-import time
 import shutil
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -469,7 +469,7 @@ def test_cli_import_from_label_studio(run_cli, tmp_path: Path, review):
     assert "3 votes imported" in first.stderr
     votes = ReviewStore(review.db).votes("dana")
     assert len(votes) == 3 and {v.source for v in votes} == {"label-studio"}
-    for vote, task in zip(sorted(votes, key=lambda v: [t["data"]["pair_id"] for t in tasks[:3]].index(v.pair_id)), tasks[:3]):
+    for vote, task in zip(sorted(votes, key=lambda v: [t["data"]["pair_id"] for t in tasks[:3]].index(v.pair_id)), tasks[:3], strict=False):
         assert vote.winner == ("a" if task["data"]["order"] == "ab" else "b")  # "1" through the task's order
     again = run_cli("review", "import", "--db", str(review.db), str(export_file))
     assert "0 votes imported, 3 already there" in again.stderr

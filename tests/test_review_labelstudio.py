@@ -125,7 +125,7 @@ def test_export_with_audio_writes_tasks_config_and_wavs(audio_set: ReviewStore, 
         pair = pairs[data["pair_id"]]
         first, second = ("b", "a") if data["order"] == "ba" else ("a", "b")
         assert (data["text1"], data["text2"]) == (pair[f"response_{first}"], pair[f"response_{second}"])
-        assert data["conversation"] == "Caller: My bill {0} looks wrong.\nAgent: Let me check.\nCaller: Thanks.".format(int(pair["id"][1:]))
+        assert data["conversation"] == "Caller: My bill {} looks wrong.\nAgent: Let me check.\nCaller: Thanks.".format(int(pair["id"][1:]))
         for slot, side in (("audio1", first), ("audio2", second)):
             url = data[slot]
             assert url.startswith(PREFIX)

@@ -12,8 +12,8 @@ from voicetune.judge.rubric import TIE_MARGIN, judge_pair
 from voicetune.quality import Finding, count_findings, load_scorer_config, render
 from voicetune.quality import config as config_module
 from voicetune.quality import findings as findings_module
-from voicetune.quality.findings import INVENTED, KINDS, TEMPLATES, has_finding
 from voicetune.quality.facts import turn_facts
+from voicetune.quality.findings import INVENTED, KINDS, TEMPLATES, has_finding
 from voicetune.quality.scorer import ScorerConfig, combine
 from voicetune.records import QUALITIES
 
@@ -147,7 +147,7 @@ def test_builtin_references_beat_their_drafts():
     assert len(turns) >= 100
     drafts = score_records(turns, field="draft")
     references = score_records(turns, field="reference")
-    losers = [d.id for d, r in zip(drafts, references) if r.scores["voice_score"] <= d.scores["voice_score"]]
+    losers = [d.id for d, r in zip(drafts, references, strict=False) if r.scores["voice_score"] <= d.scores["voice_score"]]
     share = 1 - len(losers) / len(turns)
     print(f"\nbuilt-in reference beats its draft on {len(turns) - len(losers)}/{len(turns)} turns ({share:.1%}); not: {losers}")
     assert len(drafts) == len(references) == len(turns)
@@ -186,13 +186,13 @@ def test_rewording_a_template_changes_no_score_and_no_count(monkeypatch):
     reworded = {kind: f"[{kind}] {template} (reworded)" for kind, template in TEMPLATES.items()}
     monkeypatch.setattr(findings_module, "TEMPLATES", reworded)
     after = [score_response(t, t.draft) for t in turns]
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=False):
         assert new.scores == old.scores
         for kind in KINDS:
             assert count_findings(new.findings, kind) == count_findings(old.findings, kind)
         assert all(reason.startswith("[") for reason in new.reasons)
     assert [len(reasons) for reasons in old_reasons] == [len(result.reasons) for result in after]
-    assert any(old != new.reasons for old, new in zip(old_reasons, after) if old)
+    assert any(old != new.reasons for old, new in zip(old_reasons, after, strict=False) if old)
 
 
 def test_score_records_writes_findings_as_plain_dicts():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from fake_openai import FakeChatServer, chat_reply
 
+from fake_openai import FakeChatServer, chat_reply
 from voicetune.data.teacher_facts import FactsStats, parse_facts_answer, teacher_facts
 from voicetune.errors import VoicetuneError
 from voicetune.models.prompts import FACTS_PROMPT, build_facts_messages

@@ -332,7 +332,7 @@ def test_record_ids_with_separators_flow_through_training(tmp_path, tiny_model):
     turns = builtin_turns("train")[:6]
     odd = ["support#case-17", "a/b c", "x#c1", "ünïcödé 名前", "x", "x#c1#c0"]
     data = tmp_path / "odd.jsonl"
-    write_records(data, [t.model_copy(update={"id": name}) for t, name in zip(turns, odd)])
+    write_records(data, [t.model_copy(update={"id": name}) for t, name in zip(turns, odd, strict=False)])
     summary = train(tiny_config(tiny_model, data=str(data)), tmp_path / "run", log=lambda _: None)
     assert summary["steps_run"][-1] == "model"
     from voicetune.records import Candidate

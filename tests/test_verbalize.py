@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from voicetune.errors import VoicetuneError
-
 from voicetune.quality.facts import classify_fact, fact_conveyed
 from voicetune.verbalize import speak_draft
 

@@ -150,8 +150,12 @@ def main() -> None:
         if sources:
             shape = rng.choice(["loop", "role", "truncated"])
             source = rng.choice(sources)
-            made[f"shape:{shape}"] = {"loop": lambda: loop(source, rng), "role": lambda: role_confusion(turn, source, rng),
-                                      "truncated": lambda: truncate(source, rng)}[shape]()
+            if shape == "loop":
+                made[f"shape:{shape}"] = loop(source, rng)
+            elif shape == "role":
+                made[f"shape:{shape}"] = role_confusion(turn, source, rng)
+            else:
+                made[f"shape:{shape}"] = truncate(source, rng)
         seen = set()
         for system, text in made.items():
             if not text or not text.strip() or text.strip() in seen:

@@ -94,7 +94,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "labels.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in labels), encoding="utf-8")
     (args.out / "preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in preferences), encoding="utf-8")
-    print(f"{len(labels)} labels ({len({l['item'] for l in labels})} items), {len(preferences)} preferences "
+    print(f"{len(labels)} labels ({len({label['item'] for label in labels})} items), {len(preferences)} preferences "
           f"({sum(p['kind'] == 'style' for p in preferences)} style, {sum(p['winner'] != 'tie' and p['kind'] == 'style' for p in preferences)} decisive)")
     for problem in problems[:20]:
         print("problem:", problem)

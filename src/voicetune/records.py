@@ -209,7 +209,7 @@ def invalid_text_field(data: Any, source: str | None = None) -> str | None:
 @overload
 def iter_numbered_records(
     path: str | Path,
-    model: type[Turn] = ...,
+    *,
     skip_invalid: bool = ...,
     skipped: list[str] | None = ...,
     unique_ids: bool = ...,
@@ -282,7 +282,7 @@ def iter_numbered_records(
 @overload
 def iter_records(
     path: str | Path,
-    model: type[Turn] = ...,
+    *,
     skip_invalid: bool = ...,
     skipped: list[str] | None = ...,
     unique_ids: bool = ...,
@@ -310,7 +310,7 @@ def iter_records(
 @overload
 def load_records(
     path: str | Path,
-    model: type[Turn] = ...,
+    *,
     skip_invalid: bool = ...,
     skipped: list[str] | None = ...,
     unique_ids: bool = ...,

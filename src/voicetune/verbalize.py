@@ -230,7 +230,7 @@ def _table(node: SyntaxTreeNode) -> list[str]:
     header, body = rows[0], rows[1:]
     out = []
     for row in body:
-        pairs = [(h, v) for h, v in zip(header, row) if v.strip()]
+        pairs = [(h, v) for h, v in zip(header, row, strict=False) if v.strip()]
         if not pairs:
             continue
         (first_h, first_v), rest = pairs[0], pairs[1:]

@@ -139,7 +139,7 @@ def parse_facts_answer(answer: str, draft: str) -> FactsAnswer:
         parts = [_clean(part) for part in _SPLIT.split(text)]
         spans = [_find(part, plain_draft) for part in parts if part]
         if len(spans) > 1 and any(spans):
-            for part, span in zip([p for p in parts if p], spans):
+            for part, span in zip([p for p in parts if p], spans, strict=True):
                 if span is not None:
                     keep(span)
                 else:

@@ -39,8 +39,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from voicetune.asr import asr_available
 from voicetune.data import builtin_turns, import_transcripts, split_records

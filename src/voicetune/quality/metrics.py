@@ -103,7 +103,7 @@ _ALREADY_SAID = re.compile(r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previo
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return list(zip(*(tokens[i:] for i in range(n))))
+    return list(zip(*(tokens[i:] for i in range(n)), strict=False))
 
 
 @lru_cache(maxsize=65536)

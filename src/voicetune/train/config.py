@@ -12,10 +12,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from voicetune.threads import MAX_THREADS
+from voicetune.data.corrupt import KINDS
+from voicetune.models.generate import DEFAULT_SAMPLING
 from voicetune.quality.scorer import ScorerConfig
 from voicetune.settings import load_yaml_config
-from voicetune.models.generate import DEFAULT_SAMPLING
+from voicetune.threads import MAX_THREADS
 
 
 class _Section(BaseModel):
@@ -81,7 +82,7 @@ class HardNegatives(_Section):
     per_context: int = Field(1, gt=0, description="corruptions per target, the least-used applicable kinds first (covers the kinds evenly)")
 
     @model_validator(mode="after")
-    def _known_kinds(self) -> "HardNegatives":
+    def _known_kinds(self) -> HardNegatives:
         unknown = [k for k in self.kinds if k not in _corruption_kinds()]
         if unknown:
             raise ValueError(f"unknown corruption kind(s) {', '.join(unknown)}; valid: {', '.join(_corruption_kinds())}")
@@ -89,8 +90,6 @@ class HardNegatives(_Section):
 
 
 def _corruption_kinds() -> tuple[str, ...]:
-    from voicetune.data.corrupt import KINDS
-
     return tuple(KINDS)
 
 
@@ -134,7 +133,7 @@ class TrainConfig(_Section):
     reward_judge: Literal["learned", "rubric"] = Field("learned", description="what ranks the candidates for DPO: learned (the listeners' judge, usable first, then style: every usable candidate outranks every unusable one) or rubric (the voice scorer's voice_score alone)")
 
     @model_validator(mode="after")
-    def _teacher_needs_endpoint(self) -> "TrainConfig":
+    def _teacher_needs_endpoint(self) -> TrainConfig:
         if self.targets == "teacher" and not (self.teacher_endpoint and self.teacher_model):
             raise ValueError("targets: teacher needs teacher_endpoint and teacher_model")
         return self

@@ -37,12 +37,17 @@ from __future__ import annotations
 import random
 import shutil
 import time
+import warnings
 from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
 
 from voicetune.data import builtin_turns
+from voicetune.data.corrupt import synthetic_pairs
+from voicetune.data.references import reference_turns
 from voicetune.errors import VoicetuneError
+from voicetune.judge.learned import default_judge
 from voicetune.models.generate import HTTPBackend, SamplingConfig, generate_turns, make_backend
 from voicetune.models.loading import (
     building_folder,
@@ -56,6 +61,7 @@ from voicetune.models.loading import (
     write_merged,
 )
 from voicetune.models.prompts import build_messages, load_style_prompt
+from voicetune.progress import bar
 from voicetune.provenance import Step, hash_file, hash_records, hash_tree, package_version
 from voicetune.quality import ScorerConfig, score_response
 from voicetune.quality.scorer import prefetch_meaning
@@ -153,8 +159,6 @@ def _training_turns(config: TrainConfig) -> tuple[list[Turn], str]:
         turns = builtin_turns("train")
         identity = hash_records(turns)
     elif config.data == "spoken":
-        from voicetune.data.references import reference_turns
-
         turns = reference_turns("train")
         identity = hash_records(turns)
     else:
@@ -200,6 +204,7 @@ def make_targets(config: TrainConfig, turns: list[Turn], data_id: str, path: Pat
         return load_records(path), False
     step.begin()
     if config.targets == "teacher":
+        assert config.teacher_endpoint and config.teacher_model  # TrainConfig requires both with targets: teacher
         teacher = HTTPBackend(config.teacher_endpoint, config.teacher_model)
         log(f"asking the teacher {config.teacher_model} for {len(turns)} spoken targets")
         spoken = generate_turns(teacher, turns, teacher_raw, load_style_prompt("default"), SamplingConfig(temperature=0.3))
@@ -221,7 +226,7 @@ def make_targets(config: TrainConfig, turns: list[Turn], data_id: str, path: Pat
 
 def _precision(config: TrainConfig) -> bool:
     """Whether to train in bf16 autocast: on a GPU that supports it, or a CPU with AVX-512 BF16 / AMX."""
-    import torch
+    import torch  # noqa: PLC0415 (heavy: torch)
 
     if config.precision != "auto":
         return config.precision == "bf16"
@@ -235,7 +240,7 @@ def _precision(config: TrainConfig) -> bool:
 
 
 def _common_args(config: TrainConfig, stage, checkpoints: Path) -> dict:
-    import torch
+    import torch  # noqa: PLC0415 (heavy: torch)
 
     return dict(
         use_cpu=not torch.cuda.is_available(),
@@ -262,7 +267,7 @@ def _common_args(config: TrainConfig, stage, checkpoints: Path) -> dict:
 def _peft_config(config: TrainConfig):
     if not config.lora.enabled:
         return None
-    from peft import LoraConfig
+    from peft import LoraConfig  # noqa: PLC0415 (heavy: peft)
 
     return LoraConfig(
         r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
@@ -271,7 +276,7 @@ def _peft_config(config: TrainConfig):
 
 
 def _metrics_callback(path: Path, stage: str):
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # noqa: PLC0415 (heavy: transformers)
 
     class WriteMetrics(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -286,11 +291,7 @@ def _metrics_callback(path: Path, stage: str):
 def _step_bar(label: str):
     """A trainer callback showing the steps as a :func:`voicetune.progress.bar` (instead of the trainer's tqdm
     bar and printed logs); its ``stack`` closes the bar, however training ends."""
-    from contextlib import ExitStack
-
-    from transformers import TrainerCallback
-
-    from voicetune.progress import bar
+    from transformers import TrainerCallback  # noqa: PLC0415 (heavy: transformers)
 
     class StepBar(TrainerCallback):
         stack = ExitStack()
@@ -309,8 +310,8 @@ def _fit_and_save(trainer, folder: Path, tokenizer, label: str, parent: str, sav
     """Train (resuming from the last checkpoint) and save the policy in ``folder/model``: with LoRA and a base on
     disk, an adapter stack (``parent``'s adapters and this one, named after the step); else the merged weights.
     ``save_merged``: also the merged weights of a stack in ``folder/merged``."""
-    from transformers import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import PrinterCallback  # noqa: PLC0415 (heavy: transformers)
+    from transformers.trainer_utils import get_last_checkpoint  # noqa: PLC0415 (heavy: transformers)
 
     checkpoints = Path(trainer.args.output_dir)
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
@@ -347,18 +348,17 @@ def _finished_policy(folder: Path, save_merged: bool) -> str | None:
 
 
 def _load_for_training(model_path: str):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
+    import torch  # noqa: PLC0415 (heavy: torch)
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415 (heavy: transformers)
+    from transformers.utils import logging as transformers_logging  # noqa: PLC0415 (heavy: transformers)
 
     transformers_logging.disable_progress_bar()  # loading, saving and dataset bars: the steps have their own (voicetune.progress)
     try:
-        import datasets
+        import datasets  # noqa: PLC0415 (heavy: datasets)
 
         datasets.disable_progress_bars()
     except ImportError:
         pass
-    import warnings
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # inside TRL, not ours
 
@@ -388,8 +388,8 @@ def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Pa
         log("SFT: done already")
         return policy, False
     step.begin()
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from datasets import Dataset  # noqa: PLC0415 (heavy: datasets)
+    from trl import SFTConfig, SFTTrainer  # noqa: PLC0415 (heavy: trl)
 
     targets = load_records(targets_path)
     model, tokenizer = _load_for_training(resolve_model(model_spec))
@@ -419,8 +419,8 @@ def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path
         log("DPO: done already")
         return policy, False
     step.begin()
-    from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    from datasets import Dataset  # noqa: PLC0415 (heavy: datasets)
+    from trl import DPOConfig, DPOTrainer  # noqa: PLC0415 (heavy: trl)
 
     pairs = load_records(pairs_path, PreferencePair)
     model, tokenizer = _load_for_training(model_path)
@@ -473,8 +473,6 @@ def score_candidates(reward: ScorerConfig, raw: list[Candidate], raw_path: Path,
     made_from = {"candidates": hash_file(raw_path), "reward": reward.model_dump()}
     learned = None
     if judge == "learned":
-        from voicetune.judge.learned import default_judge
-
         learned = default_judge(reward, log=log)
         made_from["judge"] = learned.meta["labels"]
     step = _step(path, [path], made_from, log, name=f"{path.parent.name}/score")
@@ -486,7 +484,7 @@ def score_candidates(reward: ScorerConfig, raw: list[Candidate], raw_path: Path,
     if learned is not None:
         assessed = learned.assess(scored, [c.response or "" for c in scored])
         scored = [c.model_copy(update={"scores": {**(c.scores or {}), "reward": a.score}, "usable": a.usable, "usable_p": a.usable_p,
-                                       "failure": a.failure}) for c, a in zip(scored, assessed)]
+                                       "failure": a.failure}) for c, a in zip(scored, assessed, strict=True)]
     write_records(path, scored)
     step.finish(candidates=len(scored))
     return scored, True
@@ -531,11 +529,10 @@ def preference_pairs(contexts: list[Turn], candidates: list[Candidate], margin: 
     for turn_id, group in by_turn.items():
         context = context_of[turn_id]
         learned = any("reward" in (c.scores or {}) for c in group)
-        options = [(_reward(c.scores), c.response or "", "candidate", c.candidate_index) for c in group]
+        options: list[tuple[float, str, str, int | None]] = [
+            (_reward(c.scores), c.response or "", "candidate", c.candidate_index) for c in group]
         if context.reference:
             if learned:
-                from voicetune.judge.learned import default_judge
-
                 target_score = default_judge(reward).score(context, context.reference).score
             else:
                 target_score = score_response(context, context.reference, reward).voice_score
@@ -568,8 +565,6 @@ def hard_negative_pairs(
     scored, and ``margin`` records how far the reward sees the difference (near zero or negative: a blind spot
     of the reward that the hard negative teaches anyway). ``rejected_source`` is ``corruption:KIND``.
     """
-    from voicetune.data.corrupt import synthetic_pairs
-
     targets = [t for t in targets if t.reference]
     if not kinds or not targets:
         return []
@@ -602,7 +597,7 @@ def _score_completion_tokens_only() -> None:
     TRL's: where it is missing, nothing is changed.
     """
     try:
-        import trl.trainer.utils as trl_utils
+        import trl.trainer.utils as trl_utils  # noqa: PLC0415 (heavy: trl)
     except ImportError:
         return
     original = getattr(trl_utils, "_use_triton", None)
@@ -612,5 +607,5 @@ def _score_completion_tokens_only() -> None:
     def compact_positions(device) -> bool:
         return getattr(device, "type", "") == "cpu" or original(device)
 
-    compact_positions.voicetune = True
+    setattr(compact_positions, "voicetune", True)  # noqa: B010  (marks the patch, so it is applied once)
     trl_utils._use_triton = compact_positions
