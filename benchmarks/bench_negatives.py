@@ -33,7 +33,9 @@ def completion_logprobs(model_path: str, items: list[tuple[list[dict], str]], ba
     encoded = []
     for prompt, completion in items:
         prompt_ids = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True)
-        prompt_ids = list(prompt_ids["input_ids"] if isinstance(prompt_ids, dict) or hasattr(prompt_ids, "keys") else prompt_ids)
+        prompt_ids = list(
+            prompt_ids["input_ids"] if isinstance(prompt_ids, dict) or hasattr(prompt_ids, "keys") else prompt_ids
+        )
         full = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": completion}], tokenize=True)
         full = list(full["input_ids"] if isinstance(full, dict) or hasattr(full, "keys") else full)
         encoded.append((full, len(prompt_ids)))
@@ -94,11 +96,17 @@ def main() -> None:
         cells = []
         for spec in args.model:
             margins = [m for k, v in results[spec.split("=")[0]].items() if kind in (k, "all") for m in v]
-            cells.append(f"{sum(m > 0 for m in margins) / len(margins):>8.0%} {sum(margins) / len(margins):>+8.2f}" if margins else f"{'-':>18}")
+            cells.append(
+                f"{sum(m > 0 for m in margins) / len(margins):>8.0%} {sum(margins) / len(margins):>+8.2f}"
+                if margins
+                else f"{'-':>18}"
+            )
         count = sum(1 for _, c in pairs if kind in (c.kind, "all"))
         print(f"{kind:<16} {count:>5} " + " ".join(f"{c:>18}" for c in cells))
-    print("cells: implicit reward accuracy (share of pairs where the model moved more towards the reference than "
-          "towards the corruption, against --reference) and the mean implicit margin in nats")
+    print(
+        "cells: implicit reward accuracy (share of pairs where the model moved more towards the reference than "
+        "towards the corruption, against --reference) and the mean implicit margin in nats"
+    )
 
 
 if __name__ == "__main__":

@@ -43,16 +43,32 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=50)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench_review_"))
-    pairs = [Pair(id=f"p{i}", domain="d", history=[Message(role="user", text=f"Question {i}?")], response_a=f"Answer {i}.",
-                  response_b=f"Another answer {i}.", system_a="x", system_b="y", winner="a") for i in range(args.reviewers * args.votes)]
+    pairs = [
+        Pair(
+            id=f"p{i}",
+            domain="d",
+            history=[Message(role="user", text=f"Question {i}?")],
+            response_a=f"Answer {i}.",
+            response_b=f"Another answer {i}.",
+            system_a="x",
+            system_b="y",
+            winner="a",
+        )
+        for i in range(args.reviewers * args.votes)
+    ]
     write_records(folder / "eval" / "pairs.jsonl", pairs)
     names = [f"r{i:02d}" for i in range(args.reviewers)]
-    made = create_review_set(folder / "eval", folder / "review.sqlite", names, overlap=1, repeat_share=0.0, engine="browser")
+    made = create_review_set(
+        folder / "eval", folder / "review.sqlite", names, overlap=1, repeat_share=0.0, engine="browser"
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "voicetune.cli", "review", "serve", "--db", str(made.db), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voicetune.cli", "review", "serve", "--db", str(made.db), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -96,9 +112,14 @@ def main() -> None:
     def pct(values: list[float], q: float) -> float:
         return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
-    print(f"{args.reviewers} reviewers x {args.votes} votes over HTTP on 127.0.0.1, one uvicorn worker, {os.cpu_count()} cores")
-    print(f"  votes sent {sent} (+{sent // 10} retried posts), stored {len(votes)}, vote events {stored_events}, "
-          f"lost {sent - distinct}, doubled {stored_events - distinct}")
+    print(
+        f"{args.reviewers} reviewers x {args.votes} votes over HTTP on 127.0.0.1, one uvicorn worker, {os.cpu_count()} "
+        "cores"
+    )
+    print(
+        f"  votes sent {sent} (+{sent // 10} retried posts), stored {len(votes)}, vote events {stored_events}, "
+        f"lost {sent - distinct}, doubled {stored_events - distinct}"
+    )
     print(f"  wall {wall:.1f} s: {sent / wall:.0f} votes/s ({sent * 2 / wall:.0f} page+vote requests/s)")
     print(f"  vote post: p50 {pct(post_ms, 50):.0f} ms, p95 {pct(post_ms, 95):.0f} ms, max {max(post_ms):.0f} ms")
     print(f"  item page: p50 {pct(page_ms, 50):.0f} ms, p95 {pct(page_ms, 95):.0f} ms, max {max(page_ms):.0f} ms")

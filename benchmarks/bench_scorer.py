@@ -41,8 +41,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tau", type=Path, default=DEFAULT_TAU)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--config", type=Path, default=None, help="a scorer YAML file (default: the default ScorerConfig)")
-    parser.add_argument("--nli-sample", type=int, default=200, help="built-in references scored with and without the NLI model (0: skip)")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="a scorer YAML file (default: the default ScorerConfig)"
+    )
+    parser.add_argument(
+        "--nli-sample",
+        type=int,
+        default=200,
+        help="built-in references scored with and without the NLI model (0: skip)",
+    )
     args = parser.parse_args()
     config = scorer.load_scorer_config(args.config)
     if args.nli_sample:
@@ -57,7 +64,10 @@ def main() -> None:
         turns, source = builtin_turns(), "built-in turns (τ-bench data absent)"
     drafts = [t.draft or "" for t in turns]
     words = sum(len(d.split()) for d in drafts) / len(drafts)
-    print(f"data: {len(turns)} turns from {source}, {words:.0f} words per response on average, one core, scorer config {config.fingerprint()}")
+    print(
+        f"data: {len(turns)} turns from {source}, {words:.0f} words per response on average, one core, scorer config "
+        f"{config.fingerprint()}"
+    )
 
     def fresh(suffix: str) -> list[str]:
         # Each turn's draft as a screen-style response, made a new string so no cache knows it yet.
@@ -69,17 +79,31 @@ def main() -> None:
         cold.append(rate(turns, fresh(" "), config))
     # Known contexts, new responses: what scoring N sampled candidates per training context costs.
     warm = [rate(turns, fresh(" " * (2 + i)), config) for i in range(args.repeat)]
-    print(f"cold (new contexts, new responses): {max(cold):,.0f} responses/s (runs: {', '.join(f'{r:,.0f}' for r in cold)})")
-    print(f"warm (known contexts, new responses, as for N candidates per context): {max(warm):,.0f} responses/s (runs: {', '.join(f'{r:,.0f}' for r in warm)})")
-    print(f"ratio to the {TARGET_PER_SECOND:,}/s target: cold {max(cold) / TARGET_PER_SECOND:.2f}x, warm {max(warm) / TARGET_PER_SECOND:.2f}x")
+    print(
+        f"cold (new contexts, new responses): {max(cold):,.0f} responses/s (runs: "
+        f"{', '.join(f'{r:,.0f}' for r in cold)})"
+    )
+    print(
+        f"warm (known contexts, new responses, as for N candidates per context): {max(warm):,.0f} responses/s (runs: "
+        f"{', '.join(f'{r:,.0f}' for r in warm)})"
+    )
+    print(
+        f"ratio to the {TARGET_PER_SECOND:,}/s target: cold {max(cold) / TARGET_PER_SECOND:.2f}x, warm "
+        f"{max(warm) / TARGET_PER_SECOND:.2f}x"
+    )
 
     # Spoken-length responses (what a tuned model says): the built-in references, about 30 words.
     references = builtin_turns()
     clear_caches()
     spoken_cold = rate(references, [t.reference + " " for t in references], config)
-    spoken_warm = max(rate(references, [t.reference + " " * (2 + i) for t in references], config) for i in range(args.repeat))
+    spoken_warm = max(
+        rate(references, [t.reference + " " * (2 + i) for t in references], config) for i in range(args.repeat)
+    )
     spoken_words = sum(len(t.reference.split()) for t in references) / len(references)
-    print(f"spoken-length responses (built-in references, {spoken_words:.0f} words): cold {spoken_cold:,.0f}/s, warm {spoken_warm:,.0f}/s")
+    print(
+        f"spoken-length responses (built-in references, {spoken_words:.0f} words): cold {spoken_cold:,.0f}/s, warm "
+        f"{spoken_warm:,.0f}/s"
+    )
 
 
 def nli_figures(sample: int, config) -> None:
@@ -109,9 +133,15 @@ def nli_figures(sample: int, config) -> None:
     for turn, response in zip(turns, texts, strict=False):
         scorer.score_response(turn, response, with_nli)
     batched = len(turns) / (time.perf_counter() - start)
-    print(f"NLI ({model.identity}, {os.cpu_count()} cores): {len(turns)} built-in references, {per_response:.1f} NLI pairs per response")
-    print(f"  without NLI {plain:,.0f} responses/s; with NLI one at a time {one_by_one:,.1f}/s ({plain / one_by_one:,.0f}x slower), "
-          f"prefetched in batches {batched:,.1f}/s")
+    print(
+        f"NLI ({model.identity}, {os.cpu_count()} cores): {len(turns)} built-in references, {per_response:.1f} NLI "
+        "pairs per response"
+    )
+    print(
+        f"  without NLI {plain:,.0f} responses/s; with NLI one at a time {one_by_one:,.1f}/s "
+        f"({plain / one_by_one:,.0f}x slower), "
+        f"prefetched in batches {batched:,.1f}/s"
+    )
 
 
 if __name__ == "__main__":

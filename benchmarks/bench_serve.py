@@ -90,9 +90,17 @@ def measure_http(voice, turns, prepared: bool = False) -> tuple[list[float], lis
     url = f"http://127.0.0.1:{port}/v1/speak"
 
     def one(turn, seed):
-        body = {"history": [m.model_dump() for m in turn.history], "draft": turn.draft, "facts": turn.facts, "stream": True, "seed": seed}
+        body = {
+            "history": [m.model_dump() for m in turn.history],
+            "draft": turn.draft,
+            "facts": turn.facts,
+            "stream": True,
+            "seed": seed,
+        }
         if prepared:
-            httpx.post(url.replace("/speak", "/prepare"), json={"history": body["history"], "draft": turn.draft}, timeout=120)
+            httpx.post(
+                url.replace("/speak", "/prepare"), json={"history": body["history"], "draft": turn.draft}, timeout=120
+            )
         started, first_at, count = time.perf_counter(), None, 0
         with httpx.stream("POST", url, json=body, timeout=120) as reply:
             for line in reply.iter_lines():
@@ -137,10 +145,16 @@ def _ms(seconds: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tuned", default=str(ROOT / "runs" / "default" / "train" / "model"), help="the merged tuned model (voicetune run's train/model)")
+    parser.add_argument(
+        "--tuned",
+        default=str(ROOT / "runs" / "default" / "train" / "model"),
+        help="the merged tuned model (voicetune run's train/model)",
+    )
     parser.add_argument("--turns", type=int, default=20, help="drafts per workload")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every backend")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench_serve"), help="where the GGUF exports and the figures go")
+    parser.add_argument(
+        "--out", default=str(ROOT / "runs" / "bench_serve"), help="where the GGUF exports and the figures go"
+    )
     parser.add_argument("--skip", default="", help="comma-separated rows to skip (transformers, best-of, http, q8_0)")
     args = parser.parse_args()
     from voicetune.serve.export import export_gguf
@@ -164,8 +178,10 @@ def main() -> None:
 
     rows = []
     loads = workloads(args.turns)
-    setups = [("llama.cpp q4_k_m", str(ggufs["q4_k_m"]), "llama.cpp", 1, "voice"),
-              ("llama.cpp q4_k_m, prepared while the LLM writes", str(ggufs["q4_k_m"]), "llama.cpp", 1, "voice+prepared")]
+    setups = [
+        ("llama.cpp q4_k_m", str(ggufs["q4_k_m"]), "llama.cpp", 1, "voice"),
+        ("llama.cpp q4_k_m, prepared while the LLM writes", str(ggufs["q4_k_m"]), "llama.cpp", 1, "voice+prepared"),
+    ]
     if "q8_0" not in skip:
         setups.append(("llama.cpp q8_0", str(ggufs["q8_0"]), "llama.cpp", 1, "voice"))
     if "transformers" not in skip:
@@ -174,32 +190,71 @@ def main() -> None:
         setups.append(("llama.cpp q4_k_m, --best-of 4", str(ggufs["q4_k_m"]), "llama.cpp", 4, "voice"))
     if "http" not in skip:
         setups.append(("llama.cpp q4_k_m via voicetune serve (HTTP)", str(ggufs["q4_k_m"]), "llama.cpp", 1, "http"))
-        setups.append(("llama.cpp q4_k_m via voicetune serve (HTTP), prepared", str(ggufs["q4_k_m"]), "llama.cpp", 1, "http+prepared"))
+        setups.append(
+            (
+                "llama.cpp q4_k_m via voicetune serve (HTTP), prepared",
+                str(ggufs["q4_k_m"]),
+                "llama.cpp",
+                1,
+                "http+prepared",
+            )
+        )
     for label, model, backend, best_of, how in setups:
         voice = load_voice(model, backend, best_of=best_of, threads=args.threads)
         for name, turns in loads.items():
             measure = measure_http if how.startswith("http") else measure_voice
             first, full, chunks = measure(voice, turns, prepared=how.endswith("+prepared"))
-            rows.append({"backend": label, "drafts": name, "n": len(turns), "first_p50": statistics.median(first), "first_p90": percentile(first, 0.9),
-                         "full_p50": statistics.median(full), "full_p90": percentile(full, 0.9), "chunks": statistics.mean(chunks)})
+            rows.append(
+                {
+                    "backend": label,
+                    "drafts": name,
+                    "n": len(turns),
+                    "first_p50": statistics.median(first),
+                    "first_p90": percentile(first, 0.9),
+                    "full_p50": statistics.median(full),
+                    "full_p90": percentile(full, 0.9),
+                    "chunks": statistics.mean(chunks),
+                }
+            )
             print(f"  {label}, {name}: first chunk p50 {rows[-1]['first_p50'] * 1000:.0f} ms", file=sys.stderr)
         del voice
     for name, turns in loads.items():
         seconds = measure_formatter(turns)
-        rows.append({"backend": "Pipecat VoiceFormatter (rules)", "drafts": name, "n": len(turns), "first_p50": statistics.median(seconds),
-                     "first_p90": percentile(seconds, 0.9), "full_p50": statistics.median(seconds), "full_p90": percentile(seconds, 0.9), "chunks": 1})
+        rows.append(
+            {
+                "backend": "Pipecat VoiceFormatter (rules)",
+                "drafts": name,
+                "n": len(turns),
+                "first_p50": statistics.median(seconds),
+                "first_p90": percentile(seconds, 0.9),
+                "full_p50": statistics.median(seconds),
+                "full_p90": percentile(seconds, 0.9),
+                "chunks": 1,
+            }
+        )
 
     print(f"\n{args.threads} threads, {args.turns} drafts per workload, median (p90) over requests after one warm-up\n")
     print("| backend | drafts | first chunk p50 (p90) | whole response p50 (p90) | chunks |")
     print("| --- | --- | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| {row['backend']} | {row['drafts']} | {_ms(row['first_p50'])} ({_ms(row['first_p90'])}) | "
-              f"{_ms(row['full_p50'])} ({_ms(row['full_p90'])}) | {row['chunks']:.1f} |")
-    target = [r for r in rows if r["backend"].startswith("llama.cpp q4_k_m") and "best-of" not in r["backend"] and "HTTP" not in r["backend"]]
+        print(
+            f"| {row['backend']} | {row['drafts']} | {_ms(row['first_p50'])} ({_ms(row['first_p90'])}) | "
+            f"{_ms(row['full_p50'])} ({_ms(row['full_p90'])}) | {row['chunks']:.1f} |"
+        )
+    target = [
+        r
+        for r in rows
+        if r["backend"].startswith("llama.cpp q4_k_m") and "best-of" not in r["backend"] and "HTTP" not in r["backend"]
+    ]
     for row in target:
-        print(f"\ntarget (llama.cpp, first chunk ≤ 300 ms at the median), {row['backend']}, {row['drafts']}: {row['first_p50'] * 1000:.0f} ms -> "
-              f"{'met' if row['first_p50'] <= 0.3 else 'not met'} ({row['first_p50'] / 0.3:.2f}x the budget)")
-    (out / "latency.json").write_text(json.dumps({"threads": args.threads, "sizes": sizes, "rows": rows}, indent=2) + "\n")
+        print(
+            f"\ntarget (llama.cpp, first chunk ≤ 300 ms at the median), {row['backend']}, {row['drafts']}: "
+            f"{row['first_p50'] * 1000:.0f} ms -> "
+            f"{'met' if row['first_p50'] <= 0.3 else 'not met'} ({row['first_p50'] / 0.3:.2f}x the budget)"
+        )
+    (out / "latency.json").write_text(
+        json.dumps({"threads": args.threads, "sizes": sizes, "rows": rows}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -40,10 +40,17 @@ def workload(threads: int, steps: int, prompts: int) -> dict:
     chosen = apply_threads(threads)
     tokenizer = load_tokenizer("smollm2-135m")
     turns = builtin_turns("train")[:8]
-    texts = [tokenizer.apply_chat_template(build_messages(t) + [{"role": "assistant", "content": t.reference}], tokenize=False) for t in turns]
+    texts = [
+        tokenizer.apply_chat_template(
+            build_messages(t) + [{"role": "assistant", "content": t.reference}], tokenize=False
+        )
+        for t in turns
+    ]
     batch = tokenizer(texts, return_tensors="pt", padding=True)
     model = AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m"), dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     bf16 = _precision(TrainConfig())
     durations = []
@@ -70,8 +77,12 @@ def measure(threads: int, busy: bool, steps: int, prompts: int) -> dict:
     try:
         if spinner:
             time.sleep(1.0)  # let the spinner show up in the kernel's counters
-        child = subprocess.run([sys.executable, __file__, "--child", str(threads), "--steps", str(steps), "--prompts", str(prompts)],
-                               capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(threads), "--steps", str(steps), "--prompts", str(prompts)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     finally:
         if spinner:
             spinner.kill()
@@ -99,14 +110,20 @@ def main() -> None:
             result = measure(threads, busy, args.steps, args.prompts)
             rows[(busy, threads)] = result
             asked = "auto" if threads == 0 else str(threads)
-            print(f"{'busy 1' if busy else 'idle':<10} {asked:<14} {result['threads']:>4} {result['step_s']:>8.2f} {result['tokens_per_s']:>9.1f}", flush=True)
+            print(
+                f"{'busy 1' if busy else 'idle':<10} {asked:<14} {result['threads']:>4} {result['step_s']:>8.2f} "
+                f"{result['tokens_per_s']:>9.1f}",
+                flush=True,
+            )
     best_step = min(r["step_s"] for (busy, _), r in rows.items() if not busy)
     best_rate = max(r["tokens_per_s"] for (busy, _), r in rows.items() if not busy)
     for threads in sorted({1, cores}) + [0]:
         r = rows[(True, threads)]
         asked = "auto" if threads == 0 else str(threads)
-        print(f"one core busy, threads {asked}: training {r['step_s'] / best_step:.2f}x the idle step time, "
-              f"generation {best_rate / r['tokens_per_s']:.2f}x slower than idle")
+        print(
+            f"one core busy, threads {asked}: training {r['step_s'] / best_step:.2f}x the idle step time, "
+            f"generation {best_rate / r['tokens_per_s']:.2f}x slower than idle"
+        )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,17 @@ def sft_tokens_per_second(examples, model_path: str, steps: int, **overrides) ->
             timing["end_tokens"] = state.num_input_tokens_seen
 
     settings = dict(
-        output_dir=tempfile.mkdtemp(), max_steps=steps, per_device_train_batch_size=8, logging_steps=100,
-        save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(), include_num_input_tokens_seen="non_padding",
-        disable_tqdm=True, bf16=False, activation_checkpointing=True,
+        output_dir=tempfile.mkdtemp(),
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        logging_steps=100,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+        bf16=False,
+        activation_checkpointing=True,
     )
     dropout = overrides.pop("lora_dropout", 0.05)
     completion_only = overrides.pop("completion_tokens_only", False)
@@ -62,8 +70,14 @@ def sft_tokens_per_second(examples, model_path: str, steps: int, **overrides) ->
 
         _score_completion_tokens_only()
     trainer = SFTTrainer(
-        model=model, args=SFTConfig(**settings), train_dataset=dataset, processing_class=tokenizer,
-        peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"), callbacks=[Clock()],
+        model=model,
+        args=SFTConfig(**settings),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"
+        ),
+        callbacks=[Clock()],
     )
     try:
         trainer.train()
@@ -105,17 +119,27 @@ def main() -> None:
     from voicetune.train.recipe import _precision
 
     turns = builtin_turns("train")[: args.examples]
-    examples = [{"prompt": build_messages(t), "completion": [{"role": "assistant", "content": t.reference}]} for t in turns]
+    examples = [
+        {"prompt": build_messages(t), "completion": [{"role": "assistant", "content": t.reference}]} for t in turns
+    ]
     model_path = resolve_model("smollm2-135m")
     bf16 = _precision(TrainConfig())
     if not args.skip_training:
         recipe = dict(bf16=bf16, activation_checkpointing=False, train_sampling_strategy="group_by_length")
         trl = sft_tokens_per_second(examples, model_path, args.steps)
         before = sft_tokens_per_second(examples, model_path, args.steps, **recipe)
-        now = sft_tokens_per_second(examples, model_path, args.steps, **recipe, lora_dropout=0.0, completion_tokens_only=True)
-        print(f"SFT, LoRA, smollm2-135m, {args.steps - 1} timed steps of batch 8, {threads} threads on {os.cpu_count()} cores")
+        now = sft_tokens_per_second(
+            examples, model_path, args.steps, **recipe, lora_dropout=0.0, completion_tokens_only=True
+        )
+        print(
+            f"SFT, LoRA, smollm2-135m, {args.steps - 1} timed steps of batch 8, {threads} threads on {os.cpu_count()} "
+            "cores"
+        )
         print(f"  TRL defaults (fp32, gradient checkpointing): {trl:,.0f} tokens/s")
-        print(f"  recipe of issue 10 (bf16={bf16}, no checkpointing, length-grouped, LoRA dropout, every position): {before:,.0f} tokens/s")
+        print(
+            f"  recipe of issue 10 (bf16={bf16}, no checkpointing, length-grouped, LoRA dropout, every position): "
+            f"{before:,.0f} tokens/s"
+        )
         print(f"  voicetune now (no LoRA dropout, LM head on completion tokens): {now:,.0f} tokens/s")
         print(f"  ratios: now / TRL defaults {now / trl:.2f}x, now / issue 10 {now / before:.2f}x")
     if not args.skip_generation:

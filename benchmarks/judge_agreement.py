@@ -64,14 +64,22 @@ def table(reports: dict[str, dict], judge_name: str) -> str:
             last_key = key
         row = _row(judge, key, value)
         ci = "" if row["ci_low"] is None else f" [{row['ci_low']:.0%}, {row['ci_high']:.0%}]"
-        lines.append([
-            "overall" if key == "overall" else f"  {value}", str(row["n"]) + ("*" if row["n"] < SMALL else ""), f"{_percent(row['accuracy'])}{ci}", str(row["ties"]),
-            _percent(_row(reports["shorter"], key, value)["accuracy"]), _percent(_row(reports["longer"], key, value)["accuracy"]),
-        ])
+        lines.append(
+            [
+                "overall" if key == "overall" else f"  {value}",
+                str(row["n"]) + ("*" if row["n"] < SMALL else ""),
+                f"{_percent(row['accuracy'])}{ci}",
+                str(row["ties"]),
+                _percent(_row(reports["shorter"], key, value)["accuracy"]),
+                _percent(_row(reports["longer"], key, value)["accuracy"]),
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for index, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=False)]
+        cells = [line[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=False)
+        ]
         out.append("  ".join(cells).rstrip())
         if index == 0:
             out.append("  ".join("-" * width for width in widths))
@@ -109,17 +117,43 @@ def main(argv: list[str] | None = None) -> int:
     from voicetune.data.labelled import SOURCES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("test", "dev", "all"), default=None,
-                        help="which half of the pairs (default: test for the built-in pairs, all for --pairs)")
-    parser.add_argument("--sources", nargs="+", default=[",".join(SOURCES)], metavar="SOURCE",
-                        help=f"built-in label sources, comma- or space-separated (default: {','.join(SOURCES)})")
-    parser.add_argument("--pairs", type=Path, help="a file of your own labelled pairs (Pair lines with meta.label) instead of the built-ins")
-    parser.add_argument("--scorer-config", type=Path, help="a YAML scorer config for the rubric judge (default: the built-in one)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "dev", "all"),
+        default=None,
+        help="which half of the pairs (default: test for the built-in pairs, all for --pairs)",
+    )
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        default=[",".join(SOURCES)],
+        metavar="SOURCE",
+        help=f"built-in label sources, comma- or space-separated (default: {','.join(SOURCES)})",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        help="a file of your own labelled pairs (Pair lines with meta.label) instead of the built-ins",
+    )
+    parser.add_argument(
+        "--scorer-config", type=Path, help="a YAML scorer config for the rubric judge (default: the built-in one)"
+    )
     parser.add_argument("--judge", choices=("rubric", "llm"), default=None, help="rubric (default) or llm")
-    parser.add_argument("--llm", "--endpoint", dest="endpoint", metavar="URL",
-                        help="an OpenAI-compatible endpoint for the LLM judge (implies --judge llm; without it --judge llm serves the embedded model locally)")
+    parser.add_argument(
+        "--llm",
+        "--endpoint",
+        dest="endpoint",
+        metavar="URL",
+        help="an OpenAI-compatible endpoint for the LLM judge (implies --judge llm; without it --judge llm serves the "
+        "embedded model locally)",
+    )
     parser.add_argument("--model", default="smollm2-135m", help="the LLM judge's model name (default: smollm2-135m)")
-    parser.add_argument("--cache", type=Path, default=Path("runs/judge_agreement/judge_cache.sqlite"), help="the LLM judge's answer cache")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("runs/judge_agreement/judge_cache.sqlite"),
+        help="the LLM judge's answer cache",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the reports as JSON")
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples per interval (default 2000)")
     args = parser.parse_args(argv)
@@ -170,13 +204,30 @@ def main(argv: list[str] | None = None) -> int:
     bias = position_bias(judged)
     preference = bias["first_slot_preference"]
     overall = reports["judge"]["overall"]
-    print(f"\n{name}: a tie ({overall['ties']}) or an error ({overall['errors']}) counts as not agreeing; position consistency "
-          f"{_percent(bias['position_consistency'])}, first-slot preference {_percent(preference)}")
+    print(
+        f"\n{name}: a tie ({overall['ties']}) or an error ({overall['errors']}) counts as not agreeing; position "
+        "consistency "
+        f"{_percent(bias['position_consistency'])}, first-slot preference {_percent(preference)}"
+    )
     if args.json:
-        document = {"description": description, "judge_name": name, "position_bias": bias, **reports,
-                    "pairs": [{"id": p.id, "label": p.meta.get("label"), "winner": p.winner, "split": p.meta.get("split"),
-                               "source": p.meta.get("source"), "quality": p.meta.get("quality"),
-                               "failure_class": p.meta.get("failure_class")} for p in judged]}
+        document = {
+            "description": description,
+            "judge_name": name,
+            "position_bias": bias,
+            **reports,
+            "pairs": [
+                {
+                    "id": p.id,
+                    "label": p.meta.get("label"),
+                    "winner": p.winner,
+                    "split": p.meta.get("split"),
+                    "source": p.meta.get("source"),
+                    "quality": p.meta.get("quality"),
+                    "failure_class": p.meta.get("failure_class"),
+                }
+                for p in judged
+            ],
+        }
         try:
             atomic_write_text(args.json, dumps(document, indent=2) + "\n")
         except VoicetuneError as error:

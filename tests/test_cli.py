@@ -27,7 +27,17 @@ def test_version(run_cli):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["score"], ["judge"], ["run"], ["report"], ["data"], ["data", "import"], ["data", "split"], ["data", "builtin"]],
+    [
+        [],
+        ["score"],
+        ["judge"],
+        ["run"],
+        ["report"],
+        ["data"],
+        ["data", "import"],
+        ["data", "split"],
+        ["data", "builtin"],
+    ],
     ids=lambda c: " ".join(c) or "top",
 )
 def test_help_for_every_command(run_cli, command):
@@ -195,13 +205,21 @@ def test_judge_small_pairs_file(run_cli, tmp_path):
             history=[{"role": "user", "text": "When does my flight leave?"}],
             draft="Flight HAT069 departs at 06:00 AM on 2024-05-20.",
             response_a="It leaves at six in the morning on May twentieth. That's flight H A T zero six nine.",
-            response_b="As an AI language model, I would like to inform you that **Flight:** HAT069, 2024-05-20, 06:00 AM.",
+            response_b="As an AI language model, I would like to inform you that **Flight:** HAT069, 2024-05-20, 06:00 "
+            "AM.",
             meta={"label": "a"},
         ),
-        Pair(id="p2", draft="Hello there.", response_a="Hi, what can I do for you?", response_b="Hi, what can I do for you?"),
+        Pair(
+            id="p2",
+            draft="Hello there.",
+            response_a="Hi, what can I do for you?",
+            response_b="Hi, what can I do for you?",
+        ),
     ]
     (tmp_path / "pairs.jsonl").write_text("\n".join(p.model_dump_json(exclude_none=True) for p in pairs) + "\n")
-    result = run_cli("judge", "--pairs", "pairs.jsonl", "--output", "judged.jsonl", "--judge", "rubric", cwd=tmp_path)  # the CLI path; the learned judge: test_learned_judge
+    result = run_cli(
+        "judge", "--pairs", "pairs.jsonl", "--output", "judged.jsonl", "--judge", "rubric", cwd=tmp_path
+    )  # the CLI path; the learned judge: test_learned_judge
     assert result.returncode == 0, result.stderr
     judged = load_records(tmp_path / "judged.jsonl", Pair)
     assert [p.winner for p in judged] == ["a", "tie"]
@@ -224,7 +242,9 @@ def test_builtin_then_split_round_trip(run_cli, tmp_path):
     turns = load_records(tmp_path / "test.jsonl")
     assert turns and all(t.reference and t.draft for t in turns)
 
-    result = run_cli("data", "split", "test.jsonl", "--out", "splits", "--ratios", "0.6,0.2,0.2", "--seed", "3", cwd=tmp_path)
+    result = run_cli(
+        "data", "split", "test.jsonl", "--out", "splits", "--ratios", "0.6,0.2,0.2", "--seed", "3", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     parts = {name: load_records(tmp_path / "splits" / f"{name}.jsonl") for name in ("train", "dev", "test")}
     assert all(parts.values())

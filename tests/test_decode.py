@@ -1,5 +1,6 @@
 """Decoding that keeps facts, with the rubric's rules as the selector: best-of-N picks what the voice score rates
-highest; the guard falls back to the draft said faithfully (draft+voicetune) when every candidate drops a required fact or says what the
+highest; the guard falls back to the draft said faithfully (draft+voicetune) when every candidate drops a required fact
+or says what the
 draft does not. (The learned judge's order, the default, is tested in tests/test_learned_judge.py.)"""
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def test_the_guard_falls_back_to_the_draft_said_faithfully_when_every_candidate_
     choice = pick(turn(), [DROPS, INVENTS], guard=True, selector="rubric")
     assert choice.fallback and choice.index is None
     assert choice.text == speak_draft(DRAFT) and "**" not in choice.text
-    assert not pick(turn(), [DROPS, INVENTS], selector="rubric").fallback  # without the guard the best of the two is kept
+    assert not pick(
+        turn(), [DROPS, INVENTS], selector="rubric"
+    ).fallback  # without the guard the best of the two is kept
 
 
 def test_guarded_best_of_system_in_eval_reports_its_fallback_rate(tmp_path):
@@ -67,7 +70,16 @@ def test_guarded_best_of_system_in_eval_reports_its_fallback_rate(tmp_path):
     system = parse_system("m=org/some-model+best2+guard")
     # turn a gets (DROPS, GOOD); turn b gets (INVENTS, DROPS): a keeps GOOD, b falls back
     backend = Scripted([DROPS, GOOD, INVENTS, DROPS])
-    answers = system_responses(system, turns, tmp_path, 0, backend_for=lambda s: backend, progress=False, log=lambda m: None, judge=RubricJudge())
+    answers = system_responses(
+        system,
+        turns,
+        tmp_path,
+        0,
+        backend_for=lambda s: backend,
+        progress=False,
+        log=lambda m: None,
+        judge=RubricJudge(),
+    )
     assert answers["a"] == GOOD and answers["b"] == speak_draft(DRAFT)
     rows = {t.id: t.meta["decoding"] for t in load_records(tmp_path / "m.jsonl")}
     assert rows["a"] == {"candidates": 2, "chosen": 1, "fallback": False, "refused": {"0": ["dropped_fact"]}}
@@ -75,8 +87,16 @@ def test_guarded_best_of_system_in_eval_reports_its_fallback_rate(tmp_path):
     assert fallback_rate(tmp_path, system, [""]) == 0.5
     assert len(load_records(tmp_path / "m.candidates.jsonl")) == 4
     # a re-run reuses the decoded responses: nothing is generated again
-    again = system_responses(system, turns, tmp_path, 0, backend_for=lambda s: Scripted(["unused"]), progress=False, log=lambda m: None,
-                             judge=RubricJudge())
+    again = system_responses(
+        system,
+        turns,
+        tmp_path,
+        0,
+        backend_for=lambda s: Scripted(["unused"]),
+        progress=False,
+        log=lambda m: None,
+        judge=RubricJudge(),
+    )
     assert again == answers
 
 

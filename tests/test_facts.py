@@ -8,7 +8,8 @@ import pytest
 from voicetune.quality.facts import Fact, classify_fact, extract_facts, fact_conveyed, invented_numbers
 
 DRAFT = """Thank you, Mia. I found order #W4923227 for user mia_li_3668, paid with credit_card_8554680.
-Your refund of $1,095.55 will be issued on 2024-05-20. Flight HAT069 departs May 20th at 06:00 AM and the return leaves at 2:30 PM.
+Your refund of $1,095.55 will be issued on 2024-05-20. Flight HAT069 departs May 20th at 06:00 AM \
+and the return leaves at 2:30 PM.
 Questions? Call (555) 201-8890 or write to mia.li@example.com. Details: https://www.example.com/help/refunds"""
 
 
@@ -223,7 +224,8 @@ def test_extracted_facts_match_a_good_spoken_version():
     spoken = (
         "Thanks, Mia. Order W four nine two three two two seven gets a refund of ten ninety-five fifty-five on May "
         "twentieth. Flight H A T zero six nine leaves May twentieth at six in the morning, and the return's at two "
-        "thirty. You can call five five five, two oh one, eight eight nine zero, or email mia dot li at example dot com."
+        "thirty. You can call five five five, two oh one, eight eight nine zero, or email mia dot li at example dot "
+        "com."
     )
     missing = [fact.text for fact in extract_facts(DRAFT) if fact.required and not fact_conveyed(fact, spoken)]
     assert missing == []

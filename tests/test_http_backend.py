@@ -31,7 +31,14 @@ def server():
 
 def test_http_backend_fills_responses(tmp_path, server):
     turns = builtin_turns("test")[:3]
-    result = generate_turns(HTTPBackend(server.url, "tiny", concurrency=2), turns, tmp_path / "out.jsonl", None, SamplingConfig(), progress=False)
+    result = generate_turns(
+        HTTPBackend(server.url, "tiny", concurrency=2),
+        turns,
+        tmp_path / "out.jsonl",
+        None,
+        SamplingConfig(),
+        progress=False,
+    )
     assert all(t.response.startswith("tiny heard ") for t in result)
     assert server.calls == 3
 
@@ -40,7 +47,9 @@ def test_http_backend_retries_server_errors(monkeypatch):
     monkeypatch.setattr("voicetune.models.generate.time.sleep", lambda seconds: None)  # no real backoff waits
     flaky = _Server(failures=2)
     try:
-        text = HTTPBackend(flaky.url, "tiny", retries=3).complete([{"role": "user", "content": "hi"}], SamplingConfig(), seed=0)
+        text = HTTPBackend(flaky.url, "tiny", retries=3).complete(
+            [{"role": "user", "content": "hi"}], SamplingConfig(), seed=0
+        )
         assert text == "tiny heard 2 characters" and flaky.calls == 3
     finally:
         flaky.close()
@@ -50,7 +59,9 @@ def test_http_backend_names_the_url_when_the_key_is_rejected():
     rejecting = _Server(failures=10, status=401)
     try:
         with pytest.raises(VoicetuneError, match="rejected the API key"):
-            HTTPBackend(rejecting.url, "tiny", retries=0).complete([{"role": "user", "content": "hi"}], SamplingConfig(), 0)
+            HTTPBackend(rejecting.url, "tiny", retries=0).complete(
+                [{"role": "user", "content": "hi"}], SamplingConfig(), 0
+            )
     finally:
         rejecting.close()
 

@@ -79,9 +79,9 @@ def test_tau_bench_turns_match_an_independent_reading(tau_airline):
 
 def test_tau_bench_history_holds_only_spoken_texts(tau_airline):
     raw, turns = tau_airline
-    tool_outputs = {
-        (m.get("content") or "").strip() for item in raw for m in item["traj"] if m["role"] == "tool"
-    } - {""}
+    tool_outputs = {(m.get("content") or "").strip() for item in raw for m in item["traj"] if m["role"] == "tool"} - {
+        ""
+    }
     with_tools = 0
     for turn in turns:
         assert turn.history, turn.id
@@ -129,7 +129,9 @@ def test_tau_bench_fewshot_sample(shared_data):
         for message in turn.history:
             assert message.text.strip() != "None"
             assert not message.text.startswith("tool:")
-    tool_texts = {line[len("tool: "):].strip() for d in displays for line in d.splitlines() if line.startswith("tool: ")}
+    tool_texts = {
+        line[len("tool: ") :].strip() for d in displays for line in d.splitlines() if line.startswith("tool: ")
+    }
     in_meta = [r for t in turns for r in t.tool_results]
     assert in_meta and set(in_meta) <= tool_texts
     assert not any(m.text in tool_texts for t in turns for m in t.history)
@@ -161,7 +163,9 @@ def _traj(system: str = "# Retail agent policy\n\nBe helpful.") -> list[dict]:
 
 
 def test_tau_bench_other_domain(tmp_path):
-    path = _write_json(tmp_path / "gpt-4o-trajectories.json", [{"task_id": 7, "trial": 2, "reward": 1.0, "traj": _traj()}])
+    path = _write_json(
+        tmp_path / "gpt-4o-trajectories.json", [{"task_id": 7, "trial": 2, "reward": 1.0, "traj": _traj()}]
+    )
     turns = import_transcripts(path, "tau-bench")
     assert [t.draft for t in turns] == [
         "Sure. What's your order number?",
@@ -211,7 +215,10 @@ TAU_BAD = {
     "missing traj": ('[{"task_id": 1}]', "item 0: missing field 'traj'"),
     "traj not a list": ('[{"traj": "hi"}]', "item 0: field 'traj'"),
     "unknown role": ('[{"traj": [{"role": "wizard", "content": "x"}]}]', "item 0: messages[0]: field 'role'"),
-    "message without role": ('[{"traj": [{"role": "user", "content": "x"}, {"content": "y"}]}]', "item 0: messages[1]: missing field 'role'"),
+    "message without role": (
+        '[{"traj": [{"role": "user", "content": "x"}, {"content": "y"}]}]',
+        "item 0: messages[1]: missing field 'role'",
+    ),
     "content not text": ('[{"traj": [{"role": "user", "content": 5}]}]', "item 0: messages[0]: field 'content'"),
     "message not an object": ('[{"traj": ["hello"]}]', "item 0: messages[0]"),
 }
@@ -246,7 +253,12 @@ def test_tau_bench_fewshot_synthetic(tmp_path):
         ]
     )
     path = tmp_path / "retail-dialogues.jsonl"
-    path.write_text(json.dumps({"messages_display": display}) + "\n\n" + json.dumps({"messages_display": "user: Hello\nassistant: Hi!"}) + "\n")
+    path.write_text(
+        json.dumps({"messages_display": display})
+        + "\n\n"
+        + json.dumps({"messages_display": "user: Hello\nassistant: Hi!"})
+        + "\n"
+    )
     turns = import_transcripts(path, "tau-bench-fewshot")
     assert [t.draft for t in turns] == [
         "Sure. What's your user ID?",
@@ -291,9 +303,19 @@ def test_openai_chat(tmp_path):
             "messages": [
                 {"role": "system", "content": "You are a phone agent."},
                 {"role": "user", "content": "My internet is down."},
-                {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "check", "arguments": "{}"}}]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "check", "arguments": "{}"}}],
+                },
                 {"role": "tool", "tool_call_id": "c1", "content": '{"status": "outage", "eta": "2:30 PM"}'},
-                {"role": "assistant", "content": [{"type": "text", "text": "There's an outage in your area."}, {"type": "text", "text": "It should be fixed by 2:30 PM."}]},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "There's an outage in your area."},
+                        {"type": "text", "text": "It should be fixed by 2:30 PM."},
+                    ],
+                },
                 {"role": "user", "content": [{"type": "text", "text": "Thanks."}]},
                 {"role": "assistant", "content": "You're welcome."},
             ],
@@ -324,7 +346,10 @@ OPENAI_BAD = {
     "malformed line": ('{"messages": []}\n{"messages": [\n', ":2: malformed JSON"),
     "missing messages": ('{"id": "x"}\n', ":1: missing field 'messages'"),
     "messages not a list": ('{"messages": "hi"}\n', ":1: field 'messages' should be list"),
-    "unknown role": ('{"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]}\n', ":1: messages[1]: field 'role'"),
+    "unknown role": (
+        '{"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]}\n',
+        ":1: messages[1]: field 'role'",
+    ),
     "content a number": ('{"messages": [{"role": "user", "content": 42}]}\n', ":1: messages[0]: field 'content'"),
     "message not an object": ('{"messages": ["hi"]}\n', ":1: messages[0]: expected an object"),
 }
@@ -341,7 +366,12 @@ def test_openai_chat_bad_input(tmp_path, case):
     "line",
     [
         {"domain": 5, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
-        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": 5}]}]},
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": 5}]},
+            ]
+        },
     ],
     ids=["domain not a string", "text part not a string"],
 )
@@ -364,7 +394,7 @@ def test_csv_documented_columns(tmp_path):
         'c1,agent,"Your balance is $1,095.55. Anything else?",2,banking,"It\'s ten ninety-five fifty-five."\n'
         "c2,customer,Hi there,1,,\n"
         "c1,user,What's my balance?,1,banking,\n"
-        "c1,tool,{\"balance\": 1095.55},1.5,banking,\n"
+        'c1,tool,{"balance": 1095.55},1.5,banking,\n'
         "c1,caller,No thanks,3,banking,\n"
         "c1,assistant,Bye!,4,banking,\n"
         "c2,agent,Hello! How can I help?,2,,\n"
@@ -391,7 +421,11 @@ def test_csv_documented_columns(tmp_path):
 
 def test_csv_file_order_without_turn_column_and_header_case(tmp_path):
     path = tmp_path / "healthcare-export.csv"
-    path.write_bytes(("\ufeffConversation_ID, Role ,TEXT\n" "a,user,Hi\n" "a,agent,Hello.\n" "a,user,Bye\n" "a,agent,Take care.\n").encode("utf-8"))
+    path.write_bytes(
+        ("\ufeffConversation_ID, Role ,TEXT\na,user,Hi\na,agent,Hello.\na,user,Bye\na,agent,Take care.\n").encode(
+            "utf-8"
+        )
+    )
     turns = import_transcripts(path, "csv")
     assert [t.draft for t in turns] == ["Hello.", "Take care."]
     assert {t.domain for t in turns} == {"healthcare"}
@@ -399,7 +433,11 @@ def test_csv_file_order_without_turn_column_and_header_case(tmp_path):
 
 @pytest.mark.parametrize(
     "header, missing",
-    [("conversation_id,role", "'text'"), ("id,role,text", "'conversation_id'"), ("conversation_id,speaker,text", "'role'")],
+    [
+        ("conversation_id,role", "'text'"),
+        ("id,role,text", "'conversation_id'"),
+        ("conversation_id,speaker,text", "'role'"),
+    ],
 )
 def test_csv_missing_column_names_it(tmp_path, header, missing):
     path = tmp_path / "bad.csv"
@@ -459,7 +497,15 @@ def test_missing_file_and_unknown_format(tmp_path):
 
 def test_every_format_gives_unique_turn_ids(tmp_path):
     path = tmp_path / "a.jsonl"
-    line = {"id": "same", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]}
+    line = {
+        "id": "same",
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"},
+            {"role": "assistant", "content": "d"},
+        ],
+    }
     path.write_text(json.dumps(line) + "\n")
     turns = import_transcripts(path, "openai-chat")
     assert Counter(t.id for t in turns).most_common(1)[0][1] == 1

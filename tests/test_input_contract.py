@@ -132,7 +132,16 @@ OUTPUT_FLAG = {
     "data import": ["data", "import", "chat.jsonl", "--format", "openai-chat", "--out"],
     "data split": ["data", "split", "in.jsonl", "--out"],
     "data builtin": ["data", "builtin", "--split", "test", "--out"],
-    "generate": ["generate", "--input", "in.jsonl", "--endpoint", "http://127.0.0.1:9/v1", "--api-model", "m", "--output"],
+    "generate": [
+        "generate",
+        "--input",
+        "in.jsonl",
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        "--api-model",
+        "m",
+        "--output",
+    ],
     "train": ["train", "--data", "in.jsonl", "--out"],
     "eval": ["eval", "--system", "draft", "--system", "reference", "--out"],
     "run": ["run", "--out"],
@@ -146,7 +155,9 @@ def test_unwritable_output_is_one_error_line(cli, tmp_path, monkeypatch, command
     if kind == "a directory" and command in FOLDER_OUTPUTS:
         pytest.skip("an existing folder is a valid output for this command")
     (tmp_path / "in.jsonl").write_text(json.dumps({"id": "t1", "draft": "Hi there.", "reference": "Hi."}) + "\n")
-    (tmp_path / "pairs.jsonl").write_text(json.dumps({"id": "p", "response_a": "Yes, it is.", "response_b": "No, it isn't."}) + "\n")
+    (tmp_path / "pairs.jsonl").write_text(
+        json.dumps({"id": "p", "response_a": "Yes, it is.", "response_b": "No, it isn't."}) + "\n"
+    )
     (tmp_path / "chat.jsonl").write_text(json.dumps({"messages": [{"role": "assistant", "content": "Hi."}]}) + "\n")
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir").mkdir()
@@ -193,7 +204,9 @@ def test_atomic_write_errors_name_the_path_and_reason(tmp_path, monkeypatch):
 # 8 ---------------------------------------------------------------------------------------------------------
 def test_lone_surrogate_in_a_record_names_file_line_and_field(tmp_path, cli):
     path = tmp_path / "in.jsonl"
-    path.write_text(TURN + "\n" + '{"id": "t2", "history": [{"role": "user", "text": "hi \\ud800"}], "draft": "Hello."}\n')
+    path.write_text(
+        TURN + "\n" + '{"id": "t2", "history": [{"role": "user", "text": "hi \\ud800"}], "draft": "Hello."}\n'
+    )
     with pytest.raises(VoicetuneError, match=r"in\.jsonl:2: field 'history\.0\.text': not valid Unicode text"):
         load_records(path)
     code, _, err = cli("score", "--input", path, "--output", "out.jsonl", "--field", "draft")
@@ -206,8 +219,17 @@ def test_lone_surrogate_in_a_record_names_file_line_and_field(tmp_path, cli):
 @pytest.mark.parametrize(
     "format, content, where",
     [
-        ("openai-chat", '{"messages": [{"role": "user", "content": "ok"}]}\n{"messages": [{"role": "assistant", "content": "x\\udc00"}]}\n', ":2: field 'messages.0.content'"),
-        ("tau-bench", '[{"task_id": 1,\n "traj": [{"role": "assistant", "content": "\\ud800 hi"}]}]', ":2: field '0.traj.0.content'"),
+        (
+            "openai-chat",
+            '{"messages": [{"role": "user", "content": "ok"}]}\n{"messages": [{"role": "assistant", "content": '
+            '"x\\udc00"}]}\n',
+            ":2: field 'messages.0.content'",
+        ),
+        (
+            "tau-bench",
+            '[{"task_id": 1,\n "traj": [{"role": "assistant", "content": "\\ud800 hi"}]}]',
+            ":2: field '0.traj.0.content'",
+        ),
         ("tau-bench-fewshot", '{"messages_display": "assistant: \\ud800"}\n', ":1: field 'messages_display'"),
     ],
 )
@@ -225,7 +247,9 @@ def test_number_with_more_than_4300_digits_does_not_crash_the_scorer(where):
 
     huge = "9" * 5000
     draft = f"Your balance is ${huge}.50 and the code is {huge}." if where in ("draft", "both") else "Your fee is $75."
-    response = f"It's {huge} dollars, and {huge}.5 more." if where in ("response", "both") else "It's seventy-five dollars."
+    response = (
+        f"It's {huge} dollars, and {huge}.5 more." if where in ("response", "both") else "It's seventy-five dollars."
+    )
     result = score_response(Turn(id="t", draft=draft), response)
     assert 0.0 <= result.voice_score <= 1.0
 
@@ -272,13 +296,22 @@ class _FixedReplyServer:
 
 @pytest.mark.parametrize(
     "reply",
-    ["[]", '{"choices": null}', '{"choices": []}', '{"choices": [{"message": {"content": 5}}]}', '{"choices": [{"message": null}]}', '{"id": 1}'],
+    [
+        "[]",
+        '{"choices": null}',
+        '{"choices": []}',
+        '{"choices": [{"message": {"content": 5}}]}',
+        '{"choices": [{"message": null}]}',
+        '{"id": 1}',
+    ],
 )
 def test_endpoint_reply_that_is_not_a_chat_completion_names_the_url(reply):
     server = _FixedReplyServer(reply.encode())
     try:
         with pytest.raises(VoicetuneError) as error:
-            HTTPBackend(server.url, "m", retries=0, timeout=5).complete([{"role": "user", "content": "hi"}], SamplingConfig(), 0)
+            HTTPBackend(server.url, "m", retries=0, timeout=5).complete(
+                [{"role": "user", "content": "hi"}], SamplingConfig(), 0
+            )
         message = str(error.value)
         assert message.startswith(server.url) and "not an OpenAI-compatible chat completion" in message
     finally:
@@ -286,15 +319,34 @@ def test_endpoint_reply_that_is_not_a_chat_completion_names_the_url(reply):
 
 
 # 11 --------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("endpoint", ["foo", "127.0.0.1:8000/v1", "ftp://host/v1", "http://", "http://host:notaport/v1"])
+@pytest.mark.parametrize(
+    "endpoint", ["foo", "127.0.0.1:8000/v1", "ftp://host/v1", "http://", "http://host:notaport/v1"]
+)
 def test_endpoint_without_scheme_or_host_is_refused_at_construction(endpoint):
     with pytest.raises(VoicetuneError) as error:
         HTTPBackend(endpoint, "m")
     assert endpoint in str(error.value) and "http://" in str(error.value)
 
 
-@pytest.mark.parametrize("flags", [["eval", "--system", "draft", "--system", "reference", "--judge", "llm", "--judge-endpoint", "foo", "--judge-model", "m"],
-                                   ["generate", "--input", "in.jsonl", "--output", "out.jsonl", "--endpoint", "foo", "--api-model", "m"]])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [
+            "eval",
+            "--system",
+            "draft",
+            "--system",
+            "reference",
+            "--judge",
+            "llm",
+            "--judge-endpoint",
+            "foo",
+            "--judge-model",
+            "m",
+        ],
+        ["generate", "--input", "in.jsonl", "--output", "out.jsonl", "--endpoint", "foo", "--api-model", "m"],
+    ],
+)
 def test_endpoint_flag_without_scheme_is_one_error_line(cli, tmp_path, flags):
     (tmp_path / "in.jsonl").write_text(TURN + "\n")
     code, _, err = cli(*flags, "--out" if flags[0] == "eval" else "--seed", "run" if flags[0] == "eval" else "0")
@@ -315,11 +367,30 @@ def test_eval_limit_below_one_is_rejected(cli, limit):
 
 
 # 14 --------------------------------------------------------------------------------------------------------
-DUPLICATES = "\n".join([
-    json.dumps({"id": "x", "draft": "Your fee is $75.", "response": "Seventy-five dollars.", "reference": "It's seventy-five dollars."}),
-    json.dumps({"id": "y", "draft": "Hello there.", "response": "Hi.", "reference": "Hi there."}),
-    json.dumps({"id": "x", "draft": "Your flight leaves at 6 AM.", "response": "At six.", "reference": "It leaves at six."}),
-]) + "\n"
+DUPLICATES = (
+    "\n".join(
+        [
+            json.dumps(
+                {
+                    "id": "x",
+                    "draft": "Your fee is $75.",
+                    "response": "Seventy-five dollars.",
+                    "reference": "It's seventy-five dollars.",
+                }
+            ),
+            json.dumps({"id": "y", "draft": "Hello there.", "response": "Hi.", "reference": "Hi there."}),
+            json.dumps(
+                {
+                    "id": "x",
+                    "draft": "Your flight leaves at 6 AM.",
+                    "response": "At six.",
+                    "reference": "It leaves at six.",
+                }
+            ),
+        ]
+    )
+    + "\n"
+)
 
 
 def test_duplicate_ids_are_an_error_naming_both_lines(tmp_path):
@@ -339,7 +410,17 @@ def test_duplicate_ids_stop_every_command_that_pairs_by_id(cli, tmp_path, comman
     args = {
         "score": ["score", "--input", "turns.jsonl", "--output", "out.jsonl"],
         "eval": ["eval", "--system", "draft", "--system", "reference", "--data", "turns.jsonl", "--out", "run"],
-        "generate": ["generate", "--input", "turns.jsonl", "--output", "out.jsonl", "--endpoint", "http://127.0.0.1:9/v1", "--api-model", "m"],
+        "generate": [
+            "generate",
+            "--input",
+            "turns.jsonl",
+            "--output",
+            "out.jsonl",
+            "--endpoint",
+            "http://127.0.0.1:9/v1",
+            "--api-model",
+            "m",
+        ],
     }[command]
     code, _, err = cli(*args)
     assert code == 2 and "turns.jsonl:3: id 'x' on line 3 is already on line 1" in _one_error_line(err)
@@ -349,14 +430,28 @@ def test_duplicate_ids_stop_every_command_that_pairs_by_id(cli, tmp_path, comman
 def test_importers_make_duplicate_conversation_ids_unique(tmp_path):
     trajectory = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
     tau = tmp_path / "airline.json"
-    tau.write_text(json.dumps([{"task_id": 3, "trial": 0, "traj": trajectory}, {"task_id": 3, "trial": 0, "traj": trajectory}]))
+    tau.write_text(
+        json.dumps([{"task_id": 3, "trial": 0, "traj": trajectory}, {"task_id": 3, "trial": 0, "traj": trajectory}])
+    )
     turns = import_transcripts(tau, "tau-bench")
     assert [t.id for t in turns] == ["tau-airline-3-0-t00", "tau-airline-3-0-2-t00"]
     assert {t.meta["task_id"] for t in turns} == {"airline-3"}  # still one task for the split
 
     chat = tmp_path / "chats.jsonl"
     line = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
-    chat.write_text("\n".join(json.dumps(x) for x in [{**line, "id": "a"}, {**line, "id": "a"}, line, {**line, "id": "chats-00003"}, {**line, "id": "a-2"}]) + "\n")
+    chat.write_text(
+        "\n".join(
+            json.dumps(x)
+            for x in [
+                {**line, "id": "a"},
+                {**line, "id": "a"},
+                line,
+                {**line, "id": "chats-00003"},
+                {**line, "id": "a-2"},
+            ]
+        )
+        + "\n"
+    )
     turns = import_transcripts(chat, "openai-chat")
     assert [t.meta["conversation_id"] for t in turns] == ["a", "a-2", "chats-00003", "chats-00003-2", "a-2-2"]
     assert len({t.id for t in turns}) == len(turns)
@@ -372,9 +467,16 @@ def test_line_separators_round_trip_and_are_written_escaped(tmp_path, cli):
     assert not any(c in raw for c in "\u2028\u2029\u0085") and "\\u2028" in raw
     assert [t.draft for t in load_records(path)] == [SEPARATORS, "plain"]
     # a file another tool wrote with them raw inside strings reads too, and a command's output feeds the next
-    (tmp_path / "raw.jsonl").write_text(json.dumps({"id": "a", "draft": SEPARATORS}, ensure_ascii=False) + "\r\n", encoding="utf-8")
+    (tmp_path / "raw.jsonl").write_text(
+        json.dumps({"id": "a", "draft": SEPARATORS}, ensure_ascii=False) + "\r\n", encoding="utf-8"
+    )
     assert load_records(tmp_path / "raw.jsonl")[0].draft == SEPARATORS
-    chat = {"messages": [{"role": "user", "content": "Hi\u2028there"}, {"role": "assistant", "content": "Your fee\u2029is $75.\u0085Okay?"}]}
+    chat = {
+        "messages": [
+            {"role": "user", "content": "Hi\u2028there"},
+            {"role": "assistant", "content": "Your fee\u2029is $75.\u0085Okay?"},
+        ]
+    }
     (tmp_path / "chat.jsonl").write_text(json.dumps(chat, ensure_ascii=False) + "\n", encoding="utf-8")
     assert cli("data", "import", "chat.jsonl", "--format", "openai-chat", "--out", "turns.jsonl")[0] == 0
     code, _, err = cli("score", "--input", "turns.jsonl", "--output", "scored.jsonl", "--field", "draft")
@@ -385,7 +487,11 @@ def test_line_separators_round_trip_and_are_written_escaped(tmp_path, cli):
 # 17 --------------------------------------------------------------------------------------------------------
 def test_non_finite_numbers_are_written_as_null_and_rejected_when_read(tmp_path):
     text = dumps({"p_value": float("nan"), "ci": [float("inf"), -math.inf, 0.5], "n": 3})
-    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"wrote {name}")) == {"p_value": None, "ci": [None, None, 0.5], "n": 3}
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"wrote {name}")) == {
+        "p_value": None,
+        "ci": [None, None, 0.5],
+        "n": 3,
+    }
     for token in ("NaN", "Infinity", "-Infinity"):
         path = tmp_path / "t.jsonl"
         path.write_text(TURN + "\n" + '{"id": "b", "scores": {"clarity": ' + token + "}}\n")
@@ -395,7 +501,9 @@ def test_non_finite_numbers_are_written_as_null_and_rejected_when_read(tmp_path)
 
 # 18 --------------------------------------------------------------------------------------------------------
 def test_score_record_without_the_field_names_file_and_line_and_is_skippable(cli, tmp_path):
-    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "a", "draft": "Hello there."}) + "\n" + json.dumps({"id": "b", "response": "Hi."}) + "\n")
+    (tmp_path / "in.jsonl").write_text(
+        json.dumps({"id": "a", "draft": "Hello there."}) + "\n" + json.dumps({"id": "b", "response": "Hi."}) + "\n"
+    )
     code, _, err = cli("score", "--input", "in.jsonl", "--output", "out.jsonl", "--field", "draft")
     assert code == 2
     assert "in.jsonl:2: missing field 'draft'" in _one_error_line(err) and "'b'" in err
@@ -517,8 +625,11 @@ def test_data_import_of_a_file_without_agent_text_is_one_error_line(cli, tmp_pat
 @pytest.mark.parametrize("seed", ["-1", str(2**32), "100000000000000000000"])
 @pytest.mark.parametrize("command", ["eval", "generate"])
 def test_sampling_seed_out_of_range_is_one_error_line(cli, command, seed):
-    flags = (["eval", "--system", "draft", "--system", "reference", "--out", "run"] if command == "eval"
-             else ["generate", "--input", "in.jsonl", "--output", "out.jsonl"])
+    flags = (
+        ["eval", "--system", "draft", "--system", "reference", "--out", "run"]
+        if command == "eval"
+        else ["generate", "--input", "in.jsonl", "--output", "out.jsonl"]
+    )
     code, _, err = cli(*flags, "--seed", seed)
     assert code == 2 and "--seed" in _one_error_line(err)
 
@@ -542,17 +653,23 @@ def test_a_symlink_loop_on_the_way_to_an_output_is_named(tmp_path):
 
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
-    for write in (lambda: ensure_dir(tmp_path / "a" / "x"), lambda: atomic_write_text(tmp_path / "a" / "x" / "y.txt", "hi")):
+    for write in (
+        lambda: ensure_dir(tmp_path / "a" / "x"),
+        lambda: atomic_write_text(tmp_path / "a" / "x" / "y.txt", "hi"),
+    ):
         with pytest.raises(VoicetuneError, match="symbolic link loop"):
             write()
 
 
 # 17: configs and outputs a hostile user would try (issue 24, a second battery) -------------------------------
-@pytest.mark.parametrize("text, says", [
-    ("data: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
-    ('review: {reviewers: ["x\\ud800"]}\n', "review.reviewers.0"),
-    ("threads: 99999999999999999999\n", "threads"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("data: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+        ('review: {reviewers: ["x\\ud800"]}\n', "review.reviewers.0"),
+        ("threads: 99999999999999999999\n", "threads"),
+    ],
+)
 @pytest.mark.parametrize("command", ["run", "simulate"])
 def test_a_config_that_would_crash_later_is_one_line_now(cli, tmp_path, text, says, command):
     (tmp_path / "c.yaml").write_text(text)

@@ -63,7 +63,9 @@ def test_faithful_response_beats_a_smooth_wrong_one():
 
 
 def test_identical_responses_tie():
-    pair = Pair(id="p", draft="Hello.", response_a="Hi, what can I do for you?", response_b="Hi, what can I do for you?")
+    pair = Pair(
+        id="p", draft="Hello.", response_a="Hi, what can I do for you?", response_b="Hi, what can I do for you?"
+    )
     judged = judge_pair(pair)
     assert judged.winner == "tie"
     assert set(judged.criteria.values()) == {"tie"}
@@ -110,8 +112,10 @@ def test_rubric_agrees_with_builtin_labels():
     assert all(p.meta.get("label") in ("a", "b") for p in pairs)
     assert {p.meta["label"] for p in pairs} == {"a", "b"}  # labels are not all on one side
     result = label_agreement(judge_pairs(pairs))
-    print(f"\nrubric judge agrees with {result['agree']}/{result['n']} labelled pairs ({result['accuracy']:.1%}), "
-          f"{result['ties']} ties, {result['disagree']} disagreements")
+    print(
+        f"\nrubric judge agrees with {result['agree']}/{result['n']} labelled pairs ({result['accuracy']:.1%}), "
+        f"{result['ties']} ties, {result['disagree']} disagreements"
+    )
     assert result["n"] == len(pairs)
     assert result["accuracy"] >= 0.7
 

@@ -22,23 +22,49 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO_ROOT / "benchmarks" / "judge_agreement.py"
 
 # A made-up τ-bench trajectory (the shape of ../shared/data/tau-bench/gpt-4o-airline.json, none of its text).
-FAKE_TAU = [{
-    "task_id": 7, "trial": 0, "reward": 1.0,
-    "traj": [
-        {"role": "system", "content": "# Airline Agent Policy\n\nHelp callers with their bookings."},
-        {"role": "user", "content": "Hi, can you tell me when my flight leaves? Reservation ZZ1234."},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_reservation", "arguments": "{\"id\": \"ZZ1234\"}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "name": "get_reservation", "content": "{\"flight\": \"HAT101\", \"departs\": \"08:15\"}"},
-        {"role": "assistant", "content": "Reservation **ZZ1234**: flight HAT101 departs at 08:15. Anything else?"},
-        {"role": "user", "content": "No, thanks."},
-        {"role": "assistant", "content": "You're welcome. Have a good trip!"},
-    ],
-}]
+FAKE_TAU = [
+    {
+        "task_id": 7,
+        "trial": 0,
+        "reward": 1.0,
+        "traj": [
+            {"role": "system", "content": "# Airline Agent Policy\n\nHelp callers with their bookings."},
+            {"role": "user", "content": "Hi, can you tell me when my flight leaves? Reservation ZZ1234."},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "get_reservation", "arguments": '{"id": "ZZ1234"}'},
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "c1",
+                "name": "get_reservation",
+                "content": '{"flight": "HAT101", "departs": "08:15"}',
+            },
+            {"role": "assistant", "content": "Reservation **ZZ1234**: flight HAT101 departs at 08:15. Anything else?"},
+            {"role": "user", "content": "No, thanks."},
+            {"role": "assistant", "content": "You're welcome. Have a good trip!"},
+        ],
+    }
+]
 
 
 def _pair(id: str, draft: str, a: str, b: str, **meta) -> dict:
-    return {"id": id, "domain": "airline", "history": [{"role": "user", "text": "When does my flight leave?"}], "draft": draft,
-            "response_a": a, "response_b": b, "meta": meta}
+    return {
+        "id": id,
+        "domain": "airline",
+        "history": [{"role": "user", "text": "When does my flight leave?"}],
+        "draft": draft,
+        "response_a": a,
+        "response_b": b,
+        "meta": meta,
+    }
 
 
 def _write(path: Path, rows: list) -> Path:
@@ -61,22 +87,67 @@ def sources(tmp_path, monkeypatch):
 
 
 def _three_sources(folder: Path) -> None:
-    _write(folder / "labelled_pairs.jsonl", [
-        _pair("b1", "Flight 418 departs at 7:45 AM.", "It leaves at seven forty-five.", "Flight 418 departs at 7:45 AM.",
-              label="a", quality="clarity", why="B reads digits"),  # an older line: no failure_class, no source
-        _pair("b2", "Refund of $42 issued.", "Your refund of forty-two dollars is on its way.", "It's done.",
-              label="a", quality="faithfulness", failure_class="dropped_fact", why="B drops the amount", source="builtin"),
-    ])
-    _write(folder / "labelled_pairs_tau.jsonl", [
-        {"id": "t1", "turn_id": "tau-airline-7-0-t00", "response_a": "Your flight leaves at eight fifteen. Anything else?",
-         "response_b": "Reservation Z Z one two three four, flight H A T one zero one, departs at zero eight fifteen.",
-         "meta": {"label": "a", "quality": "clarity", "failure_class": "read_aloud", "why": "B reads codes", "source": "tau-bench"}},
-    ])
-    _write(folder / "labelled_pairs_synthetic.jsonl", [
-        _pair("s1", "Flight 418 departs at 7:45 AM.", "Flight four eighteen leaves at seven forty-five.",
-              "Flight four eighteen leaves at seven forty-five. Flight four eighteen leaves at seven forty-five.",
-              label="a", quality="non_repetition", failure_class="repetition", why="B says it twice", source="synthetic", from_turn="b1"),
-    ])
+    _write(
+        folder / "labelled_pairs.jsonl",
+        [
+            _pair(
+                "b1",
+                "Flight 418 departs at 7:45 AM.",
+                "It leaves at seven forty-five.",
+                "Flight 418 departs at 7:45 AM.",
+                label="a",
+                quality="clarity",
+                why="B reads digits",
+            ),  # an older line: no failure_class, no source
+            _pair(
+                "b2",
+                "Refund of $42 issued.",
+                "Your refund of forty-two dollars is on its way.",
+                "It's done.",
+                label="a",
+                quality="faithfulness",
+                failure_class="dropped_fact",
+                why="B drops the amount",
+                source="builtin",
+            ),
+        ],
+    )
+    _write(
+        folder / "labelled_pairs_tau.jsonl",
+        [
+            {
+                "id": "t1",
+                "turn_id": "tau-airline-7-0-t00",
+                "response_a": "Your flight leaves at eight fifteen. Anything else?",
+                "response_b": "Reservation Z Z one two three four, flight H A T one zero one, departs at zero eight "
+                "fifteen.",
+                "meta": {
+                    "label": "a",
+                    "quality": "clarity",
+                    "failure_class": "read_aloud",
+                    "why": "B reads codes",
+                    "source": "tau-bench",
+                },
+            },
+        ],
+    )
+    _write(
+        folder / "labelled_pairs_synthetic.jsonl",
+        [
+            _pair(
+                "s1",
+                "Flight 418 departs at 7:45 AM.",
+                "Flight four eighteen leaves at seven forty-five.",
+                "Flight four eighteen leaves at seven forty-five. Flight four eighteen leaves at seven forty-five.",
+                label="a",
+                quality="non_repetition",
+                failure_class="repetition",
+                why="B says it twice",
+                source="synthetic",
+                from_turn="b1",
+            ),
+        ],
+    )
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -133,15 +204,21 @@ def test_unknown_turn_id_is_an_error_naming_the_line(sources):
         labelled_pairs(["tau-bench"], shared_data=shared)
 
 
-@pytest.mark.parametrize("meta, field", [
-    ({"label": "c", "quality": "clarity"}, "meta.label"),
-    ({"label": "a", "quality": "speed"}, "meta.quality"),
-    ({"label": "a", "quality": "clarity", "failure_class": "rude"}, "meta.failure_class"),
-    ({"label": "a", "quality": "clarity", "source": "synthetic"}, "meta.source"),
-])
+@pytest.mark.parametrize(
+    "meta, field",
+    [
+        ({"label": "c", "quality": "clarity"}, "meta.label"),
+        ({"label": "a", "quality": "speed"}, "meta.quality"),
+        ({"label": "a", "quality": "clarity", "failure_class": "rude"}, "meta.failure_class"),
+        ({"label": "a", "quality": "clarity", "source": "synthetic"}, "meta.source"),
+    ],
+)
 def test_a_bad_label_in_a_builtin_file_names_file_line_and_field(sources, meta, field):
     folder, shared = sources
-    _write(folder / "labelled_pairs.jsonl", [_pair("b1", "d", "x", "y", label="a", quality="clarity"), _pair("b2", "d2", "x", "y", **meta)])
+    _write(
+        folder / "labelled_pairs.jsonl",
+        [_pair("b1", "d", "x", "y", label="a", quality="clarity"), _pair("b2", "d2", "x", "y", **meta)],
+    )
     with pytest.raises(VoicetuneError, match=rf"labelled_pairs\.jsonl:2: field '{field}'"):
         labelled_pairs(["builtin"], shared_data=shared)
 
@@ -164,10 +241,20 @@ def test_the_real_label_files_load():
 
 
 def test_a_users_file_needs_only_label_and_quality(tmp_path):
-    path = _write(tmp_path / "mine.jsonl", [
-        _pair("m1", "Flight 418 departs at 7:45 AM.", "It leaves at seven forty-five.", "Flight 418 at 7:45.", label="a", quality="clarity"),
-        _pair("m2", "Refund issued.", "Done.", "Your refund is issued.", label="b"),
-    ])
+    path = _write(
+        tmp_path / "mine.jsonl",
+        [
+            _pair(
+                "m1",
+                "Flight 418 departs at 7:45 AM.",
+                "It leaves at seven forty-five.",
+                "Flight 418 at 7:45.",
+                label="a",
+                quality="clarity",
+            ),
+            _pair("m2", "Refund issued.", "Done.", "Your refund is issued.", label="b"),
+        ],
+    )
     pairs = load_labelled_file(path)
     assert [p.meta["quality"] for p in pairs] == ["clarity", "unlabelled"]
     assert {p.meta["failure_class"] for p in pairs} == {"unclassified"}
@@ -175,12 +262,18 @@ def test_a_users_file_needs_only_label_and_quality(tmp_path):
     assert [p.meta["split"] for p in pairs] == [split_of(p) for p in pairs]
 
 
-@pytest.mark.parametrize("second_line, message", [
-    ("{not json", r"mine\.jsonl:2: malformed JSON"),
-    (json.dumps(_pair("m2", "d", "x", "y", quality="clarity")), r"mine\.jsonl:2: field 'meta\.label'"),
-    (json.dumps({"id": "m2", "response_a": "x", "meta": {"label": "a"}}), r"mine\.jsonl:2: missing field 'response_b'"),
-    (json.dumps(_pair("m1", "d", "x", "y", label="a")), r"mine\.jsonl:2: id 'm1' on line 2 is already on line 1"),
-])
+@pytest.mark.parametrize(
+    "second_line, message",
+    [
+        ("{not json", r"mine\.jsonl:2: malformed JSON"),
+        (json.dumps(_pair("m2", "d", "x", "y", quality="clarity")), r"mine\.jsonl:2: field 'meta\.label'"),
+        (
+            json.dumps({"id": "m2", "response_a": "x", "meta": {"label": "a"}}),
+            r"mine\.jsonl:2: missing field 'response_b'",
+        ),
+        (json.dumps(_pair("m1", "d", "x", "y", label="a")), r"mine\.jsonl:2: id 'm1' on line 2 is already on line 1"),
+    ],
+)
 def test_errors_in_a_users_file_name_file_and_line(tmp_path, second_line, message):
     path = tmp_path / "mine.jsonl"
     path.write_text(json.dumps(_pair("m1", "d", "x", "y", label="a")) + "\n" + second_line + "\n", encoding="utf-8")
@@ -217,8 +310,10 @@ def test_pairs_about_one_context_never_straddle_the_split():
         by_draft.setdefault(" ".join(pair.draft.split()), set()).add(pair.meta["split"])
     assert all(len(splits) == 1 for splits in by_draft.values())
     base = pairs[0]
-    for variant in (base.model_copy(update={"id": "v", "response_a": "Something else.", "meta": {}}),
-                    base.model_copy(update={"id": "w", "history": [], "facts": None})):
+    for variant in (
+        base.model_copy(update={"id": "v", "response_a": "Something else.", "meta": {}}),
+        base.model_copy(update={"id": "w", "history": [], "facts": None}),
+    ):
         assert split_of(variant) == base.meta["split"]
     # a synthetic pair takes the draft of the built-in turn it came from, whatever its own draft says
     synthetic = Pair(id="s", draft="A rewritten draft.", response_a="a", response_b="b", meta={"from_turn": base.id})
@@ -231,17 +326,27 @@ def test_pairs_about_one_context_never_straddle_the_split():
 def _judged(outcomes: str, **meta) -> list[Pair]:
     """Pairs labelled "a" whose winner is given per character: A agree, B disagree, T tie, E error."""
     winners = {"A": "a", "B": "b", "T": "tie", "E": None}
-    return [Pair(id=f"p{i}", response_a="x", response_b="y", winner=winners[c], meta={"label": "a", **meta})
-            for i, c in enumerate(outcomes)]
+    return [
+        Pair(id=f"p{i}", response_a="x", response_b="y", winner=winners[c], meta={"label": "a", **meta})
+        for i, c in enumerate(outcomes)
+    ]
 
 
 def test_agreement_report_counts_and_its_interval_contains_the_accuracy():
-    judged = (_judged("AAAAAAAAAABBBT", quality="clarity", failure_class="read_aloud", source="builtin")
-              + _judged("AAAABBE", quality="faithfulness", source="tau-bench")
-              + [Pair(id="u", response_a="x", response_b="y", winner="a", meta={})])
+    judged = (
+        _judged("AAAAAAAAAABBBT", quality="clarity", failure_class="read_aloud", source="builtin")
+        + _judged("AAAABBE", quality="faithfulness", source="tau-bench")
+        + [Pair(id="u", response_a="x", response_b="y", winner="a", meta={})]
+    )
     report = agreement_report(judged)
     overall = report["overall"]
-    assert (overall["n"], overall["agree"], overall["disagree"], overall["ties"], overall["errors"]) == (21, 14, 5, 1, 1)
+    assert (overall["n"], overall["agree"], overall["disagree"], overall["ties"], overall["errors"]) == (
+        21,
+        14,
+        5,
+        1,
+        1,
+    )
     assert overall["accuracy"] == round(14 / 21, 4) and report["unlabelled"] == 1
     assert list(report["groups"]) == ["quality", "failure_class", "source"]
     assert list(report["groups"]["quality"]) == ["clarity", "faithfulness"]
@@ -258,8 +363,18 @@ def test_agreement_report_counts_and_its_interval_contains_the_accuracy():
 
 def test_length_baselines_on_three_pairs():
     pairs = [
-        Pair(id="1", response_a="Leaves at eight.", response_b="It leaves at eight in the morning, I think.", meta={"label": "a", "quality": "conciseness"}),
-        Pair(id="2", response_a="Sure thing, your refund is on its way now.", response_b="Refund sent.", meta={"label": "b", "quality": "conciseness"}),
+        Pair(
+            id="1",
+            response_a="Leaves at eight.",
+            response_b="It leaves at eight in the morning, I think.",
+            meta={"label": "a", "quality": "conciseness"},
+        ),
+        Pair(
+            id="2",
+            response_a="Sure thing, your refund is on its way now.",
+            response_b="Refund sent.",
+            meta={"label": "b", "quality": "conciseness"},
+        ),
         Pair(id="3", response_a="one two three", response_b="four five six", meta={"label": "a", "quality": "clarity"}),
     ]
     shorter, longer = length_baseline(pairs, "shorter"), length_baseline(pairs, "longer")
@@ -279,26 +394,65 @@ def test_length_baselines_on_three_pairs():
 
 
 def test_benchmark_runs_on_a_users_file(tmp_path):
-    pairs = _write(tmp_path / "mine.jsonl", [
-        _pair("m1", "Flight 418 departs at 7:45 AM.", "Your flight leaves at seven forty-five in the morning.",
-              "**Flight 418** departs at 7:45 AM.", label="a", quality="clarity", failure_class="read_aloud"),
-        _pair("m2", "Refund of $42 issued.", "Your refund of forty-two dollars is on its way.", "Your refund is on its way.",
-              label="a", quality="faithfulness", failure_class="dropped_fact"),
-        _pair("m3", "Your bag fee is $35.", "The bag fee is thirty-five dollars.",
-              "As an AI language model, I must inform you that the bag fee is thirty-five dollars, kindly note.",
-              label="a", quality="humanness"),
-    ])
+    pairs = _write(
+        tmp_path / "mine.jsonl",
+        [
+            _pair(
+                "m1",
+                "Flight 418 departs at 7:45 AM.",
+                "Your flight leaves at seven forty-five in the morning.",
+                "**Flight 418** departs at 7:45 AM.",
+                label="a",
+                quality="clarity",
+                failure_class="read_aloud",
+            ),
+            _pair(
+                "m2",
+                "Refund of $42 issued.",
+                "Your refund of forty-two dollars is on its way.",
+                "Your refund is on its way.",
+                label="a",
+                quality="faithfulness",
+                failure_class="dropped_fact",
+            ),
+            _pair(
+                "m3",
+                "Your bag fee is $35.",
+                "The bag fee is thirty-five dollars.",
+                "As an AI language model, I must inform you that the bag fee is thirty-five dollars, kindly note.",
+                label="a",
+                quality="humanness",
+            ),
+        ],
+    )
     scorer = tmp_path / "scorer.yaml"
     scorer.write_text("meaning:\n  model: none\n", encoding="utf-8")  # no NLI model: fast and the same everywhere
     out = tmp_path / "report.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, str(BENCHMARK), "--pairs", str(pairs), "--scorer-config", str(scorer), "--json", str(out)],
-                            capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--pairs", str(pairs), "--scorer-config", str(scorer), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert "split all: 3 of 3" in text
-    for heading in ("rubric accuracy [95% CI]", "shorter-wins", "longer-wins", "overall", "by quality", "by failure class",
-                    "by source", "clarity", "read_aloud", "unclassified", "mine"):
+    for heading in (
+        "rubric accuracy [95% CI]",
+        "shorter-wins",
+        "longer-wins",
+        "overall",
+        "by quality",
+        "by failure class",
+        "by source",
+        "clarity",
+        "read_aloud",
+        "unclassified",
+        "mine",
+    ):
         assert heading in text, heading
     report = json.loads(out.read_text())
     assert report["judge"]["overall"]["n"] == 3 and len(report["pairs"]) == 3
@@ -306,6 +460,12 @@ def test_benchmark_runs_on_a_users_file(tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(pairs.read_text() + "{oops\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, str(BENCHMARK), "--pairs", str(bad), "--split", "test"],
-                            capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--pairs", str(bad), "--split", "test"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 2 and "bad.jsonl:4: malformed JSON" in result.stderr

@@ -81,13 +81,40 @@ def _small_labels() -> list[dict]:
         base = t.model_dump(mode="json", exclude={"response", "scores", "findings", "reasons"})
         rows.append({**base, "id": f"{t.id}-ref", "response": t.reference, "usable": True, "reader": "test"})
         rows.append({**base, "id": f"{t.id}-ok", "response": f"Okay. {t.reference}", "usable": True, "reader": "test"})
-        rows.append({**base, "id": f"{t.id}-loop", "response": " ".join([t.reference or ""] * 3), "usable": False, "failure": "loop",
-                     "reason": "says it three times", "reader": "test"})
-        rows.append({**base, "id": f"{t.id}-role", "response": f"Draft reply: {t.draft}", "usable": False, "failure": "off_role",
-                     "reason": "reads its label", "reader": "test"})
-        rows.append({**base, "id": f"{t.id}-pref", "response_a": t.reference,
-                     "response_b": f"I apologize for any inconvenience. {t.reference} Is there anything else I can assist you with today?",
-                     "winner": "a", "reader": "test", "kind": "style"})
+        rows.append(
+            {
+                **base,
+                "id": f"{t.id}-loop",
+                "response": " ".join([t.reference or ""] * 3),
+                "usable": False,
+                "failure": "loop",
+                "reason": "says it three times",
+                "reader": "test",
+            }
+        )
+        rows.append(
+            {
+                **base,
+                "id": f"{t.id}-role",
+                "response": f"Draft reply: {t.draft}",
+                "usable": False,
+                "failure": "off_role",
+                "reason": "reads its label",
+                "reader": "test",
+            }
+        )
+        rows.append(
+            {
+                **base,
+                "id": f"{t.id}-pref",
+                "response_a": t.reference,
+                "response_b": f"I apologize for any inconvenience. {t.reference} Is there anything else I can assist "
+                "you with today?",
+                "winner": "a",
+                "reader": "test",
+                "kind": "style",
+            }
+        )
     return rows
 
 
@@ -120,7 +147,10 @@ def test_the_test_half_is_never_trained_on(tmp_path):
 
 def test_bad_labels_name_the_file_and_line(tmp_path, run_cli):
     path = tmp_path / "labels.jsonl"
-    path.write_text('{"id": "x", "response": "Hi there.", "usable": true}\n{"id": "y", "response": "Hi.", "usable": "maybe"}\n', encoding="utf-8")
+    path.write_text(
+        '{"id": "x", "response": "Hi there.", "usable": true}\n{"id": "y", "response": "Hi.", "usable": "maybe"}\n',
+        encoding="utf-8",
+    )
     with pytest.raises(VoicetuneError, match=r"labels.jsonl:2: field 'usable'"):
         read_labels(path)
     result = run_cli("judge", "train", "--labels", path, "--out", tmp_path / "j")
@@ -150,7 +180,9 @@ def test_best_of_and_the_guard_follow_the_learned_order():
     assert choice.text == "plain and right"
     guarded = pick(turn, ["slick but wrong", "borderline", "plain and right"], guard=True, judge=judge)
     assert guarded.text == "plain and right" and set(guarded.refused) == {0, 1}
-    fallback = pick(turn, ["slick but wrong"], guard=True, judge=judge, fallback_text="Your forty-five dollar refund was issued.")
+    fallback = pick(
+        turn, ["slick but wrong"], guard=True, judge=judge, fallback_text="Your forty-five dollar refund was issued."
+    )
     assert fallback.fallback and fallback.text.startswith("Your forty-five")
 
 
@@ -163,8 +195,15 @@ def test_the_simulated_caller_asks_again_after_an_unusable_turn(monkeypatch, tmp
     for t in turns:
         t.meta["conversation_id"] = "c1"
     good = {t.id: t.reference or "" for t in turns}
-    bad = {turns[0].id: "Your six-character code is a great way to keep track of your tickets.", turns[1].id: good[turns[1].id]}
-    monkeypatch.setattr(learned, "default_judge", lambda *a, **k: _Stub({**{v: (0.9, 0.5) for v in good.values()}, bad[turns[0].id]: (0.1, 0.9)}))
+    bad = {
+        turns[0].id: "Your six-character code is a great way to keep track of your tickets.",
+        turns[1].id: good[turns[1].id],
+    }
+    monkeypatch.setattr(
+        learned,
+        "default_judge",
+        lambda *a, **k: _Stub({**{v: (0.9, 0.5) for v in good.values()}, bad[turns[0].id]: (0.1, 0.9)}),
+    )
     config = SimConfig(systems=["reference"], timing="estimate", tts="espeak")
 
     class Channel:
@@ -173,7 +212,12 @@ def test_the_simulated_caller_asks_again_after_an_unusable_turn(monkeypatch, tmp
 
             return SimpleNamespace(text=text, seconds=len(text.split()) / 2.5)
 
-    simulator = _Simulator(config, Channel(), __import__("voicetune.simulate.caller", fromlist=["RuleCaller"]).RuleCaller(config.caller_model), {})
+    simulator = _Simulator(
+        config,
+        Channel(),
+        __import__("voicetune.simulate.caller", fromlist=["RuleCaller"]).RuleCaller(config.caller_model),
+        {},
+    )
     clean = simulator.call("good", "c1", turns, good, 0, 0, config.caller_model)
     garbled = simulator.call("bad", "c1", turns, bad, 0, 0, config.caller_model)
     assert clean.unusable_turns == 0
@@ -192,12 +236,16 @@ def test_the_packaged_labels_are_large_blind_and_split_by_conversation():
     assert all(isinstance(r, LabelledResponse) for r in responses[:5])
     halves: dict[str, set] = {}
     for r in responses:
-        halves.setdefault(r.meta.get("conversation_id") or r.meta.get("task_id") or r.meta["context_id"], set()).add(r.split)
+        halves.setdefault(r.meta.get("conversation_id") or r.meta.get("task_id") or r.meta["context_id"], set()).add(
+            r.split
+        )
     assert all(len(h) == 1 for h in halves.values())
     readers = {r.split: set() for r in responses}
     for r in responses:
         readers[r.split].add(r.reader)
-    assert not (readers.get("dev", set()) & readers.get("test", set())), "a reader of the test half labelled training data"
+    assert not (readers.get("dev", set()) & readers.get("test", set())), (
+        "a reader of the test half labelled training data"
+    )
     assert {r.failure for r in responses if not r.usable} <= set(FAILURES)
     assert labelled_preferences()
 

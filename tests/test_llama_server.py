@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 def test_http_backend_generates_with_the_server(llama_server, tmp_path):
     turns = builtin_turns("test")[:3]
     backend = HTTPBackend(llama_server, "smollm2-135m", concurrency=2)
-    done = generate_turns(backend, turns, tmp_path / "out.jsonl", None, SamplingConfig(max_new_tokens=32, seed=1), progress=False)
+    done = generate_turns(
+        backend, turns, tmp_path / "out.jsonl", None, SamplingConfig(max_new_tokens=32, seed=1), progress=False
+    )
     assert [t.id for t in done] == [t.id for t in turns]
     assert all(t.response and t.response.strip() for t in done)
 
@@ -54,17 +56,59 @@ def test_llm_judge_with_the_server_counts_errors_and_caches(llama_server, tmp_pa
     assert all((p.get("winner") is not None) != ("error" in p["meta"]) for p in pairs)
 
     rerun = LLMJudge(llama_server, "smollm2-135m", ChatCache(tmp_path / "cache.sqlite"), concurrency=2, max_tokens=120)
-    assert evaluate(systems, turns, rerun, tmp_path, progress=False, log=lambda m: None)["comparisons"] == summary["comparisons"]
+    assert (
+        evaluate(systems, turns, rerun, tmp_path, progress=False, log=lambda m: None)["comparisons"]
+        == summary["comparisons"]
+    )
     assert rerun.requests == 0
 
 
 def test_eval_cli_with_llm_judge_and_unreachable_judge(llama_server, run_cli, tmp_path):
-    result = run_cli("eval", "--system", "reference", "--system", "draft", "--data", "builtin:test", "--limit", "2",
-                     "--judge", "llm", "--judge-endpoint", llama_server, "--judge-model", "smollm2-135m", "--out", tmp_path / "ev", timeout=600)
+    result = run_cli(
+        "eval",
+        "--system",
+        "reference",
+        "--system",
+        "draft",
+        "--data",
+        "builtin:test",
+        "--limit",
+        "2",
+        "--judge",
+        "llm",
+        "--judge-endpoint",
+        llama_server,
+        "--judge-model",
+        "smollm2-135m",
+        "--out",
+        tmp_path / "ev",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "llm:smollm2-135m" in result.stdout and (tmp_path / "ev" / "judge_cache.sqlite").is_file()
 
-    result = run_cli("eval", "--system", "reference", "--system", "draft", "--data", "builtin:test", "--limit", "1", "--timeout", "2",
-                     "--judge", "llm", "--judge-endpoint", "http://127.0.0.1:9/v1", "--judge-model", "m", "--out", tmp_path / "dead")
+    result = run_cli(
+        "eval",
+        "--system",
+        "reference",
+        "--system",
+        "draft",
+        "--data",
+        "builtin:test",
+        "--limit",
+        "1",
+        "--timeout",
+        "2",
+        "--judge",
+        "llm",
+        "--judge-endpoint",
+        "http://127.0.0.1:9/v1",
+        "--judge-model",
+        "m",
+        "--out",
+        tmp_path / "dead",
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: http://127.0.0.1:9/v1/chat/completions: unreachable")
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("error: http://127.0.0.1:9/v1/chat/completions: unreachable")
+    )

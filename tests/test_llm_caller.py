@@ -14,7 +14,10 @@ from voicetune.errors import VoicetuneError
 from voicetune.models.prompts import CALLER_PROMPT, caller_messages
 from voicetune.simulate.llm_caller import LLMCaller, Persona, default_personas, load_personas, parse_reaction
 
-PERSONAS = [Persona(id=f"tau2:test:{i}", domain="test", text=f"Why you are calling: you want refund number {i}.") for i in range(10)]
+PERSONAS = [
+    Persona(id=f"tau2:test:{i}", domain="test", text=f"Why you are calling: you want refund number {i}.")
+    for i in range(10)
+]
 HEARD = [("agent", "Thanks for calling, how can I help?"), ("user", "I want a refund for my order.")]
 
 # What the fake caller model answers, by a word of the agent's turn.
@@ -45,7 +48,9 @@ def server():
 
 
 def _react(caller: LLMCaller, turn: str, conversation_id: str = "c1", seed: int = 0, attempt: int = 0) -> str:
-    return caller.react(conversation_id=conversation_id, seed=seed, heard_so_far=HEARD, agent_turn=turn, attempt=attempt)
+    return caller.react(
+        conversation_id=conversation_id, seed=seed, heard_so_far=HEARD, agent_turn=turn, attempt=attempt
+    )
 
 
 def test_answers_map_to_reactions_and_garbage_counts_as_an_error(server):
@@ -62,7 +67,10 @@ def test_answers_map_to_reactions_and_garbage_counts_as_an_error(server):
     assert body["model"] == "caller-model" and body["temperature"] == 0.0
     assert body["messages"][0]["content"].startswith(CALLER_PROMPT)
     assert caller.persona_for("c1", 0).text in body["messages"][0]["content"]
-    assert "Agent: Thanks for calling" in body["messages"][1]["content"] and "You: I want a refund" in body["messages"][1]["content"]
+    assert (
+        "Agent: Thanks for calling" in body["messages"][1]["content"]
+        and "You: I want a refund" in body["messages"][1]["content"]
+    )
 
 
 def test_parse_reaction_is_tolerant():
@@ -151,7 +159,10 @@ def test_default_personas_is_empty_without_data(tmp_path):
         ("{not json", "not valid JSON"),
         ('{"id": "0"}', "expected a JSON list"),
         ('[{"id": "0"}]', "task 0: no 'user_scenario'"),
-        ('[{"id": "0", "user_scenario": {"instructions": {"domain": "x"}}}]', "task 0: no 'user_scenario.instructions.reason_for_call'"),
+        (
+            '[{"id": "0", "user_scenario": {"instructions": {"domain": "x"}}}]',
+            "task 0: no 'user_scenario.instructions.reason_for_call'",
+        ),
         ("[]", "holds no tasks"),
         ("", "empty"),
     ],

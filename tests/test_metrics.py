@@ -83,7 +83,9 @@ def test_non_repetition_like_i_said():
 
 
 def test_non_repetition_copies_previous_agent_turn():
-    clean = metrics.non_repetition("You're all set, and I've texted you the boarding pass.", [PREVIOUS], "Great, thanks.")
+    clean = metrics.non_repetition(
+        "You're all set, and I've texted you the boarding pass.", [PREVIOUS], "Great, thanks."
+    )
     result = metrics.non_repetition(PREVIOUS, [PREVIOUS], "Great, thanks.")
     _assert_fires(result, clean, "last turn")
 
@@ -98,7 +100,9 @@ def test_non_repetition_echoes_the_caller():
     request = "I want to change my flight to Denver to next Friday morning please"
     clean = metrics.non_repetition("Sure, there's a seven a.m. on Friday. Want it?", [], request)
     _assert_clean(clean)
-    result = metrics.non_repetition("So you want to change your flight to Denver to next Friday morning. Let me check.", [], request)
+    result = metrics.non_repetition(
+        "So you want to change your flight to Denver to next Friday morning. Let me check.", [], request
+    )
     _assert_fires(result, clean, "echoes the caller")
 
 
@@ -115,8 +119,10 @@ def test_non_repetition_repeated_fact_from_last_turn():
 LONG = (
     "Thank you so much for reaching out! I'd be more than happy to help you with that today. "
     "Please note that I have gone ahead and looked into your account in order to find the information you need. "
-    "Your refund of forty dollars has been processed and it will show up on your card within three to five business days. "
-    "Please don't hesitate to reach out if you have any other questions. Is there anything else I can help you with today?"
+    "Your refund of forty dollars has been processed and it will show up on your card within three to five business "
+    "days. "
+    "Please don't hesitate to reach out if you have any other questions. Is there anything else I can help you with "
+    "today?"
 )
 CRISP = "Your forty-dollar refund went through; it'll show up on your card in three to five business days."
 
@@ -167,7 +173,10 @@ def test_clarity_clean():
 
 
 CLARITY_CASES = {
-    "markdown bullets and bold": ("Here you go:\n- **Flight:** seven a.m.\n- **Seat:** window", ["markdown", "bullets"]),
+    "markdown bullets and bold": (
+        "Here you go:\n- **Flight:** seven a.m.\n- **Seat:** window",
+        ["markdown", "bullets"],
+    ),
     "a header": ("## Your booking\nYou're on the seven a.m.", ["header"]),
     "a URL": ("You can find it at https://www.example.com/help anytime.", ["URL"]),
     "an internal id": ("I've charged credit_card_8554680 for the change.", ["internal id", "credit_card_8554680"]),
@@ -221,10 +230,19 @@ WARM = "Sure thing, I've moved you to the later flight. You're all set, and I'll
 
 HUMANNESS_CASES = {
     "as an AI": ("As an AI language model, I can't see your account details right now.", ["as an AI"]),
-    "apologize for any inconvenience": ("I apologize for any inconvenience this may have caused you today.", ["inconvenience"]),
-    "no contractions": ("I am sorry, but I do not see a booking and it is not in the system yet.", ["doesn't contract"]),
+    "apologize for any inconvenience": (
+        "I apologize for any inconvenience this may have caused you today.",
+        ["inconvenience"],
+    ),
+    "no contractions": (
+        "I am sorry, but I do not see a booking and it is not in the system yet.",
+        ["doesn't contract"],
+    ),
     "kindly": ("Kindly hold the line while I check that booking for you.", ["kindly"]),
-    "name four times": ("Okay Mia, I see it, Mia. Mia, your flight is fine. Thanks, Mia, have a good day.", ["'Mia' 4 times"]),
+    "name four times": (
+        "Okay Mia, I see it, Mia. Mia, your flight is fine. Thanks, Mia, have a good day.",
+        ["'Mia' 4 times"],
+    ),
     "stiff vocabulary": ("We will utilize your card on file to commence the refund.", ["stiff vocabulary"]),
     "apologises twice": ("Sorry about that. I'm so sorry, that shouldn't have happened.", ["apologises 2 times"]),
     "exclamations": ("Great! You're all set! Have a wonderful day! Bye now!", ["exclamation"]),
@@ -270,7 +288,8 @@ def test_faithfulness_dropped_amount():
 
 def test_faithfulness_invented_price():
     result = metrics.faithfulness(
-        "Your refund of a hundred and fifty dollars for order W four nine two three two two seven arrives by May twentieth.",
+        "Your refund of a hundred and fifty dollars for order W four nine two three two two seven arrives by May "
+        "twentieth.",
         FACTS,
         CONTEXT,
         DRAFT,
@@ -311,7 +330,9 @@ def test_faithfulness_keeps_the_drafts_question():
 
 def test_faithfulness_offer_question_may_become_a_statement():
     draft = "Your bag fee is $35. Would you like me to add it now?"
-    result = metrics.faithfulness("The bag's thirty-five dollars; I can add it now if you like.", extract_facts(draft), (draft,), draft)
+    result = metrics.faithfulness(
+        "The bag's thirty-five dollars; I can add it now if you like.", extract_facts(draft), (draft,), draft
+    )
     _assert_clean(result)
 
 
@@ -394,8 +415,11 @@ def test_each_finding_carries_its_kind_quality_and_penalty():
 
 def test_faithfulness_findings_account_for_the_score():
     result = metrics.faithfulness(
-        "Your refund of a hundred and fifty dollars for order W four nine two three two two seven arrives by May twentieth.",
-        FACTS, CONTEXT, DRAFT,
+        "Your refund of a hundred and fifty dollars for order W four nine two three two two seven arrives by May "
+        "twentieth.",
+        FACTS,
+        CONTEXT,
+        DRAFT,
     )
     assert [(f.kind, f.text) for f in result.findings] == [("dropped_fact", "$121"), ("invented_amount", "$150")]
     assert result.findings[0].values == {"fact_kind": "money"}
@@ -417,9 +441,14 @@ def test_penalty_sections_are_parameters():
     shouty = "Great! You're all set! Have a wonderful day! Bye now!"
     assert metrics.humanness(shouty, HumannessPenalties(free_exclamations=4)).score == 1.0
     repeated = "Your refund is on its way to your card. Your refund is on its way to your card."
-    assert metrics.non_repetition(repeated, penalties=NonRepetitionPenalties(repeated_sentence=0.6)).score < metrics.non_repetition(repeated).score
+    assert (
+        metrics.non_repetition(repeated, penalties=NonRepetitionPenalties(repeated_sentence=0.6)).score
+        < metrics.non_repetition(repeated).score
+    )
     invented = FAITHFUL + " Shipping was twelve dollars."
-    assert metrics.faithfulness(invented, FACTS, CONTEXT, DRAFT, FaithfulnessPenalties(invented_amount=0.1)).score == 0.9
+    assert (
+        metrics.faithfulness(invented, FACTS, CONTEXT, DRAFT, FaithfulnessPenalties(invented_amount=0.1)).score == 0.9
+    )
 
 
 def test_penalty_sections_are_validated_and_frozen():
@@ -433,5 +462,7 @@ def test_penalty_sections_are_validated_and_frozen():
 
 def test_pause_seconds_is_configurable():
     text = "It's fine. Really. Okay."
-    assert estimate_seconds(text, pause_seconds=0.0) < estimate_seconds(text) < estimate_seconds(text, pause_seconds=1.0)
+    assert (
+        estimate_seconds(text, pause_seconds=0.0) < estimate_seconds(text) < estimate_seconds(text, pause_seconds=1.0)
+    )
     assert speaking_seconds(text, "estimate", 150.0, 0.0) == estimate_seconds(text, pause_seconds=0.0)

@@ -32,7 +32,9 @@ def test_an_output_that_is_an_input_by_any_name_is_refused(tmp_path, monkeypatch
         (tmp_path / "sub").mkdir(exist_ok=True)
         with pytest.raises(VoicetuneError, match="is the input file"):
             refuse_overwriting_input(output, source)
-    refuse_overwriting_input(tmp_path / "other.jsonl", source, None, tmp_path / "missing.jsonl")  # no clash: nothing raised
+    refuse_overwriting_input(
+        tmp_path / "other.jsonl", source, None, tmp_path / "missing.jsonl"
+    )  # no clash: nothing raised
 
 
 def test_a_databases_journal_files_are_part_of_it(tmp_path):
@@ -76,11 +78,19 @@ def _database_with_wal(path: Path) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE votes (id INTEGER)")
     db.close()
-    subprocess.run([sys.executable, "-c", (
-        "import os, sqlite3\n"
-        f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-        "for i in range(5): db.execute('INSERT INTO votes VALUES (?)', (i,))\n"
-        "os._exit(0)  # killed: no checkpoint, no close\n")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, sqlite3\n"
+                f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+                "for i in range(5): db.execute('INSERT INTO votes VALUES (?)', (i,))\n"
+                "os._exit(0)  # killed: no checkpoint, no close\n"
+            ),
+        ],
+        check=True,
+    )
 
 
 def _review_step(root: Path, made_from: dict):
@@ -112,11 +122,20 @@ def test_a_review_set_a_live_server_holds_is_not_moved(tmp_path):
     _database_with_wal(paths.review_db)
     paths.stages.mkdir()
     paths.record("review").write_text(json.dumps({"status": "done", "made_from": {"sample": 6}}))
-    server = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, time\n"
-        f"db = sqlite3.connect({str(paths.review_db)!r}, isolation_level=None)\n"
-        "db.execute('PRAGMA journal_mode=WAL'); db.execute('SELECT count(*) FROM votes').fetchone()\n"
-        "print('serving', flush=True); time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sqlite3, time\n"
+                f"db = sqlite3.connect({str(paths.review_db)!r}, isolation_level=None)\n"
+                "db.execute('PRAGMA journal_mode=WAL'); db.execute('SELECT count(*) FROM votes').fetchone()\n"
+                "print('serving', flush=True); time.sleep(60)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout.readline().strip() == "serving"
         with pytest.raises(VoicetuneError, match="in use by another process") as error:
@@ -154,7 +173,9 @@ def test_a_run_folder_is_recognised_by_its_marker_or_an_older_runs_layout(tmp_pa
     (tmp_path / "config.yaml").write_text("threads: 0\n")
     (tmp_path / "command.txt").write_text("voicetune run\n")
     assert not is_run_folder(tmp_path)  # a user's folder may have these
-    (tmp_path / "thresholds.json").write_text(json.dumps({"thresholds": {"win_rate": 0.6}, "set_at": 1.0, "earlier": []}))
+    (tmp_path / "thresholds.json").write_text(
+        json.dumps({"thresholds": {"win_rate": 0.6}, "set_at": 1.0, "earlier": []})
+    )
     assert is_run_folder(tmp_path)  # an older run, made before the marker existed
     other = tmp_path / "other"
     (other / "stages").mkdir(parents=True)
@@ -183,7 +204,10 @@ def test_run_never_rewrites_the_config_it_reads_unless_nothing_changes(tmp_path)
     in_place = dump_yaml(RunConfig()).replace("sample: 24", "sample: 30")
     config_file.write_text(in_place)
     assert check_run_folder(tmp_path / "run", load_run_config(config_file), config_file) == in_place
-    assert check_run_folder(tmp_path / "run", load_run_config(config_file), tmp_path / "run" / "." / "config.yaml") == in_place
+    assert (
+        check_run_folder(tmp_path / "run", load_run_config(config_file), tmp_path / "run" / "." / "config.yaml")
+        == in_place
+    )
 
 
 def test_run_refuses_inputs_where_it_writes(tmp_path):
@@ -202,7 +226,12 @@ def test_run_refuses_inputs_where_it_writes(tmp_path):
     (root / "eval").mkdir()
     (root / "eval" / "cfg.yaml").write_bytes(other.read_bytes())
     with pytest.raises(VoicetuneError, match="holds the input"):
-        run(load_run_config(root / "eval" / "cfg.yaml"), root, config_file=root / "eval" / "cfg.yaml", log=lambda _: None)
+        run(
+            load_run_config(root / "eval" / "cfg.yaml"),
+            root,
+            config_file=root / "eval" / "cfg.yaml",
+            log=lambda _: None,
+        )
 
 
 def test_run_command_refuses_its_own_config_in_one_line(cli, tmp_path):
@@ -216,24 +245,27 @@ def test_run_command_refuses_its_own_config_in_one_line(cli, tmp_path):
 # Configs that would validate and then crash at their stage
 
 
-@pytest.mark.parametrize("settings, field", [
-    ({"review": {"reviewers": ["ann", "bob", "ann"]}}, "review.reviewers"),
-    ({"review": {"reviewers": ["ann", " "]}}, "review.reviewers"),
-    ({"review": {"tts": "festival"}}, "review.tts"),
-    ({"simulate": {"tts": "festival"}}, "simulate.tts"),
-    ({"simulate": {"channel": "speech", "tts": "browser"}}, "simulate.tts"),
-    ({"eval": {"llm_judge": {"kind": "llm"}}}, "eval.llm_judge"),
-    ({"eval": {"llm_judge": {"models": ["m"]}}}, "eval.llm_judge"),
-    ({"eval": {"llm_judge": {"endpoints": ["a", "b"], "models": ["m"]}}}, "eval.llm_judge"),
-    ({"eval": {"judge": {"kind": "llm"}}}, "eval.judge"),
-    ({"eval": {"judge": {"kind": "rubric", "model": "judges/mine"}}}, "eval.judge"),
-    ({"eval": {"baselines": ["plain=draft+voice"]}}, "eval.baselines"),
-    ({"eval": {"baselines": ["big={model}+best99"]}}, "eval.baselines"),
-    ({"data": {"source": "calls.json", "format": "tau"}}, "data.format"),
-    ({"data": {"ratios": [1, 1, 0]}}, "data.ratios"),
-    ({"generation": {"seeds": [-1]}}, "generation.seeds.0"),
-    ({"generation": {"seeds": [0, 2**32]}}, "generation.seeds.1"),
-])
+@pytest.mark.parametrize(
+    "settings, field",
+    [
+        ({"review": {"reviewers": ["ann", "bob", "ann"]}}, "review.reviewers"),
+        ({"review": {"reviewers": ["ann", " "]}}, "review.reviewers"),
+        ({"review": {"tts": "festival"}}, "review.tts"),
+        ({"simulate": {"tts": "festival"}}, "simulate.tts"),
+        ({"simulate": {"channel": "speech", "tts": "browser"}}, "simulate.tts"),
+        ({"eval": {"llm_judge": {"kind": "llm"}}}, "eval.llm_judge"),
+        ({"eval": {"llm_judge": {"models": ["m"]}}}, "eval.llm_judge"),
+        ({"eval": {"llm_judge": {"endpoints": ["a", "b"], "models": ["m"]}}}, "eval.llm_judge"),
+        ({"eval": {"judge": {"kind": "llm"}}}, "eval.judge"),
+        ({"eval": {"judge": {"kind": "rubric", "model": "judges/mine"}}}, "eval.judge"),
+        ({"eval": {"baselines": ["plain=draft+voice"]}}, "eval.baselines"),
+        ({"eval": {"baselines": ["big={model}+best99"]}}, "eval.baselines"),
+        ({"data": {"source": "calls.json", "format": "tau"}}, "data.format"),
+        ({"data": {"ratios": [1, 1, 0]}}, "data.ratios"),
+        ({"generation": {"seeds": [-1]}}, "generation.seeds.0"),
+        ({"generation": {"seeds": [0, 2**32]}}, "generation.seeds.1"),
+    ],
+)
 def test_a_config_that_would_fail_at_its_stage_fails_at_validation(settings, field, cli, tmp_path):
     import yaml
 
@@ -246,16 +278,21 @@ def test_a_config_that_would_fail_at_its_stage_fails_at_validation(settings, fie
 def test_an_llm_judge_section_that_names_an_endpoint_is_an_llm_judge():
     from voicetune.pipeline import load_run_config
 
-    config = load_run_config(None, {"eval": {"llm_judge": {"endpoints": ["http://127.0.0.1:8080/v1"], "models": ["m"]}}})
+    config = load_run_config(
+        None, {"eval": {"llm_judge": {"endpoints": ["http://127.0.0.1:8080/v1"], "models": ["m"]}}}
+    )
     assert config.eval.llm_judge.kind == "llm"
 
 
-@pytest.mark.parametrize("settings, field", [
-    ({"eval": {"baselines": ["base=no-such-model"]}}, "eval.baselines.0"),
-    ({"eval": {"baselines": ["draft+pipecat", "other=missing/dir/model"]}}, "eval.baselines.1"),
-    ({"train": {"model": "nowhere.gguf"}}, "train.model"),
-    ({"eval": {"judge": {"kind": "learned", "model": "no-such-judge"}}}, "eval.judge.model"),
-])
+@pytest.mark.parametrize(
+    "settings, field",
+    [
+        ({"eval": {"baselines": ["base=no-such-model"]}}, "eval.baselines.0"),
+        ({"eval": {"baselines": ["draft+pipecat", "other=missing/dir/model"]}}, "eval.baselines.1"),
+        ({"train": {"model": "nowhere.gguf"}}, "train.model"),
+        ({"eval": {"judge": {"kind": "learned", "model": "no-such-judge"}}}, "eval.judge.model"),
+    ],
+)
 def test_what_a_config_needs_of_this_machine_is_checked_before_anything_runs(settings, field, tmp_path):
     from voicetune.pipeline import load_run_config, run
 
@@ -269,8 +306,12 @@ def test_what_a_config_needs_of_this_machine_is_checked_before_anything_runs(set
 
 
 def _turn(index, draft="Your flight leaves at 9:40 AM.", **meta) -> dict:
-    return Turn(id=f"c1-t{index}", history=[Message(role="user", text="When do I leave?")], draft=draft,
-                meta={"conversation_id": "c1", "turn_index": index, **meta}).model_dump(exclude_none=True)
+    return Turn(
+        id=f"c1-t{index}",
+        history=[Message(role="user", text="When do I leave?")],
+        draft=draft,
+        meta={"conversation_id": "c1", "turn_index": index, **meta},
+    ).model_dump(exclude_none=True)
 
 
 @pytest.mark.parametrize("value", [None, "2", True, 1.5])
@@ -288,8 +329,12 @@ def test_a_turn_index_that_is_not_a_whole_number_is_one_line(value, tmp_path):
 
 def test_a_turn_without_a_draft_is_refused(cli, tmp_path):
     write_records(tmp_path / "calls.jsonl", [_turn(0), _turn(1, draft=None)])
-    code, _, err = cli("simulate", "--system", "draft", "--system", "reference", "--conversations", "calls.jsonl", "--out", "out")
-    assert code == 2 and "calls.jsonl:2: field 'draft'" in err and err.strip().count("\n") <= 1  # (a threads notice may precede)
+    code, _, err = cli(
+        "simulate", "--system", "draft", "--system", "reference", "--conversations", "calls.jsonl", "--out", "out"
+    )
+    assert (
+        code == 2 and "calls.jsonl:2: field 'draft'" in err and err.strip().count("\n") <= 1
+    )  # (a threads notice may precede)
 
 
 def test_a_silent_agent_never_resolves_a_call():
@@ -305,13 +350,22 @@ def test_a_silent_agent_never_resolves_a_call():
         def hear(self, text):
             return Heard(text, estimate_seconds(text), "estimate")
 
-    config = SimConfig.model_validate({"systems": ["a=draft", "b=draft"], "usable_check": False, "scorer": {"meaning": {"model": "none"}}})
+    config = SimConfig.model_validate(
+        {"systems": ["a=draft", "b=draft"], "usable_check": False, "scorer": {"meaning": {"model": "none"}}}
+    )
     turns = [Turn.model_validate(_turn(0, draft="Your flight leaves at 9:40 AM. The fee is $75.", facts=None))]
     never = CallerModel(repair_interval_seconds=1e9)
     simulator = _Simulator(config, Text(), RuleCaller(never), {})
     silent = simulator.call("a", "c1", turns, {}, seed=0, response_seed=0, caller_model=never)
-    spoken = simulator.call("a", "c1", turns, {"c1-t0": "You leave at 9:40 in the morning, and the fee is $75."}, seed=0,
-                            response_seed=0, caller_model=never)
+    spoken = simulator.call(
+        "a",
+        "c1",
+        turns,
+        {"c1-t0": "You leave at 9:40 in the morning, and the fee is $75."},
+        seed=0,
+        response_seed=0,
+        caller_model=never,
+    )
     assert spoken.resolved and not silent.resolved and silent.unusable_turns == 1
 
 
@@ -323,7 +377,9 @@ def test_simulate_never_writes_over_its_own_inputs(cli, tmp_path):
     write_records(out / "responses" / "mine.jsonl", [_turn(0)])
     before = (out / "calls.jsonl").read_bytes()
     for conversations in ("out/calls.jsonl", "out/responses/mine.jsonl"):
-        code, _, err = cli("simulate", "--system", "draft", "--system", "reference", "--conversations", conversations, "--out", "out")
+        code, _, err = cli(
+            "simulate", "--system", "draft", "--system", "reference", "--conversations", conversations, "--out", "out"
+        )
         assert code == 2 and "choose another output path" in err, err
     assert (out / "calls.jsonl").read_bytes() == before and not (out / "summary.json").exists()
     mine = "systems: [draft, reference]\nconversations: calls.jsonl\n# my notes\n"
@@ -346,7 +402,9 @@ def test_export_never_writes_over_the_model_it_reads(tmp_path):
     for target in ("model.safetensors", "config.json"):
         with pytest.raises(VoicetuneError, match="a file of the input folder"):
             export_gguf(str(model), model / target, "q8_0", log=lambda _: None)
-    assert (model / "model.safetensors").read_bytes() == b"weights" and (model / "config.json").read_text() == '{"model_type": "llama"}'
+    assert (model / "model.safetensors").read_bytes() == b"weights" and (
+        model / "config.json"
+    ).read_text() == '{"model_type": "llama"}'
     gguf = tmp_path / "tuned.gguf"
     gguf.write_bytes(b"GGUF")
     with pytest.raises(VoicetuneError, match="is the input file"):
@@ -368,9 +426,15 @@ def test_bad_paths_are_one_clear_line(cli, tmp_path):
         (("run", "loop"), "loop: a symbolic link loop"),
         (("run", "--out", "afile"), "afile: is a file, expected a run folder"),
         (("run", "--out", "loop"), "loop: a symbolic link loop"),
-        (("simulate", "--system", "draft", "--system", "reference", "--out", "afile"), "afile: is a file, expected the simulation's output folder"),
+        (
+            ("simulate", "--system", "draft", "--system", "reference", "--out", "afile"),
+            "afile: is a file, expected the simulation's output folder",
+        ),
         (("simulate", "--system", "draft", "--system", "reference", "--out", "loop"), "loop: a symbolic link loop"),
-        (("simulate", "--system", "draft", "--system", "reference", "--conversations", "loop", "--out", "o"), "loop: a symbolic link loop"),
+        (
+            ("simulate", "--system", "draft", "--system", "reference", "--conversations", "loop", "--out", "o"),
+            "loop: a symbolic link loop",
+        ),
         (("export", "loop", "--gguf", "m.gguf"), "loop: a symbolic link loop"),
         (("export", "smollm2-135m", "--gguf", "loop"), "loop: a symbolic link loop"),
     ]

@@ -1,6 +1,7 @@
 """The Pipecat processor in a real Pipecat pipeline: ``Pipeline([VoicetuneProcessor(...), sink])`` run by
 Pipecat's worker and runner, fed one LLM turn exactly as an LLM service emits it (start, written tokens with
 markdown, end), with a capturing processor at the TTS's place."""
+
 from __future__ import annotations
 
 import asyncio
@@ -102,7 +103,7 @@ class Capture(FrameProcessor):
 def llm_turn(draft: str) -> list[Frame]:
     """One LLM reply as an LLM service pushes it: start, streamed tokens (a few words each), end."""
     words = re.findall(r"\s*\S+", draft)
-    tokens = ["".join(words[i:i + 3]) for i in range(0, len(words), 3)]
+    tokens = ["".join(words[i : i + 3]) for i in range(0, len(words), 3)]
     assert "".join(tokens) == draft.rstrip()
     return [LLMFullResponseStartFrame(), *(LLMTextFrame(t) for t in tokens), LLMFullResponseEndFrame()]
 
@@ -116,7 +117,9 @@ async def _run(processor: FrameProcessor, script: list, after: list[FrameProcess
     ``script`` holds frames to queue and numbers (seconds to wait before queueing what follows). Returns the
     sink's frames of interest."""
     sink = Capture()
-    worker = PipelineWorker(Pipeline([processor, *(after or [sink])]), params=PipelineParams(), cancel_on_idle_timeout=False)
+    worker = PipelineWorker(
+        Pipeline([processor, *(after or [sink])]), params=PipelineParams(), cancel_on_idle_timeout=False
+    )
     started = asyncio.Event()
 
     @worker.event_handler("on_pipeline_started")
@@ -135,7 +138,11 @@ async def _run(processor: FrameProcessor, script: list, after: list[FrameProcess
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
     await asyncio.wait_for(asyncio.gather(runner.run(), feed()), 60)
-    return [f for f in sink.frames if isinstance(f, (TextFrame, LLMFullResponseStartFrame, LLMFullResponseEndFrame, InterruptionFrame))]
+    return [
+        f
+        for f in sink.frames
+        if isinstance(f, (TextFrame, LLMFullResponseStartFrame, LLMFullResponseEndFrame, InterruptionFrame))
+    ]
 
 
 def run(processor: FrameProcessor, script: list) -> list[Frame]:
@@ -150,7 +157,7 @@ def spoken_texts(frames: list[Frame]) -> list[str]:
     """The text frames of the first reply (between its start and end frames)."""
     start = next(i for i, f in enumerate(frames) if isinstance(f, LLMFullResponseStartFrame))
     end = next(i for i, f in enumerate(frames) if isinstance(f, LLMFullResponseEndFrame))
-    return [f.text for f in frames[start + 1:end]]
+    return [f.text for f in frames[start + 1 : end]]
 
 
 def formatted(draft: str) -> str:
@@ -191,15 +198,24 @@ def test_spoken_sentences_replace_the_draft(markdown_turn):
     frames = run(voice, [before, *llm_turn(markdown_turn.draft), after])
     print("\n" + show(frames))
 
-    assert [type(f) for f in frames] == [TranscriptionFrame, LLMFullResponseStartFrame, LLMTextFrame, LLMTextFrame,
-                                         LLMFullResponseEndFrame, TextFrame]
+    assert [type(f) for f in frames] == [
+        TranscriptionFrame,
+        LLMFullResponseStartFrame,
+        LLMTextFrame,
+        LLMTextFrame,
+        LLMFullResponseEndFrame,
+        TextFrame,
+    ]
     assert frames[0] is before and frames[-1] is after and frames[-1].text == "unrelated text outside a reply"
     assert [t.strip() for t in spoken_texts(frames)] == SPOKEN
     assert "".join(spoken_texts(frames)) == " ".join(SPOKEN)  # sentences keep the space the TTS splits them on
     assert not any("**" in f.text for f in frames if isinstance(f, TextFrame))  # no draft token reached the TTS
     assert voice.last_spoken.source == "voice" and not voice.last_spoken.fallback
     assert voice.last_spoken.text == " ".join(SPOKEN) and voice.last_spoken.draft == markdown_turn.draft.rstrip()
-    assert voice.history == [{"role": "user", "text": "How much are two bags?"}, {"role": "agent", "text": " ".join(SPOKEN)}]
+    assert voice.history == [
+        {"role": "user", "text": "How much are two bags?"},
+        {"role": "agent", "text": " ".join(SPOKEN)},
+    ]
     assert "Draft reply:" in backend.messages[0][-1]["content"]
 
 
@@ -243,12 +259,17 @@ def test_history_holds_what_the_user_said_and_what_was_spoken():
     backend = FakeBackend(replies=["Two bags cost eighty dollars.", "Yes, you can pay online."])
     recording = RecordingVoice(backend)
     voice = VoicetuneProcessor(recording, timeout=5)
-    run(voice, [
-        said("How much"), said("are two bags?"), LLMContextUserTurnFrame(text="How much are two bags?", timestamp=""),
-        *llm_turn("Two checked bags cost **$80.00** in total."),
-        said("Can I pay online?"),
-        *llm_turn("Yes! You can pay:\n\n- online\n- at the airport"),
-    ])
+    run(
+        voice,
+        [
+            said("How much"),
+            said("are two bags?"),
+            LLMContextUserTurnFrame(text="How much are two bags?", timestamp=""),
+            *llm_turn("Two checked bags cost **$80.00** in total."),
+            said("Can I pay online?"),
+            *llm_turn("Yes! You can pay:\n\n- online\n- at the airport"),
+        ],
+    )
 
     first, second = recording.turns
     assert [m.model_dump() for m in first.history] == [{"role": "user", "text": "How much are two bags?"}]
@@ -271,8 +292,16 @@ def test_history_turns_bounds_what_is_sent():
 
 def test_an_interruption_drops_the_reply():
     voice = VoicetuneProcessor(Voice(FakeBackend(sleep=0.8)), timeout=5)
-    frames = run(voice, [*llm_turn("This reply is **interrupted** before it is said."), 0.3, InterruptionFrame(), 1.0,
-                         *llm_turn("And this one is said.")])
+    frames = run(
+        voice,
+        [
+            *llm_turn("This reply is **interrupted** before it is said."),
+            0.3,
+            InterruptionFrame(),
+            1.0,
+            *llm_turn("And this one is said."),
+        ],
+    )
     print("\n" + show(frames))
 
     kinds = [type(f) for f in frames]
@@ -292,18 +321,30 @@ def test_a_real_pipecat_tts_speaks_the_sentences():
     from pipecat.services.piper.tts import PiperTTSService
 
     model = Path(joe.model_path())
-    tts = PiperTTSService(settings=PiperTTSService.Settings(voice=model.name.removesuffix(".onnx")), download_dir=model.parent)
+    tts = PiperTTSService(
+        settings=PiperTTSService.Settings(voice=model.name.removesuffix(".onnx")), download_dir=model.parent
+    )
     voice = VoicetuneProcessor(Voice(FakeBackend()), timeout=5)
     sink = Capture()
-    asyncio.run(_run(voice, [said("How much are two bags?"), *llm_turn("Two bags cost **$80.00**.\n\n- pay online\n- or at the airport")],
-                     after=[tts, sink]))
+    asyncio.run(
+        _run(
+            voice,
+            [
+                said("How much are two bags?"),
+                *llm_turn("Two bags cost **$80.00**.\n\n- pay online\n- or at the airport"),
+            ],
+            after=[tts, sink],
+        )
+    )
 
     spoken = [f.text for f in sink.frames if type(f) is AggregatedTextFrame]
     assert spoken == SPOKEN  # the TTS spoke the voice's sentences, one by one, and nothing of the draft
     assert [f.text for f in sink.frames if isinstance(f, TTSTextFrame)] == SPOKEN
     assert sum(len(f.audio) for f in sink.frames if isinstance(f, TTSAudioRawFrame)) > 0
     kinds = [type(f) for f in sink.frames]
-    assert kinds.index(LLMFullResponseStartFrame) < kinds.index(AggregatedTextFrame) < kinds.index(LLMFullResponseEndFrame)
+    assert (
+        kinds.index(LLMFullResponseStartFrame) < kinds.index(AggregatedTextFrame) < kinds.index(LLMFullResponseEndFrame)
+    )
 
 
 def test_needs_exactly_one_voice():
@@ -335,9 +376,12 @@ def test_real_embedded_voice_in_process(markdown_turn, tau_turn):
     last = turn.history[-1]
     assert last.role == "user"
     frames = run(voice, [said(last.text), *llm_turn(turn.draft)])
-    print(f"\n--- {turn.id} ({'tau-bench' if tau_turn else 'built-in'}), draft:\n{turn.draft}\n--- sink frames:\n{show(frames)}"
-          f"\n--- last_spoken: source={voice.last_spoken.source} fallback={voice.last_spoken.fallback} "
-          f"first_seconds={voice.last_spoken.first_seconds:.2f}")
+    print(
+        f"\n--- {turn.id} ({'tau-bench' if tau_turn else 'built-in'}), draft:\n{turn.draft}\n--- sink "
+        f"frames:\n{show(frames)}"
+        f"\n--- last_spoken: source={voice.last_spoken.source} fallback={voice.last_spoken.fallback} "
+        f"first_seconds={voice.last_spoken.first_seconds:.2f}"
+    )
 
     texts = spoken_texts(frames)
     assert texts and all(t.strip() for t in texts) and all(type(f) is LLMTextFrame for f in frames[2:-1])
@@ -370,8 +414,14 @@ def test_url_mode_streams_from_voicetune_serve(markdown_turn):
         frames = run(voice, [before, *llm_turn(markdown_turn.draft), TextFrame("after")])
     print("\n" + show(frames))
 
-    assert [type(f) for f in frames] == [TranscriptionFrame, LLMFullResponseStartFrame, LLMTextFrame, LLMTextFrame,
-                                         LLMFullResponseEndFrame, TextFrame]
+    assert [type(f) for f in frames] == [
+        TranscriptionFrame,
+        LLMFullResponseStartFrame,
+        LLMTextFrame,
+        LLMTextFrame,
+        LLMFullResponseEndFrame,
+        TextFrame,
+    ]
     assert frames[0] is before and frames[-1].text == "after"
     assert [t.strip() for t in spoken_texts(frames)] == SPOKEN
     assert voice.last_spoken.source == "voice" and not voice.last_spoken.fallback

@@ -30,7 +30,9 @@ EXAMPLES_PER_RUN = ROUND_TRIP + ANY_BYTES * len(FORMATS) + VALID * 3 + CLI_SCORE
 
 
 def _settings(examples: int):
-    return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,13 +43,19 @@ def _report_examples():
 
 # Text: any Unicode scalar value (no lone surrogates: they are not text), with the characters that broke
 # line-based readers (U+2028, U+2029, U+0085, CR) and emoji made likely.
-_CHARS = st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from(list("\u2028\u2029\u0085\r\n\t\x00\x1e😀é$0123456789")))
+_CHARS = st.one_of(
+    st.characters(blacklist_categories=("Cs",)), st.sampled_from(list("\u2028\u2029\u0085\r\n\t\x00\x1e😀é$0123456789"))
+)
 TEXT = st.text(_CHARS, max_size=40)
 HUGE_NUMBER = st.text("0123456789", min_size=4301, max_size=4400)  # past int()'s 4,300-digit limit
 FIELD_TEXT = st.one_of(TEXT, HUGE_NUMBER)
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
 JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-(10**40), 10**40), FINITE, TEXT)
-JSON_VALUE = st.recursive(JSON_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)), max_leaves=8)
+JSON_VALUE = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
+    max_leaves=8,
+)
 
 TURNS = st.builds(
     Turn,
@@ -91,12 +99,30 @@ def _structured(format: str):
         header = st.sampled_from(["conversation_id,role,text", "conversation_id,role,text,turn", "role,text"])
         return st.builds(lambda h, r: h + "\n" + "\n".join(",".join(row) for row in r), header, rows)
     if format == "openai-chat":
-        line = st.one_of(st.fixed_dictionaries({"messages": st.lists(message, max_size=4)}, optional={"id": JSON_LEAF, "domain": JSON_LEAF}), JSON_VALUE)
+        line = st.one_of(
+            st.fixed_dictionaries(
+                {"messages": st.lists(message, max_size=4)}, optional={"id": JSON_LEAF, "domain": JSON_LEAF}
+            ),
+            JSON_VALUE,
+        )
         return st.lists(line.map(json.dumps), max_size=4).map("\n".join)
     if format == "tau-bench":
-        item = st.fixed_dictionaries({"traj": st.one_of(st.lists(message, max_size=4), JSON_VALUE)}, optional={"task_id": JSON_LEAF, "trial": JSON_LEAF})
+        item = st.fixed_dictionaries(
+            {"traj": st.one_of(st.lists(message, max_size=4), JSON_VALUE)},
+            optional={"task_id": JSON_LEAF, "trial": JSON_LEAF},
+        )
         return st.one_of(st.lists(item, max_size=3), JSON_VALUE).map(json.dumps)
-    line = st.fixed_dictionaries({"messages_display": st.one_of(TEXT, st.lists(st.sampled_from(["user: hi", "assistant: None", "assistant: ok", "tool: {}", "more"]), max_size=5).map("\n".join), JSON_LEAF)})
+    line = st.fixed_dictionaries(
+        {
+            "messages_display": st.one_of(
+                TEXT,
+                st.lists(
+                    st.sampled_from(["user: hi", "assistant: None", "assistant: ok", "tool: {}", "more"]), max_size=5
+                ).map("\n".join),
+                JSON_LEAF,
+            )
+        }
+    )
     return st.lists(line.map(json.dumps), max_size=3).map("\n".join)
 
 
@@ -111,7 +137,11 @@ def _import_or_user_error(path: Path, format: str):
 @pytest.mark.parametrize("format", FORMATS)
 def test_any_bytes_import_or_raise_a_user_error(format):
     @_settings(ANY_BYTES)
-    @given(data=st.one_of(st.binary(max_size=200), _structured(format).map(lambda text: text.encode("utf-8", "surrogatepass"))))
+    @given(
+        data=st.one_of(
+            st.binary(max_size=200), _structured(format).map(lambda text: text.encode("utf-8", "surrogatepass"))
+        )
+    )
     def check(data):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "input.data"
@@ -127,7 +157,9 @@ def test_any_bytes_import_or_raise_a_user_error(format):
 # Valid conversations: every agent text message becomes one turn, with unique ids
 
 SPOKEN = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
-CONVERSATION = st.lists(st.tuples(st.sampled_from(["user", "assistant", "tool", "system"]), SPOKEN), min_size=1, max_size=6)
+CONVERSATION = st.lists(
+    st.tuples(st.sampled_from(["user", "assistant", "tool", "system"]), SPOKEN), min_size=1, max_size=6
+)
 CONVERSATIONS = st.lists(st.tuples(st.sampled_from(["a", "b", "7", "x-2"]), CONVERSATION), min_size=1, max_size=4)
 
 
@@ -137,10 +169,16 @@ def _agent_texts(conversations) -> int:
 
 def _write(format: str, conversations, path: Path) -> None:
     if format == "openai-chat":
-        lines = [json.dumps({"id": cid, "messages": [{"role": r, "content": t} for r, t in messages]}) for cid, messages in conversations]
+        lines = [
+            json.dumps({"id": cid, "messages": [{"role": r, "content": t} for r, t in messages]})
+            for cid, messages in conversations
+        ]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     elif format == "tau-bench":
-        items = [{"task_id": cid, "trial": 0, "traj": [{"role": r, "content": t} for r, t in messages]} for cid, messages in conversations]
+        items = [
+            {"task_id": cid, "trial": 0, "traj": [{"role": r, "content": t} for r, t in messages]}
+            for cid, messages in conversations
+        ]
         path.write_text(json.dumps(items), encoding="utf-8")
     else:  # csv: one conversation per id, so rows of a repeated id form one longer conversation
         buffer = io.StringIO()
@@ -155,7 +193,9 @@ def _reads_as_a_row(text: str) -> bool:
     """A line of the text that is itself a CSV row with a role: the importer takes that for a quote left open."""
     from voicetune.data.formats.csv_transcripts import ROLES
 
-    rows = [next(csv.reader([line]), []) for line in text.splitlines()[1:]]  # every line break, "\r" too (csv refuses a bare one)
+    rows = [
+        next(csv.reader([line]), []) for line in text.splitlines()[1:]
+    ]  # every line break, "\r" too (csv refuses a bare one)
     return any(len(row) == 3 and row[1].strip().lower() in ROLES for row in rows)
 
 
@@ -213,23 +253,43 @@ TURN_LIKE = st.fixed_dictionaries(
         "id": st.one_of(st.sampled_from(["t1", "t2"]), JSON_LEAF),
         "draft": st.one_of(TEXT, JSON_LEAF),
         "response": st.one_of(TEXT, JSON_LEAF),
-        "history": st.one_of(st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "agent", "robot"]), "text": st.one_of(TEXT, JSON_LEAF)}), max_size=2), JSON_VALUE),
+        "history": st.one_of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"role": st.sampled_from(["user", "agent", "robot"]), "text": st.one_of(TEXT, JSON_LEAF)}
+                ),
+                max_size=2,
+            ),
+            JSON_VALUE,
+        ),
         "facts": st.one_of(st.lists(TEXT, max_size=2), JSON_LEAF),
         "meta": JSON_VALUE,
     },
 )
-JSONL = st.lists(st.one_of(TURN_LIKE.map(json.dumps), TEXT, st.sampled_from(["NaN", '{"id": "t9", "draft": NaN}', '{"id": "\\ud800"}', "[]"])), max_size=5).map("\n".join)
+JSONL = st.lists(
+    st.one_of(
+        TURN_LIKE.map(json.dumps),
+        TEXT,
+        st.sampled_from(["NaN", '{"id": "t9", "draft": NaN}', '{"id": "\\ud800"}', "[]"]),
+    ),
+    max_size=5,
+).map("\n".join)
 
 
 @_settings(CLI_SCORE)
-@given(content=st.one_of(JSONL.map(lambda text: text.encode("utf-8", "surrogatepass")), st.binary(max_size=100)),
-       field=st.sampled_from(["draft", "response"]), skip=st.booleans())
+@given(
+    content=st.one_of(JSONL.map(lambda text: text.encode("utf-8", "surrogatepass")), st.binary(max_size=100)),
+    field=st.sampled_from(["draft", "response"]),
+    skip=st.booleans(),
+)
 @example(content=b"\x1c", field="draft", skip=False)  # found here: white space to str.strip, not to bytes.strip
 @example(content=b"{}", field="draft", skip=True)  # found here: every line skipped left nothing to summarise
 def test_score_on_any_file_is_exit_0_or_one_error_line(content, field, skip):
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "in.jsonl").write_bytes(content)
-        args = ["score", "--input", "in.jsonl", "--output", "out.jsonl", "--field", field] + (["--skip-invalid"] if skip else [])
+        args = ["score", "--input", "in.jsonl", "--output", "out.jsonl", "--field", field] + (
+            ["--skip-invalid"] if skip else []
+        )
         code, _, err = _run_cli(args, Path(folder))
         _assert_contract(code, err)
         if code == 0:
@@ -239,11 +299,17 @@ def test_score_on_any_file_is_exit_0_or_one_error_line(content, field, skip):
 @pytest.mark.parametrize("format", FORMATS)
 def test_data_import_on_any_file_is_exit_0_or_one_error_line(format):
     @_settings(CLI_IMPORT)
-    @given(content=st.one_of(_structured(format).map(lambda text: text.encode("utf-8", "surrogatepass")), st.binary(max_size=100)))
+    @given(
+        content=st.one_of(
+            _structured(format).map(lambda text: text.encode("utf-8", "surrogatepass")), st.binary(max_size=100)
+        )
+    )
     def check(content):
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / "input.data").write_bytes(content)
-            code, _, err = _run_cli(["data", "import", "input.data", "--format", format, "--out", "turns.jsonl"], Path(folder))
+            code, _, err = _run_cli(
+                ["data", "import", "input.data", "--format", format, "--out", "turns.jsonl"], Path(folder)
+            )
             _assert_contract(code, err)
             if code == 0:
                 load_records(Path(folder) / "turns.jsonl", unique_ids=True)

@@ -16,7 +16,11 @@ def _turn(index: int = 0, **extra) -> Turn:
         id=f"conv-{index}-t00",
         domain="airline",
         system="You are Dana, a phone agent.",
-        history=[Message(role="user", text="Can I move my flight?"), Message(role="agent", text="Sure, which day?"), Message(role="user", text="Friday.")],
+        history=[
+            Message(role="user", text="Can I move my flight?"),
+            Message(role="agent", text="Sure, which day?"),
+            Message(role="user", text="Friday."),
+        ],
         draft="Flight **SV 1182** departs 07:45 AM. Change fee: $75.00.",
         facts=["07:45 AM", "$75.00"],
         reference="There's a seven forty-five on Friday, and the change fee is seventy-five dollars.",
@@ -28,7 +32,12 @@ def _turn(index: int = 0, **extra) -> Turn:
 def test_turn_round_trip(tmp_path):
     turns = [
         _turn(0),
-        _turn(1, response="It's seventy-five dollars.", scores={"clarity": 1.0, "voice_score": 0.9}, reasons=["says nothing new"]),
+        _turn(
+            1,
+            response="It's seventy-five dollars.",
+            scores={"clarity": 1.0, "voice_score": 0.9},
+            reasons=["says nothing new"],
+        ),
         Turn(id="bare"),
     ]
     path = write_records(tmp_path / "turns.jsonl", turns)
@@ -110,7 +119,9 @@ def test_atomic_write_failure_keeps_old_file_and_cleans_up(tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(VoicetuneError, match=r"turns\.jsonl: cannot write \(disk full\)"):  # a user error naming the path
+    with pytest.raises(
+        VoicetuneError, match=r"turns\.jsonl: cannot write \(disk full\)"
+    ):  # a user error naming the path
         atomic_write_text(out, "half a fi")
     assert out.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["turns.jsonl"]

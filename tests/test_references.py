@@ -56,7 +56,9 @@ def test_domains_and_the_spoken_data_spec():
 
 
 def test_tau_bench_text_is_not_stored_in_the_package():
-    rows = [json.loads(line) for line in (HERE / "tau_bench.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in (HERE / "tau_bench.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     assert rows and all(set(row) == {"id", "reference", "facts"} for row in rows)
 
 

@@ -21,11 +21,33 @@ from voicetune.review.store import Vote
 _ids = iter(range(1, 10_000))
 
 
-def vote(reviewer, pair, winner, *, showing=1, comparison="tuned-vs-base", mode="listen", criteria=None,
-         seconds=None, audio=None) -> Vote:
-    return Vote(reviewer=reviewer, item_id=next(_ids), pair_id=pair, comparison=comparison, domain="d", showing=showing,
-                swapped=showing == 2, shown="tie" if winner == "tie" else "1", winner=winner, mode=mode,
-                criteria=criteria or {}, seconds_on_item=seconds, audio_seconds=audio)
+def vote(
+    reviewer,
+    pair,
+    winner,
+    *,
+    showing=1,
+    comparison="tuned-vs-base",
+    mode="listen",
+    criteria=None,
+    seconds=None,
+    audio=None,
+) -> Vote:
+    return Vote(
+        reviewer=reviewer,
+        item_id=next(_ids),
+        pair_id=pair,
+        comparison=comparison,
+        domain="d",
+        showing=showing,
+        swapped=showing == 2,
+        shown="tie" if winner == "tie" else "1",
+        winner=winner,
+        mode=mode,
+        criteria=criteria or {},
+        seconds_on_item=seconds,
+        audio_seconds=audio,
+    )
 
 
 # The main table: 6 pairs of tuned-vs-base, the judge's verdict and two reviewers' first showings.
@@ -54,7 +76,9 @@ ANN_CLARITY = {"p1": "a", "p2": "b", "p3": "a"}
 
 
 def main_votes() -> list[Vote]:
-    votes = [vote("ann", p, w, criteria={"clarity": ANN_CLARITY[p]} if p in ANN_CLARITY else None) for p, w in ANN.items()]
+    votes = [
+        vote("ann", p, w, criteria={"clarity": ANN_CLARITY[p]} if p in ANN_CLARITY else None) for p, w in ANN.items()
+    ]
     votes += [vote("bob", p, w) for p, w in BOB.items()]
     votes += [vote("ann", "p1", "a", showing=2), vote("ann", "p2", "b", showing=2), vote("ann", "p3", "b", showing=2)]
     votes += [vote("bob", "p1", "a", showing=2), vote("bob", "p3", "b", showing=2)]
@@ -100,8 +124,13 @@ def test_human_vs_judge_per_reviewer_and_criterion(report):
     assert clarity["kappa"] == pytest.approx(0.4, abs=1e-4)
     assert set(report["human_vs_judge"]["per_criterion"]) == set(QUALITIES)
     assert report["human_vs_judge"]["per_criterion"]["humanness"] == {
-        "n": 0, "percent_agreement": None, "kappa": None, "n_no_ties": 0,
-        "percent_agreement_no_ties": None, "kappa_no_ties": None}
+        "n": 0,
+        "percent_agreement": None,
+        "kappa": None,
+        "n_no_ties": 0,
+        "percent_agreement_no_ties": None,
+        "kappa_no_ties": None,
+    }
 
 
 def test_inter_reviewer_two_raters(report):
@@ -149,10 +178,23 @@ def test_comparison_win_rate_counts_ties_half():
     # 4 pairs, 7 votes: p1 [a, a], p2 [a, tie], p3 [b, a], p4 [tie] -> wins 4, losses 1, ties 2.
     #   win rate = (4 + 2/2) / 7 = 5/7; without ties 4/5. Per-pair means 1, .75, .5, .5 -> bootstrap CI in [.5, 1].
     # Judge on the same pairs: a, b, a, tie -> (2 + 0.5) / 4 = 0.625. Clarity given on two votes: a, tie -> 0.75.
-    votes = [vote("r1", "p1", "a", criteria={"clarity": "a"}), vote("r2", "p1", "a"), vote("r1", "p2", "a"),
-             vote("r2", "p2", "tie", criteria={"clarity": "tie"}), vote("r1", "p3", "b"), vote("r2", "p3", "a"),
-             vote("r1", "p4", "tie"), vote("r1", "p1", "b", showing=2)]
-    judge = {"p1": {"winner": "a"}, "p2": {"winner": "b"}, "p3": {"winner": "a"}, "p4": {"winner": "tie"}, "p9": {"winner": "b"}}
+    votes = [
+        vote("r1", "p1", "a", criteria={"clarity": "a"}),
+        vote("r2", "p1", "a"),
+        vote("r1", "p2", "a"),
+        vote("r2", "p2", "tie", criteria={"clarity": "tie"}),
+        vote("r1", "p3", "b"),
+        vote("r2", "p3", "a"),
+        vote("r1", "p4", "tie"),
+        vote("r1", "p1", "b", showing=2),
+    ]
+    judge = {
+        "p1": {"winner": "a"},
+        "p2": {"winner": "b"},
+        "p3": {"winner": "a"},
+        "p4": {"winner": "tie"},
+        "p9": {"winner": "b"},
+    }
     (row,) = review_agreement(votes, judge, systems={"tuned-vs-base": ("tuned-7b", "base-7b")})["comparisons"]
     assert (row["system_a"], row["system_b"], row["judge"]) == ("tuned-7b", "base-7b", "human")
     assert (row["n"], row["wins"], row["losses"], row["ties"]) == (7, 4, 1, 2)
@@ -215,15 +257,24 @@ def test_none_cases():
     report = review_agreement(votes, {f"p{i}": {"winner": "a"} for i in range(4)})
     overall = report["human_vs_judge"]["overall"]
     assert overall["percent_agreement"] == 1.0 and overall["kappa"] is None and overall["kappa_no_ties"] is None
-    assert report["inter_reviewer"] == {"n_pairs": 0, "krippendorff_alpha_nominal": None, "krippendorff_alpha_ordinal": None,
-                                        "fleiss_kappa": None, "fleiss_raters": None, "percent_agreement": None}
+    assert report["inter_reviewer"] == {
+        "n_pairs": 0,
+        "krippendorff_alpha_nominal": None,
+        "krippendorff_alpha_ordinal": None,
+        "fleiss_kappa": None,
+        "fleiss_raters": None,
+        "percent_agreement": None,
+    }
     assert report["self_consistency"]["solo"] == {"n": 0, "consistent": 0, "rate": None}
     assert report["listen_vs_read"] is None and report["bradley_terry"] is None and report["flags"] == {}
     # Two reviewers who always agree on one label: alpha is 0/0 too; the judge knows no pair: n = 0.
     both = votes + [vote("duo", f"p{i}", "a") for i in range(4)]
     report = review_agreement(both, {})
     assert report["inter_reviewer"]["percent_agreement"] == 1.0
-    assert report["inter_reviewer"]["krippendorff_alpha_nominal"] is None and report["inter_reviewer"]["fleiss_kappa"] is None
+    assert (
+        report["inter_reviewer"]["krippendorff_alpha_nominal"] is None
+        and report["inter_reviewer"]["fleiss_kappa"] is None
+    )
     assert report["human_vs_judge"]["overall"]["n"] == 0 and report["comparisons"][0]["judge_win_rate"] is None
 
 

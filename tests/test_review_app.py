@@ -1,5 +1,6 @@
 """The review set and app: creation (sampling, assignment, repeats), the API a reviewer's browser uses, the
 security cases, durability, a load test over real HTTP and the CLI."""
+
 from __future__ import annotations
 
 import re
@@ -28,13 +29,20 @@ def _pairs(n: int, domains=("airline", "retail"), comparisons=(("tuned", "base")
     pairs = []
     for i in range(n):
         a, b = comparisons[i % len(comparisons)]
-        pairs.append(Pair(
-            id=f"c{i}#{a}-vs-{b}#s0", domain=domains[(i // len(comparisons)) % len(domains)],
-            history=[Message(role="user", text=f"Caller question number {i}?")],
-            response_a=XSS if i == 0 else f"Sure, item {i} is done.", response_b=f"I apologize. Item {i}, let me check that for you now.",
-            system_a=a, system_b=b, winner="a" if i % 3 else "b", criteria={"conciseness": "a", "clarity": "tie"},
-            meta={"context_id": f"c{i}"},
-        ))
+        pairs.append(
+            Pair(
+                id=f"c{i}#{a}-vs-{b}#s0",
+                domain=domains[(i // len(comparisons)) % len(domains)],
+                history=[Message(role="user", text=f"Caller question number {i}?")],
+                response_a=XSS if i == 0 else f"Sure, item {i} is done.",
+                response_b=f"I apologize. Item {i}, let me check that for you now.",
+                system_a=a,
+                system_b=b,
+                winner="a" if i % 3 else "b",
+                criteria={"conciseness": "a", "clarity": "tie"},
+                meta={"context_id": f"c{i}"},
+            )
+        )
     return pairs
 
 
@@ -47,7 +55,9 @@ def eval_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def review(tmp_path: Path, eval_dir: Path):
-    made = create_review_set(eval_dir, tmp_path / "review.sqlite", ["alice", "bob", "carol"], overlap=2, repeat_share=0.25, engine="browser")
+    made = create_review_set(
+        eval_dir, tmp_path / "review.sqlite", ["alice", "bob", "carol"], overlap=2, repeat_share=0.25, engine="browser"
+    )
     return made
 
 
@@ -57,7 +67,9 @@ def _client(made) -> TestClient:
 
 def _form(page: str) -> dict:
     """The hidden fields of the vote form of an item page."""
-    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.split('id="vote"')[1].split("</form>")[0]))
+    return dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.split('id="vote"')[1].split("</form>")[0])
+    )
 
 
 # creation ------------------------------------------------------------------------------------------------
@@ -112,9 +124,21 @@ def test_vote_resume_replay_and_undo(review):
     page = client.get(first.headers["location"]).text
     # blind: no system name or pair id in the page; listen-first: votes disabled, text hidden
     assert "tuned" not in page and "base" not in page and items[0].pair_id not in page
-    assert page.count("disabled>") == 3 and page.count('hidden>') == 2
+    assert page.count("disabled>") == 3 and page.count("hidden>") == 2
     form = _form(page)
-    posted = client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "clarity": "2", "comment": "good", "plays_1": "1", "plays_2": "2", "seconds": "7.5"}, follow_redirects=False)
+    posted = client.post(
+        f"/r/{token}/vote",
+        data={
+            **form,
+            "verdict": "1",
+            "clarity": "2",
+            "comment": "good",
+            "plays_1": "1",
+            "plays_2": "2",
+            "seconds": "7.5",
+        },
+        follow_redirects=False,
+    )
     assert posted.status_code == 303
     again = client.post(f"/r/{token}/vote", data={**form, "verdict": "2"}, follow_redirects=False)  # a replayed post
     assert again.status_code == 303
@@ -126,7 +150,11 @@ def test_vote_resume_replay_and_undo(review):
     assert client.get(f"/r/{token}", follow_redirects=False).headers["location"] == f"/r/{token}/item/{items[1].id}"
     # undo: an event, the item comes back
     page2 = client.get(f"/r/{token}/item/{items[1].id}").text
-    undo_form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page2.split('id="undo"')[1].split("</form>")[0]))
+    undo_form = dict(
+        re.findall(
+            r'<input type="hidden" name="(\w+)" value="([^"]*)"', page2.split('id="undo"')[1].split("</form>")[0]
+        )
+    )
     undone = client.post(f"/r/{token}/undo", data=undo_form, follow_redirects=False)
     assert undone.headers["location"] == f"/r/{token}/item/{items[0].id}"
     assert store.votes("alice") == []
@@ -150,9 +178,12 @@ def test_restarted_server_keeps_every_vote(review):
 def test_read_mode_shows_text_and_enables_votes(review):
     client = _client(review)
     admin = review.admin_token
-    client.post(f"/admin/{admin}/mode", data={"csrf": csrf_token(ReviewStore(review.db).meta()["secret"], admin), "mode": "read"})
+    client.post(
+        f"/admin/{admin}/mode",
+        data={"csrf": csrf_token(ReviewStore(review.db).meta()["secret"], admin), "mode": "read"},
+    )
     page = client.get(f"/r/{review.tokens['carol']}").text
-    assert "disabled>" not in page and 'hidden>' not in page and _form(page)["mode"] == "read"
+    assert "disabled>" not in page and "hidden>" not in page and _form(page)["mode"] == "read"
 
 
 # security ------------------------------------------------------------------------------------------------
@@ -181,13 +212,28 @@ def test_csrf_origin_and_validation(review):
     token = review.tokens["alice"]
     form = _form(client.get(f"/r/{token}").text)
     assert client.post(f"/r/{token}/vote", data={**form, "csrf": "0" * 64, "verdict": "1"}).status_code == 403
-    assert client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert (
+        client.post(
+            f"/r/{token}/vote", data={**form, "verdict": "1"}, headers={"Origin": "https://evil.example"}
+        ).status_code
+        == 403
+    )
     assert client.post(f"/r/{token}/vote", data={**form, "verdict": "7"}).status_code == 422
     assert client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "clarity": "maybe"}).status_code == 422
     assert client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "plays_1": "-3"}).status_code == 422
-    assert client.post(f"/r/{token}/vote", data={k: v for k, v in form.items() if k != "csrf"} | {"verdict": "1"}).status_code == 422
+    assert (
+        client.post(
+            f"/r/{token}/vote", data={k: v for k, v in form.items() if k != "csrf"} | {"verdict": "1"}
+        ).status_code
+        == 422
+    )
     assert ReviewStore(review.db).votes() == []
-    ok = client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, headers={"Origin": "http://127.0.0.1:8000"}, follow_redirects=False)
+    ok = client.post(
+        f"/r/{token}/vote",
+        data={**form, "verdict": "1"},
+        headers={"Origin": "http://127.0.0.1:8000"},
+        follow_redirects=False,
+    )
     assert ok.status_code == 303
 
 
@@ -207,7 +253,9 @@ def test_admin_page_and_exports(review):
     for name in ("alice", "bob"):
         token = review.tokens[name]
         for _ in range(4):
-            client.post(f"/r/{token}/vote", data={**_form(client.get(f"/r/{token}").text), "verdict": "1", "seconds": "0.3"})
+            client.post(
+                f"/r/{token}/vote", data={**_form(client.get(f"/r/{token}").text), "verdict": "1", "seconds": "0.3"}
+            )
     admin = client.get(f"/admin/{review.admin_token}").text
     assert "alice" in admin and "Cohen" in admin and "implausibly fast" in admin
     csv_text = client.get(f"/admin/{review.admin_token}/export.csv").text
@@ -240,7 +288,11 @@ def test_a_token_that_is_not_ascii_is_refused_not_a_500(review):
         assert "CSRF" in _error(client.post(f"/admin/{admin}/mode", data={"csrf": bad, "mode": "read"}))
         assert "CSRF" in _error(client.post(f"/r/{token}/vote", data={**form, "csrf": bad, "verdict": "1"}))
         assert "CSRF" in _error(client.post(f"/r/{token}/undo", data={"csrf": bad, "event_id": "0123456789"}))
-    foreign = client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, headers={"Origin": "http://\xe9vil.example".encode("latin-1")})
+    foreign = client.post(
+        f"/r/{token}/vote",
+        data={**form, "verdict": "1"},
+        headers={"Origin": "http://\xe9vil.example".encode("latin-1")},
+    )
     assert "cross-site" in _error(foreign)
     assert ReviewStore(review.db).events() == [] and ReviewStore(review.db).meta()["mode"] == "listen"
 
@@ -273,14 +325,18 @@ def test_every_client_error_is_a_4xx_error_page(review):
     assert client.post(f"/r/{token}/vote", data={}).status_code == 422
     assert "comment" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "comment": "x" * 2001}))
     assert "verdict" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1" * 10000}))
-    assert "event_id" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "event_id": "not an id!"}))
+    assert "event_id" in _error(
+        client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "event_id": "not an id!"})
+    )
     assert "seconds" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "seconds": "nan"}))
     assert "mode" in _error(client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "mode": "sing"}))
     big = client.post(f"/r/{token}/vote", data={**form, "verdict": "1", "comment": "x" * 100_000})
     assert big.status_code == 413 and "64 KiB" in _error(big)
     url_form = {"content-type": "application/x-www-form-urlencoded"}
     assert client.post(f"/r/{token}/vote", content=b"\xff\xfe=\xff&%%%", headers=url_form).status_code == 422
-    broken = client.post(f"/r/{token}/vote", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"})
+    broken = client.post(
+        f"/r/{token}/vote", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"}
+    )
     assert broken.status_code == 400 and _error(broken)
     upload = client.post(f"/r/{token}/vote", data={**form, "verdict": "1"}, files={"comment": ("c.txt", b"hi")})
     assert "comment" in _error(upload)
@@ -294,7 +350,14 @@ def live_server(tmp_path: Path, review_server):
     """A real uvicorn server on 127.0.0.1 over a set of 20 reviewers with 50 items each."""
     folder = tmp_path / "big"
     write_records(folder / "pairs.jsonl", _pairs(500))
-    made = create_review_set(folder, tmp_path / "load.sqlite", [f"r{i:02d}" for i in range(20)], overlap=2, repeat_share=0.0, engine="browser")
+    made = create_review_set(
+        folder,
+        tmp_path / "load.sqlite",
+        [f"r{i:02d}" for i in range(20)],
+        overlap=2,
+        repeat_share=0.0,
+        engine="browser",
+    )
     with review_server(made.db) as base:
         yield made, base
 
@@ -331,7 +394,20 @@ def test_load_20_reviewers_50_votes_each_nothing_lost_or_doubled(live_server):
 # CLI ---------------------------------------------------------------------------------------------------
 def test_cli_create_prints_links_and_errors_exit_2(run_cli, tmp_path: Path, eval_dir: Path):
     db = tmp_path / "cli.sqlite"
-    made = run_cli("review", "create", "--from", str(eval_dir), "--db", str(db), "--reviewers", "ann,ben", "--sample", "6", "--tts", "browser")
+    made = run_cli(
+        "review",
+        "create",
+        "--from",
+        str(eval_dir),
+        "--db",
+        str(db),
+        "--reviewers",
+        "ann,ben",
+        "--sample",
+        "6",
+        "--tts",
+        "browser",
+    )
     assert made.returncode == 0, made.stderr
     assert len(re.findall(r"http://127\.0\.0\.1:8000/r/\S+", made.stdout)) == 2 and "/admin/" in made.stdout
     assert ReviewStore(db).items()  # the set exists
@@ -345,7 +421,9 @@ def test_cli_create_prints_links_and_errors_exit_2(run_cli, tmp_path: Path, eval
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_audio_is_stored_once_and_served_in_the_items_order(tmp_path: Path, eval_dir: Path):
-    made = create_review_set(eval_dir, tmp_path / "audio.sqlite", ["alice"], sample=3, repeat_share=0.0, engine="espeak")
+    made = create_review_set(
+        eval_dir, tmp_path / "audio.sqlite", ["alice"], sample=3, repeat_share=0.0, engine="espeak"
+    )
     store = ReviewStore(made.db)
     client = _client(made)
     item = store.items("alice")[0]
@@ -365,7 +443,9 @@ def test_cli_agreement_and_exports(run_cli, tmp_path: Path, eval_dir: Path, revi
         judge = store.pair(item.pair_id)["judge"]["winner"]  # vote as the judge did, shown order respected
         shown = {"a": "2" if item.swapped else "1", "b": "1" if item.swapped else "2"}[judge]
         store.record_vote(reviewer=item.reviewer, item_id=item.id, shown=shown, mode="listen", seconds_on_item=30.0)
-    (eval_dir / "summary.json").write_text(json.dumps({"comparisons": [{"system_a": "tuned", "system_b": "base", "win_rate": 0.61}]}))
+    (eval_dir / "summary.json").write_text(
+        json.dumps({"comparisons": [{"system_a": "tuned", "system_b": "base", "win_rate": 0.61}]})
+    )
     result = run_cli("review", "agreement", "--db", str(review.db), "--eval", str(eval_dir))
     assert result.returncode == 0, result.stderr
     report = json.loads(Path(str(review.db) + ".agreement.json").read_text())
@@ -376,10 +456,17 @@ def test_cli_agreement_and_exports(run_cli, tmp_path: Path, eval_dir: Path, revi
     assert tuned_base["eval_win_rate"] == 0.61 and tuned_base["win_rate"] == tuned_base["judge_win_rate"]
     assert "## Human vs judge" in result.stdout and "kappa" in result.stdout
     csv_path = tmp_path / "votes.csv"
-    assert run_cli("review", "export", "--db", str(review.db), "--format", "csv", "--out", str(csv_path)).returncode == 0
+    assert (
+        run_cli("review", "export", "--db", str(review.db), "--format", "csv", "--out", str(csv_path)).returncode == 0
+    )
     assert len(csv_path.read_text().strip().splitlines()) == 1 + len(store.items())
     project = tmp_path / "ls"
-    assert run_cli("review", "export", "--db", str(review.db), "--format", "label-studio", "--out", str(project)).returncode == 0
+    assert (
+        run_cli(
+            "review", "export", "--db", str(review.db), "--format", "label-studio", "--out", str(project)
+        ).returncode
+        == 0
+    )
     assert len(json.loads((project / "tasks.json").read_text())) == len(store.pairs())
     bad = run_cli("review", "export", "--db", str(review.db), "--format", "xml", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "label-studio" in bad.stderr
@@ -395,10 +482,21 @@ def test_votes_export_as_listener_labels_a_judge_reads(run_cli, tmp_path: Path, 
     for item in store.items()[:6]:
         store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="1", mode="listen", seconds_on_item=10.0)
     contexts = tmp_path / "turns.jsonl"
-    write_records(contexts, [Turn(id=f"c{i}", history=[Message(role="user", text=f"Caller question number {i}?")],
-                                  draft=f"Item {i} is **done**.") for i in range(12)])
+    write_records(
+        contexts,
+        [
+            Turn(
+                id=f"c{i}",
+                history=[Message(role="user", text=f"Caller question number {i}?")],
+                draft=f"Item {i} is **done**.",
+            )
+            for i in range(12)
+        ],
+    )
     out = tmp_path / "votes.jsonl"
-    result = run_cli("review", "export", "--db", str(review.db), "--format", "labels", "--contexts", str(contexts), "--out", str(out))
+    result = run_cli(
+        "review", "export", "--db", str(review.db), "--format", "labels", "--contexts", str(contexts), "--out", str(out)
+    )
     assert result.returncode == 0, result.stderr
     rows = [__import__("json").loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and all(r["kind"] == "vote" and r["draft"].startswith("Item") for r in rows)
@@ -406,7 +504,9 @@ def test_votes_export_as_listener_labels_a_judge_reads(run_cli, tmp_path: Path, 
     good.write_text('{"id": "x", "draft": "Done.", "response": "It is done.", "usable": true}\n' + out.read_text())
     responses, preferences = read_labels(good)
     assert len(responses) == 1 and len(preferences) == 6 and {p.winner for p in preferences} <= {"a", "b"}
-    missing = run_cli("review", "export", "--db", str(review.db), "--format", "labels", "--out", str(tmp_path / "y.jsonl"))
+    missing = run_cli(
+        "review", "export", "--db", str(review.db), "--format", "labels", "--out", str(tmp_path / "y.jsonl")
+    )
     assert missing.returncode == 2 and "--contexts" in missing.stderr and "Traceback" not in missing.stderr
 
 
@@ -448,7 +548,11 @@ def test_a_killed_server_loses_no_acknowledged_vote(tmp_path: Path, eval_dir: Pa
     assert acknowledged == 5 and len(ReviewStore(review.db).votes("carol")) == 5
     client = _client(review)
     items = ReviewStore(review.db).items("carol")
-    assert client.get(f"/r/{review.tokens['carol']}", follow_redirects=False).headers["location"].endswith(f"/item/{items[5].id}")
+    assert (
+        client.get(f"/r/{review.tokens['carol']}", follow_redirects=False)
+        .headers["location"]
+        .endswith(f"/item/{items[5].id}")
+    )
 
 
 def test_cli_import_from_label_studio(run_cli, tmp_path: Path, review):
@@ -456,12 +560,37 @@ def test_cli_import_from_label_studio(run_cli, tmp_path: Path, review):
     import json
 
     project = tmp_path / "ls"
-    assert run_cli("review", "export", "--db", str(review.db), "--format", "label-studio", "--out", str(project)).returncode == 0
+    assert (
+        run_cli(
+            "review", "export", "--db", str(review.db), "--format", "label-studio", "--out", str(project)
+        ).returncode
+        == 0
+    )
     tasks = json.loads((project / "tasks.json").read_text())
-    exported = [{"id": n, "data": task["data"], "annotations": [{
-        "id": 100 + n, "completed_by": {"id": 7, "email": "dana@example.com"}, "was_cancelled": False, "lead_time": 20.0,
-        "created_at": "2026-11-29T10:00:00Z", "result": [{"from_name": "verdict", "to_name": "conversation", "type": "choices", "value": {"choices": ["1"]}}],
-    }]} for n, task in enumerate(tasks[:3])]
+    exported = [
+        {
+            "id": n,
+            "data": task["data"],
+            "annotations": [
+                {
+                    "id": 100 + n,
+                    "completed_by": {"id": 7, "email": "dana@example.com"},
+                    "was_cancelled": False,
+                    "lead_time": 20.0,
+                    "created_at": "2026-11-29T10:00:00Z",
+                    "result": [
+                        {
+                            "from_name": "verdict",
+                            "to_name": "conversation",
+                            "type": "choices",
+                            "value": {"choices": ["1"]},
+                        }
+                    ],
+                }
+            ],
+        }
+        for n, task in enumerate(tasks[:3])
+    ]
     export_file = tmp_path / "export.json"
     export_file.write_text(json.dumps(exported))
     first = run_cli("review", "import", "--db", str(review.db), str(export_file))
@@ -469,7 +598,9 @@ def test_cli_import_from_label_studio(run_cli, tmp_path: Path, review):
     assert "3 votes imported" in first.stderr
     votes = ReviewStore(review.db).votes("dana")
     assert len(votes) == 3 and {v.source for v in votes} == {"label-studio"}
-    for vote, task in zip(sorted(votes, key=lambda v: [t["data"]["pair_id"] for t in tasks[:3]].index(v.pair_id)), tasks[:3], strict=False):
+    for vote, task in zip(
+        sorted(votes, key=lambda v: [t["data"]["pair_id"] for t in tasks[:3]].index(v.pair_id)), tasks[:3], strict=False
+    ):
         assert vote.winner == ("a" if task["data"]["order"] == "ab" else "b")  # "1" through the task's order
     again = run_cli("review", "import", "--db", str(review.db), str(export_file))
     assert "0 votes imported, 3 already there" in again.stderr
@@ -494,7 +625,9 @@ def test_a_killed_create_resumes_with_the_audio_it_made(tmp_path: Path, eval_dir
         return tts.Speech(wav=b"RIFF-fake", seconds=1.0, engine="espeak")
 
     monkeypatch.setattr(tts.Synthesizer, "speak", speak)
-    monkeypatch.setattr(tts.Synthesizer, "__init__", lambda self, engine="auto", **kw: setattr(self, "engine", "espeak"))
+    monkeypatch.setattr(
+        tts.Synthesizer, "__init__", lambda self, engine="auto", **kw: setattr(self, "engine", "espeak")
+    )
     monkeypatch.setattr(tts.Synthesizer, "describe", lambda self: {"engine": "espeak", "voice": "test"})
     db = tmp_path / "r.sqlite"
     with pytest.raises(KeyboardInterrupt):
@@ -516,12 +649,20 @@ def test_the_review_database_is_owner_only_and_the_csv_cannot_carry_formulas(rev
     assert stat.S_IMODE(review.db.stat().st_mode) == 0o600  # tokens and the CSRF secret live in it
     store = ReviewStore(review.db)
     item = store.items()[0]
-    store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="1", mode="listen", seconds_on_item=5.0,
-                      comment='=HYPERLINK("http://evil.example","click")')
+    store.record_vote(
+        reviewer=item.reviewer,
+        item_id=item.id,
+        shown="1",
+        mode="listen",
+        seconds_on_item=5.0,
+        comment='=HYPERLINK("http://evil.example","click")',
+    )
     second = store.items()[1]  # a bare carriage return would start a new row whose first cell is a formula
     store.record_vote(reviewer=second.reviewer, item_id=second.id, shown="1", mode="listen", comment="\r=1+1")
     written = votes_csv(store)
-    rows = list(csv.DictReader(io.StringIO(written.replace("\r\n", "\n").replace("\r", "\n"))))  # as a spreadsheet splits lines
+    rows = list(
+        csv.DictReader(io.StringIO(written.replace("\r\n", "\n").replace("\r", "\n")))
+    )  # as a spreadsheet splits lines
     assert len(rows) == 2 and all(None not in row for row in rows)
     assert rows[0]["comment"] == '\'=HYPERLINK("http://evil.example","click")'
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row.values() if cell)
@@ -542,7 +683,12 @@ def test_vote_exports_are_owner_only_even_over_a_readable_file(run_cli, review, 
 
 def test_review_serve_refuses_a_port_out_of_range_in_one_line(run_cli, review):
     result = run_cli("review", "serve", "--db", str(review.db), "--port", "99999")
-    assert result.returncode == 2 and "--port" in result.stderr and "65535" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (
+        result.returncode == 2
+        and "--port" in result.stderr
+        and "65535" in result.stderr
+        and len(result.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_a_training_seed_out_of_range_fails_at_validation():
@@ -584,16 +730,22 @@ def test_export_and_agreement_never_write_over_the_database(cli, tmp_path: Path,
     assert not Path("review.sqlite-wal").is_dir()
     contexts = tmp_path / "turns.jsonl"
     contexts.write_text("")
-    code, _, err = cli("review", "export", "--db", review.db, "--format", "labels", "--contexts", contexts, "--out", contexts)
+    code, _, err = cli(
+        "review", "export", "--db", review.db, "--format", "labels", "--contexts", contexts, "--out", contexts
+    )
     assert "overwrite" in _one_line_error(code, err)
     (eval_dir / "summary.json").write_text('{"comparisons": []}')
     code, _, err = cli("review", "agreement", "--db", review.db, "--eval", eval_dir, "--out", eval_dir / "summary.json")
-    assert "overwrite" in _one_line_error(code, err) and (eval_dir / "summary.json").read_text() == '{"comparisons": []}'
+    assert (
+        "overwrite" in _one_line_error(code, err) and (eval_dir / "summary.json").read_text() == '{"comparisons": []}'
+    )
     assert len(ReviewStore(review.db).votes()) == 1 and (tmp_path / "link.sqlite").is_symlink()
     assert cli("review", "export", "--db", review.db, "--out", "votes.csv")[0] == 0  # another path is fine
 
 
-def test_review_paths_missing_looping_or_of_the_wrong_kind_are_one_clear_line(cli, tmp_path: Path, eval_dir: Path, review):
+def test_review_paths_missing_looping_or_of_the_wrong_kind_are_one_clear_line(
+    cli, tmp_path: Path, eval_dir: Path, review
+):
     """A missing --db folder said nothing of the folder, a symlink loop read as a missing file, and `create` into
     a new folder failed naming DB.partial: each is one line naming the path, exit 2 (or, for create, works)."""
     (tmp_path / "loop1").symlink_to("loop2")
@@ -601,23 +753,36 @@ def test_review_paths_missing_looping_or_of_the_wrong_kind_are_one_clear_line(cl
     (tmp_path / "file.txt").write_text("x")
     for command in (("serve",), ("agreement",), ("export", "--out", "x.csv"), ("import", "x.json")):
         code, _, err = cli("review", *command, "--db", "nosuchdir/review.sqlite")
-        assert err == "error: nosuchdir/review.sqlite: the review database does not exist (its folder nosuchdir does not exist)\n"
+        assert (
+            err == "error: nosuchdir/review.sqlite: the review database does not exist (its folder nosuchdir does not "
+            "exist)\n"
+        )
         code, _, err = cli("review", *command, "--db", "file.txt/review.sqlite")
         assert "file.txt/review.sqlite: the review database does not exist (its folder file.txt is a file)" in err
         assert "loop1: is a symlink loop" in _one_line_error(*cli("review", *command, "--db", "loop1")[::2])
-        assert "eval: is a folder, not a review database" in _one_line_error(*cli("review", *command, "--db", "eval")[::2])
+        assert "eval: is a folder, not a review database" in _one_line_error(
+            *cli("review", *command, "--db", "eval")[::2]
+        )
     assert not (tmp_path / "x.csv").exists()
     store = ReviewStore(review.db)
     item = store.items()[0]
     store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="1", mode="listen", seconds_on_item=5.0)
     for command in (("export",), ("export", "--format", "label-studio"), ("agreement",)):
-        assert "loop1: is a symlink loop" in _one_line_error(*cli("review", *command, "--db", review.db, "--out", "loop1")[::2])
-    assert "eval: is a directory, expected a file" in _one_line_error(*cli("review", "export", "--db", review.db, "--out", "eval")[::2])
-    assert "eval: is a directory, expected a file" in _one_line_error(*cli("review", "agreement", "--db", review.db, "--out", "eval")[::2])
+        assert "loop1: is a symlink loop" in _one_line_error(
+            *cli("review", *command, "--db", review.db, "--out", "loop1")[::2]
+        )
+    assert "eval: is a directory, expected a file" in _one_line_error(
+        *cli("review", "export", "--db", review.db, "--out", "eval")[::2]
+    )
+    assert "eval: is a directory, expected a file" in _one_line_error(
+        *cli("review", "agreement", "--db", review.db, "--out", "eval")[::2]
+    )
     code, _, err = cli("review", "export", "--db", review.db, "--format", "label-studio", "--out", "file.txt")
     assert "file.txt: is a file, expected a folder" in _one_line_error(code, err)
     create = ("review", "create", "--from", eval_dir, "--reviewers", "ann", "--tts", "browser", "--db")
-    assert cli(*create, "new/deeper/review.sqlite")[0] == 0 and ReviewStore(tmp_path / "new/deeper/review.sqlite").items()
+    assert (
+        cli(*create, "new/deeper/review.sqlite")[0] == 0 and ReviewStore(tmp_path / "new/deeper/review.sqlite").items()
+    )
     assert "never overwritten" in _one_line_error(*cli(*create, "loop1")[::2])
     code, _, err = cli("review", "create", "--from", "loop1", "--reviewers", "ann", "--db", "other.sqlite")
     assert "loop1: is a symlink loop" in _one_line_error(code, err)
@@ -663,7 +828,9 @@ def test_an_event_id_used_by_another_post_is_refused_not_silently_dropped(review
     mine = [item for item in store.items() if item.reviewer == store.items()[0].reviewer]
     other = next(item for item in store.items() if item.reviewer != mine[0].reviewer)
     assert store.record_vote(reviewer=mine[0].reviewer, item_id=mine[0].id, shown="1", mode="listen", event_id="e" * 12)
-    assert not store.record_vote(reviewer=mine[0].reviewer, item_id=mine[0].id, shown="1", mode="listen", event_id="e" * 12)  # a retry
+    assert not store.record_vote(
+        reviewer=mine[0].reviewer, item_id=mine[0].id, shown="1", mode="listen", event_id="e" * 12
+    )  # a retry
     with pytest.raises(ReplayConflict):  # the same id on another item: not a retry, and not a stored vote either
         store.record_vote(reviewer=mine[1].reviewer, item_id=mine[1].id, shown="2", mode="listen", event_id="e" * 12)
     with pytest.raises(ReplayConflict):  # another reviewer's undo with a vote's id

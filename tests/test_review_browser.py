@@ -4,6 +4,7 @@ A reviewer opens their link, both responses play to the end (listen-first: the v
 with the keyboard, undoes, votes again; the database then holds exactly the votes cast, the undo as an
 event, the order shown and the play counts.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,13 +28,24 @@ sync_api = pytest.importorskip("playwright.sync_api")
 @pytest.fixture
 def review_set(tmp_path: Path):
     pairs = [
-        Pair(id=f"c{i}#tuned-vs-base#s0", domain="airline", history=[Message(role="user", text="Can I change my flight?")],
-             response_a=f"Yes. Flight {i} moved.", response_b=f"Sure thing, number {i}.", system_a="tuned", system_b="base",
-             winner="a", criteria={"conciseness": "a"}, meta={"context_id": f"c{i}"})
+        Pair(
+            id=f"c{i}#tuned-vs-base#s0",
+            domain="airline",
+            history=[Message(role="user", text="Can I change my flight?")],
+            response_a=f"Yes. Flight {i} moved.",
+            response_b=f"Sure thing, number {i}.",
+            system_a="tuned",
+            system_b="base",
+            winner="a",
+            criteria={"conciseness": "a"},
+            meta={"context_id": f"c{i}"},
+        )
         for i in range(3)
     ]
     write_records(tmp_path / "eval" / "pairs.jsonl", pairs)
-    return create_review_set(tmp_path / "eval", tmp_path / "review.sqlite", ["alice"], repeat_share=0.0, engine="espeak")
+    return create_review_set(
+        tmp_path / "eval", tmp_path / "review.sqlite", ["alice"], repeat_share=0.0, engine="espeak"
+    )
 
 
 def _unlocked(page, timeout=30_000) -> None:
@@ -45,7 +57,10 @@ def test_listen_vote_undo_vote_again_with_the_keyboard(review_set, review_server
     store = ReviewStore(review_set.db)
     items = store.items("alice")
     with review_server(review_set.db) as base, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-dev-shm-usage"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-dev-shm-usage"],
+        )
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))

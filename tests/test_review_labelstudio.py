@@ -1,5 +1,6 @@
 """Label Studio interop: the exported project (tasks, labeling config, audio) and the import of its JSON
 export back into the review set as votes, mapped through each task's order."""
+
 from __future__ import annotations
 
 import copy
@@ -24,11 +25,19 @@ PREFIX = "/data/local-files/?d="
 def _pairs(n: int) -> list[Pair]:
     return [
         Pair(
-            id=f"p{i:02d}", domain="billing" if i % 2 else "support", system_a="tuned", system_b="base",
-            history=[Message(role="user", text=f"My bill {i} looks wrong."), Message(role="agent", text="Let me check."),
-                     Message(role="user", text="Thanks.")],
-            response_a=f"Your bill {i} had a late fee; I removed it.", response_b=f"I have looked at bill number {i} and see a fee.",
-            winner="a" if i % 3 else "tie", criteria={"clarity": "a", "conciseness": "b"},
+            id=f"p{i:02d}",
+            domain="billing" if i % 2 else "support",
+            system_a="tuned",
+            system_b="base",
+            history=[
+                Message(role="user", text=f"My bill {i} looks wrong."),
+                Message(role="agent", text="Let me check."),
+                Message(role="user", text="Thanks."),
+            ],
+            response_a=f"Your bill {i} had a late fee; I removed it.",
+            response_b=f"I have looked at bill number {i} and see a fee.",
+            winner="a" if i % 3 else "tie",
+            criteria={"clarity": "a", "conciseness": "b"},
         )
         for i in range(n)
     ]
@@ -60,7 +69,11 @@ def _tasks(out: Path) -> list[dict]:
 
 
 def _config_vars(config: ET.Element) -> set[str]:
-    return {el.get("value")[1:] for el in config.iter() if el.tag in ("Text", "Audio") and el.get("value", "").startswith("$")}
+    return {
+        el.get("value")[1:]
+        for el in config.iter()
+        if el.tag in ("Text", "Audio") and el.get("value", "").startswith("$")
+    }
 
 
 def _check_config(config: ET.Element, tasks: list[dict]) -> None:
@@ -82,17 +95,47 @@ def _check_config(config: ET.Element, tasks: list[dict]) -> None:
 def _annotation(ann_id, completed_by, verdict=None, criteria=None, comment=None, cancelled=False, lead_time=12.5):
     result = []
     if verdict:
-        result.append({"id": f"r{ann_id}", "from_name": "verdict", "to_name": "conversation", "type": "choices",
-                       "origin": "manual", "value": {"choices": [verdict]}})
+        result.append(
+            {
+                "id": f"r{ann_id}",
+                "from_name": "verdict",
+                "to_name": "conversation",
+                "type": "choices",
+                "origin": "manual",
+                "value": {"choices": [verdict]},
+            }
+        )
     for quality, choice in (criteria or {}).items():
-        result.append({"id": f"q{ann_id}{quality}", "from_name": quality, "to_name": "conversation", "type": "choices",
-                       "value": {"choices": [choice]}})
+        result.append(
+            {
+                "id": f"q{ann_id}{quality}",
+                "from_name": quality,
+                "to_name": "conversation",
+                "type": "choices",
+                "value": {"choices": [choice]},
+            }
+        )
     if comment:
-        result.append({"id": f"c{ann_id}", "from_name": "comment", "to_name": "conversation", "type": "textarea",
-                       "value": {"text": [comment]}})
-    return {"id": ann_id, "completed_by": completed_by, "result": result, "was_cancelled": cancelled, "ground_truth": False,
-            "created_at": "2024-05-02T10:00:00.123456Z", "updated_at": "2024-05-02T10:00:01.000000Z",
-            "lead_time": lead_time, "task": None}
+        result.append(
+            {
+                "id": f"c{ann_id}",
+                "from_name": "comment",
+                "to_name": "conversation",
+                "type": "textarea",
+                "value": {"text": [comment]},
+            }
+        )
+    return {
+        "id": ann_id,
+        "completed_by": completed_by,
+        "result": result,
+        "was_cancelled": cancelled,
+        "ground_truth": False,
+        "created_at": "2024-05-02T10:00:00.123456Z",
+        "updated_at": "2024-05-02T10:00:01.000000Z",
+        "lead_time": lead_time,
+        "task": None,
+    }
 
 
 def _export(tasks: list[dict], annotations: dict[int, list[dict]]) -> list[dict]:
@@ -102,8 +145,17 @@ def _export(tasks: list[dict], annotations: dict[int, list[dict]]) -> list[dict]
         anns = copy.deepcopy(annotations.get(index, []))
         for ann in anns:
             ann["task"] = index + 1
-        out.append({"id": index + 1, "data": task["data"], "annotations": anns, "predictions": [],
-                    "created_at": "2024-05-01T09:00:00Z", "updated_at": "2024-05-02T10:00:01Z", "project": 3})
+        out.append(
+            {
+                "id": index + 1,
+                "data": task["data"],
+                "annotations": anns,
+                "predictions": [],
+                "created_at": "2024-05-01T09:00:00Z",
+                "updated_at": "2024-05-02T10:00:01Z",
+                "project": 3,
+            }
+        )
     return out
 
 
@@ -116,7 +168,11 @@ def test_export_with_audio_writes_tasks_config_and_wavs(audio_set: ReviewStore, 
     out = tmp_path / "ls-project"
     result = export_label_studio(audio_set, out)
     tasks = _tasks(out)
-    assert result == {"tasks": 4, "audio_files": len(list((out / "audio").glob("*.wav"))), "out_dir": str(out.resolve())}
+    assert result == {
+        "tasks": 4,
+        "audio_files": len(list((out / "audio").glob("*.wav"))),
+        "out_dir": str(out.resolve()),
+    }
     assert result["audio_files"] == len({p[k] for p in audio_set.pairs() for k in ("audio_a", "audio_b")})
     pairs = {p["id"]: p for p in audio_set.pairs()}
     assert sorted(t["data"]["pair_id"] for t in tasks) == sorted(pairs)
@@ -125,11 +181,13 @@ def test_export_with_audio_writes_tasks_config_and_wavs(audio_set: ReviewStore, 
         pair = pairs[data["pair_id"]]
         first, second = ("b", "a") if data["order"] == "ba" else ("a", "b")
         assert (data["text1"], data["text2"]) == (pair[f"response_{first}"], pair[f"response_{second}"])
-        assert data["conversation"] == "Caller: My bill {} looks wrong.\nAgent: Let me check.\nCaller: Thanks.".format(int(pair["id"][1:]))
+        assert data["conversation"] == "Caller: My bill {} looks wrong.\nAgent: Let me check.\nCaller: Thanks.".format(
+            int(pair["id"][1:])
+        )
         for slot, side in (("audio1", first), ("audio2", second)):
             url = data[slot]
             assert url.startswith(PREFIX)
-            relative = unquote(url[len(PREFIX):])
+            relative = unquote(url[len(PREFIX) :])
             assert relative == f"{out.name}/audio/{pair[f'audio_{side}']}.wav"
             wav = out.parent / relative  # the document root is the export folder's parent
             assert wav.read_bytes() == audio_set.audio(pair[f"audio_{side}"])[1]
@@ -138,13 +196,21 @@ def test_export_with_audio_writes_tasks_config_and_wavs(audio_set: ReviewStore, 
         assert "system_a" not in json.dumps(data) and "tuned" not in json.dumps(data)  # blind
     config = ET.fromstring((out / "labeling_config.xml").read_text())
     assert config.tag == "View"
-    assert [(el.get("name"), el.get("value")) for el in config.iter("Audio")] == [("audio1", "$audio1"), ("audio2", "$audio2")]
+    assert [(el.get("name"), el.get("value")) for el in config.iter("Audio")] == [
+        ("audio1", "$audio1"),
+        ("audio2", "$audio2"),
+    ]
     headers = [el.get("value") for el in config.iter("Header")]
     assert headers.index("Response 1") < headers.index("Response 2")
     _check_config(config, tasks)
     readme = (out / "README.txt").read_text()
-    for needle in ("LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true", f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={out.parent.resolve()}",
-                   "labeling_config.xml", "tasks.json", str(out.resolve() / "audio")):
+    for needle in (
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true",
+        f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={out.parent.resolve()}",
+        "labeling_config.xml",
+        "tasks.json",
+        str(out.resolve() / "audio"),
+    ):
         assert needle in readme
     assert not list(out.rglob("*.tmp"))
     # a second export is the same (seeded) and rewrites nothing it does not need to
@@ -170,10 +236,13 @@ def test_export_without_audio_is_text_only_and_both_orders_occur(text_set: Revie
     _check_config(config, tasks)
     assert "text-only" in (out / "README.txt").read_text()
     # seeded: the same seed gives the same orders, another seed other ones
-    assert [t["data"]["order"] for t in _tasks(Path(export_label_studio(text_set, tmp_path / "again", seed=3)["out_dir"]))] == orders
+    assert [
+        t["data"]["order"] for t in _tasks(Path(export_label_studio(text_set, tmp_path / "again", seed=3)["out_dir"]))
+    ] == orders
     export_label_studio(text_set, tmp_path / "other", seed=4)
     assert sorted((t["data"]["pair_id"], t["data"]["order"]) for t in _tasks(tmp_path / "other")) != sorted(
-        (t["data"]["pair_id"], t["data"]["order"]) for t in tasks)
+        (t["data"]["pair_id"], t["data"]["order"]) for t in tasks
+    )
 
 
 def test_import_maps_verdicts_through_the_order(text_set: ReviewStore, tmp_path: Path):
@@ -185,17 +254,28 @@ def test_import_maps_verdicts_through_the_order(text_set: ReviewStore, tmp_path:
     rest = [i for i in range(len(tasks)) if i not in (ba, ab)]
     carol = {"id": 8, "email": "carol@example.com", "first_name": "Carol", "last_name": ""}
     annotations = {
-        ba: [_annotation(101, 7, "1", {"clarity": "2", "humanness": "tie"}, "sounded natural"),  # int user id
-             _annotation(102, carol, "tie")],  # user object with an email
-        ab: [_annotation(103, carol, "1", {"clarity": "1"}),
-             _annotation(104, 7, cancelled=True)],  # skipped in Label Studio
+        ba: [
+            _annotation(101, 7, "1", {"clarity": "2", "humanness": "tie"}, "sounded natural"),  # int user id
+            _annotation(102, carol, "tie"),
+        ],  # user object with an email
+        ab: [
+            _annotation(103, carol, "1", {"clarity": "1"}),
+            _annotation(104, 7, cancelled=True),
+        ],  # skipped in Label Studio
         rest[0]: [_annotation(105, 7, None, comment="could not decide")],  # no verdict
         rest[1]: [_annotation(106, 7, "2")],
     }
     export = _write(tmp_path / "export.json", _export(tasks, annotations))
     result = import_label_studio(text_set, export)
-    assert result == {"annotations": 6, "imported": 4, "updated": 0, "already": 0, "skipped": 2, "cancelled": 1,
-                      "reviewers": ["carol", "ls-user-7"]}
+    assert result == {
+        "annotations": 6,
+        "imported": 4,
+        "updated": 0,
+        "already": 0,
+        "skipped": 2,
+        "cancelled": 1,
+        "reviewers": ["carol", "ls-user-7"],
+    }
 
     votes = {v.event_id: v for v in text_set.votes()}
     assert set(votes) == {"label-studio:101", "label-studio:102", "label-studio:103", "label-studio:106"}
@@ -232,7 +312,9 @@ def test_import_maps_verdicts_through_the_order(text_set: ReviewStore, tmp_path:
 
     # reviewer_from="id": the user object's id instead of the email
     annotations = {ab: [_annotation(201, {"id": 8, "email": "carol@example.com"}, "2")]}
-    by_id = import_label_studio(text_set, _write(tmp_path / "by-id.json", _export(tasks, annotations)), reviewer_from="id")
+    by_id = import_label_studio(
+        text_set, _write(tmp_path / "by-id.json", _export(tasks, annotations)), reviewer_from="id"
+    )
     assert by_id["reviewers"] == ["ls-user-8"] and by_id["imported"] == 1
 
 
@@ -248,7 +330,9 @@ def test_import_into_an_existing_item_of_the_other_order(text_set: ReviewStore, 
     task_order = "ab" if item.swapped else "ba"
     tasks[index]["data"]["order"] = task_order
     alice_ls = {"id": 3, "email": "alice@example.com"}
-    export = _write(tmp_path / "export.json", _export(tasks, {index: [_annotation(301, alice_ls, "1", {"clarity": "2"})]}))
+    export = _write(
+        tmp_path / "export.json", _export(tasks, {index: [_annotation(301, alice_ls, "1", {"clarity": "2"})]})
+    )
     result = import_label_studio(text_set, export)
     assert result["imported"] == 1 and result["reviewers"] == ["alice"]
     (vote,) = text_set.votes("alice")
@@ -293,7 +377,12 @@ def test_bad_exports_are_refused_with_the_file_named(text_set: ReviewStore, tmp_
         import_label_studio(text_set, tmp_path / "missing.json")
     assert text_set.votes() == []  # nothing was written by a refused import
     # two Label Studio users whose emails give one name: refused, and fine by id
-    clash = _export(tasks, {0: [_annotation(1, {"id": 1, "email": "sam@a.com"}, "1")],
-                            1: [_annotation(2, {"id": 2, "email": "sam@b.com"}, "2")]})
+    clash = _export(
+        tasks,
+        {
+            0: [_annotation(1, {"id": 1, "email": "sam@a.com"}, "1")],
+            1: [_annotation(2, {"id": 2, "email": "sam@b.com"}, "2")],
+        },
+    )
     refused(clash, "reviewer_from='id'")
     assert import_label_studio(text_set, tmp_path / "bad.json", reviewer_from="id")["imported"] == 2

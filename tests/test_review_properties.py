@@ -3,6 +3,7 @@ any size or none, tokens and CSRF fields in any script, empty or huge, any verdi
 body and content type), the answer is a page (200), a redirect (303 after a post, 307 for a trailing slash) or
 the error page with one line and a 4xx status, never a 500; a refused request records no event; and after each
 one a valid reviewer is still served her item page."""
+
 from __future__ import annotations
 
 import re
@@ -31,18 +32,31 @@ MAX_ID = 2**63 - 1  # SQLite's largest integer: ids around it probe the overflow
 def review(tmp_path_factory):
     """A small set (two reviewers, six pairs, no audio) served by one TestClient for the whole module."""
     folder: Path = tmp_path_factory.mktemp("review")
-    write_records(folder / "eval" / "pairs.jsonl", [
-        Pair(id=f"c{i}", domain="retail", history=[Message(role="user", text=f"Question {i}?")], winner="a",
-             response_a=f"Sure, item {i} is done.", response_b=f"Item {i}: let me check.", system_a="tuned",
-             system_b="base")
-        for i in range(6)
-    ])
-    made = create_review_set(folder / "eval", folder / "review.sqlite", ["alice", "bob"], overlap=1, repeat_share=0.0,
-                             engine="browser")
+    write_records(
+        folder / "eval" / "pairs.jsonl",
+        [
+            Pair(
+                id=f"c{i}",
+                domain="retail",
+                history=[Message(role="user", text=f"Question {i}?")],
+                winner="a",
+                response_a=f"Sure, item {i} is done.",
+                response_b=f"Item {i}: let me check.",
+                system_a="tuned",
+                system_b="base",
+            )
+            for i in range(6)
+        ],
+    )
+    made = create_review_set(
+        folder / "eval", folder / "review.sqlite", ["alice", "bob"], overlap=1, repeat_share=0.0, engine="browser"
+    )
     store = ReviewStore(made.db)
     roles = {**made.tokens, "admin": made.admin_token}
     return {
-        "client": TestClient(create_app(made.db), base_url="http://127.0.0.1:8000"), "store": store, "roles": roles,
+        "client": TestClient(create_app(made.db), base_url="http://127.0.0.1:8000"),
+        "store": store,
+        "roles": roles,
         "csrf": {role: csrf_token(store.meta()["secret"], token) for role, token in roles.items()},
         "items": {name: [item.id for item in store.items(name)] for name in made.tokens},
     }
@@ -63,8 +77,21 @@ MOSTLY = {role: st.one_of(st.just(f"@{role}"), TOKEN) for role in ("alice", "adm
 CSRF_OF = st.sampled_from(["alice", "alice", "bob", "admin"])
 LATIN_1 = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=30).map(lambda t: t.encode("latin-1"))
 ORIGIN = st.one_of(st.none(), st.sampled_from(["http://127.0.0.1:8000", "null", "https://evil.example"]), LATIN_1)
-VOTE_FIELD = st.sampled_from(["item_id", "verdict", "csrf", "event_id", "mode", "comment", "plays_1", "plays_2",
-                              "seconds", *QUALITIES, "unknown"])
+VOTE_FIELD = st.sampled_from(
+    [
+        "item_id",
+        "verdict",
+        "csrf",
+        "event_id",
+        "mode",
+        "comment",
+        "plays_1",
+        "plays_2",
+        "seconds",
+        *QUALITIES,
+        "unknown",
+    ]
+)
 
 
 def _resolve(review: dict, token: str) -> str:
@@ -103,7 +130,8 @@ def _post(review: dict, path: str, fields: dict, origin: str | bytes | None):
 
 
 def _post_records_nothing_if_refused(review, path: str, fields: dict, dropped: set, origin) -> None:
-    """Post ``fields`` less ``dropped``: a valid answer or a 4xx; a refused post records no event; the app still serves."""
+    """Post ``fields`` less ``dropped``: a valid answer or a 4xx; a refused post records no event; the app still
+    serves."""
     before = _events(review)
     response = _post(review, path, {key: value for key, value in fields.items() if key not in dropped}, origin)
     _answered(response)
@@ -113,37 +141,76 @@ def _post_records_nothing_if_refused(review, path: str, fields: dict, dropped: s
 
 
 @SETTINGS
-@given(token=MOSTLY["alice"], owner=st.sampled_from(["alice", "alice", "bob"]), position=st.integers(0, 2),
-       verdict=st.sampled_from(["0", "1", "2", "tie"]), csrf_of=CSRF_OF, origin=ORIGIN, event_id=st.uuids(),
-       changed=st.dictionaries(VOTE_FIELD, ANY_VALUE, max_size=3), dropped=st.sets(VOTE_FIELD, max_size=2))
-@example(token="@alice", owner="alice", position=1, verdict="2", csrf_of="alice", changed={"comment": "=1+1 é"},
-         dropped=set(), origin="http://127.0.0.1:8000", event_id=UUID(int=1))  # a valid vote (303) is always tried
-def test_a_vote_post_is_a_redirect_or_a_4xx_never_a_500(review, token, owner, position, verdict, csrf_of, changed,
-                                                        dropped, origin, event_id):
-    fields = {"item_id": str(review["items"][owner][position]), "verdict": verdict, "csrf": review["csrf"][csrf_of],
-              "event_id": event_id.hex, "mode": "listen", "comment": "", **changed}
+@given(
+    token=MOSTLY["alice"],
+    owner=st.sampled_from(["alice", "alice", "bob"]),
+    position=st.integers(0, 2),
+    verdict=st.sampled_from(["0", "1", "2", "tie"]),
+    csrf_of=CSRF_OF,
+    origin=ORIGIN,
+    event_id=st.uuids(),
+    changed=st.dictionaries(VOTE_FIELD, ANY_VALUE, max_size=3),
+    dropped=st.sets(VOTE_FIELD, max_size=2),
+)
+@example(
+    token="@alice",
+    owner="alice",
+    position=1,
+    verdict="2",
+    csrf_of="alice",
+    changed={"comment": "=1+1 é"},
+    dropped=set(),
+    origin="http://127.0.0.1:8000",
+    event_id=UUID(int=1),
+)  # a valid vote (303) is always tried
+def test_a_vote_post_is_a_redirect_or_a_4xx_never_a_500(
+    review, token, owner, position, verdict, csrf_of, changed, dropped, origin, event_id
+):
+    fields = {
+        "item_id": str(review["items"][owner][position]),
+        "verdict": verdict,
+        "csrf": review["csrf"][csrf_of],
+        "event_id": event_id.hex,
+        "mode": "listen",
+        "comment": "",
+        **changed,
+    }
     _post_records_nothing_if_refused(review, f"/r/{_segment(_resolve(review, token))}/vote", fields, dropped, origin)
 
 
 @SETTINGS
-@given(token=MOSTLY["alice"], csrf_of=CSRF_OF, dropped=st.sets(st.sampled_from(["csrf", "event_id"])), origin=ORIGIN,
-       changed=st.dictionaries(st.sampled_from(["csrf", "event_id", "x"]), ANY_VALUE, max_size=2), event_id=st.uuids())
+@given(
+    token=MOSTLY["alice"],
+    csrf_of=CSRF_OF,
+    dropped=st.sets(st.sampled_from(["csrf", "event_id"])),
+    origin=ORIGIN,
+    changed=st.dictionaries(st.sampled_from(["csrf", "event_id", "x"]), ANY_VALUE, max_size=2),
+    event_id=st.uuids(),
+)
 def test_an_undo_post_is_a_redirect_or_a_4xx_never_a_500(review, token, csrf_of, dropped, origin, changed, event_id):
     fields = {"csrf": review["csrf"][csrf_of], "event_id": event_id.hex, **changed}
     _post_records_nothing_if_refused(review, f"/r/{_segment(_resolve(review, token))}/undo", fields, dropped, origin)
 
 
 @SETTINGS
-@given(token=MOSTLY["admin"], csrf_of=st.sampled_from(["admin", "admin", "alice"]), origin=ORIGIN,
-       mode=st.one_of(st.sampled_from(["listen", "read"]), ANY_VALUE),
-       dropped=st.sets(st.sampled_from(["csrf", "mode"])),
-       changed=st.dictionaries(st.sampled_from(["csrf", "mode", "x"]), ANY_VALUE, max_size=2))
+@given(
+    token=MOSTLY["admin"],
+    csrf_of=st.sampled_from(["admin", "admin", "alice"]),
+    origin=ORIGIN,
+    mode=st.one_of(st.sampled_from(["listen", "read"]), ANY_VALUE),
+    dropped=st.sets(st.sampled_from(["csrf", "mode"])),
+    changed=st.dictionaries(st.sampled_from(["csrf", "mode", "x"]), ANY_VALUE, max_size=2),
+)
 @example(token="@admin", csrf_of="admin", origin=None, mode="listen", dropped=set(), changed={})  # valid: a 303
 def test_the_admin_mode_post_is_a_redirect_or_a_4xx_never_a_500(review, token, csrf_of, origin, mode, dropped, changed):
     before = review["store"].meta()["mode"]
     fields = {"csrf": review["csrf"][csrf_of], "mode": mode, **changed}
-    response = _post(review, f"/admin/{_segment(_resolve(review, token))}/mode",
-                     {key: value for key, value in fields.items() if key not in dropped}, origin)
+    response = _post(
+        review,
+        f"/admin/{_segment(_resolve(review, token))}/mode",
+        {key: value for key, value in fields.items() if key not in dropped},
+        origin,
+    )
     _answered(response)
     if response.status_code >= 400:
         assert review["store"].meta()["mode"] == before, "a refused request changed the mode"
@@ -154,14 +221,22 @@ PAGES = ["item", "audio", "done", "admin", "export.csv", "export.jsonl", "export
 
 
 @SETTINGS
-@given(token=st.one_of(st.sampled_from(["@alice", "@bob", "@admin"]), TOKEN),
-       kind=st.one_of(st.sampled_from(PAGES), TEXT), item=st.one_of(st.sampled_from(["alice", "bob"]), NUMBERS, TEXT),
-       slot=st.one_of(st.sampled_from(["1", "2"]), NUMBERS, TEXT))
+@given(
+    token=st.one_of(st.sampled_from(["@alice", "@bob", "@admin"]), TOKEN),
+    kind=st.one_of(st.sampled_from(PAGES), TEXT),
+    item=st.one_of(st.sampled_from(["alice", "bob"]), NUMBERS, TEXT),
+    slot=st.one_of(st.sampled_from(["1", "2"]), NUMBERS, TEXT),
+)
 def test_every_page_answers_200_a_redirect_or_a_4xx_never_a_500(review, token, kind, item, slot):
     token = _segment(_resolve(review, token))
     item = str(review["items"][item][0]) if item in review["items"] else _segment(item)
-    path = {"item": f"/r/{token}/item/{item}", "audio": f"/r/{token}/audio/{item}/{_segment(slot)}",
-            "done": f"/r/{token}/done", "admin": f"/admin/{token}", "static": f"/static/{token}"}.get(kind)
+    path = {
+        "item": f"/r/{token}/item/{item}",
+        "audio": f"/r/{token}/audio/{item}/{_segment(slot)}",
+        "done": f"/r/{token}/done",
+        "admin": f"/admin/{token}",
+        "static": f"/static/{token}",
+    }.get(kind)
     path = path or (f"/admin/{token}/{_segment(kind)}" if kind.startswith("export") else f"/r/{token}/{_segment(kind)}")
     before = _events(review)
     _answered(review["client"].get(path, follow_redirects=False))
@@ -170,11 +245,21 @@ def test_every_page_answers_200_a_redirect_or_a_4xx_never_a_500(review, token, k
 
 
 @SETTINGS
-@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
-       path=st.sampled_from(["/", "/r/@alice", "/r/@alice/vote", "/r/@alice/undo", "/admin/@admin/mode", "/nowhere"]),
-       body=st.one_of(st.binary(max_size=300), ANY_VALUE.map(lambda t: t.encode())),
-       content_type=st.sampled_from([None, "application/x-www-form-urlencoded", "multipart/form-data; boundary=xyz",
-                                     "multipart/form-data", "application/json", "text/plain; charset=latin-1"]))
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+    path=st.sampled_from(["/", "/r/@alice", "/r/@alice/vote", "/r/@alice/undo", "/admin/@admin/mode", "/nowhere"]),
+    body=st.one_of(st.binary(max_size=300), ANY_VALUE.map(lambda t: t.encode())),
+    content_type=st.sampled_from(
+        [
+            None,
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=xyz",
+            "multipart/form-data",
+            "application/json",
+            "text/plain; charset=latin-1",
+        ]
+    ),
+)
 def test_any_method_body_and_content_type_is_answered_never_a_500(review, method, path, body, content_type):
     path = re.sub(r"@(\w+)", lambda match: review["roles"][match.group(1)], path)
     before = _events(review)

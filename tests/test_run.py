@@ -28,10 +28,14 @@ def tiny_run_config(tiny_model: str, **sections) -> RunConfig:
     """The whole method at toy size: two held-out calls, a 2-layer random model, espeak for every voice."""
     settings = {
         "data": {"limit": 2},
-        "train": {"model": tiny_model, "max_length": 256, "precision": "fp32",
-                  "sft": {"max_examples": 6, "epochs": 1, "batch_size": 3},
-                  "sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 12, "batch_size": 6},
-                  "dpo": {"margin": 0.0, "batch_size": 2}},
+        "train": {
+            "model": tiny_model,
+            "max_length": 256,
+            "precision": "fp32",
+            "sft": {"max_examples": 6, "epochs": 1, "batch_size": 3},
+            "sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 12, "batch_size": 6},
+            "dpo": {"margin": 0.0, "batch_size": 2},
+        },
         "generation": {"max_new_tokens": 16},
         "review": {"sample": 6, "tts": "espeak"},
         "simulate": {"seeds": 2, "tts": "espeak"},
@@ -47,7 +51,9 @@ class Log(list):
 
     def ran(self) -> set[str]:
         """The stages that ran (not skipped as up to date)."""
-        return {m.split("] ")[1].split(":")[0] for m in self if re.match(r"\[\d+/\d+\] \w+: (?!up to date|done)", m)} - {"report"}
+        return {
+            m.split("] ")[1].split(":")[0] for m in self if re.match(r"\[\d+/\d+\] \w+: (?!up to date|done)", m)
+        } - {"report"}
 
     def skipped(self) -> set[str]:
         return {m.split("] ")[1].split(":")[0] for m in self if re.match(r"\[\d+/\d+\] \w+: up to date", m)}
@@ -81,11 +87,23 @@ def test_the_whole_run_writes_every_stage_and_the_report(finished_run):
     assert (root / "eval" / "pairs.jsonl").is_file() and (root / "review" / "review.sqlite").is_file()
     summary = json.loads((root / "summary.json").read_text())
     # the sections the issue names
-    assert {c["system_b"] for c in summary["eval"]["comparisons"]} == {"base", "prompted", "draft+pipecat", "draft+voicetune"}
-    assert all(c["system_a"] == "tuned" and 0 <= c["win_rate"] <= 1 and c["n"] > 0 for c in summary["eval"]["comparisons"])
+    assert {c["system_b"] for c in summary["eval"]["comparisons"]} == {
+        "base",
+        "prompted",
+        "draft+pipecat",
+        "draft+voicetune",
+    }
+    assert all(
+        c["system_a"] == "tuned" and 0 <= c["win_rate"] <= 1 and c["n"] > 0 for c in summary["eval"]["comparisons"]
+    )
     assert summary["review"]["votes"] == 0 and summary["review"]["pairs"] == 6
     assert set(summary["simulation"]["systems"]) == {"tuned", "base", "prompted", "draft+pipecat", "draft+voicetune"}
-    assert {c["b"] for c in summary["simulation"]["relative_change"]} == {"base", "prompted", "draft+pipecat", "draft+voicetune"}
+    assert {c["b"] for c in summary["simulation"]["relative_change"]} == {
+        "base",
+        "prompted",
+        "draft+pipecat",
+        "draft+voicetune",
+    }
     assert summary["simulation"]["calls"] == 2
     assert summary["train"]["final"]["sft"]["loss"] > 0 and "dpo" in summary["train"]["final"]
     assert set(summary["timings"]) == set(STAGE_NAMES)
@@ -99,7 +117,13 @@ def test_the_whole_run_writes_every_stage_and_the_report(finished_run):
     proofs = [v["proof"] for v in summary["headline"]]
     assert proofs.count("judge") == 4 and proofs.count("calls") == 12 and "humans" not in proofs
     # the same sampling serves eval and simulate: the calls did not generate anything again
-    assert sorted(p.name for p in (root / "eval" / "responses").glob("*.jsonl")) == ["base.jsonl", "draft+pipecat.jsonl", "draft+voicetune.jsonl", "prompted.jsonl", "tuned.jsonl"]
+    assert sorted(p.name for p in (root / "eval" / "responses").glob("*.jsonl")) == [
+        "base.jsonl",
+        "draft+pipecat.jsonl",
+        "draft+voicetune.jsonl",
+        "prompted.jsonl",
+        "tuned.jsonl",
+    ]
     assert not (root / "simulate" / "responses").exists()
     assert (root / "report.md").read_text().startswith("# voicetune run")
     assert "voicetune run tiny.yaml --out run" in (root / "report.md").read_text()
@@ -135,7 +159,11 @@ def test_a_killed_run_resumes_and_a_changed_setting_redoes_only_what_reads_it(ru
     assert list((run_copy / "stages" / ".superseded").glob("review-*/review.sqlite"))
 
     log = Log()  # a new sampling temperature: eval and everything downstream of it, not the training
-    run(tiny_run_config(tiny_model, simulate={"seeds": 3}, review={"sample": 8}, generation={"temperature": 0.5}), run_copy, log=log)
+    run(
+        tiny_run_config(tiny_model, simulate={"seeds": 3}, review={"sample": 8}, generation={"temperature": 0.5}),
+        run_copy,
+        log=log,
+    )
     assert log.ran() == {"eval", "review", "simulate"} and log.skipped() == {"data", "train"}
     assert (run_copy / "train" / "model" / "adapters.json").stat().st_mtime_ns == model_stamp
 
@@ -149,7 +177,8 @@ def _serve_votes(db: Path, then: str) -> subprocess.Popen:
         "from voicetune.review.store import ReviewStore\n"
         f"store = ReviewStore({str(db)!r})\n"
         "for item in store.items()[:3]:\n"
-        "    store.record_vote(reviewer=item.reviewer, item_id=item.id, shown='1', mode='listen', seconds_on_item=5.0)\n"
+        "    store.record_vote(reviewer=item.reviewer, item_id=item.id, shown='1', mode='listen', "
+        "seconds_on_item=5.0)\n"
         "print('voted', flush=True)\n"
         f"os._exit(0) if {then == 'killed'} else time.sleep(120)\n"
     )
@@ -191,7 +220,10 @@ def test_the_report_says_when_the_evaluation_is_missing(run_copy):
     assert summary["eval"] is None and not [v for v in summary["headline"] if v["proof"] == "judge"]
     page, text = (run_copy / "report.html").read_text(), (run_copy / "report.md").read_text()
     assert 'id="missing-eval"' in page and "the evaluation (the judge&#39;s figures) is missing" in page
-    assert "the evaluation (the judge's figures) is missing: eval/summary.json, eval/pairs.jsonl are not in the run folder" in text
+    assert (
+        "the evaluation (the judge's figures) is missing: eval/summary.json, eval/pairs.jsonl are not in the run folder"
+        in text
+    )
     assert "| eval | " in text and "| output missing |" in text
 
 
@@ -225,7 +257,13 @@ def test_report_after_votes_adds_the_reviewers_beside_the_judge(run_copy):
     store = ReviewStore(run_copy / "review" / "review.sqlite")
     items = store.items()
     for index, item in enumerate(items):  # every reviewer prefers response 1 except on every third item
-        store.record_vote(reviewer=item.reviewer, item_id=item.id, shown="2" if index % 3 == 0 else "1", mode="listen", seconds_on_item=20.0)
+        store.record_vote(
+            reviewer=item.reviewer,
+            item_id=item.id,
+            shown="2" if index % 3 == 0 else "1",
+            mode="listen",
+            seconds_on_item=20.0,
+        )
     summary = report_run(run_copy)
     agreement = summary["review"]["agreement"]
     assert summary["review"]["votes"] == len(items) == agreement["n_votes"]
@@ -246,26 +284,42 @@ def test_the_report_is_one_file_that_needs_nothing_else(run_copy):
     assert "<script" not in page and "<link" not in page
     assert page.count('src="data:image/png;base64,') == 5  # win rates, criteria, speaking time, training, calls
     assert page.count('src="data:audio/mpeg;base64,') >= 2  # samples from the review set play its audio
-    assert all((run_copy / "plots" / f"{name}.png").is_file() for name in ("win_rates", "criteria", "speaking_time", "training", "calls"))
+    assert all(
+        (run_copy / "plots" / f"{name}.png").is_file()
+        for name in ("win_rates", "criteria", "speaking_time", "training", "calls")
+    )
 
 
 def test_an_llm_judge_judges_the_same_responses_again(run_copy, tiny_model):
     from fake_openai import FakeChatServer, chat_reply
 
-    verdict = json.dumps({name: "A" for name in ("non_repetition", "conciseness", "clarity", "humanness", "faithfulness", "overall")} | {"rationale": "A is shorter."})
+    verdict = json.dumps(
+        {name: "A" for name in ("non_repetition", "conciseness", "clarity", "humanness", "faithfulness", "overall")}
+        | {"rationale": "A is shorter."}
+    )
     server = FakeChatServer(lambda body: (200, chat_reply(verdict)))
     try:
         before = {p.name: p.read_bytes() for p in (run_copy / "eval" / "responses").glob("*.jsonl")}
         log = Log()
-        run(tiny_run_config(tiny_model, eval={"llm_judge": {"kind": "llm", "endpoints": [server.url], "models": ["fake"]}}), run_copy, log=log)
+        run(
+            tiny_run_config(
+                tiny_model, eval={"llm_judge": {"kind": "llm", "endpoints": [server.url], "models": ["fake"]}}
+            ),
+            run_copy,
+            log=log,
+        )
     finally:
         server.close()
     assert log.ran() == {"eval"}  # the judged pairs did not change, so neither the review set nor the calls
-    assert {p.name: p.read_bytes() for p in (run_copy / "eval" / "responses").glob("*.jsonl")} == before  # nothing generated again
+    assert {
+        p.name: p.read_bytes() for p in (run_copy / "eval" / "responses").glob("*.jsonl")
+    } == before  # nothing generated again
     assert not (run_copy / "eval-llm" / "responses").exists() and server.calls > 0
     summary = json.loads((run_copy / "summary.json").read_text())
     # always "A" in both orders: position-biased, so each pair reconciles to a tie
-    assert summary["eval_llm"]["judge"]["name"] == "llm:fake" and all(c["win_rate"] == 0.5 for c in summary["eval_llm"]["comparisons"])
+    assert summary["eval_llm"]["judge"]["name"] == "llm:fake" and all(
+        c["win_rate"] == 0.5 for c in summary["eval_llm"]["comparisons"]
+    )
 
 
 def test_changed_thresholds_after_the_results_are_flagged(run_copy, tiny_model):
@@ -273,7 +327,10 @@ def test_changed_thresholds_after_the_results_are_flagged(run_copy, tiny_model):
     run(config, run_copy, log=lambda _: None)  # every stage is up to date; only the bar moved
     summary = json.loads((run_copy / "summary.json").read_text())
     assert summary["thresholds"]["changed_after_results"] is True
-    assert summary["thresholds"]["thresholds"]["win_rate"] == 0.3 and summary["thresholds"]["earlier"][0]["thresholds"]["win_rate"] == 0.6
+    assert (
+        summary["thresholds"]["thresholds"]["win_rate"] == 0.3
+        and summary["thresholds"]["earlier"][0]["thresholds"]["win_rate"] == 0.6
+    )
     assert "changed" in (run_copy / "report.html").read_text()
 
 
@@ -283,9 +340,11 @@ def test_changed_thresholds_after_the_results_are_flagged(run_copy, tiny_model):
 
 def test_judge_verdicts_against_the_bar():
     thresholds = RunConfig().thresholds
-    rows = [{"system_a": "tuned", "system_b": "base", "win_rate": 0.71, "ci_low": 0.67, "ci_high": 0.75, "n": 150},
-            {"system_a": "tuned", "system_b": "prompted", "win_rate": 0.55, "ci_low": 0.45, "ci_high": 0.65, "n": 150},
-            {"system_a": "base", "system_b": "prompted", "win_rate": 0.9, "ci_low": 0.8, "ci_high": 0.95, "n": 150}]
+    rows = [
+        {"system_a": "tuned", "system_b": "base", "win_rate": 0.71, "ci_low": 0.67, "ci_high": 0.75, "n": 150},
+        {"system_a": "tuned", "system_b": "prompted", "win_rate": 0.55, "ci_low": 0.45, "ci_high": 0.65, "n": 150},
+        {"system_a": "base", "system_b": "prompted", "win_rate": 0.9, "ci_low": 0.8, "ci_high": 0.95, "n": 150},
+    ]
     base, prompted = judge_verdicts(rows, thresholds)  # only the tuned model's comparisons
     assert base.meets is True and base.includes_null is False
     assert prompted.meets is False and prompted.includes_null is True
@@ -295,16 +354,23 @@ def test_judge_verdicts_against_the_bar():
 
 def test_call_verdicts_repeat_requests_duration_and_resolution():
     thresholds = RunConfig().thresholds
-    row = {"a": "tuned", "b": "base", "calls": 40,
-           "repeat_requests": {"change": -0.34, "ci": [-0.41, -0.27]}, "turns": {"change": 0.02, "ci": [-0.05, 0.08]},
-           "duration_seconds": {"change": 0.03, "ci": [-0.02, 0.07]},
-           "resolution": {"difference": -0.005, "lower_bound": -0.031, "margin": 0.02, "non_inferior": False}}
+    row = {
+        "a": "tuned",
+        "b": "base",
+        "calls": 40,
+        "repeat_requests": {"change": -0.34, "ci": [-0.41, -0.27]},
+        "turns": {"change": 0.02, "ci": [-0.05, 0.08]},
+        "duration_seconds": {"change": 0.03, "ci": [-0.02, 0.07]},
+        "resolution": {"difference": -0.005, "lower_bound": -0.031, "margin": 0.02, "non_inferior": False},
+    }
     repeats, duration_, resolution = call_verdicts([row], thresholds)
     assert repeats.meets and not repeats.includes_null
     assert duration_.meets is False and duration_.includes_null
     assert resolution.meets is False and resolution.includes_null
     assert sentence(repeats) == "calls: repeat requests vs base -34% [-41, -27] over 40 calls — meets ≤ -10%"
-    assert sentence(resolution).startswith("calls: resolution vs base -0.5 pt (lower bound -3.1 pt), non-inferior at 2 pt: no")
+    assert sentence(resolution).startswith(
+        "calls: resolution vs base -0.5 pt (lower bound -3.1 pt), non-inferior at 2 pt: no"
+    )
 
 
 def test_percentages_never_print_minus_zero():
@@ -366,19 +432,25 @@ def test_the_report_in_headless_chromium(run_copy):
         pytest.skip("Debian's chromium is not installed (make install installs it)")
     report_run(run_copy)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--mute-audio", "--disable-dev-shm-usage"])
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--mute-audio", "--disable-dev-shm-usage"]
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto((run_copy / "report.html").as_uri())
         assert page.locator("#headline").is_visible() and page.locator("table.headline").is_visible()
         assert "judge: win rate" in page.locator("table.headline").inner_text()
         images = page.locator(".plots img")
         assert images.count() == 5
-        assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 100") for i in range(images.count()))
+        assert all(
+            images.nth(i).evaluate("img => img.complete && img.naturalWidth > 100") for i in range(images.count())
+        )
         audio = page.locator("audio")
         assert audio.count() >= 2
         seconds = audio.first.evaluate(
-            "a => new Promise((done, fail) => { a.preload = 'auto'; a.addEventListener('loadedmetadata', () => done(a.duration));"
-            " a.addEventListener('error', () => fail(a.error && a.error.code)); a.load(); })")
+            "a => new Promise((done, fail) => { a.preload = 'auto'; a.addEventListener('loadedmetadata', () => "
+            "done(a.duration));"
+            " a.addEventListener('error', () => fail(a.error && a.error.code)); a.load(); })"
+        )
         assert seconds > 0.5  # the embedded MP3 decodes: a spoken response, not silence
         screenshot = os.environ.get("VOICETUNE_SCREENSHOT")
         if screenshot:

@@ -26,7 +26,10 @@ TURN = Turn(
     ],
     draft="The change fee is **$75.00** and your new flight departs at 7:45 AM on 2024-05-17. Shall I book it?",
 )
-FAITHFUL = "It's a seventy-five dollar change fee, and the new flight leaves at seven forty-five a.m. on May seventeenth. Want me to book it?"
+FAITHFUL = (
+    "It's a seventy-five dollar change fee, and the new flight leaves at seven forty-five a.m. on May "
+    "seventeenth. Want me to book it?"
+)
 MARKDOWN = "- **Fee:** $75.00\n- **Departs:** 7:45 AM\n- **Date:** 2024-05-17"
 
 
@@ -58,7 +61,9 @@ def test_gate_puts_unfaithful_responses_below_a_faithful_badly_formatted_one():
     evasive = score_response(TURN, "Let me check on that for you.")
     empty = score_response(TURN, "")
     invented = score_response(
-        TURN, "The change fee is a hundred and fifty dollars, and it leaves at seven forty-five in the morning on May seventeenth."
+        TURN,
+        "The change fee is a hundred and fifty dollars, and it leaves at seven forty-five in the morning on May "
+        "seventeenth.",
     )
     assert any("$150" in reason for reason in invented.reasons)
     for bad in (evasive, empty, invented):
@@ -147,9 +152,14 @@ def test_builtin_references_beat_their_drafts():
     assert len(turns) >= 100
     drafts = score_records(turns, field="draft")
     references = score_records(turns, field="reference")
-    losers = [d.id for d, r in zip(drafts, references, strict=False) if r.scores["voice_score"] <= d.scores["voice_score"]]
+    losers = [
+        d.id for d, r in zip(drafts, references, strict=False) if r.scores["voice_score"] <= d.scores["voice_score"]
+    ]
     share = 1 - len(losers) / len(turns)
-    print(f"\nbuilt-in reference beats its draft on {len(turns) - len(losers)}/{len(turns)} turns ({share:.1%}); not: {losers}")
+    print(
+        f"\nbuilt-in reference beats its draft on {len(turns) - len(losers)}/{len(turns)} turns ({share:.1%}); not: "
+        f"{losers}"
+    )
     assert len(drafts) == len(references) == len(turns)
     assert share >= 0.95
 
@@ -157,7 +167,10 @@ def test_builtin_references_beat_their_drafts():
 # ---------------------------------------------------------------------------------------------------------
 # typed findings
 
-INVENTED_RESPONSE = "The change fee is a hundred and fifty dollars, and it leaves at seven forty-five in the morning on May seventeenth."
+INVENTED_RESPONSE = (
+    "The change fee is a hundred and fifty dollars, and it leaves at seven forty-five in the morning "
+    "on May seventeenth."
+)
 
 
 def test_findings_are_typed_and_render_the_reasons():
@@ -205,9 +218,17 @@ def test_score_records_writes_findings_as_plain_dicts():
 
 
 def test_render_gives_the_readme_sentences():
-    assert render(Finding(kind="invented_amount", quality="faithfulness", text="$150")) == "states $150 that the context does not contain"
-    assert render(Finding(kind="dropped_fact", quality="faithfulness", text="$45.00", values={"fact_kind": "money"})) == "drops the amount $45.00"
-    assert render(Finding(kind="url_read", quality="clarity", text="https://x.io")) == "reads the URL https://x.io aloud"
+    assert (
+        render(Finding(kind="invented_amount", quality="faithfulness", text="$150"))
+        == "states $150 that the context does not contain"
+    )
+    assert (
+        render(Finding(kind="dropped_fact", quality="faithfulness", text="$45.00", values={"fact_kind": "money"}))
+        == "drops the amount $45.00"
+    )
+    assert (
+        render(Finding(kind="url_read", quality="clarity", text="https://x.io")) == "reads the URL https://x.io aloud"
+    )
     over = Finding(kind="over_budget", quality="conciseness", values={"seconds": 30.0, "facts": 1, "budget": 8.5})
     assert render(over) == "takes 30 s to say 1 fact (budget 8 s)"
     with pytest.raises(ValueError):
@@ -237,13 +258,24 @@ def test_raising_the_invented_amount_penalty_lowers_faithfulness():
 
 
 def test_style_penalties_and_gate_change_the_score_in_the_expected_direction():
-    lenient = ScorerConfig(clarity={"markdown": 0.0, "digits": 0.0, "screen_number": 0.0, "symbol": 0.0, "enumeration_item": 0.0})
+    lenient = ScorerConfig(
+        clarity={"markdown": 0.0, "digits": 0.0, "screen_number": 0.0, "symbol": 0.0, "enumeration_item": 0.0}
+    )
     assert score_response(TURN, MARKDOWN, lenient).scores["clarity"] > score_response(TURN, MARKDOWN).scores["clarity"]
     long_ok = ScorerConfig(conciseness={"base_seconds": 60.0})
-    assert score_response(TURN, TURN.draft, long_ok).scores["conciseness"] >= score_response(TURN, TURN.draft).scores["conciseness"]
+    assert (
+        score_response(TURN, TURN.draft, long_ok).scores["conciseness"]
+        >= score_response(TURN, TURN.draft).scores["conciseness"]
+    )
     harsher_gate = ScorerConfig(gate_power=3.0)
-    assert score_response(TURN, INVENTED_RESPONSE, harsher_gate).voice_score < score_response(TURN, INVENTED_RESPONSE).voice_score
-    assert combine({name: 0.0 for name in QUALITIES} | {"faithfulness": 1.0}, ScorerConfig().style_weights, 2.0, 0.5) == 0.5
+    assert (
+        score_response(TURN, INVENTED_RESPONSE, harsher_gate).voice_score
+        < score_response(TURN, INVENTED_RESPONSE).voice_score
+    )
+    assert (
+        combine({name: 0.0 for name in QUALITIES} | {"faithfulness": 1.0}, ScorerConfig().style_weights, 2.0, 0.5)
+        == 0.5
+    )
 
 
 def test_tie_margin_changes_a_rubric_verdict():
@@ -259,8 +291,14 @@ def test_load_scorer_config_reads_nested_overrides(tmp_path):
     path = tmp_path / "scorer.yaml"
     path.write_text("gate_floor: 0.3\nfaithfulness:\n  invented_amount: 0.6\nclarity:\n  long_sentence_words: 30\n")
     config = load_scorer_config(path)
-    assert config.gate_floor == 0.3 and config.faithfulness.invented_amount == 0.6 and config.clarity.long_sentence_words == 30
-    assert config.faithfulness.invented_number == ScorerConfig().faithfulness.invented_number  # the rest keep their defaults
+    assert (
+        config.gate_floor == 0.3
+        and config.faithfulness.invented_amount == 0.6
+        and config.clarity.long_sentence_words == 30
+    )
+    assert (
+        config.faithfulness.invented_number == ScorerConfig().faithfulness.invented_number
+    )  # the rest keep their defaults
 
 
 @pytest.mark.parametrize(

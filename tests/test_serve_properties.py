@@ -41,8 +41,12 @@ class Stub:
 
 
 def _settings(examples: int):
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,30 +60,74 @@ def http():
 #: Strings a careless or hostile client sends: anything, lone surrogates included, and the known troublemakers.
 odd_text = st.one_of(
     st.text(st.characters(exclude_categories=()), max_size=40),  # every code point, lone surrogates included
-    st.sampled_from(["", " ", "\u0000", "\u0000\u0000", "\ud800", "a\udfffb", "\u200b\ufeff", "\x1b[31m", "\U0001F600" * 30,
-                     "\r\n\u2028\u2029", "x" * (MAX_CHARS + 1), "\U0001F600" * MAX_FACT_CHARS, "x" * (MAX_FACT_CHARS + 1)]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\u0000",
+            "\u0000\u0000",
+            "\ud800",
+            "a\udfffb",
+            "\u200b\ufeff",
+            "\x1b[31m",
+            "\U0001f600" * 30,
+            "\r\n\u2028\u2029",
+            "x" * (MAX_CHARS + 1),
+            "\U0001f600" * MAX_FACT_CHARS,
+            "x" * (MAX_FACT_CHARS + 1),
+        ]
+    ),
 )
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False), odd_text)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(odd_text, inner, max_size=4),
-                           max_leaves=10)
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False), odd_text
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(odd_text, inner, max_size=4),
+    max_leaves=10,
+)
 
 #: Text a well-meaning client sends: drafts with markup, amounts, times, emoji, other scripts.
 texts = st.one_of(
-    st.sampled_from(["The change fee is **$75.00** and your new flight departs at 7:45 AM. Shall I book it?", "Okay.",
-                     "| fare | price |\n|---|---|\n| basic | $120 |", "Your code is ABC123 \U0001F600", "Ihr Flug geht um 7:45 Uhr.",
-                     "$75.00", "7:45 AM", "Can I move my flight?"]),
+    st.sampled_from(
+        [
+            "The change fee is **$75.00** and your new flight departs at 7:45 AM. Shall I book it?",
+            "Okay.",
+            "| fare | price |\n|---|---|\n| basic | $120 |",
+            "Your code is ABC123 \U0001f600",
+            "Ihr Flug geht um 7:45 Uhr.",
+            "$75.00",
+            "7:45 AM",
+            "Can I move my flight?",
+        ]
+    ),
     st.text(st.characters(categories=("L", "N", "P", "Zs", "Sc", "So")), max_size=60),
 )
 history = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "agent"]), "text": texts}), max_size=3)
 facts = st.lists(texts, max_size=4)
 seeds = st.integers(0, 2**32 - 1)
-plausible_speak = st.fixed_dictionaries({"draft": texts}, optional={
-    "history": history, "facts": facts, "stream": st.booleans(), "scores": st.booleans(), "seed": seeds})
+plausible_speak = st.fixed_dictionaries(
+    {"draft": texts},
+    optional={"history": history, "facts": facts, "stream": st.booleans(), "scores": st.booleans(), "seed": seeds},
+)
 plausible_prepare = st.fixed_dictionaries({}, optional={"draft": texts, "history": history})
-plausible_chat = st.fixed_dictionaries({"messages": st.lists(st.fixed_dictionaries(
-    {"role": st.sampled_from(["user", "assistant", "system"]), "content": texts}), min_size=1, max_size=4)}, optional={
-    "draft": texts, "facts": facts, "stream": st.booleans(), "seed": seeds, "model": st.sampled_from(["voicetune", ""]),
-    "temperature": st.floats(0, 2)})
+plausible_chat = st.fixed_dictionaries(
+    {
+        "messages": st.lists(
+            st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system"]), "content": texts}),
+            min_size=1,
+            max_size=4,
+        )
+    },
+    optional={
+        "draft": texts,
+        "facts": facts,
+        "stream": st.booleans(),
+        "seed": seeds,
+        "model": st.sampled_from(["voicetune", ""]),
+        "temperature": st.floats(0, 2),
+    },
+)
 
 _GONE = object()
 
@@ -96,18 +144,35 @@ def _mutate(body: dict, changes: list) -> dict:
 def _bodies(plausible, fields: list[str]):
     """The body as bytes: a plausible one with none, one or two fields removed or replaced by anything (a wrong type,
     odd text, nested junk, a field it does not have), or any JSON value at all; JSON's escapes carry lone surrogates."""
-    changed = st.builds(_mutate, plausible, st.lists(st.tuples(st.sampled_from([*fields, "mood"]),
-                                                               st.one_of(st.just(_GONE), odd_text, json_values)), max_size=2))
-    bounds = st.sampled_from([{"history": [{"role": "user", "text": "hi"}] * (MAX_MESSAGES + 1)}, {"facts": ["$75"] * (MAX_FACTS + 1)},
-                              {"messages": [{"role": "user", "content": "hi"}] * (MAX_MESSAGES + 1)}, {"seed": 2**32}, {"seed": -1}])
+    changed = st.builds(
+        _mutate,
+        plausible,
+        st.lists(
+            st.tuples(st.sampled_from([*fields, "mood"]), st.one_of(st.just(_GONE), odd_text, json_values)), max_size=2
+        ),
+    )
+    bounds = st.sampled_from(
+        [
+            {"history": [{"role": "user", "text": "hi"}] * (MAX_MESSAGES + 1)},
+            {"facts": ["$75"] * (MAX_FACTS + 1)},
+            {"messages": [{"role": "user", "content": "hi"}] * (MAX_MESSAGES + 1)},
+            {"seed": 2**32},
+            {"seed": -1},
+        ]
+    )
     past_bounds = st.builds(lambda body, change: {**body, **change}, plausible, bounds)
-    return st.one_of(plausible, changed, changed, past_bounds, json_values).map(lambda value: json.dumps(value).encode("ascii"))
+    return st.one_of(plausible, changed, changed, past_bounds, json_values).map(
+        lambda value: json.dumps(value).encode("ascii")
+    )
 
 
 raw_bodies = st.one_of(
     st.binary(max_size=64),
-    st.builds(lambda head, junk: head + junk, st.sampled_from([b'{"draft": "', b'{"messages": [{"role": "user", "content": "']),
-              st.binary(min_size=1, max_size=16)),  # JSON that turns into bytes that are not UTF-8
+    st.builds(
+        lambda head, junk: head + junk,
+        st.sampled_from([b'{"draft": "', b'{"messages": [{"role": "user", "content": "']),
+        st.binary(min_size=1, max_size=16),
+    ),  # JSON that turns into bytes that are not UTF-8
     st.text(st.characters(exclude_categories=("Cs",)), max_size=32).map(lambda text: text.encode("utf-8")),
 )
 
@@ -136,9 +201,14 @@ def _valid_answer(path: str, reply) -> None:
     elif reply.headers["content-type"].startswith("text/event-stream"):
         blocks = [block for block in reply.text.split("\n\n") if block.strip()]
         if path == "/v1/speak":
-            assert blocks[-1].startswith("event: done") and json.loads(blocks[-1].split("data: ", 1)[1])["response"] == SPOKEN
+            assert (
+                blocks[-1].startswith("event: done")
+                and json.loads(blocks[-1].split("data: ", 1)[1])["response"] == SPOKEN
+            )
         else:
-            assert blocks[-1] == "data: [DONE]" and all(json.loads(b.removeprefix("data: "))["object"] for b in blocks[:-1])
+            assert blocks[-1] == "data: [DONE]" and all(
+                json.loads(b.removeprefix("data: "))["object"] for b in blocks[:-1]
+            )
     elif path == "/v1/speak":
         assert reply.json()["response"] == SPOKEN
     else:

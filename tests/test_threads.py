@@ -25,7 +25,9 @@ def test_busy_cores_are_left_to_their_process(monkeypatch):
 
 
 def test_a_spinning_process_is_measured_and_our_own_work_is_not():
-    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"])
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"]
+    )
     try:
         import time
 

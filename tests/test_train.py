@@ -32,7 +32,9 @@ pytest.importorskip("trl")
 
 def tiny_config(tiny_model: str, **overrides):
     settings = {
-        "model": tiny_model, "max_length": 256, "precision": "fp32",
+        "model": tiny_model,
+        "max_length": 256,
+        "precision": "fp32",
         "sft": {"max_examples": 6, "epochs": 1, "batch_size": 3},
         "sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 12, "batch_size": 6},
         "dpo": {"margin": 0.0, "batch_size": 2},
@@ -57,9 +59,14 @@ def test_recipe_runs_end_to_end_and_the_model_loads(tmp_path, tiny_model):
     metrics = [json.loads(line) for line in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert {m["stage"] for m in metrics} == {"sft", "dpo"}
     # the trained model is an adapter stack (no weights of its own, no merged copies in the run) that generate loads
-    assert is_adapter_stack(model_dir) and json.loads((model_dir / "adapters.json").read_text())["adapters"] == ["1-sft", "2-round1-dpo"]
+    assert is_adapter_stack(model_dir) and json.loads((model_dir / "adapters.json").read_text())["adapters"] == [
+        "1-sft",
+        "2-round1-dpo",
+    ]
     assert not list(tmp_path.rglob("merged")) and not list(tmp_path.rglob("checkpoints"))
-    assert [p.name for p in tmp_path.rglob("*.safetensors")] == ["adapter_model.safetensors"] * 5  # sft/, dpo/ (2), model/ (2)
+    assert [p.name for p in tmp_path.rglob("*.safetensors")] == [
+        "adapter_model.safetensors"
+    ] * 5  # sft/, dpo/ (2), model/ (2)
     backend = TransformersBackend(str(model_dir), batch_size=2)
     texts = backend.generate([[{"role": "user", "content": "hello"}]] * 2, SamplingConfig(max_new_tokens=5))
     assert len(texts) == 2
@@ -84,7 +91,11 @@ def _same_weights(a, b) -> bool:
     """Whether two models hold bit for bit the same tensors (parameters and buffers, with their dtypes)."""
     first, second = a.state_dict(), b.state_dict()
     buffers = {name: t.dtype for name, t in a.named_buffers()} == {name: t.dtype for name, t in b.named_buffers()}
-    return buffers and first.keys() == second.keys() and all(first[k].dtype == second[k].dtype and torch.equal(first[k], second[k]) for k in first)
+    return (
+        buffers
+        and first.keys() == second.keys()
+        and all(first[k].dtype == second[k].dtype and torch.equal(first[k], second[k]) for k in first)
+    )
 
 
 def _adapter_stack(base, folder, parent=None, seed=0):
@@ -92,8 +103,12 @@ def _adapter_stack(base, folder, parent=None, seed=0):
     returns the stack's folder and the model merged in memory, as training merged it."""
     from peft import LoraConfig, get_peft_model  # noqa: PLC0415 (heavy: peft)
 
-    model = load_merged(parent) if parent else transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model = (
+        load_merged(parent) if parent else transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    )
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     torch.manual_seed(seed)
     with torch.no_grad():
         for name, parameter in peft_model.named_parameters():
@@ -107,12 +122,15 @@ def test_an_adapter_stack_rebuilds_the_merged_weights_bit_for_bit(tmp_path, tiny
     base = tmp_path / "base"
     shutil.copytree(tiny_model, base)
     first, merged_first = _adapter_stack(base, tmp_path / "first")
-    second, merged_second = _adapter_stack(base, tmp_path / "second", parent=first, seed=1)  # trained on top of the first
+    second, merged_second = _adapter_stack(
+        base, tmp_path / "second", parent=first, seed=1
+    )  # trained on top of the first
     manifest = json.loads((second / "adapters.json").read_text())
     assert manifest["base"] == str(base.resolve()) and manifest["adapters"] == ["1-sft", "2-sft"]
     assert not list(second.glob("*.safetensors"))
     assert _same_weights(load_merged(first), merged_first) and _same_weights(load_merged(second), merged_second)
-    # a plain folder for readers that need one; load_model casts the rebuilt weights as from_pretrained casts a plain folder's
+    # a plain folder for readers that need one; load_model casts the rebuilt weights as from_pretrained casts a plain
+    # folder's
     plain = write_merged(second, tmp_path / "plain")
     assert _same_weights(transformers.AutoModelForCausalLM.from_pretrained(plain, dtype=torch.float32), merged_second)
     monkeypatch.setenv("VOICETUNE_CACHE", str(tmp_path / "cache"))
@@ -121,7 +139,9 @@ def test_an_adapter_stack_rebuilds_the_merged_weights_bit_for_bit(tmp_path, tiny
     stamp = (cached / "model.safetensors").stat().st_mtime_ns
     assert merged_folder(second) == cached and (cached / "model.safetensors").stat().st_mtime_ns == stamp
     for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        assert _same_weights(load_model(str(second), dtype), transformers.AutoModelForCausalLM.from_pretrained(plain, dtype=torch_dtype))
+        assert _same_weights(
+            load_model(str(second), dtype), transformers.AutoModelForCausalLM.from_pretrained(plain, dtype=torch_dtype)
+        )
     # the adapters apply to the base they were trained on: a changed base is refused, naming it
     changed = transformers.AutoModelForCausalLM.from_pretrained(base)
     with torch.no_grad():
@@ -142,12 +162,16 @@ def test_an_adapter_stack_on_a_hub_model_names_it_and_needs_its_local_snapshot(t
     (cache / "models--someone--tiny" / "refs" / "main").write_text("0" * 40)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     model = transformers.AutoModelForCausalLM.from_pretrained(snapshot, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     with torch.no_grad():
         for name, parameter in peft_model.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.05)
-    save_adapter_stack(tmp_path / "stack", "someone/tiny", peft_model, transformers.AutoTokenizer.from_pretrained(snapshot), "sft")
+    save_adapter_stack(
+        tmp_path / "stack", "someone/tiny", peft_model, transformers.AutoTokenizer.from_pretrained(snapshot), "sft"
+    )
     assert json.loads((tmp_path / "stack" / "adapters.json").read_text())["base"] == "someone/tiny"
     assert _same_weights(load_merged(tmp_path / "stack"), peft_model.merge_and_unload())
     shutil.rmtree(cache)
@@ -175,7 +199,10 @@ def test_save_merged_on_a_finished_run_rebuilds_without_retraining(tmp_path, tin
     assert train(tiny_config(tiny_model, save_merged=True), run, log=messages.append)["steps_run"] == []
     assert not [m for m in messages if "redoing" in m]
     for step in (run / "train" / "sft", run / "train" / "round1" / "dpo"):
-        assert _same_weights(load_merged(step / "model"), transformers.AutoModelForCausalLM.from_pretrained(step / "merged", dtype=torch.float32))
+        assert _same_weights(
+            load_merged(step / "model"),
+            transformers.AutoModelForCausalLM.from_pretrained(step / "merged", dtype=torch.float32),
+        )
 
 
 def test_generation_resumes_from_partial_rows(tmp_path, tiny_model):
@@ -199,8 +226,18 @@ def test_preference_pairs_keep_only_margins_above_the_threshold():
     from voicetune.records import Candidate
 
     turn = builtin_turns("train")[0]
-    good = Candidate.model_validate({**turn.model_dump(), "id": "k0", "turn_id": turn.id, "candidate_index": 0, "response": turn.reference})
-    bad = Candidate.model_validate({**turn.model_dump(), "id": "k1", "turn_id": turn.id, "candidate_index": 1, "response": "**Note:** " + (turn.draft or "")})
+    good = Candidate.model_validate(
+        {**turn.model_dump(), "id": "k0", "turn_id": turn.id, "candidate_index": 0, "response": turn.reference}
+    )
+    bad = Candidate.model_validate(
+        {
+            **turn.model_dump(),
+            "id": "k1",
+            "turn_id": turn.id,
+            "candidate_index": 1,
+            "response": "**Note:** " + (turn.draft or ""),
+        }
+    )
     for candidate in (good, bad):
         candidate.scores = score_response(candidate, candidate.response).scores
     pairs = preference_pairs([turn], [good, bad], margin=0.05)
@@ -211,7 +248,12 @@ def test_preference_pairs_keep_only_margins_above_the_threshold():
 
 @pytest.mark.parametrize(
     "settings, field",
-    [({"sft": {"epochs": 0}}, "sft.epochs"), ({"sample": {"candidates": 1}}, "sample.candidates"), ({"lora": {"rank": 8}}, "lora.rank"), ({"targets": "teacher"}, "(config)")],
+    [
+        ({"sft": {"epochs": 0}}, "sft.epochs"),
+        ({"sample": {"candidates": 1}}, "sample.candidates"),
+        ({"lora": {"rank": 8}}, "lora.rank"),
+        ({"targets": "teacher"}, "(config)"),
+    ],
 )
 def test_config_errors_name_the_field(settings, field):
     with pytest.raises(VoicetuneError) as error:
@@ -232,11 +274,15 @@ def test_embedded_model_loads_offline_generates_and_trains_a_step(tmp_path, embe
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     turns = builtin_turns("test")[:2]
     backend = TransformersBackend("smollm2-135m", batch_size=2)
-    result = generate_turns(backend, turns, tmp_path / "responses.jsonl", None, SamplingConfig(max_new_tokens=16), progress=False)
+    result = generate_turns(
+        backend, turns, tmp_path / "responses.jsonl", None, SamplingConfig(max_new_tokens=16), progress=False
+    )
     assert all(t.response for t in result)
     data = tmp_path / "train.jsonl"
     write_records(data, builtin_turns("train")[:4])
-    config = load_config(None, {"data": str(data), "sft": {"max_examples": 4, "batch_size": 4}, "dpo": {"enabled": False}})
+    config = load_config(
+        None, {"data": str(data), "sft": {"max_examples": 4, "batch_size": 4}, "dpo": {"enabled": False}}
+    )
     summary = train(config, tmp_path / "run", log=lambda _: None)
     metrics = [json.loads(line) for line in (tmp_path / "run" / "train" / "metrics.jsonl").read_text().splitlines()]
     assert any("loss" in m for m in metrics)
@@ -277,11 +323,22 @@ _ALL_STEPS = ["targets", "sft", "round1_sample", "round1_score", "round1_pairs",
 RERUN_MATRIX = [
     ({}, []),
     ({"dpo": {"margin": 0.0, "batch_size": 2, "beta": 0.2}}, ["round1_dpo", "model"]),
-    ({"dpo": {"margin": 1.0, "batch_size": 2}}, ["round1_pairs", "round1_dpo", "model"]),  # only the hard negatives are left
-    ({"dpo": {"margin": 1.0, "batch_size": 2, "hard_negatives": {"kinds": []}}}, ["round1_pairs", "model"]),  # no pair left: the SFT model is final
-    ({"sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 9, "batch_size": 6}},
-     ["round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]),
-    ({"sft": {"max_examples": 6, "epochs": 2, "batch_size": 3}}, ["sft", "round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"]),
+    (
+        {"dpo": {"margin": 1.0, "batch_size": 2}},
+        ["round1_pairs", "round1_dpo", "model"],
+    ),  # only the hard negatives are left
+    (
+        {"dpo": {"margin": 1.0, "batch_size": 2, "hard_negatives": {"kinds": []}}},
+        ["round1_pairs", "model"],
+    ),  # no pair left: the SFT model is final
+    (
+        {"sample": {"contexts": 3, "candidates": 2, "max_new_tokens": 9, "batch_size": 6}},
+        ["round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"],
+    ),
+    (
+        {"sft": {"max_examples": 6, "epochs": 2, "batch_size": 3}},
+        ["sft", "round1_sample", "round1_score", "round1_pairs", "round1_dpo", "model"],
+    ),
     ({"sft": {"max_examples": 5, "epochs": 1, "batch_size": 3}}, _ALL_STEPS),
 ]
 
@@ -306,7 +363,9 @@ def trained_run(tmp_path_factory, tiny_model):
 
 
 @pytest.mark.parametrize("change, expected", RERUN_MATRIX, ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
-def test_a_changed_field_reruns_exactly_the_steps_that_depend_on_it(tmp_path, tiny_model, trained_run, change, expected):
+def test_a_changed_field_reruns_exactly_the_steps_that_depend_on_it(
+    tmp_path, tiny_model, trained_run, change, expected
+):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     messages: list[str] = []
@@ -361,7 +420,11 @@ def test_every_config_field_is_documented():
 
 def test_help_config_lists_every_field(run_cli):
     result = run_cli("train", "--help-config")
-    assert result.returncode == 0 and "sft.epochs" in result.stdout and "reward.faithfulness.invented_amount" in result.stdout
+    assert (
+        result.returncode == 0
+        and "sft.epochs" in result.stdout
+        and "reward.faithfulness.invented_amount" in result.stdout
+    )
     result = run_cli("eval", "--help-config")
     assert result.returncode == 0 and "judge.kind" in result.stdout and "seeds" in result.stdout
 
@@ -395,10 +458,12 @@ def test_contexts_without_a_reference_pair_the_best_and_worst_candidates():
     texts = ["**Note:** " + (turn.draft or ""), builtin_turns("train")[0].reference]
     candidates = []
     for index, text in enumerate(texts):
-        candidate = Candidate.model_validate({**turn.model_dump(), "id": f"k{index}", "turn_id": turn.id, "candidate_index": index, "response": text})
+        candidate = Candidate.model_validate(
+            {**turn.model_dump(), "id": f"k{index}", "turn_id": turn.id, "candidate_index": index, "response": text}
+        )
         candidate.scores = score_response(candidate, text).scores
         candidates.append(candidate)
-    pair, = preference_pairs([turn], candidates, margin=0.05)
+    (pair,) = preference_pairs([turn], candidates, margin=0.05)
     assert pair.chosen_source == "candidate" and pair.chosen_index == 1 and pair.rejected_index == 0
 
 
@@ -418,8 +483,22 @@ def test_each_round_samples_fresh_contexts_and_extra_turns_lose_their_reference(
 def test_sample_data_contexts_flow_through_a_round(tmp_path, tiny_model):
     data = tmp_path / "more.jsonl"
     write_records(data, [t.model_copy(update={"reference": None}) for t in builtin_turns("dev")[:4]])
-    summary = train(tiny_config(tiny_model, sample={"contexts": 2, "candidates": 2, "max_new_tokens": 8, "batch_size": 8, "data": str(data), "data_contexts": 3},
-                                dpo={"margin": 0.0, "batch_size": 2, "hard_negatives": {"kinds": []}}), tmp_path / "run", log=lambda _: None)
+    summary = train(
+        tiny_config(
+            tiny_model,
+            sample={
+                "contexts": 2,
+                "candidates": 2,
+                "max_new_tokens": 8,
+                "batch_size": 8,
+                "data": str(data),
+                "data_contexts": 3,
+            },
+            dpo={"margin": 0.0, "batch_size": 2, "hard_negatives": {"kinds": []}},
+        ),
+        tmp_path / "run",
+        log=lambda _: None,
+    )
     assert summary["rounds"][0]["contexts"] == 5
     from voicetune.records import Candidate
 
@@ -462,13 +541,19 @@ def test_a_model_in_several_wheels_is_joined_once_and_its_hash_checked(tmp_path,
     joined_bytes = b"".join(p.read_bytes() for p in parts)
     monkeypatch.setenv("VOICETUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(loading, "_wheel_file", lambda distribution, filename: tmp_path / filename)
-    package = loading.Packaged(tuple((f"dist{i}", p.name) for i, p in enumerate(parts, 1)), "joined.gguf",
-                               hashlib.sha256(joined_bytes).hexdigest(), "pip install dist1 dist2 dist3")
+    package = loading.Packaged(
+        tuple((f"dist{i}", p.name) for i, p in enumerate(parts, 1)),
+        "joined.gguf",
+        hashlib.sha256(joined_bytes).hexdigest(),
+        "pip install dist1 dist2 dist3",
+    )
     monkeypatch.setitem(loading.EMBEDDED, "fake-model", package)
     path = loading.embedded_gguf("fake-model")
     assert path.read_bytes() == joined_bytes and path.parent == tmp_path / "cache" / "gguf"
     assert loading.embedded_gguf("fake-model") == path  # joined once
-    monkeypatch.setitem(loading.EMBEDDED, "bad-model", loading.Packaged(package.parts, "bad.gguf", "0" * 64, package.install))
+    monkeypatch.setitem(
+        loading.EMBEDDED, "bad-model", loading.Packaged(package.parts, "bad.gguf", "0" * 64, package.install)
+    )
     with pytest.raises(VoicetuneError, match="SHA-256"):
         loading.embedded_gguf("bad-model")
     assert not list((tmp_path / "cache" / "gguf").glob("*bad*"))  # nothing half-made is left

@@ -15,7 +15,9 @@ from voicetune.tts import ENGINES, Speech, Synthesizer, available_engines, choos
 
 SENTENCE = "Your flight to Denver leaves at nine tomorrow morning from gate twelve, okay?"  # 12 words
 OTHER = "I have cancelled the booking, and the refund of $240 will reach your card within five business days."
-ODD = "**Your total** is $1,095.50 😀🎉 — see [link](https://x.co/a?b=1), `code`, [[h@l]]\x00\n# Header\n- one\n| a | b |"
+ODD = (
+    "**Your total** is $1,095.50 😀🎉 — see [link](https://x.co/a?b=1), `code`, [[h@l]]\x00\n# Header\n- one\n| a | b |"
+)
 RATE = 16000
 
 

@@ -19,7 +19,8 @@ FIELDS = """Thank you, Mia! Here are the details:
 |---|---|
 | HAT136 | 4:30 PM CDT |
 
-Outage ID OUT-48213. Call 1-800-555-0199 or visit https://northgate.com/claims. 20% off, the 3rd option, 7–10 days. 😊"""
+Outage ID OUT-48213. Call 1-800-555-0199 or visit https://northgate.com/claims. 20% off, the 3rd option, \
+7–10 days. 😊"""
 
 
 def test_codes_times_dates_and_amounts_are_spoken_not_mangled():
@@ -31,11 +32,17 @@ def test_codes_times_dates_and_amounts_are_spoken_not_mangled():
     assert "one thousand, one hundred and twenty-one dollars and fifty cents" in said
     assert "northgate dot com slash claims" in said and "twenty percent" in said and "the third option" in said
     assert "seven to ten days" in said
-    assert speak_draft("Your plan is $74.99/month.") == "Your plan is seventy-four dollars and ninety-nine cents per month."
+    assert (
+        speak_draft("Your plan is $74.99/month.")
+        == "Your plan is seventy-four dollars and ninety-nine cents per month."
+    )
     # a code block of sums (the blind read's one unusable draft+voicetune answer): no rule of dashes, minus said
     block = speak_draft("```\nFare:      $301.15\nCredit:   -$146.30\n-----------\nBalance:   $154.85\n```")
-    assert block == ("Fare: three hundred and one dollars and fifteen cents. Credit: minus one hundred and forty-six dollars and thirty cents. "
-                     "Balance: one hundred and fifty-four dollars and eighty-five cents.")
+    assert block == (
+        "Fare: three hundred and one dollars and fifteen cents. Credit: minus one hundred and forty-six dollars and "
+        "thirty cents. "
+        "Balance: one hundred and fifty-four dollars and eighty-five cents."
+    )
 
 
 def test_markdown_lists_tables_and_emoji_are_gone():
@@ -48,16 +55,31 @@ def test_markdown_lists_tables_and_emoji_are_gone():
 def test_nothing_the_caller_needs_is_dropped():
     """Every typed fact of the draft is still conveyed, by the scorer's own matching."""
     said = speak_draft(FIELDS)
-    for fact in ("H8Q05L", "HAT069", "HAT136", "$1,121.50", "06:00 AM", "4:30 PM", "2024-05-20", "OUT-48213", "1-800-555-0199"):
+    for fact in (
+        "H8Q05L",
+        "HAT069",
+        "HAT136",
+        "$1,121.50",
+        "06:00 AM",
+        "4:30 PM",
+        "2024-05-20",
+        "OUT-48213",
+        "1-800-555-0199",
+    ):
         assert fact_conveyed(classify_fact(fact), said), fact
 
 
 def test_lists_become_sentences():
     short = speak_draft("Please provide:\n\n- your full name\n- your date of birth\n- your zip code")
     assert short == "Please provide: your full name, your date of birth, and your zip code."
-    steps = speak_draft("1. Unplug the router for 30 seconds.\n2. Plug it back in.\n3. Wait until the light is solid green.\n"
-                        "4. Try to connect again.\n5. Restart your laptop.\n6. Call us back if it still fails.")
-    assert steps.startswith("First, unplug the router for thirty seconds. Second, plug it back in.") and "Sixth, call us" in steps
+    steps = speak_draft(
+        "1. Unplug the router for 30 seconds.\n2. Plug it back in.\n3. Wait until the light is solid green.\n"
+        "4. Try to connect again.\n5. Restart your laptop.\n6. Call us back if it still fails."
+    )
+    assert (
+        steps.startswith("First, unplug the router for thirty seconds. Second, plug it back in.")
+        and "Sixth, call us" in steps
+    )
     nested = speak_draft("1. **Flight HAT136**\n   - Departure: 07:00 PM\n   - Price: $152")
     assert nested == "Flight H A T, 1 3 6: departure seven p.m. and price one hundred and fifty-two dollars."
 
@@ -98,7 +120,11 @@ def test_prompt_numbers_lets_digits_come_only_from_the_prompt():
     prompt_length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     processor = PromptNumbers(tokenizer, [prompt], prompt_length)
     scores = processor(ids, torch.zeros(1, len(tokenizer)))
-    allowed = {tokenizer.decode([i]) for i in range(len(tokenizer)) if scores[0, i] == 0 and tokenizer.decode([i]).strip().isdigit()}
+    allowed = {
+        tokenizer.decode([i])
+        for i in range(len(tokenizer))
+        if scores[0, i] == 0 and tokenizer.decode([i]).strip().isdigit()
+    }
     assert "4" in allowed and "0" in allowed  # 14... (the prompt's 145) and 10 (a small count)
     assert "2" not in allowed and "9" not in allowed  # 12 and 19 are in no prompt number
 

@@ -40,9 +40,14 @@ def contexts(seed: int = 0, sampled: frozenset[str] = frozenset()) -> list[Turn]
     chosen: list[Turn] = []
     splits = {name: builtin_turns(name) for name in ("train", "dev", "test")}
     for name, turns in splits.items():
-        # train-split turns: those the training sampled its SFT policy on (their candidates are items), then others to 60
+        # train-split turns: those the training sampled its SFT policy on (their candidates are items), then others to
+        # 60
         first = [t for t in turns if t.id in sampled]
-        picked = turns if name != "train" else first + rng.sample([t for t in turns if t.id not in sampled], max(0, 60 - len(first)))
+        picked = (
+            turns
+            if name != "train"
+            else first + rng.sample([t for t in turns if t.id not in sampled], max(0, 60 - len(first)))
+        )
         for t in picked:
             t.meta.update(pool_split="test" if name == "test" else "dev", pool_source="builtin", builtin_split=name)
             chosen.append(t)
@@ -61,16 +66,27 @@ def contexts(seed: int = 0, sampled: frozenset[str] = frozenset()) -> list[Turn]
 
 #: How many contexts of each (source, half) the model systems answer (generation is the costly part on a CPU):
 #: every built-in test turn (they are the default run's evaluation turns), and samples of the rest.
-MODEL_CONTEXTS = {("builtin", "test"): 50, ("builtin", "dev"): 50, ("tau-bench", "test"): 60, ("tau-bench", "dev"): 40,
-                  ("domains", "test"): 50, ("domains", "dev"): 50}
+MODEL_CONTEXTS = {
+    ("builtin", "test"): 50,
+    ("builtin", "dev"): 50,
+    ("tau-bench", "test"): 60,
+    ("tau-bench", "dev"): 40,
+    ("domains", "test"): 50,
+    ("domains", "dev"): 50,
+}
 
 
 def model_contexts(turns: list[Turn], seed: int = 0) -> list[Turn]:
     rng = random.Random(seed)
     chosen = []
     for (source, half), count in MODEL_CONTEXTS.items():
-        group = [t for t in turns if t.meta["pool_source"] == source and t.meta["pool_split"] == half
-                 and t.meta.get("builtin_split") != "train"]  # stable whichever train turns the training sampled
+        group = [
+            t
+            for t in turns
+            if t.meta["pool_source"] == source
+            and t.meta["pool_split"] == half
+            and t.meta.get("builtin_split") != "train"
+        ]  # stable whichever train turns the training sampled
         chosen += group if len(group) <= count else rng.sample(group, count)
     return chosen
 
@@ -87,7 +103,7 @@ def role_confusion(turn: Turn, text: str, rng: random.Random) -> str:
         return f"Draft reply: {text}"
     if kind == "caller":
         return turn.last_user_text or f"Hi, I'm calling about my account. {text}"
-    return f"Sure! Here's a version of the response that sounds natural when spoken: \"{text}\""
+    return f'Sure! Here\'s a version of the response that sounds natural when spoken: "{text}"'
 
 
 def truncate(text: str, rng: random.Random) -> str:
@@ -99,18 +115,32 @@ def truncate(text: str, rng: random.Random) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tuned", type=Path, required=True, help="the default training's run directory (model/, train/sft/model/)")
+    parser.add_argument(
+        "--tuned", type=Path, required=True, help="the default training's run directory (model/, train/sft/model/)"
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/listener"))
     parser.add_argument("--systems", default="base,prompted,tuned")
-    parser.add_argument("--static-only", action="store_true", help="only the contexts no model answers (and not the training's): "
-                        "their items are final before any generation, so reading can start (pool_static.jsonl)")
+    parser.add_argument(
+        "--static-only",
+        action="store_true",
+        help="only the contexts no model answers (and not the training's): "
+        "their items are final before any generation, so reading can start (pool_static.jsonl)",
+    )
     args = parser.parse_args()
     candidates = args.tuned / "train" / "round1" / "candidates.raw.jsonl"
-    sampled = frozenset(json.loads(line)["turn_id"] for line in candidates.read_text(encoding="utf-8").splitlines()) if candidates.is_file() else frozenset()
+    sampled = (
+        frozenset(json.loads(line)["turn_id"] for line in candidates.read_text(encoding="utf-8").splitlines())
+        if candidates.is_file()
+        else frozenset()
+    )
     turns = contexts(sampled=sampled)
     print(f"{len(turns)} contexts")
-    specs = {"base": "smollm2-135m", "prompted": "smollm2-135m+voice", "tuned": str(args.tuned / "model"),
-             "tuned-sft": str(args.tuned / "train" / "sft" / "model")}
+    specs = {
+        "base": "smollm2-135m",
+        "prompted": "smollm2-135m+voice",
+        "tuned": str(args.tuned / "model"),
+        "tuned-sft": str(args.tuned / "train" / "sft" / "model"),
+    }
     answers: dict[str, dict[str, str]] = {}
     answered = model_contexts(turns)
     print(f"{len(answered)} contexts answered by the models")
@@ -122,8 +152,15 @@ def main() -> None:
     for name in ["draft", "draft+pipecat", "reference"] + [n for n in args.systems.split(",") if n]:
         system = parse_system(f"{name}={specs[name]}" if name in specs else name)
         subset = turns if system.deterministic else answered
-        answers[name] = system_responses(system, subset, args.work / "responses", seed=0, max_new_tokens=96, temperature=0.7,
-                                         backend_for=lambda s: make_backend(s.model, batch_size=16))
+        answers[name] = system_responses(
+            system,
+            subset,
+            args.work / "responses",
+            seed=0,
+            max_new_tokens=96,
+            temperature=0.7,
+            backend_for=lambda s: make_backend(s.model, batch_size=16),
+        )
         print(name, len(answers[name]), flush=True)
     # the default training's SFT policy, as sampled during training (4 candidates a context)
     sft: dict[str, list[str]] = {}
@@ -162,13 +199,26 @@ def main() -> None:
                 continue
             seen.add(text.strip())
             item_id = "i" + hashlib.sha256(f"{turn.id}|{system}".encode()).hexdigest()[:10]
-            items.append({"id": item_id, "context": turn.id, "system": system, "synthetic": system.split(":")[0] in ("corruption", "shape"),
-                          "response": text, "response_sha": hashlib.sha256(text.encode()).hexdigest()[:16]})
+            items.append(
+                {
+                    "id": item_id,
+                    "context": turn.id,
+                    "system": system,
+                    "synthetic": system.split(":")[0] in ("corruption", "shape"),
+                    "response": text,
+                    "response_sha": hashlib.sha256(text.encode()).hexdigest()[:16],
+                }
+            )
     full = {t.id: t for t in turns}
     rows = items
     name = "pool_static.jsonl" if args.static_only else "pool_full.jsonl"
-    (args.work / name).write_text("".join(json.dumps({"item": r, "context": full[r["context"]].model_dump(mode="json")},
-                                                     ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    (args.work / name).write_text(
+        "".join(
+            json.dumps({"item": r, "context": full[r["context"]].model_dump(mode="json")}, ensure_ascii=False) + "\n"
+            for r in rows
+        ),
+        encoding="utf-8",
+    )
     print(len(items), "items")
     counts: dict[str, int] = {}
     for item in items:

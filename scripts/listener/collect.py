@@ -41,7 +41,9 @@ def main() -> None:
             items[item["id"]] = item
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "contexts.jsonl").write_text("".join(json.dumps(c) + "\n" for c in contexts.values()), encoding="utf-8")
-    (args.out / "items.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items.values()), encoding="utf-8")
+    (args.out / "items.jsonl").write_text(
+        "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items.values()), encoding="utf-8"
+    )
     print(f"{len(contexts)} contexts, {len(items)} items")
     labels, preferences, problems = [], [], []
     seen: set[tuple[str, str]] = set()
@@ -75,8 +77,15 @@ def main() -> None:
                 elif failure not in FAILURES:
                     problems.append(f"{where}: {context} {name}: failure {failure!r} -> incoherent")
                     failure = "incoherent"
-                labels.append({"item": names[name], "reader": reader, "usable": verdict["usable"], "failure": failure,
-                               "reason": str(verdict.get("reason") or "")[:300]})
+                labels.append(
+                    {
+                        "item": names[name],
+                        "reader": reader,
+                        "usable": verdict["usable"],
+                        "failure": failure,
+                        "reason": str(verdict.get("reason") or "")[:300],
+                    }
+                )
                 (usable if verdict["usable"] else unusable).append(name)
             seen.add((reader, context))
             rank: dict[str, int] = {}
@@ -87,15 +96,38 @@ def main() -> None:
             for a, b in itertools.combinations(sorted(usable, key=lambda n: int(n[1:])), 2):
                 if a in rank and b in rank:
                     winner = "tie" if rank[a] == rank[b] else ("a" if rank[a] < rank[b] else "b")
-                    preferences.append({"context": context, "a": names[a], "b": names[b], "winner": winner, "reader": reader, "kind": "style"})
+                    preferences.append(
+                        {
+                            "context": context,
+                            "a": names[a],
+                            "b": names[b],
+                            "winner": winner,
+                            "reader": reader,
+                            "kind": "style",
+                        }
+                    )
             for a in usable:
                 for b in unusable:
-                    preferences.append({"context": context, "a": names[a], "b": names[b], "winner": "a", "reader": reader, "kind": "usable"})
+                    preferences.append(
+                        {
+                            "context": context,
+                            "a": names[a],
+                            "b": names[b],
+                            "winner": "a",
+                            "reader": reader,
+                            "kind": "usable",
+                        }
+                    )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "labels.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in labels), encoding="utf-8")
+    (args.out / "labels.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in labels), encoding="utf-8"
+    )
     (args.out / "preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in preferences), encoding="utf-8")
-    print(f"{len(labels)} labels ({len({label['item'] for label in labels})} items), {len(preferences)} preferences "
-          f"({sum(p['kind'] == 'style' for p in preferences)} style, {sum(p['winner'] != 'tie' and p['kind'] == 'style' for p in preferences)} decisive)")
+    print(
+        f"{len(labels)} labels ({len({label['item'] for label in labels})} items), {len(preferences)} preferences "
+        f"({sum(p['kind'] == 'style' for p in preferences)} style, "
+        f"{sum(p['winner'] != 'tie' and p['kind'] == 'style' for p in preferences)} decisive)"
+    )
     for problem in problems[:20]:
         print("problem:", problem)
     print(len(problems), "problems")

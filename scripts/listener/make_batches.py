@@ -23,7 +23,9 @@ def render(ctx: dict, items: list[tuple[str, str]]) -> str:
     lines.append("Conversation so far (what was said on the phone):")
     for m in ctx["history"][-6:]:
         lines.append(f"  {'Caller' if m['role'] == 'user' else 'Agent'}: {m['text']}")
-    lines.append("The agent's written draft for this turn (what the agent knows and means to convey; NOT heard by the caller):")
+    lines.append(
+        "The agent's written draft for this turn (what the agent knows and means to convey; NOT heard by the caller):"
+    )
     lines.extend("  | " + line for line in (ctx.get("draft") or "").splitlines() if line.strip())
     lines.append("Responses (each is what the caller would hear, read aloud by a TTS):")
     for name, text in items:
@@ -38,11 +40,19 @@ def main() -> None:
     parser.add_argument("--test-readers", type=int, default=3)
     parser.add_argument("--per-batch", type=int, default=12)
     parser.add_argument("--double", type=float, default=0.1)
-    parser.add_argument("--pool", default="pool_full.jsonl", help="the pool file under --work (pool_static.jsonl for the first wave)")
-    parser.add_argument("--first-reader", type=int, default=1, help="number readers from here (a later wave's readers are new people)")
-    parser.add_argument("--skip-read", action="store_true", help="leave out contexts already in key.json (read in an earlier wave)")
+    parser.add_argument(
+        "--pool", default="pool_full.jsonl", help="the pool file under --work (pool_static.jsonl for the first wave)"
+    )
+    parser.add_argument(
+        "--first-reader", type=int, default=1, help="number readers from here (a later wave's readers are new people)"
+    )
+    parser.add_argument(
+        "--skip-read", action="store_true", help="leave out contexts already in key.json (read in an earlier wave)"
+    )
     args = parser.parse_args()
-    rows = [json.loads(line) for line in (args.work / args.pool).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in (args.work / args.pool).read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     key_path = args.work / "batches" / "key.json"
     earlier: dict = json.loads(key_path.read_text()) if key_path.exists() else {}
     if args.skip_read:
@@ -78,9 +88,19 @@ def main() -> None:
         folder.mkdir(exist_ok=True)
         for b in range(0, len(ids), args.per_batch):
             chunk = ids[b : b + args.per_batch]
-            (folder / f"batch_{b // args.per_batch:02d}.txt").write_text("\n".join(rendered[c] for c in chunk), encoding="utf-8")
+            (folder / f"batch_{b // args.per_batch:02d}.txt").write_text(
+                "\n".join(rendered[c] for c in chunk), encoding="utf-8"
+            )
         n_items = sum(len(by_context[c]["items"]) for c in ids)
-        print(reader, len(ids), "contexts", n_items, "responses", (len(ids) + args.per_batch - 1) // args.per_batch, "batches")
+        print(
+            reader,
+            len(ids),
+            "contexts",
+            n_items,
+            "responses",
+            (len(ids) + args.per_batch - 1) // args.per_batch,
+            "batches",
+        )
     (out / "key.json").write_text(json.dumps(key), encoding="utf-8")
     assignment_path = out / "assignment.json"
     previous = json.loads(assignment_path.read_text()) if assignment_path.exists() else {}

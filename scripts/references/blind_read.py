@@ -60,11 +60,18 @@ def make(args) -> None:
         folder = work / f"R{reader + 1}"
         folder.mkdir(parents=True, exist_ok=True)
         for b in range(0, len(mine), args.per_batch):
-            (folder / f"batch_{b // args.per_batch:02d}.txt").write_text("\n".join(rendered[c] for c in mine[b : b + args.per_batch]), encoding="utf-8")
+            (folder / f"batch_{b // args.per_batch:02d}.txt").write_text(
+                "\n".join(rendered[c] for c in mine[b : b + args.per_batch]), encoding="utf-8"
+            )
         print(f"R{reader + 1}: {len(mine)} turns")
     (work / "key.json").write_text(json.dumps(key, indent=1), encoding="utf-8")
-    (work / "turns.json").write_text(json.dumps([{"id": t["id"], "domain": t.get("domain"), "source": (t.get("meta") or {}).get("source")}
-                                                 for t in chosen], indent=1), encoding="utf-8")
+    (work / "turns.json").write_text(
+        json.dumps(
+            [{"id": t["id"], "domain": t.get("domain"), "source": (t.get("meta") or {}).get("source")} for t in chosen],
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
 
 
 def _beats(verdicts: dict, ranks: dict, a: str, b: str) -> float:
@@ -102,14 +109,21 @@ def collect(args) -> None:
     result = {"turns_read": read, "systems": {}, "win_rates": {}}
     for system, values in sorted(usable.items()):
         low, high = wilson_interval(sum(values), len(values))
-        result["systems"][system] = {"n": len(values), "usable_rate": round(sum(values) / len(values), 4), "usable_ci": [round(low, 4), round(high, 4)],
-                                     "failures": dict(failures[system])}
+        result["systems"][system] = {
+            "n": len(values),
+            "usable_rate": round(sum(values) / len(values), 4),
+            "usable_ci": [round(low, 4), round(high, 4)],
+            "failures": dict(failures[system]),
+        }
     for (system, base), values in sorted(wins.items()):
         result["win_rates"][f"{system} vs {base}"] = {"n": len(values), "win_rate": round(sum(values) / len(values), 4)}
     (work / "results.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"{read} turns read")
     for system, f in result["systems"].items():
-        print(f"  {system:24s} usable {f['usable_rate']:.0%} [{f['usable_ci'][0]:.0%}, {f['usable_ci'][1]:.0%}] of {f['n']}  {f['failures']}")
+        print(
+            f"  {system:24s} usable {f['usable_rate']:.0%} [{f['usable_ci'][0]:.0%}, {f['usable_ci'][1]:.0%}] of "
+            f"{f['n']}  {f['failures']}"
+        )
     for pair, f in result["win_rates"].items():
         print(f"  {pair:40s} {f['win_rate']:.0%} of {f['n']}")
 
@@ -120,7 +134,9 @@ def main() -> None:
     m = sub.add_parser("make")
     m.add_argument("--work", required=True)
     m.add_argument("--turns", action="append", required=True, help="TURNS.jsonl:N (N turns drawn from the file)")
-    m.add_argument("--system", action="append", required=True, help="NAME=RESPONSES.jsonl (repeat a name for several files)")
+    m.add_argument(
+        "--system", action="append", required=True, help="NAME=RESPONSES.jsonl (repeat a name for several files)"
+    )
     m.add_argument("--readers", type=int, default=4)
     m.add_argument("--per-batch", type=int, default=12)
     m.add_argument("--seed", type=int, default=23)

@@ -28,7 +28,9 @@ def main() -> None:
     for path in sorted((WORK / "batches").glob("tau_*.jsonl")):
         for row in _checked(path):
             rows[row["id"]] = {"id": row["id"], "reference": " ".join(row["reference"].split()), "facts": row["facts"]}
-    (PACKAGE / "tau_bench.jsonl").write_text("".join(json.dumps(rows[k], ensure_ascii=False) + "\n" for k in sorted(rows)), encoding="utf-8")
+    (PACKAGE / "tau_bench.jsonl").write_text(
+        "".join(json.dumps(rows[k], ensure_ascii=False) + "\n" for k in sorted(rows)), encoding="utf-8"
+    )
     print(f"tau_bench.jsonl: {len(rows)} references")
     (PACKAGE / "conversations").mkdir(exist_ok=True)
     for path in sorted((WORK / "domains").glob("*.jsonl")):

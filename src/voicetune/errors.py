@@ -2,7 +2,9 @@
 
 # Characters that end a line (for a terminal or ``str.splitlines``), written as escapes in a message: a
 # user's value quoted in it (a CSV cell, a role, a file name) must not break the message over lines.
-_LINE_BREAKS = str.maketrans({c: c.encode("unicode_escape").decode("ascii") for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+_LINE_BREAKS = str.maketrans(
+    {c: c.encode("unicode_escape").decode("ascii") for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+)
 
 
 class VoicetuneError(Exception):

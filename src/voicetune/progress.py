@@ -31,7 +31,13 @@ _stderr = Console(stderr=True)
 
 
 def _columns() -> tuple:
-    return (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    return (
+        TextColumn("  {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
 
 
 @contextmanager
@@ -129,14 +135,21 @@ class RunDisplay:
 
     def speed(self) -> float:
         """Actual over planned seconds of the stages that ran (1 before any ran)."""
-        ran = [(seconds, self.plan.get(name, 0.0)) for name, (seconds, did) in self.finished.items() if did and self.plan.get(name)]
+        ran = [
+            (seconds, self.plan.get(name, 0.0))
+            for name, (seconds, did) in self.finished.items()
+            if did and self.plan.get(name)
+        ]
         planned = sum(p for _, p in ran)
         return sum(s for s, _ in ran) / planned if planned > 0 else 1.0
 
     def remaining(self) -> float:
         """Estimated seconds left: later stages' plans, and what is left of the current one, times the speed."""
         speed = self.speed()
-        left = sum(self.plan.get(name, 0.0) for name in self.names if name not in self.finished and name != self.current) * speed
+        left = (
+            sum(self.plan.get(name, 0.0) for name in self.names if name not in self.finished and name != self.current)
+            * speed
+        )
         if self.current is not None:
             left += max(self.plan.get(self.current, 0.0) * speed - (time.monotonic() - self.current_started), 0.0)
         return left

@@ -73,7 +73,11 @@ def hash_tree(folder: str | Path) -> str:
     entries = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if path.is_file() and not any(part.startswith(".") for part in relative.parts) and not path.name.endswith(".fingerprint.json"):
+        if (
+            path.is_file()
+            and not any(part.startswith(".") for part in relative.parts)
+            and not path.name.endswith(".fingerprint.json")
+        ):
             entries.append((relative.as_posix(), hash_file(path)))
     return digest(entries)
 
@@ -94,7 +98,14 @@ class Step:
         log: where the one-line notices go.
     """
 
-    def __init__(self, record: str | Path, outputs: Sequence[str | Path], made_from: dict, name: str | None = None, log: Log = print):
+    def __init__(
+        self,
+        record: str | Path,
+        outputs: Sequence[str | Path],
+        made_from: dict,
+        name: str | None = None,
+        log: Log = print,
+    ):
         self.record = Path(record)
         self.outputs = [Path(p) for p in outputs]
         self.made_from = json.loads(json.dumps(made_from, sort_keys=True, default=str))
@@ -151,8 +162,14 @@ class Step:
         return folder
 
     def _write(self, status: str, **extra: Any) -> None:
-        body = {"step": self.name, "status": status, "made_from": self.made_from, "digest": digest(self.made_from),
-                "version": package_version(), **extra}
+        body = {
+            "step": self.name,
+            "status": status,
+            "made_from": self.made_from,
+            "digest": digest(self.made_from),
+            "version": package_version(),
+            **extra,
+        }
         atomic_write_text(self.record, dumps(body, indent=2) + "\n")
 
     @property

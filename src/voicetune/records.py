@@ -104,7 +104,11 @@ class PreferencePair(BaseModel):
     chosen_source: Literal["target", "candidate"]
     chosen_index: int | None = None
     rejected_index: int | None = None
-    rejected_source: str = Field("candidate", description="'candidate' (the policy's own worst sample) or 'corruption:KIND' (a hard negative made from the target)")
+    rejected_source: str = Field(
+        "candidate",
+        description="'candidate' (the policy's own worst sample) or 'corruption:KIND' (a hard negative made from the "
+        "target)",
+    )
     chosen_score: float
     rejected_score: float
     margin: float
@@ -260,7 +264,10 @@ def iter_numbered_records(
         else:
             field = invalid_text_field(data, line)
             if field is not None:
-                reason = f"{path}:{number}: field '{field}': not valid Unicode text (a lone surrogate escape such as \\ud800)"
+                reason = (
+                    f"{path}:{number}: field '{field}': not valid Unicode text (a lone surrogate escape such as "
+                    "\\ud800)"
+                )
             else:
                 try:
                     record = model.model_validate(data)
@@ -268,11 +275,18 @@ def iter_numbered_records(
                     reason = f"{path}:{number}: {describe_validation_error(error)}"
                 else:
                     record_id = getattr(record, "id", None)
-                    earlier = first_line.setdefault(record_id, number) if unique_ids and isinstance(record_id, str) else number
+                    earlier = (
+                        first_line.setdefault(record_id, number)
+                        if unique_ids and isinstance(record_id, str)
+                        else number
+                    )
                     if earlier == number:
                         yield number, record
                         continue
-                    reason = f"{path}:{number}: id {printable(repr(record_id))} on line {number} is already on line {earlier}"
+                    reason = (
+                        f"{path}:{number}: id {printable(repr(record_id))} on line {number} is already on line "
+                        f"{earlier}"
+                    )
         if not skip_invalid:
             raise VoicetuneError(reason)
         if skipped is not None:
@@ -303,7 +317,9 @@ def iter_records(
     unique_ids: bool = False,
 ) -> Iterator[Any]:
     """Yield the records of a JSONL file, validated (see :func:`iter_numbered_records`)."""
-    for _, record in iter_numbered_records(path, model, skip_invalid=skip_invalid, skipped=skipped, unique_ids=unique_ids):
+    for _, record in iter_numbered_records(
+        path, model, skip_invalid=skip_invalid, skipped=skipped, unique_ids=unique_ids
+    ):
         yield record
 
 
@@ -376,7 +392,9 @@ def _overwriting(target: Path, source: Path) -> str | None:
     return None
 
 
-def refuse_overwriting_input(output: str | Path, *inputs: str | Path | None, writes: Iterable[str] | None = None) -> None:
+def refuse_overwriting_input(
+    output: str | Path, *inputs: str | Path | None, writes: Iterable[str] | None = None
+) -> None:
     """Raise when writing ``output`` would replace one of ``inputs``, what the output is made from.
 
     ``output`` is a file, unless ``writes`` names what the command writes inside the folder ``output``:
@@ -432,7 +450,14 @@ def _write_error(path: Path, error: OSError) -> VoicetuneError:
     reason = error.strerror or str(error) or type(error).__name__
     if isinstance(error, (FileExistsError, NotADirectoryError)) or error.errno == errno.ELOOP:
         # something in the way of a folder: a symbolic link loop, or a file where a folder is needed; name it
-        looping = next((p for p in (Path(path), *Path(path).parents) if p.is_symlink() and missing_reason(p).startswith("a symbolic link loop")), None)
+        looping = next(
+            (
+                p
+                for p in (Path(path), *Path(path).parents)
+                if p.is_symlink() and missing_reason(p).startswith("a symbolic link loop")
+            ),
+            None,
+        )
         blocking = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), None)
         if looping is not None:
             reason = f"{looping} is {missing_reason(looping)}"
@@ -473,12 +498,21 @@ def _process_alive(pid: int) -> bool:
 def _remove_leftovers(path: Path) -> None:
     """Delete temporary files of earlier writes of ``path`` whose writer (by the pid in the name) is gone."""
     try:
-        names = [entry.name for entry in os.scandir(path.parent) if entry.name.startswith(f".{path.name}.") and entry.name.endswith(".tmp")]
+        names = [
+            entry.name
+            for entry in os.scandir(path.parent)
+            if entry.name.startswith(f".{path.name}.") and entry.name.endswith(".tmp")
+        ]
     except OSError:
         return
     for name in names:
         match = _TEMPORARY.fullmatch(name)
-        if match and match["name"] == path.name and int(match["pid"]) != os.getpid() and not _process_alive(int(match["pid"])):
+        if (
+            match
+            and match["name"] == path.name
+            and int(match["pid"]) != os.getpid()
+            and not _process_alive(int(match["pid"]))
+        ):
             try:
                 (path.parent / name).unlink()
             except OSError:
@@ -501,7 +535,9 @@ def atomic_write_text(path: str | Path, text: str, *, private: bool = False) -> 
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise VoicetuneError(f"{path}: cannot write: the text is not valid Unicode (a lone surrogate at character {error.start})") from None
+        raise VoicetuneError(
+            f"{path}: cannot write: the text is not valid Unicode (a lone surrogate at character {error.start})"
+        ) from None
     return atomic_write_bytes(path, data, private=private)
 
 
@@ -532,14 +568,23 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, private: bool = False) 
 def temporary_file(path: Path, tag: str = "", *, private: bool = False) -> Path:
     """Create an empty temporary file beside ``path`` (``.NAME[.TAG].PID.RANDOM.tmp``, for a writer that fills
     it, e.g. another program) and return it; leftovers of a killed earlier writer of the same name are removed
-    first; ``private``: owner-only (0600). A folder that cannot be written is a :class:`VoicetuneError` naming ``path``."""
-    if path.exists() and not path.is_file() and not path.is_dir():  # a device, a FIFO, a socket: a rename would replace it
+    first; ``private``: owner-only (0600). A folder that cannot be written is a :class:`VoicetuneError` naming
+    ``path``."""
+    if (
+        path.exists() and not path.is_file() and not path.is_dir()
+    ):  # a device, a FIFO, a socket: a rename would replace it
         raise VoicetuneError(f"{path}: not a regular file (a device, pipe or socket); choose a file path to write")
     name = f"{path.name}.{tag}" if tag else path.name
     _remove_leftovers(path.with_name(name))
     temporary = path.parent / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600 if private else 0o666))
+        os.close(
+            os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                0o600 if private else 0o666,
+            )
+        )
     except OSError as error:
         raise _write_error(path, error) from None
     return temporary

@@ -24,8 +24,12 @@ def read_yaml_mapping(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         reason = missing_reason(path)
-        raise VoicetuneError(f"{path}: no such config file" if reason == "no such file or folder" else
-                             f"{path}: expected a YAML config file, found {'a folder' if path.is_dir() else 'not a regular file' if reason == 'exists' else reason}")
+        raise VoicetuneError(
+            f"{path}: no such config file"
+            if reason == "no such file or folder"
+            else f"{path}: expected a YAML config file, found "
+            f"{'a folder' if path.is_dir() else 'not a regular file' if reason == 'exists' else reason}"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:
@@ -69,7 +73,11 @@ def dump_yaml(config: BaseModel) -> str:
 
 
 def _type_name(annotation: Any) -> str:
-    text = str(annotation) if get_origin(annotation) is not None else getattr(annotation, "__name__", None) or str(annotation)
+    text = (
+        str(annotation)
+        if get_origin(annotation) is not None
+        else getattr(annotation, "__name__", None) or str(annotation)
+    )
     return text.replace("typing.", "").replace("NoneType", "None")
 
 
@@ -84,7 +92,14 @@ def describe_config(model: type[BaseModel], prefix: str = "") -> list[tuple[str,
             rows += describe_config(annotation, dotted + ".")
             continue
         default = info.get_default(call_default_factory=True)
-        rows.append((dotted, _type_name(annotation), yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip(), info.description or ""))
+        rows.append(
+            (
+                dotted,
+                _type_name(annotation),
+                yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip(),
+                info.description or "",
+            )
+        )
     return rows
 
 

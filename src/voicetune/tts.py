@@ -237,7 +237,7 @@ def read_wav(wav: bytes) -> tuple[np.ndarray, int]:
         samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
     elif width == 3:
         raw = np.frombuffer(frames, dtype=np.uint8).reshape(-1, 3)
-        values = (raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16))
+        values = raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16)
         samples = (np.where(values >= 1 << 23, values - (1 << 24), values)).astype(np.float32) / float(1 << 23)
     elif width == 4:
         samples = (np.frombuffer(frames, dtype="<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
@@ -259,7 +259,15 @@ def compact_audio(wav: bytes) -> tuple[bytes, str]:
     buffer = io.BytesIO()
     try:
         # variable bit rate at 0.8 compression: about 4 KB a second of 16 kHz speech, still clear
-        soundfile.write(buffer, samples, rate, format="MP3", subtype="MPEG_LAYER_III", compression_level=0.8, bitrate_mode="VARIABLE")
+        soundfile.write(
+            buffer,
+            samples,
+            rate,
+            format="MP3",
+            subtype="MPEG_LAYER_III",
+            compression_level=0.8,
+            bitrate_mode="VARIABLE",
+        )
     except (ValueError, TypeError, RuntimeError, soundfile.LibsndfileError):
         return wav, "audio/wav"
     return buffer.getvalue(), "audio/mpeg"
@@ -306,14 +314,25 @@ class Synthesizer:
             words_per_minute = float(words_per_minute)
             loudness_dbfs = float(loudness_dbfs)
         except (TypeError, ValueError):
-            raise VoicetuneError(f"words_per_minute and loudness_dbfs must be numbers, got {words_per_minute!r}, {loudness_dbfs!r}") from None
+            raise VoicetuneError(
+                f"words_per_minute and loudness_dbfs must be numbers, got {words_per_minute!r}, {loudness_dbfs!r}"
+            ) from None
         if not MIN_WORDS_PER_MINUTE <= words_per_minute <= MAX_WORDS_PER_MINUTE:
-            raise VoicetuneError(f"words_per_minute must be from {MIN_WORDS_PER_MINUTE:g} to {MAX_WORDS_PER_MINUTE:g}, got {words_per_minute:g}")
+            raise VoicetuneError(
+                f"words_per_minute must be from {MIN_WORDS_PER_MINUTE:g} to {MAX_WORDS_PER_MINUTE:g}, got "
+                f"{words_per_minute:g}"
+            )
         if not -60.0 <= loudness_dbfs <= -3.0:
             raise VoicetuneError(f"loudness_dbfs must be from -60 to -3, got {loudness_dbfs:g}")
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not 8000 <= sample_rate <= 48000:
+        if (
+            isinstance(sample_rate, bool)
+            or not isinstance(sample_rate, (int, np.integer))
+            or not 8000 <= sample_rate <= 48000
+        ):
             raise VoicetuneError(f"sample_rate must be a whole number of Hz from 8000 to 48000, got {sample_rate!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
+        ):
             raise VoicetuneError(f"threads must be a positive whole number or None, got {threads!r}")
         self.words_per_minute = words_per_minute
         self.loudness_dbfs = loudness_dbfs
@@ -363,7 +382,9 @@ class Synthesizer:
                     options = onnxruntime.SessionOptions()
                     options.intra_op_num_threads = self.threads
                     options.inter_op_num_threads = 1
-                    session = onnxruntime.InferenceSession(str(self._model_path), sess_options=options, providers=["CPUExecutionProvider"])
+                    session = onnxruntime.InferenceSession(
+                        str(self._model_path), sess_options=options, providers=["CPUExecutionProvider"]
+                    )
                     config = PiperConfig.from_dict(json.loads(self._config_path.read_text(encoding="utf-8")))
                     self._voice = PiperVoice(session=session, config=config)
             return self._voice
@@ -389,7 +410,17 @@ class Synthesizer:
         binary = _espeak_binary()
         if binary is None:
             raise VoicetuneError(f"espeak-ng is no longer installed ({INSTALL['espeak']})")
-        command = [binary, "-v", ESPEAK_VOICE, "-s", str(round(self.words_per_minute / ESPEAK_PACE_PER_SETTING)), "-b", "1", "--stdin", "--stdout"]
+        command = [
+            binary,
+            "-v",
+            ESPEAK_VOICE,
+            "-s",
+            str(round(self.words_per_minute / ESPEAK_PACE_PER_SETTING)),
+            "-b",
+            "1",
+            "--stdin",
+            "--stdout",
+        ]
         done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True, check=False)
         if done.returncode != 0 or len(done.stdout) < 44:
             message = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
@@ -400,7 +431,11 @@ class Synthesizer:
 
     def _silence(self) -> Speech:
         frames = round(SILENCE_SECONDS * self.sample_rate)
-        return Speech(wav=wav_bytes(np.zeros(frames, dtype=np.int16), self.sample_rate), seconds=frames / self.sample_rate, engine=self.engine)
+        return Speech(
+            wav=wav_bytes(np.zeros(frames, dtype=np.int16), self.sample_rate),
+            seconds=frames / self.sample_rate,
+            engine=self.engine,
+        )
 
     def speak(self, text: str) -> Speech | None:
         """``text`` as a WAV (mono, 16-bit, ``sample_rate``, RMS at ``loudness_dbfs``); None for "browser",
@@ -417,7 +452,9 @@ class Synthesizer:
         samples = normalise_loudness(resample(audio, rate, self.sample_rate), self.loudness_dbfs)
         if not samples.any():
             return self._silence()
-        return Speech(wav=wav_bytes(samples, self.sample_rate), seconds=samples.size / self.sample_rate, engine=self.engine)
+        return Speech(
+            wav=wav_bytes(samples, self.sample_rate), seconds=samples.size / self.sample_rate, engine=self.engine
+        )
 
 
 __all__ = [

@@ -52,27 +52,80 @@ def inflect_engine() -> inflect.engine:
     import inflect  # noqa: PLC0415 (heavy: inflect's typeguard instrumentation at import)
 
     return inflect.engine()
+
+
 _MONTH_NAMES = dict(enumerate(calendar.month_name))
 #: Time zones as a caller hears them.
 ZONES = {
-    "EST": "Eastern", "EDT": "Eastern", "ET": "Eastern", "CST": "Central", "CDT": "Central", "CT": "Central",
-    "MST": "Mountain", "MDT": "Mountain", "MT": "Mountain", "PST": "Pacific", "PDT": "Pacific", "PT": "Pacific",
-    "UTC": "U T C", "GMT": "G M T",
+    "EST": "Eastern",
+    "EDT": "Eastern",
+    "ET": "Eastern",
+    "CST": "Central",
+    "CDT": "Central",
+    "CT": "Central",
+    "MST": "Mountain",
+    "MDT": "Mountain",
+    "MT": "Mountain",
+    "PST": "Pacific",
+    "PDT": "Pacific",
+    "PT": "Pacific",
+    "UTC": "U T C",
+    "GMT": "G M T",
 }
 #: Internal id prefixes that name a payment method: said "credit card ending in ..." (a person never reads
 #: ``credit_card_7815846`` out).
 _PAYMENT_PREFIXES = ("credit_card", "debit_card", "gift_card", "certificate", "paypal", "bank_account")
 #: Symbols said as words when they stand alone between words.
-_SYMBOL_WORDS = {"&": "and", ">": "then", "→": "to", "->": "to", "=>": "to", "~": "about", "+": "plus", "=": "equals", "@": "at",
-                 "w/": "with", "x": "times"}
+_SYMBOL_WORDS = {
+    "&": "and",
+    ">": "then",
+    "→": "to",
+    "->": "to",
+    "=>": "to",
+    "~": "about",
+    "+": "plus",
+    "=": "equals",
+    "@": "at",
+    "w/": "with",
+    "x": "times",
+}
 #: Units written after a number, as said.
-_UNITS = {"GB": "gigabytes", "MB": "megabytes", "TB": "terabytes", "KB": "kilobytes", "Mbps": "megabits per second",
-          "Gbps": "gigabits per second", "kWh": "kilowatt hours", "kW": "kilowatts", "lbs": "pounds", "lb": "pounds",
-          "kg": "kilograms", "km": "kilometers", "mi": "miles", "mph": "miles per hour", "hrs": "hours", "hr": "hour",
-          "mins": "minutes", "min": "minutes", "sec": "seconds", "ft": "feet", "oz": "ounces", "mg": "milligrams"}
+_UNITS = {
+    "GB": "gigabytes",
+    "MB": "megabytes",
+    "TB": "terabytes",
+    "KB": "kilobytes",
+    "Mbps": "megabits per second",
+    "Gbps": "gigabits per second",
+    "kWh": "kilowatt hours",
+    "kW": "kilowatts",
+    "lbs": "pounds",
+    "lb": "pounds",
+    "kg": "kilograms",
+    "km": "kilometers",
+    "mi": "miles",
+    "mph": "miles per hour",
+    "hrs": "hours",
+    "hr": "hour",
+    "mins": "minutes",
+    "min": "minutes",
+    "sec": "seconds",
+    "ft": "feet",
+    "oz": "ounces",
+    "mg": "milligrams",
+}
 #: Spans, in the order they are claimed (an e-mail's digits are not also a number, and so on).
-_SPANS = (("email", EMAIL), ("url", URL), ("phone", PHONE), ("money", MONEY), ("time", TIME), ("date", DATE),
-          ("internal_id", INTERNAL_ID), ("code", CODE), ("number", NUMBER))
+_SPANS = (
+    ("email", EMAIL),
+    ("url", URL),
+    ("phone", PHONE),
+    ("money", MONEY),
+    ("time", TIME),
+    ("date", DATE),
+    ("internal_id", INTERNAL_ID),
+    ("code", CODE),
+    ("number", NUMBER),
+)
 
 
 def speak_draft(draft: str) -> str:
@@ -134,7 +187,9 @@ def _lines(paragraph: SyntaxTreeNode) -> list[str]:
 
 
 def _inline(node: SyntaxTreeNode) -> str:
-    return " ".join("".join(_inline_part(p) if p.type not in ("softbreak", "hardbreak") else " " for p in node.children).split())
+    return " ".join(
+        "".join(_inline_part(p) if p.type not in ("softbreak", "hardbreak") else " " for p in node.children).split()
+    )
 
 
 def _inline_part(part: SyntaxTreeNode) -> str:
@@ -157,7 +212,15 @@ def _field(text: str) -> tuple[str, str] | None:
     is not a question or a sentence of its own), else None."""
     label, colon, value = text.partition(":")
     label, value = label.strip(), value.strip()
-    if not colon or not value or not label or len(label.split()) > 5 or label[-1] in ".?!" or value.endswith("?") or ": " in value:
+    if (
+        not colon
+        or not value
+        or not label
+        or len(label.split()) > 5
+        or label[-1] in ".?!"
+        or value.endswith("?")
+        or ": " in value
+    ):
         return None
     if label[0].isdigit() or (label[-1].isdigit() and value[:1].isdigit()):  # "10:30 AM" is a time, not a field
         return None
@@ -191,9 +254,16 @@ def _list(node: SyntaxTreeNode) -> list[str]:
     for n, (head, subs) in enumerate(items, 1):
         text = head.rstrip(":;") if subs else head
         if subs:
-            text = f"{text}: {inflect_engine().join([s.rstrip('.;,') for s in subs])}" if text else inflect_engine().join(subs)
+            text = (
+                f"{text}: {inflect_engine().join([s.rstrip('.;,') for s in subs])}"
+                if text
+                else inflect_engine().join(subs)
+            )
         if ordered and len(items) > 1:
-            text = f"{num2words(n, to='ordinal').capitalize()}, {text[:1].lower() + text[1:] if not text[:2].isupper() else text}"
+            text = (
+                f"{num2words(n, to='ordinal').capitalize()}, "
+                f"{text[:1].lower() + text[1:] if not text[:2].isupper() else text}"
+            )
         out.append(text)
     return out
 
@@ -223,8 +293,11 @@ def _short(text: str) -> bool:
 
 
 def _table(node: SyntaxTreeNode) -> list[str]:
-    rows = [[_inline(cell.children[0]) if cell.children else "" for cell in tr.children]
-            for section in node.children for tr in section.children]
+    rows = [
+        [_inline(cell.children[0]) if cell.children else "" for cell in tr.children]
+        for section in node.children
+        for tr in section.children
+    ]
     if not rows:
         return []
     header, body = rows[0], rows[1:]
@@ -300,13 +373,27 @@ def _aside(text: str, start: int, end: int) -> tuple[int, int] | None:
 def _airline_code(text: str, start: int) -> bool:
     """Whether the number at ``start`` follows a two-letter carrier code ("FR 612", "UA 1738")."""
     before = text[:start].split()
-    return bool(before) and len(before[-1].strip("*")) == 2 and before[-1].strip("*").isupper() and before[-1].strip("*").isalpha()
+    return (
+        bool(before)
+        and len(before[-1].strip("*")) == 2
+        and before[-1].strip("*").isupper()
+        and before[-1].strip("*").isalpha()
+    )
 
 
 def _tidy(text: str) -> str:
     """Spaces and punctuation after the spans were said: no space before a mark, no doubled marks."""
     text = " ".join(text.split())
-    for before, after in ((" ,", ","), (" .", "."), (" :", ":"), (" ;", ";"), (" ?", "?"), (",.", "."), (",,", ","), (":.", ".")):
+    for before, after in (
+        (" ,", ","),
+        (" .", "."),
+        (" :", ":"),
+        (" ;", ";"),
+        (" ?", "?"),
+        (",.", "."),
+        (",,", ","),
+        (":.", "."),
+    ):
         text = text.replace(before, after)
     return text
 
@@ -395,7 +482,8 @@ def _chunks(chars: str) -> list[str]:
 
 
 def _code(span: str) -> str:
-    """A code said character by character in groups: "H8Q05L" -> "H 8 Q, 0 5 L"; "AUT-4471902" -> "A U T, 4 4 7, 1 9 0 2"."""
+    """A code said character by character in groups: "H8Q05L" -> "H 8 Q, 0 5 L"; "AUT-4471902" ->
+    "A U T, 4 4 7, 1 9 0 2"."""
     body = span.lstrip("#").strip()
     prefix = "number " if span.startswith("#") else ""
     groups = []
@@ -507,7 +595,9 @@ def formatted_draft(drafts: Sequence[str]) -> list[str]:
         logger.disable("pipecat")  # Pipecat logs a banner on import; our output is ours
         from pipecat.utils.text.transforms.voice_formatter import VoiceFormatter  # noqa: PLC0415 (heavy: pipecat)
     except ImportError:
-        raise VoicetuneError("the formatter needs Pipecat: pip install 'voicetune[pipecat]' (make install includes it)") from None
+        raise VoicetuneError(
+            "the formatter needs Pipecat: pip install 'voicetune[pipecat]' (make install includes it)"
+        ) from None
     formatter = VoiceFormatter()
 
     async def run_all() -> list[str]:

@@ -29,19 +29,29 @@ def bind(host: str, port: int) -> socket.socket:
     uvicorn logged it and exited 3 after "serving ..."; uvicorn then serves this very socket, so none can take it
     between."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except (socket.gaierror, UnicodeError) as error:
-        raise VoicetuneError(f"--host {host}: not an address to listen on ({getattr(error, 'strerror', None) or error})") from None
+        raise VoicetuneError(
+            f"--host {host}: not an address to listen on ({getattr(error, 'strerror', None) or error})"
+        ) from None
     sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free, a live one is not
+    sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+    )  # as uvicorn does: a port in TIME_WAIT is free, a live one is not
     try:
         sock.bind(address)
     except OSError as error:
         sock.close()
-        hint = {errno.EADDRINUSE: f"--port {port}: {host}:{port} is already in use (another server? choose another --port)",
-                errno.EADDRNOTAVAIL: f"--host {host}: not an address of this machine",
-                errno.EACCES: f"--port {port}: binding it needs privileges (ports under 1024 do; choose another --port)"}
-        raise VoicetuneError(hint.get(error.errno or 0, f"--host {host} --port {port}: cannot listen ({error.strerror or error})")) from None
+        hint = {
+            errno.EADDRINUSE: f"--port {port}: {host}:{port} is already in use (another server? choose another --port)",
+            errno.EADDRNOTAVAIL: f"--host {host}: not an address of this machine",
+            errno.EACCES: f"--port {port}: binding it needs privileges (ports under 1024 do; choose another --port)",
+        }
+        raise VoicetuneError(
+            hint.get(error.errno or 0, f"--host {host} --port {port}: cannot listen ({error.strerror or error})")
+        ) from None
     return sock
 
 

@@ -27,7 +27,9 @@ class Event:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def domain_from_name(path: Path, known: tuple[str, ...] = ("airline", "retail", "telecom", "banking", "healthcare")) -> str | None:
+def domain_from_name(
+    path: Path, known: tuple[str, ...] = ("airline", "retail", "telecom", "banking", "healthcare")
+) -> str | None:
     """A domain named in the file name ("gpt-4o-airline.json" -> "airline")."""
     name = path.name.lower()
     return next((d for d in known if d in name), None)

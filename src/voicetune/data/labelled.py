@@ -26,7 +26,8 @@ draft (white space collapsed): identical drafts are one group. A synthetic pair 
 names a built-in turn (or a built-in labelled pair) takes that turn's draft, so it lands with every other
 pair made from it; a τ-bench pair's draft is its turn's, so pairs about one ``turn_id`` share a group. A pair
 without a draft falls back to its conversation so far (``system`` and ``history``), and a pair without
-either to its ``id`` (those keys are prefixed ``context:`` and ``id:``). The first 8 bytes of the digest, read as a big-endian integer, give ``test`` when odd
+either to its ``id`` (those keys are prefixed ``context:`` and ``id:``). The first 8 bytes of the digest, read as a
+big-endian integer, give ``test`` when odd
 and ``dev`` when even: about half each, and adding pairs never moves an existing group.
 """
 
@@ -50,18 +51,30 @@ from voicetune.records import QUALITIES, Pair, iter_numbered_records, jsonl_line
 
 #: Why the better response of a labelled pair is better: the kind of failure the worse one shows.
 FAILURE_CLASSES: dict[str, str] = {
-    "contradiction": "the worse response states something the draft, the tool results or the conversation contradict (a wrong time, amount, date or status)",
-    "invented": "the worse response adds a fact, number, promise or policy that is nowhere in the draft, the tool results or the conversation",
-    "dropped_fact": "the worse response leaves out a fact the caller needs that the draft gives (an amount, a time, a condition, a next step)",
-    "question_dropped": "the draft asks the caller something (to confirm, to choose, for a detail) and the worse response never asks it",
-    "caller_known": "the better response leaves out what the caller already knows; the worse reads it back (their own name, request or details)",
-    "offer_rest": "the better response gives the few items that matter and offers the rest; the worse reads out a whole list or every detail at once",
-    "internal_id": "the worse response reads aloud an internal identifier (a payment-method id, a database key) that means nothing to a caller",
-    "padding": "the worse response wraps the answer in filler: thanks, apologies, stock openings and closings that add length but no content",
-    "read_aloud": "the worse response reads screen formatting aloud: markdown, symbols, URLs, digits or abbreviations a listener cannot follow",
-    "repetition": "the worse response says the same thing twice, or repeats what the agent already said on an earlier turn",
-    "robotic": "the worse response sounds like a machine: stiff, formal or uncontracted wording, 'as an AI', the caller's name over and over",
-    "unclear": "the worse response is hard to follow by ear: long sentences, too many items in one breath, a tangled order",
+    "contradiction": "the worse response states something the draft, the tool results or the conversation contradict "
+    "(a wrong time, amount, date or status)",
+    "invented": "the worse response adds a fact, number, promise or policy that is nowhere in the draft, the tool "
+    "results or the conversation",
+    "dropped_fact": "the worse response leaves out a fact the caller needs that the draft gives (an amount, a time, a "
+    "condition, a next step)",
+    "question_dropped": "the draft asks the caller something (to confirm, to choose, for a detail) and the worse "
+    "response never asks it",
+    "caller_known": "the better response leaves out what the caller already knows; the worse reads it back (their own "
+    "name, request or details)",
+    "offer_rest": "the better response gives the few items that matter and offers the rest; the worse reads out a "
+    "whole list or every detail at once",
+    "internal_id": "the worse response reads aloud an internal identifier (a payment-method id, a database key) that "
+    "means nothing to a caller",
+    "padding": "the worse response wraps the answer in filler: thanks, apologies, stock openings and closings that add "
+    "length but no content",
+    "read_aloud": "the worse response reads screen formatting aloud: markdown, symbols, URLs, digits or abbreviations "
+    "a listener cannot follow",
+    "repetition": "the worse response says the same thing twice, or repeats what the agent already said on an earlier "
+    "turn",
+    "robotic": "the worse response sounds like a machine: stiff, formal or uncontracted wording, 'as an AI', the "
+    "caller's name over and over",
+    "unclear": "the worse response is hard to follow by ear: long sentences, too many items in one breath, a tangled "
+    "order",
 }
 
 #: The label sources, in the order they are loaded.
@@ -164,10 +177,15 @@ def _check_label(pair: Pair, where: str, source: str | None, strict: bool) -> Pa
     meta = dict(pair.meta or {})
     label = meta.get("label")
     if label not in ("a", "b"):
-        raise VoicetuneError(f"{where}: field 'meta.label': expected \"a\" or \"b\" (the response a listener prefers), got {printable(repr(label))}")
+        raise VoicetuneError(
+            f'{where}: field \'meta.label\': expected "a" or "b" (the response a listener prefers), got '
+            f"{printable(repr(label))}"
+        )
     quality = meta.get("quality")
     if strict and quality not in QUALITIES:
-        raise VoicetuneError(f"{where}: field 'meta.quality': expected one of {', '.join(QUALITIES)}, got {printable(repr(quality))}")
+        raise VoicetuneError(
+            f"{where}: field 'meta.quality': expected one of {', '.join(QUALITIES)}, got {printable(repr(quality))}"
+        )
     if quality is None:
         meta["quality"] = "unlabelled"
     elif not isinstance(quality, str):
@@ -176,11 +194,16 @@ def _check_label(pair: Pair, where: str, source: str | None, strict: bool) -> Pa
     if failure is None:
         meta["failure_class"] = UNCLASSIFIED
     elif not isinstance(failure, str) or (strict and failure not in FAILURE_CLASSES and failure != UNCLASSIFIED):
-        raise VoicetuneError(f"{where}: field 'meta.failure_class': expected one of {', '.join(FAILURE_CLASSES)}, got {printable(repr(failure))}")
+        raise VoicetuneError(
+            f"{where}: field 'meta.failure_class': expected one of {', '.join(FAILURE_CLASSES)}, got "
+            f"{printable(repr(failure))}"
+        )
     given = meta.get("source")
     if source is not None:
         if strict and given is not None and given != source:
-            raise VoicetuneError(f"{where}: field 'meta.source': this file holds '{source}' pairs, got {printable(repr(given))}")
+            raise VoicetuneError(
+                f"{where}: field 'meta.source': this file holds '{source}' pairs, got {printable(repr(given))}"
+            )
         meta["source"] = source if given is None or strict else given
     return pair.model_copy(update={"meta": meta})
 
@@ -202,7 +225,10 @@ def load_labelled_file(path: str | Path) -> list[Pair]:
             id or a missing or invalid label, naming ``FILE:LINE`` and the field.
     """
     path = Path(path)
-    pairs = [_check_label(pair, f"{path}:{number}", None, strict=False) for number, pair in iter_numbered_records(path, Pair, unique_ids=True)]
+    pairs = [
+        _check_label(pair, f"{path}:{number}", None, strict=False)
+        for number, pair in iter_numbered_records(path, Pair, unique_ids=True)
+    ]
     return [_with_split(p.model_copy(update={"meta": {"source": path.stem, **p.meta}})) for p in pairs]
 
 
@@ -228,23 +254,38 @@ def _tau_pairs(path: Path, shared_data: Path) -> list[Pair]:
     if not lines:
         return []
     if not transcripts.is_file():
-        warnings.warn(f"{transcripts} is absent: the {len(lines)} tau-bench labelled pairs of {path.name} are skipped "
-                      "(set VOICETUNE_SHARED_DATA to the shared data folder)", stacklevel=2)
+        warnings.warn(
+            f"{transcripts} is absent: the {len(lines)} tau-bench labelled pairs of {path.name} are skipped "
+            "(set VOICETUNE_SHARED_DATA to the shared data folder)",
+            stacklevel=2,
+        )
         return []
     turns = _tau_turns(str(transcripts), transcripts.stat().st_mtime)
     pairs = []
     for number, line in lines:
         turn = turns.get(line.turn_id)
         if turn is None:
-            raise VoicetuneError(f"{path}:{number}: field 'turn_id': no turn '{printable(line.turn_id)}' in {transcripts}")
+            raise VoicetuneError(
+                f"{path}:{number}: field 'turn_id': no turn '{printable(line.turn_id)}' in {transcripts}"
+            )
         meta = {**line.meta, "turn_id": line.turn_id}
         for key in ("task_id", "trial", "conversation_id", "turn_index"):
             if key in turn.meta:
                 meta.setdefault(key, turn.meta[key])
         if turn.meta.get("tool_results"):
             meta["tool_results"] = list(turn.meta["tool_results"])
-        pair = Pair(id=line.id, domain=turn.domain, system=turn.system, history=list(turn.history), draft=turn.draft,
-                    facts=turn.facts, reference=turn.reference, response_a=line.response_a, response_b=line.response_b, meta=meta)
+        pair = Pair(
+            id=line.id,
+            domain=turn.domain,
+            system=turn.system,
+            history=list(turn.history),
+            draft=turn.draft,
+            facts=turn.facts,
+            reference=turn.reference,
+            response_a=line.response_a,
+            response_b=line.response_b,
+            meta=meta,
+        )
         pairs.append(_check_label(pair, f"{path}:{number}", "tau-bench", strict=True))
     return pairs
 
@@ -258,7 +299,9 @@ def _source_pairs(source: str, shared_data: Path | None) -> list[Pair]:
     return _read_pairs(path, source, strict=True)
 
 
-def labelled_pairs(sources: Iterable[str] | str = SOURCES, split: str | None = None, shared_data: Path | None = None) -> list[Pair]:
+def labelled_pairs(
+    sources: Iterable[str] | str = SOURCES, split: str | None = None, shared_data: Path | None = None
+) -> list[Pair]:
     """The hand-labelled pairs of ``sources`` (default: all of :data:`SOURCES`), in file order.
 
     Args:
@@ -295,6 +338,14 @@ def select_split(pairs: Sequence[Pair], split: str | None) -> list[Pair]:
 
 
 __all__ = [
-    "FAILURE_CLASSES", "SOURCES", "SPLITS", "context_key", "default_shared_data", "labelled_pairs",
-    "load_labelled_file", "select_split", "source_file", "split_of",
+    "FAILURE_CLASSES",
+    "SOURCES",
+    "SPLITS",
+    "context_key",
+    "default_shared_data",
+    "labelled_pairs",
+    "load_labelled_file",
+    "select_split",
+    "source_file",
+    "split_of",
 ]

@@ -21,7 +21,9 @@ def group_key(turn: Turn) -> str:
     return f"id:{turn.id}"
 
 
-def split_records(records: Sequence[Turn], ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[Turn]]:
+def split_records(
+    records: Sequence[Turn], ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> dict[str, list[Turn]]:
     """Assign whole groups (see :func:`group_key`) to train/dev/test so each gets about its share of turns.
 
     Groups are shuffled with ``seed``, then each goes to the split furthest below its target, so the result
@@ -44,6 +46,9 @@ def split_records(records: Sequence[Turn], ratios: Sequence[float] = (0.8, 0.1, 
         if index < len(order) and len(keys) > len(order):
             chosen = order[index]
         else:
-            chosen = max(range(3), key=lambda i: (targets[i] - len(result[SPLITS[i]])) / (targets[i] or 1e-9) if shares[i] else -1e9)
+            chosen = max(
+                range(3),
+                key=lambda i: (targets[i] - len(result[SPLITS[i]])) / (targets[i] or 1e-9) if shares[i] else -1e9,
+            )
         result[SPLITS[chosen]].extend(groups[key])
     return result

@@ -31,7 +31,10 @@ __all__ = ["FactsAnswer", "FactsStats", "parse_facts_answer", "teacher_facts"]
 
 _THINKING = re.compile(r"<think(?:ing)?>.*?(?:</think(?:ing)?>|\Z)", re.S | re.I)
 _FENCE = re.compile(r"^\s*```\w*\s*$")
-_BULLET = re.compile(r"^(?:[-*>–—]+\s+|[•·‣◦▪]\s*|\d{1,2}[.)]\s+|\(\d{1,2}\)\s+|\(?[A-Za-z]\)\s+|(?:facts?|span)\s*\d*\s*[:.)-]\s+)", re.I)
+_BULLET = re.compile(
+    r"^(?:[-*>–—]+\s+|[•·‣◦▪]\s*|\d{1,2}[.)]\s+|\(\d{1,2}\)\s+|\(?[A-Za-z]\)\s+|(?:facts?|span)\s*\d*\s*[:.)-]\s+)",
+    re.I,
+)
 _ENDS = " \t\"'“”‘’„«»`*_"
 _TRAILING = ".,;:!?"
 _ABBREVIATION_END = re.compile(r"\.\w\.$")
@@ -182,8 +185,16 @@ def teacher_facts(
             key or does not answer with a chat completion (naming the URL), or a cache that cannot be opened.
     """
     stats = stats if stats is not None else FactsStats()
-    chat = CachedChat(endpoint, model, purpose="teacher-facts", max_tokens=max_tokens, concurrency=concurrency, timeout=timeout,
-                      retries=retries, api_key_env=api_key_env)
+    chat = CachedChat(
+        endpoint,
+        model,
+        purpose="teacher-facts",
+        max_tokens=max_tokens,
+        concurrency=concurrency,
+        timeout=timeout,
+        retries=retries,
+        api_key_env=api_key_env,
+    )
     source = {"teacher": model, "endpoint": endpoint.strip()}
     stats.turns = len(turns)
     todo: list[int] = []
@@ -228,7 +239,9 @@ def teacher_facts(
                         continue
                     stats.updated += 1
                     stats.none += not parsed.facts
-                    result[index] = turn.model_copy(update={"facts": parsed.facts, "meta": {**turn.meta, "facts_source": dict(source)}})
+                    result[index] = turn.model_copy(
+                        update={"facts": parsed.facts, "meta": {**turn.meta, "facts_source": dict(source)}}
+                    )
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)  # a dead endpoint: stop now, not after every retry
                 raise

@@ -17,9 +17,14 @@ _SWAP: dict[str, Verdict] = {"a": "b", "b": "a", "tie": "tie"}
 
 def swapped(pair: Pair) -> Pair:
     """The same pair with the responses (and their systems) in the other order."""
-    return pair.model_copy(update={
-        "response_a": pair.response_b, "response_b": pair.response_a, "system_a": pair.system_b, "system_b": pair.system_a,
-    })
+    return pair.model_copy(
+        update={
+            "response_a": pair.response_b,
+            "response_b": pair.response_a,
+            "system_a": pair.system_b,
+            "system_b": pair.system_a,
+        }
+    )
 
 
 def reconcile(first: Verdict | None, second_swapped_back: Verdict | None) -> Verdict | None:
@@ -37,7 +42,7 @@ def judge_both_orders(judge, pairs: Sequence[Pair], progress: bool = True) -> li
     could not be judged (``winner`` is then None)."""
     pairs = list(pairs)
     results: list[Judgement] = judge.judge_many(pairs + [swapped(p) for p in pairs], progress=progress)
-    forward, backward = results[: len(pairs)], results[len(pairs):]
+    forward, backward = results[: len(pairs)], results[len(pairs) :]
     judged = []
     for pair, ab, ba in zip(pairs, forward, backward, strict=True):
         ba_back = {name: _SWAP[v] for name, v in ba.criteria.items()}
@@ -48,15 +53,25 @@ def judge_both_orders(judge, pairs: Sequence[Pair], progress: bool = True) -> li
         meta = {
             **pair.meta,
             "judge": judge.name,
-            "orders": {"ab": {"winner": ab.winner, **ab.criteria}, "ba": {"winner": ba.winner and _SWAP[ba.winner], **ba_back}},
+            "orders": {
+                "ab": {"winner": ab.winner, **ab.criteria},
+                "ba": {"winner": ba.winner and _SWAP[ba.winner], **ba_back},
+            },
             "consistent": None if error or ba.winner is None else ab.winner == _SWAP[ba.winner],
         }
         if error:
             meta["error"] = error
         rationale = " || ".join(r for r in (ab.rationale, ba.rationale and f"(swapped) {ba.rationale}") if r) or None
-        judged.append(pair.model_copy(update={
-            "winner": winner, "criteria": {k: v for k, v in criteria.items() if v is not None} or None, "rationale": rationale, "meta": meta,
-        }))
+        judged.append(
+            pair.model_copy(
+                update={
+                    "winner": winner,
+                    "criteria": {k: v for k, v in criteria.items() if v is not None} or None,
+                    "rationale": rationale,
+                    "meta": meta,
+                }
+            )
+        )
     return judged
 
 

@@ -1,12 +1,12 @@
 """The evaluation, top to bottom: responses per system → pairs → judged in both orders → statistics.
 
-    DIR/eval.json                 what was asked: systems, data, judge, seeds
-    DIR/responses/NAME.jsonl      each system's responses (NAME.seedN.jsonl for further seeds; cached: a re-run
-                                  regenerates nothing)
-    DIR/judge_cache.sqlite        the LLM judges' raw answers (a re-run asks nothing twice)
-    DIR/pairs.jsonl               one judged pair per context and comparison, both orders' verdicts in meta
-    DIR/summary.json              ``comparisons`` (win rates, CIs, p-values...), ``systems``, ``judge``
-    DIR/summary.md                the same as Markdown tables
+DIR/eval.json                 what was asked: systems, data, judge, seeds
+DIR/responses/NAME.jsonl      each system's responses (NAME.seedN.jsonl for further seeds; cached: a re-run
+                              regenerates nothing)
+DIR/judge_cache.sqlite        the LLM judges' raw answers (a re-run asks nothing twice)
+DIR/pairs.jsonl               one judged pair per context and comparison, both orders' verdicts in meta
+DIR/summary.json              ``comparisons`` (win rates, CIs, p-values...), ``systems``, ``judge``
+DIR/summary.md                the same as Markdown tables
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ class _Backends:
         return self.backend
 
 
-def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: str, b: str, seed: int | None = None) -> list[Pair]:
+def make_pairs(
+    turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: str, b: str, seed: int | None = None
+) -> list[Pair]:
     """A pair per turn that both systems answered (``reference`` covers only turns that have one);
     ``seed`` (when several are evaluated) is recorded in the pair's id and ``meta.seed``."""
     pairs = []
@@ -97,10 +99,19 @@ def make_pairs(turns: Sequence[Turn], responses: dict[str, dict[str, str]], a: s
         if turn.id in responses[a] and turn.id in responses[b]:
             context = turn.model_dump(exclude={"response", "scores", "reasons", "findings"})
             meta = {**turn.meta, "context_id": turn.id, **({"seed": seed} if seed is not None else {})}
-            pairs.append(Pair.model_validate({
-                **context, "id": f"{turn.id}#{a}-vs-{b}{suffix}", "response_a": responses[a][turn.id], "response_b": responses[b][turn.id],
-                "system_a": a, "system_b": b, "meta": meta,
-            }))
+            pairs.append(
+                Pair.model_validate(
+                    {
+                        **context,
+                        "id": f"{turn.id}#{a}-vs-{b}{suffix}",
+                        "response_a": responses[a][turn.id],
+                        "response_b": responses[b][turn.id],
+                        "system_a": a,
+                        "system_b": b,
+                        "meta": meta,
+                    }
+                )
+            )
     return pairs
 
 
@@ -119,11 +130,16 @@ def usable_statistics(judge, turns: Sequence[Turn], per_seed: Sequence[dict[str,
     for a in assessed:
         if a.failure:
             failures[a.failure] = failures.get(a.failure, 0) + 1
-    return {"usable_rate": round(usable / len(assessed), 4), "usable_ci": [round(low, 4), round(high, 4)],
-            "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1]))}
+    return {
+        "usable_rate": round(usable / len(assessed), 4),
+        "usable_ci": [round(low, 4), round(high, 4)],
+        "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])),
+    }
 
 
-def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[dict[str, str]], scorer: ScorerConfig | None = None) -> dict:
+def system_statistics(
+    turns: Sequence[Turn], answers: dict[str, str] | Sequence[dict[str, str]], scorer: ScorerConfig | None = None
+) -> dict:
     """Mean voice_score, faithfulness, speaking time (seconds) and words of one system's responses (over
     every seed when given one ``turn.id -> text`` mapping per seed), and the shares of responses with an
     invented fact (a number or amount the context does not contain), a contradiction (a claim the NLI model
@@ -139,7 +155,10 @@ def system_statistics(turns: Sequence[Turn], answers: dict[str, str] | Sequence[
         "voice_score": round(statistics.mean(s.voice_score for s, _ in scored), 4),
         "faithfulness": round(statistics.mean(s.scores["faithfulness"] for s, _ in scored), 4),
         "invented_fact_rate": round(statistics.mean(has_finding(s.findings, INVENTED) for s, _ in scored), 4),
-        "contradiction_rate": round(statistics.mean(contradicts(s.findings, (scorer or ScorerConfig()).meaning.entail_low) for s, _ in scored), 4),
+        "contradiction_rate": round(
+            statistics.mean(contradicts(s.findings, (scorer or ScorerConfig()).meaning.entail_low) for s, _ in scored),
+            4,
+        ),
         "dropped_fact_rate": round(statistics.mean(has_finding(s.findings, DROPPED) for s, _ in scored), 4),
         "speaking_seconds": round(statistics.mean(estimate_seconds(text) for _, text in scored), 2),
         "words": round(statistics.mean(len(words(text)) for _, text in scored), 1),
@@ -152,10 +171,16 @@ def _decoding_statistics(folder: Path, system: System, seeds: Sequence[int]) -> 
     return {} if rate is None else {"fallback_rate": rate}
 
 
-def score_difference(turns: Sequence[Turn], answers_a: Sequence[dict[str, str]], answers_b: Sequence[dict[str, str]],
-                     scorer: ScorerConfig | None = None, seed: int = 0) -> dict:
+def score_difference(
+    turns: Sequence[Turn],
+    answers_a: Sequence[dict[str, str]],
+    answers_b: Sequence[dict[str, str]],
+    scorer: ScorerConfig | None = None,
+    seed: int = 0,
+) -> dict:
     """The paired voice_score difference ``a - b`` per context (each side averaged over its seeds), its mean
     and a 95% bootstrap interval over contexts, and the share of contexts where ``a`` scores higher."""
+
     def per_context(answers: Sequence[dict[str, str]]) -> dict[str, float]:
         means = {}
         for turn in turns:
@@ -171,7 +196,9 @@ def score_difference(turns: Sequence[Turn], answers_a: Sequence[dict[str, str]],
         return {"n": 0}
     low, high = bootstrap_interval(differences, seed=seed)
     return {
-        "n": len(differences), "mean": round(statistics.mean(differences), 4), "ci": [round(low, 4), round(high, 4)],
+        "n": len(differences),
+        "mean": round(statistics.mean(differences), 4),
+        "ci": [round(low, 4), round(high, 4)],
         "a_better_share": round(sum(d > 0 for d in differences) / len(differences), 4),
     }
 
@@ -182,10 +209,17 @@ def _manifest(folder: Path, turns: Sequence[Turn], scorer: ScorerConfig | None) 
     responses = {}
     for record in sorted(folder.glob("*.fingerprint.json")):
         try:
-            responses[record.name.removesuffix(".fingerprint.json")] = json.loads(record.read_text(encoding="utf-8")).get("digest")
+            responses[record.name.removesuffix(".fingerprint.json")] = json.loads(
+                record.read_text(encoding="utf-8")
+            ).get("digest")
         except (OSError, ValueError):
             continue
-    return {"version": package_version(), "data": hash_records(turns), "scorer": (scorer or ScorerConfig()).fingerprint(), "responses": responses}
+    return {
+        "version": package_version(),
+        "data": hash_records(turns),
+        "scorer": (scorer or ScorerConfig()).fingerprint(),
+        "responses": responses,
+    }
 
 
 def all_responses(
@@ -216,8 +250,18 @@ def all_responses(
         deterministic = system.kind in DETERMINISTIC
         for number in seeds[:1] if deterministic else seeds:
             responses[system.name][number] = system_responses(
-                system, turns, folder, number, backends, max_new_tokens=max_new_tokens, temperature=temperature,
-                progress=progress, file_suffix="" if number == seeds[0] else f".seed{number}", log=log, scorer=scorer, judge=judge,
+                system,
+                turns,
+                folder,
+                number,
+                backends,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                progress=progress,
+                file_suffix="" if number == seeds[0] else f".seed{number}",
+                log=log,
+                scorer=scorer,
+                judge=judge,
             )
         for number in seeds[1:] if deterministic else ():
             responses[system.name][number] = responses[system.name][seeds[0]]
@@ -263,23 +307,52 @@ def evaluate(
     seen: dict[str, int] = {}
     for index, turn in enumerate(turns):
         if turn.id in seen:  # one turn's context would be paired with another's responses
-            raise VoicetuneError(f"{data_name or 'the data'}: turns {seen[turn.id] + 1} and {index + 1} share the id '{turn.id}'")
+            raise VoicetuneError(
+                f"{data_name or 'the data'}: turns {seen[turn.id] + 1} and {index + 1} share the id '{turn.id}'"
+            )
         seen[turn.id] = index
     comparisons = list(comparisons or default_comparisons(systems))
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "eval.json", dumps({
-        "systems": {s.name: s.spec for s in systems}, "data": data_name, "turns": len(turns), "judge": judge.name,
-        "comparisons": comparisons, "seeds": seeds, "temperature": temperature, "max_new_tokens": max_new_tokens,
-        "scorer": (scorer or ScorerConfig()).model_dump(),
-    }, indent=2) + "\n")
+    atomic_write_text(
+        out / "eval.json",
+        dumps(
+            {
+                "systems": {s.name: s.spec for s in systems},
+                "data": data_name,
+                "turns": len(turns),
+                "judge": judge.name,
+                "comparisons": comparisons,
+                "seeds": seeds,
+                "temperature": temperature,
+                "max_new_tokens": max_new_tokens,
+                "scorer": (scorer or ScorerConfig()).model_dump(),
+            },
+            indent=2,
+        )
+        + "\n",
+    )
 
     fixed = {s.name for s in systems if s.kind in DETERMINISTIC}
     folder = Path(responses_dir) if responses_dir is not None else out / "responses"
-    responses = all_responses(systems, turns, folder, seeds, judge=judge, temperature=temperature, max_new_tokens=max_new_tokens,
-                              batch_size=batch_size, progress=progress, log=log, scorer=scorer)
+    responses = all_responses(
+        systems,
+        turns,
+        folder,
+        seeds,
+        judge=judge,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        log=log,
+        scorer=scorer,
+    )
     for system in systems:
         if not responses[system.name][seeds[0]]:
-            log(f"{system.name}: no turn has a response (reference needs records with 'reference'); its comparisons are empty")
+            log(
+                f"{system.name}: no turn has a response (reference needs records with 'reference'); its comparisons "
+                "are empty"
+            )
 
     pairs = []
     for a, b in comparisons:
@@ -294,24 +367,45 @@ def evaluate(
     for a, b in comparisons:
         subset = [p for p in judged if p.system_a == a and p.system_b == b]
         compared = {p.meta["context_id"] for p in subset}
-        on_contexts = {name: system_statistics([t for t in turns if t.id in compared], _per_seed(responses[name], fixed, name), scorer) for name in (a, b)}
-        results.append({
-            "system_a": a, "system_b": b, "judge": judge.name, **win_statistics(subset, seed=seeds[0]),
-            "speaking_seconds": {name: stats.get("speaking_seconds") for name, stats in on_contexts.items()},
-            "faithfulness": {name: stats.get("faithfulness") for name, stats in on_contexts.items()},
-            "invented_fact_rate": {name: stats.get("invented_fact_rate") for name, stats in on_contexts.items()},
-            "contradiction_rate": {name: stats.get("contradiction_rate") for name, stats in on_contexts.items()},
-            "voice_score_difference": score_difference(
-                [t for t in turns if t.id in compared], _per_seed(responses[a], fixed, a), _per_seed(responses[b], fixed, b), scorer, seeds[0]),
-        })
+        on_contexts = {
+            name: system_statistics(
+                [t for t in turns if t.id in compared], _per_seed(responses[name], fixed, name), scorer
+            )
+            for name in (a, b)
+        }
+        results.append(
+            {
+                "system_a": a,
+                "system_b": b,
+                "judge": judge.name,
+                **win_statistics(subset, seed=seeds[0]),
+                "speaking_seconds": {name: stats.get("speaking_seconds") for name, stats in on_contexts.items()},
+                "faithfulness": {name: stats.get("faithfulness") for name, stats in on_contexts.items()},
+                "invented_fact_rate": {name: stats.get("invented_fact_rate") for name, stats in on_contexts.items()},
+                "contradiction_rate": {name: stats.get("contradiction_rate") for name, stats in on_contexts.items()},
+                "voice_score_difference": score_difference(
+                    [t for t in turns if t.id in compared],
+                    _per_seed(responses[a], fixed, a),
+                    _per_seed(responses[b], fixed, b),
+                    scorer,
+                    seeds[0],
+                ),
+            }
+        )
     summary = {
         "data": data_name,
         "turns": len(turns),
         "seeds": seeds,
         "comparisons": results,
-        "systems": {s.name: {"spec": s.spec, **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name), scorer),
-                             **usable_statistics(judge, turns, _per_seed(responses[s.name], fixed, s.name)),
-                             **_decoding_statistics(folder, s, seeds)} for s in systems},
+        "systems": {
+            s.name: {
+                "spec": s.spec,
+                **system_statistics(turns, _per_seed(responses[s.name], fixed, s.name), scorer),
+                **usable_statistics(judge, turns, _per_seed(responses[s.name], fixed, s.name)),
+                **_decoding_statistics(folder, s, seeds),
+            }
+            for s in systems
+        },
         "judge": {"name": judge.name, **position_bias(judged), "errors": sum(p.winner is None for p in judged)},
         "manifest": _manifest(folder, turns, scorer),
     }

@@ -36,7 +36,9 @@ def bootstrap_interval(per_context: Sequence[float], confidence: float = 0.95, s
     if len(values) < 2 or np.all(values == values[0]):
         mean = float(values.mean()) if len(values) else math.nan
         return (mean, mean)
-    result = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=5000, random_state=seed, method="percentile")
+    result = bootstrap(
+        (values,), np.mean, confidence_level=confidence, n_resamples=5000, random_state=seed, method="percentile"
+    )
     return (float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
@@ -50,7 +52,9 @@ def sign_test(wins: int, losses: int) -> float:
     return float(binomtest(wins, wins + losses, 0.5).pvalue)
 
 
-def length_controlled_win_rate(outcomes: Sequence[float], length_a: Sequence[int], length_b: Sequence[int]) -> float | None:
+def length_controlled_win_rate(
+    outcomes: Sequence[float], length_a: Sequence[int], length_b: Sequence[int]
+) -> float | None:
     """AlpacaEval 2's length-controlled win rate for one pair of systems.
 
     Fits ``logit P(A preferred) = theta + phi * tanh((len_a - len_b) / sd(len_a - len_b))`` (a binomial GLM;
@@ -106,7 +110,9 @@ def win_statistics(judged: Sequence[Pair], seed: int = 0) -> dict:
         if verdicts:
             per_criterion[name] = {
                 "win_rate": _rate(sum(_POINTS[v] for v in verdicts), len(verdicts)),
-                "wins": verdicts.count("a"), "losses": verdicts.count("b"), "ties": verdicts.count("tie"),
+                "wins": verdicts.count("a"),
+                "losses": verdicts.count("b"),
+                "ties": verdicts.count("tie"),
             }
     lc = length_controlled_win_rate(outcomes, [len(p.response_a) for p in usable], [len(p.response_b) for p in usable])
     return {
@@ -134,8 +140,9 @@ def _round(value: float, digits: int = 4) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], statistic, confidence: float = 0.95, seed: int = 0,
-                     n_resamples: int = 5000) -> tuple[float, float, float] | None:
+def paired_bootstrap(
+    a: Sequence[float], b: Sequence[float], statistic, confidence: float = 0.95, seed: int = 0, n_resamples: int = 5000
+) -> tuple[float, float, float] | None:
     """``statistic(a, b)`` on paired samples (``a[i]`` and ``b[i]`` measured on the same unit: a call, a
     context) with its percentile bootstrap interval, resampling units with both sides together. None when
     there are fewer than two units or the statistic is undefined on the data."""
@@ -150,8 +157,16 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], statistic, confiden
             return None
         if np.all(x == x[0]) and np.all(y == y[0]):
             return (point, point, point)
-        result = bootstrap((x, y), statistic, paired=True, vectorized=False, confidence_level=confidence,
-                           n_resamples=n_resamples, random_state=seed, method="percentile")
+        result = bootstrap(
+            (x, y),
+            statistic,
+            paired=True,
+            vectorized=False,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            random_state=seed,
+            method="percentile",
+        )
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     return (point, low if math.isfinite(low) else math.nan, high if math.isfinite(high) else math.nan)
 
@@ -173,5 +188,9 @@ def non_inferiority(a: Sequence[float], b: Sequence[float], margin: float, seed:
     if found is None:
         return {"difference": None, "lower_bound": None, "margin": margin, "non_inferior": None}
     difference, lower, _ = found
-    return {"difference": _round(difference), "lower_bound": _round(lower), "margin": margin,
-            "non_inferior": bool(lower > -margin) if math.isfinite(lower) else None}
+    return {
+        "difference": _round(difference),
+        "lower_bound": _round(lower),
+        "margin": margin,
+        "non_inferior": bool(lower > -margin) if math.isfinite(lower) else None,
+    }

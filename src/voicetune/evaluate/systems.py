@@ -98,7 +98,9 @@ def _exact(kind: Kind, spec_text: str):
         if spec == spec_text:
             return System(name, spec, kind)
         if _options(name, spec)[0] == spec_text:
-            raise VoicetuneError(f"--system '{name}={spec}': +voice, +numbers, +bestN and +guard apply to models, not to '{spec_text}'")
+            raise VoicetuneError(
+                f"--system '{name}={spec}': +voice, +numbers, +bestN and +guard apply to models, not to '{spec_text}'"
+            )
         return None
 
     return parse
@@ -131,7 +133,9 @@ def _parse_endpoint(name: str, spec: str) -> System | None:
         return None
     url, _, api_model = base.removeprefix("endpoint:").rpartition("#")
     if not url or not api_model or not re.match(r"^https?://", url):
-        raise VoicetuneError(f"--system '{name}={spec}': expected endpoint:URL#MODEL, e.g. endpoint:http://127.0.0.1:8080/v1#my-model")
+        raise VoicetuneError(
+            f"--system '{name}={spec}': expected endpoint:URL#MODEL, e.g. endpoint:http://127.0.0.1:8080/v1#my-model"
+        )
     return System(name, spec, "endpoint", endpoint=url, api_model=api_model, **options)
 
 
@@ -145,7 +149,12 @@ def _decoding(system: System) -> dict:
 
 
 def _model_identity(system: System) -> dict:
-    return {"model": model_identity(system.model or ""), "voice": system.voice, **({"numbers": True} if system.numbers else {}), **_decoding(system)}
+    return {
+        "model": model_identity(system.model or ""),
+        "voice": system.voice,
+        **({"numbers": True} if system.numbers else {}),
+        **_decoding(system),
+    }
 
 
 def _pipecat_version() -> str:
@@ -159,12 +168,26 @@ def _pipecat_version() -> str:
 #: spec is one entry here.
 SYSTEMS: dict[str, SystemType] = {
     "draft": SystemType("draft", _exact("draft", "draft"), lambda s: {}, lambda turns: [t.draft for t in turns]),
-    "pipecat": SystemType("pipecat", _exact("pipecat", "draft+pipecat"), lambda s: {"pipecat": _pipecat_version()},
-                          lambda turns: _pipecat_texts(turns)),
-    "voicetune": SystemType("voicetune", _exact("voicetune", "draft+voicetune"), lambda s: {"verbalizer": VERBALIZER_VERSION},
-                            lambda turns: [speak_draft(t.draft) if t.draft else None for t in turns]),
-    "reference": SystemType("reference", _exact("reference", "reference"), lambda s: {}, lambda turns: [t.reference for t in turns]),
-    "endpoint": SystemType("endpoint", _parse_endpoint, lambda s: {"endpoint": s.endpoint, "model": s.api_model, "voice": s.voice, **_decoding(s)}),
+    "pipecat": SystemType(
+        "pipecat",
+        _exact("pipecat", "draft+pipecat"),
+        lambda s: {"pipecat": _pipecat_version()},
+        lambda turns: _pipecat_texts(turns),
+    ),
+    "voicetune": SystemType(
+        "voicetune",
+        _exact("voicetune", "draft+voicetune"),
+        lambda s: {"verbalizer": VERBALIZER_VERSION},
+        lambda turns: [speak_draft(t.draft) if t.draft else None for t in turns],
+    ),
+    "reference": SystemType(
+        "reference", _exact("reference", "reference"), lambda s: {}, lambda turns: [t.reference for t in turns]
+    ),
+    "endpoint": SystemType(
+        "endpoint",
+        _parse_endpoint,
+        lambda s: {"endpoint": s.endpoint, "model": s.api_model, "voice": s.voice, **_decoding(s)},
+    ),
     "model": SystemType("model", lambda name, spec: _parse_model(name, spec), _model_identity),
 }
 #: Kinds whose response does not depend on the seed.
@@ -179,7 +202,9 @@ def parse_system(text: str) -> System:
     if not spec:
         raise VoicetuneError(f"--system '{text}': empty spec (expected NAME=SPEC, e.g. tuned=runs/train/model)")
     if not _NAME.match(name):
-        raise VoicetuneError(f"--system '{text}': the name '{name}' must be letters, digits and . _ + - (it names a file)")
+        raise VoicetuneError(
+            f"--system '{text}': the name '{name}' must be letters, digits and . _ + - (it names a file)"
+        )
     for system_type in SYSTEMS.values():
         system = system_type.parse(name, spec)
         if system is not None:
@@ -237,7 +262,9 @@ def system_responses(
     if system_type.deterministic:
         made_from["turns"] = hash_records(turns)
     else:
-        made_from.update({"seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature, "style_prompt": digest(style)})
+        made_from.update(
+            {"seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature, "style_prompt": digest(style)}
+        )
     if system.decoded:
         made_from["selector"] = (scorer or ScorerConfig()).fingerprint()
         selector = _selector(judge, scorer)
@@ -245,8 +272,13 @@ def system_responses(
         made_from["decoder"] = DECODER_VERSION
         if system.guard:
             made_from["verbalizer"] = VERBALIZER_VERSION  # what the guard falls back to
-    step = Step(folder / f"{system.name}{file_suffix}.fingerprint.json", [path, path.with_name(path.name + ".partial")], made_from,
-                name=f"responses {system.name}{file_suffix}", log=log)
+    step = Step(
+        folder / f"{system.name}{file_suffix}.fingerprint.json",
+        [path, path.with_name(path.name + ".partial")],
+        made_from,
+        name=f"responses {system.name}{file_suffix}",
+        log=log,
+    )
     (folder / f"{system.name}{file_suffix}.settings.json").unlink(missing_ok=True)  # the record of earlier versions
 
     if system_type.texts is not None:
@@ -255,18 +287,33 @@ def system_responses(
                 return {}
             return {t.id: t.response for t in load_records(path) if t.response is not None}
         step.begin()
-        written = [t.model_copy(update={"response": text}) for t, text in zip(turns, system_type.texts(turns), strict=True) if text]
+        written = [
+            t.model_copy(update={"response": text})
+            for t, text in zip(turns, system_type.texts(turns), strict=True)
+            if text
+        ]
         write_records(path, written)
         step.finish(responses=len(written))
         return {t.id: t.response or "" for t in written}
 
-    sampling = SamplingConfig.at(temperature, max_new_tokens=max_new_tokens, seed=seed, numbers_from_prompt=system.numbers)
+    sampling = SamplingConfig.at(
+        temperature, max_new_tokens=max_new_tokens, seed=seed, numbers_from_prompt=system.numbers
+    )
     if system.decoded:
         if step.done and path.is_file():
             return {t.id: t.response or "" for t in load_records(path)}
         step.begin()
-        decoded = _decoded_turns(system, turns, folder / f"{system.name}{file_suffix}.candidates.jsonl", backend_for(system), style, sampling, scorer,
-                                 progress, selector)
+        decoded = _decoded_turns(
+            system,
+            turns,
+            folder / f"{system.name}{file_suffix}.candidates.jsonl",
+            backend_for(system),
+            style,
+            sampling,
+            scorer,
+            progress,
+            selector,
+        )
         write_records(path, decoded)
         step.finish(responses=len(decoded), fallbacks=sum(t.meta["decoding"]["fallback"] for t in decoded))
         return {t.id: t.response or "" for t in decoded}
@@ -287,8 +334,17 @@ def _selector(judge, scorer):
     return default_judge(scorer)
 
 
-def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path, backend, style: str | None, sampling, scorer, progress: bool,
-                   selector=None) -> list[Turn]:
+def _decoded_turns(
+    system: System,
+    turns: Sequence[Turn],
+    candidates_path: Path,
+    backend,
+    style: str | None,
+    sampling,
+    scorer,
+    progress: bool,
+    selector=None,
+) -> list[Turn]:
     """Each turn with the response :func:`voicetune.judge.decode.pick` keeps among ``system.best_of``
     sampled candidates (resumable: the candidates file is reused row by row), and ``meta.decoding``."""
     n = system.best_of
@@ -296,13 +352,27 @@ def _decoded_turns(system: System, turns: Sequence[Turn], candidates_path: Path,
     sampled = generate_turns(backend, copies, candidates_path, style, sampling, progress=progress)
     texts = [[sampled[i * n + k].response or "" for k in range(n)] for i in range(len(turns))]
     if selector is None:  # the rules' meaning check, in large batches
-        prefetch_meaning(((turn, text) for turn, options in zip(turns, texts, strict=True) for text in options), scorer, progress=progress)
+        prefetch_meaning(
+            ((turn, text) for turn, options in zip(turns, texts, strict=True) for text in options),
+            scorer,
+            progress=progress,
+        )
     decoded = []
     for turn, options in zip(turns, texts, strict=True):
-        choice = pick(turn, options, scorer, guard=system.guard, judge=selector,
-                      selector="rubric" if selector is None else "learned")
-        meta = {"candidates": n, "chosen": choice.index, "fallback": choice.fallback,
-                "refused": {str(i): kinds for i, kinds in choice.refused.items()}}
+        choice = pick(
+            turn,
+            options,
+            scorer,
+            guard=system.guard,
+            judge=selector,
+            selector="rubric" if selector is None else "learned",
+        )
+        meta = {
+            "candidates": n,
+            "chosen": choice.index,
+            "fallback": choice.fallback,
+            "refused": {str(i): kinds for i, kinds in choice.refused.items()},
+        }
         decoded.append(turn.model_copy(update={"response": choice.text, "meta": {**turn.meta, "decoding": meta}}))
     return decoded
 
@@ -312,6 +382,9 @@ def fallback_rate(folder: Path, system: System, file_suffixes: Sequence[str]) ->
     None for a system without a guard."""
     if not system.guard:
         return None
-    flags = [bool(t.meta.get("decoding", {}).get("fallback")) for suffix in file_suffixes
-             for t in load_records(folder / f"{system.name}{suffix}.jsonl")]
+    flags = [
+        bool(t.meta.get("decoding", {}).get("fallback"))
+        for suffix in file_suffixes
+        for t in load_records(folder / f"{system.name}{suffix}.jsonl")
+    ]
     return round(sum(flags) / len(flags), 4) if flags else None

@@ -4,8 +4,10 @@ rewritten into what to say aloud before the TTS speaks it.
 A Pipecat user adds three lines::
 
     from voicetune.integrations.pipecat import VoicetuneProcessor
-    voice = VoicetuneProcessor(url="http://127.0.0.1:8010")  # `voicetune serve` (or VoicetuneProcessor(load_voice(...)))
-    pipeline = Pipeline([transport.input(), stt, context_aggregator.user(), llm, voice, tts, transport.output(), context_aggregator.assistant()])
+    voice = VoicetuneProcessor(url="http://127.0.0.1:8010")  # `voicetune serve` (or
+    VoicetuneProcessor(load_voice(...)))
+    pipeline = Pipeline([transport.input(), stt, context_aggregator.user(), llm, voice, tts, transport.output(),
+    context_aggregator.assistant()])
 
 :class:`VoicetuneProcessor` holds back one LLM reply (the ``LLMTextFrame`` tokens between
 ``LLMFullResponseStartFrame`` and ``LLMFullResponseEndFrame``) as the written *draft*, asks the voice for the
@@ -104,11 +106,20 @@ class VoicetuneProcessor(FrameProcessor):
         last_spoken: the :class:`SpokenReply` of the last reply (None before the first).
     """
 
-    def __init__(self, voice: Voice | None = None, *, url: str | None = None, timeout: float = 3.0, history_turns: int = 6,
-                 **kwargs):
+    def __init__(
+        self,
+        voice: Voice | None = None,
+        *,
+        url: str | None = None,
+        timeout: float = 3.0,
+        history_turns: int = 6,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if (voice is None) == (url is None):
-            raise ValueError("VoicetuneProcessor needs exactly one of voice (an in-process Voice) or url (voicetune serve)")
+            raise ValueError(
+                "VoicetuneProcessor needs exactly one of voice (an in-process Voice) or url (voicetune serve)"
+            )
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if url is not None:
@@ -199,13 +210,15 @@ class VoicetuneProcessor(FrameProcessor):
         if self._preparing is not None and not self._preparing.done():
             return
         self._prepared = len(draft_so_far)
-        history = [dict(m) for m in self.history[-self._history_turns:]] if self._history_turns else []
+        history = [dict(m) for m in self.history[-self._history_turns :]] if self._history_turns else []
         self._preparing = asyncio.get_running_loop().create_task(self._prepare_now(history, draft_so_far))
 
     async def _prepare_now(self, history: list[dict], draft_so_far: str) -> None:
         try:
             if self._url:
-                await self._http().post(f"{self._url}/v1/prepare", json={"history": history, "draft": draft_so_far}, timeout=self._timeout)
+                await self._http().post(
+                    f"{self._url}/v1/prepare", json={"history": history, "draft": draft_so_far}, timeout=self._timeout
+                )
             elif self._voice is not None:
                 await asyncio.to_thread(self._voice.prepare, make_turn(history, draft_so_far))
         except Exception as error:  # noqa: BLE001 - preparing is an optimisation; the reply itself reports failures
@@ -223,7 +236,7 @@ class VoicetuneProcessor(FrameProcessor):
         """Ask the voice for the spoken version of ``draft`` and push it, sentence by sentence; on a timeout or
         a failure before the first sentence, push the formatted draft instead."""
         started = time.perf_counter()
-        history = [dict(m) for m in self.history[-self._history_turns:]] if self._history_turns else []
+        history = [dict(m) for m in self.history[-self._history_turns :]] if self._history_turns else []
         said: list[str] = []
         first_seconds = None
         guard_fallback = False
@@ -259,16 +272,32 @@ class VoicetuneProcessor(FrameProcessor):
 
         if error is None or said:
             if error is not None:
-                logger.warning(f"{self}: voicetune voice stopped after {len(said)} sentence(s) ({error}); ending the reply there")
-            self.last_spoken = SpokenReply(text=" ".join(said), fallback=guard_fallback, source="voice", draft=draft,
-                                           sentences=said, first_seconds=first_seconds,
-                                           seconds=time.perf_counter() - started, error=error)
+                logger.warning(
+                    f"{self}: voicetune voice stopped after {len(said)} sentence(s) ({error}); ending the reply there"
+                )
+            self.last_spoken = SpokenReply(
+                text=" ".join(said),
+                fallback=guard_fallback,
+                source="voice",
+                draft=draft,
+                sentences=said,
+                first_seconds=first_seconds,
+                seconds=time.perf_counter() - started,
+                error=error,
+            )
         else:
             logger.warning(f"{self}: voicetune voice failed ({error}); speaking the draft as voicetune renders it")
             said = await self._push_fallback(draft)
-            self.last_spoken = SpokenReply(text=" ".join(said), fallback=True, source="fallback", draft=draft, sentences=said,
-                                           first_seconds=time.perf_counter() - started,
-                                           seconds=time.perf_counter() - started, error=error)
+            self.last_spoken = SpokenReply(
+                text=" ".join(said),
+                fallback=True,
+                source="fallback",
+                draft=draft,
+                sentences=said,
+                first_seconds=time.perf_counter() - started,
+                seconds=time.perf_counter() - started,
+                error=error,
+            )
         if said:
             self._remember("agent", self.last_spoken.text)
 
@@ -276,11 +305,16 @@ class VoicetuneProcessor(FrameProcessor):
         try:
             formatted = speak_draft(draft)
         except Exception as failure:  # noqa: BLE001 - the renderer broke: Pipecat's formatter, then the draft as written
-            logger.warning(f"{self}: speak_draft failed ({type(failure).__name__}: {failure}); speaking the draft through VoiceFormatter")
+            logger.warning(
+                f"{self}: speak_draft failed ({type(failure).__name__}: {failure}); speaking the draft through "
+                "VoiceFormatter"
+            )
             try:
                 formatted = await self._formatter(draft, "sentence")
             except Exception as again:  # the formatter broke too: the draft as written is better than silence
-                logger.warning(f"{self}: VoiceFormatter failed ({type(again).__name__}: {again}); speaking the draft as written")
+                logger.warning(
+                    f"{self}: VoiceFormatter failed ({type(again).__name__}: {again}); speaking the draft as written"
+                )
                 formatted = draft
         said = list(sentence_chunks([formatted]))
         for index, sentence in enumerate(said):
@@ -338,10 +372,13 @@ class VoicetuneProcessor(FrameProcessor):
     async def _remote_chunks(self, history: list[dict], draft: str) -> AsyncIterator[tuple[str, object]]:
         """``POST {url}/v1/speak`` with ``stream: true``: its ``chunk`` events, then ``done``; ``error`` raises."""
         body = {"history": history, "draft": draft, "facts": None, "stream": True}
-        async with self._http().stream("POST", f"{self._url}/v1/speak", json=body,
-                                       headers={"Accept": "text/event-stream"}) as response:
+        async with self._http().stream(
+            "POST", f"{self._url}/v1/speak", json=body, headers={"Accept": "text/event-stream"}
+        ) as response:
             if response.status_code >= 400:
-                raise VoicetuneError(f"{self._url}/v1/speak answered {response.status_code}: {_error_message(await response.aread())}")
+                raise VoicetuneError(
+                    f"{self._url}/v1/speak answered {response.status_code}: {_error_message(await response.aread())}"
+                )
             event, data = "message", []
             async for line in response.aiter_lines():
                 if line:

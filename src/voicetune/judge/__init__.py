@@ -5,4 +5,13 @@ from voicetune.judge.agreement import label_agreement
 from voicetune.judge.registry import JUDGES, Judge, JudgeOptions, RubricJudge, judge_pairs, make_judge
 from voicetune.judge.rubric import judge_pair
 
-__all__ = ["JUDGES", "Judge", "JudgeOptions", "RubricJudge", "judge_pair", "judge_pairs", "label_agreement", "make_judge"]
+__all__ = [
+    "JUDGES",
+    "Judge",
+    "JudgeOptions",
+    "RubricJudge",
+    "judge_pair",
+    "judge_pairs",
+    "label_agreement",
+    "make_judge",
+]

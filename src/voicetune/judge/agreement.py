@@ -65,7 +65,9 @@ def label_agreement(judged: Sequence[Pair]) -> dict:
     }
 
 
-def accuracy_interval(agreed: Sequence[float], n_boot: int = 2000, seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
+def accuracy_interval(
+    agreed: Sequence[float], n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the share of pairs the judge agrees on (``agreed``: 1 or 0 per pair),
     resampling pairs ``n_boot`` times with ``seed``.
 
@@ -81,8 +83,15 @@ def accuracy_interval(agreed: Sequence[float], n_boot: int = 2000, seed: int = 0
         return (math.nan, math.nan)
     if len(values) < 2 or np.all(values == values[0]):
         return (float(values.mean()), float(values.mean()))
-    result = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=n_boot, random_state=seed,
-                       method="percentile", vectorized=True)
+    result = bootstrap(
+        (values,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_boot,
+        random_state=seed,
+        method="percentile",
+        vectorized=True,
+    )
     return (float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
@@ -153,7 +162,7 @@ def word_count(text: str) -> int:
 
 
 def length_baseline(pairs: Sequence[Pair], prefer: Literal["shorter", "longer"] = "shorter") -> list[Pair]:
-    """"Judge" each pair by length alone: the response with fewer words wins (``prefer="longer"``: more
+    """ "Judge" each pair by length alone: the response with fewer words wins (``prefer="longer"``: more
     words); equal word counts are a tie. A judge worth having agrees with the labels more often than both.
 
     Returns copies of ``pairs`` with ``winner`` set, no ``criteria``, the word counts as ``rationale`` and
@@ -170,10 +179,16 @@ def length_baseline(pairs: Sequence[Pair], prefer: Literal["shorter", "longer"] 
             winner = "a" if a < b else "b"
         else:
             winner = "a" if a > b else "b"
-        judged.append(pair.model_copy(update={
-            "winner": winner, "criteria": None, "rationale": f"A {a} words, B {b} words",
-            "meta": {**pair.meta, "judge": f"{prefer}-wins"},
-        }))
+        judged.append(
+            pair.model_copy(
+                update={
+                    "winner": winner,
+                    "criteria": None,
+                    "rationale": f"A {a} words, B {b} words",
+                    "meta": {**pair.meta, "judge": f"{prefer}-wins"},
+                }
+            )
+        )
     return judged
 
 

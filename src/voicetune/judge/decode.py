@@ -4,7 +4,8 @@
 (:mod:`voicetune.judge.learned`), usable first, then style. The ``guard`` accepts a candidate only when the
 learned judge calls it usable at its guard threshold (chosen on the labels' dev half for 95% precision); when
 every candidate is refused, the turn falls back to the draft said faithfully
-(:func:`voicetune.verbalize.speak_draft`, the ``draft+voicetune`` system) and is marked as a fallback. ``selector="rubric"`` keeps the rules alone: the voice score
+(:func:`voicetune.verbalize.speak_draft`, the ``draft+voicetune`` system) and is marked as a fallback.
+``selector="rubric"`` keeps the rules alone: the voice score
 ranks, and the guard refuses a dropped required fact, an invented number or a contradiction. The evaluation
 reports such systems apart from the plain model (``MODEL+best4``, ``MODEL+guard``), with their fallback rate,
 so the model's own gain and the decoder's are never mixed.
@@ -29,7 +30,8 @@ DECODER_VERSION = 4
 @dataclass(frozen=True)
 class Decoded:
     """The response kept for a turn: its ``text``, which candidate it was (``index``; None for a fallback),
-    whether it is the guard's ``fallback``, its score under the selector (``voice_score``: the learned score, or the rubric's voice
+    whether it is the guard's ``fallback``, its score under the selector (``voice_score``: the learned score, or the
+    rubric's voice
     score), and why each refused candidate was refused."""
 
     text: str
@@ -42,11 +44,20 @@ class Decoded:
 def refusal(findings, entail_low: float = 0.005) -> list[str]:
     """What the guard refuses in a response's findings, by kind (empty: the response passes): a dropped
     required fact, an invented number, a contradiction (:func:`voicetune.quality.findings.contradicts`)."""
-    return sorted({f.kind for f in findings or () if has_finding([f], DROPPED | INVENTED) or contradicts([f], entail_low)})
+    return sorted(
+        {f.kind for f in findings or () if has_finding([f], DROPPED | INVENTED) or contradicts([f], entail_low)}
+    )
 
 
-def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False, fallback_text: str | None = None, judge=None,
-         selector: str = "learned") -> Decoded:
+def pick(
+    turn: Turn,
+    candidates: Sequence[str],
+    scorer=None,
+    guard: bool = False,
+    fallback_text: str | None = None,
+    judge=None,
+    selector: str = "learned",
+) -> Decoded:
     """The candidate the judge rates highest; with ``guard``, the highest among those it does not refuse, or
     ``fallback_text`` (the draft said by :func:`voicetune.verbalize.speak_draft` when not given) when it refuses
     them all.
@@ -64,15 +75,23 @@ def pick(turn: Turn, candidates: Sequence[str], scorer=None, guard: bool = False
     allowed = [i for i in range(len(candidates)) if not refused.get(i)]
     if allowed:
         best = max(allowed, key=lambda i: (results[i].voice_score, -i))
-        return Decoded(candidates[best], best, False, results[best].voice_score, {i: k for i, k in refused.items() if k})
+        return Decoded(
+            candidates[best], best, False, results[best].voice_score, {i: k for i, k in refused.items() if k}
+        )
     text = fallback_text if fallback_text is not None else speak_draft(turn.draft or "")
     return Decoded(text, None, True, score_response(turn, text, scorer).voice_score, refused)
 
 
-def _pick_learned(turn: Turn, candidates: Sequence[str], scorer, guard: bool, fallback_text: str | None, judge) -> Decoded:
+def _pick_learned(
+    turn: Turn, candidates: Sequence[str], scorer, guard: bool, fallback_text: str | None, judge
+) -> Decoded:
     judge = judge or default_judge(scorer)
     assessed = judge.assess([turn] * len(candidates), list(candidates))
-    refused = {i: [a.failure or "unusable"] for i, a in enumerate(assessed) if a.usable_p < judge.guard_threshold} if guard else {}
+    refused = (
+        {i: [a.failure or "unusable"] for i, a in enumerate(assessed) if a.usable_p < judge.guard_threshold}
+        if guard
+        else {}
+    )
     allowed = [i for i in range(len(candidates)) if i not in refused]
     if allowed:
         best = max(allowed, key=lambda i: (assessed[i].score, -i))

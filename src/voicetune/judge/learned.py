@@ -81,15 +81,26 @@ FALSE_ACCEPT_COST = 2.0
 STYLE_TIE = 0.1
 
 _STOP = frozenset(
-    "a an the and or but so to of in on at for with by from is are was were be been it its this that these those i you we "
-    "they he she me my your our their us them can could will would should may might do does did have has had not no yes "
-    "just also as if then than there here what when where which who how all any some one up out about into over ok okay "
+    "a an the and or but so to of in on at for with by from is are was were be been it its this that these those i you "
+    "we "
+    "they he she me my your our their us them can could will would should may might do does did have has had not no "
+    "yes "
+    "just also as if then than there here what when where which who how all any some one up out about into over ok "
+    "okay "
     "sure well right got get let i'm you're it's that's i'll we'll you'll i'd we're don't can't won't".split()
 )
-_LABEL_START = re.compile(r"^\s*[\"'“]?\s*(draft|response|reply|agent|caller|user|customer|assistant|spoken|here'?s|here is|sure[,!.]? here)\b", re.I)
+_LABEL_START = re.compile(
+    r"^\s*[\"'“]?\s*(draft|response|reply|agent|caller|user|customer|assistant|spoken|here'?s|here is|sure[,!.]? "
+    r"here)\b",
+    re.I,
+)
 _MARKUP = re.compile(r"[*#|_\[\]{}<>=~`\\/]|\b\w+_\w+\b|https?://")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-_CALLER_VOICE = re.compile(r"\b(my (reservation|booking|order|account|card|flight|bill|policy|claim|laptop|password)|i need to|i'd like to|i want to|can you|could you help me)\b", re.I)
+_CALLER_VOICE = re.compile(
+    r"\b(my (reservation|booking|order|account|card|flight|bill|policy|claim|laptop|password)|i need to|i'd like to|i "
+    r"want to|can you|could you help me)\b",
+    re.I,
+)
 
 
 def _content(text: str) -> list[str]:
@@ -122,8 +133,10 @@ def _context_text(turn: Context) -> str:
 def _known(context: str) -> tuple[frozenset[str], frozenset[str]]:
     """The content words of a context (as written and with spoken numbers as digits) and its numbers."""
     digits = spoken_digits(context)
-    return (frozenset(_content(context)) | frozenset(_content(digits)),
-            frozenset(_NUMBER.findall(context)) | frozenset(_NUMBER.findall(digits)))
+    return (
+        frozenset(_content(context)) | frozenset(_content(digits)),
+        frozenset(_NUMBER.findall(context)) | frozenset(_NUMBER.findall(digits)),
+    )
 
 
 def unsupported_words(turn: Context, response: str) -> list[str]:
@@ -149,8 +162,11 @@ def _symbols(text: str) -> int:
 
 
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|cannot|unable|without|neither|nor|\w+n['’]t)\b", re.I)
-_DONE = re.compile(r"\b(?:i['’]ve|we['’]ve|has been|have been|is now|are now|went through|all set|is done|is booked|is cancell?ed|"
-                   r"is confirmed|i (?:went ahead|processed|cancell?ed|booked|changed|updated|issued|sent|placed|added|removed))\b", re.I)
+_DONE = re.compile(
+    r"\b(?:i['’]ve|we['’]ve|has been|have been|is now|are now|went through|all set|is done|is booked|is cancell?ed|"
+    r"is confirmed|i (?:went ahead|processed|cancell?ed|booked|changed|updated|issued|sent|placed|added|removed))\b",
+    re.I,
+)
 
 
 @lru_cache(maxsize=4096)
@@ -193,31 +209,90 @@ def alignment(turn: Context, response: str) -> Alignment:
             flips += int(bool(_NEGATION.search(sentence)) != best[1])
             substituted += sorted(stems - best[0])
     draft_stems = frozenset().union(*(d[0] for d in drafted)) if drafted else frozenset()
-    return {"min_cover": min(overlaps, default=1.0), "mean_cover": sum(overlaps) / len(overlaps) if overlaps else 1.0,
-            "polarity_flips": float(flips), "substituted": substituted, "draft_left_out": len(draft_stems - said) / max(1, len(draft_stems)),
-            "done_claims": float(len(_DONE.findall(response)))}
+    return {
+        "min_cover": min(overlaps, default=1.0),
+        "mean_cover": sum(overlaps) / len(overlaps) if overlaps else 1.0,
+        "polarity_flips": float(flips),
+        "substituted": substituted,
+        "draft_left_out": len(draft_stems - said) / max(1, len(draft_stems)),
+        "done_claims": float(len(_DONE.findall(response))),
+    }
 
 
 #: The dense features, by name, in order.
 _FINDINGS = sorted(FINDING_KINDS)
 FEATURE_NAMES: tuple[str, ...] = (
-    *QUALITIES, "voice_score", *(f"finding:{k}" for k in _FINDINGS), "min_entailment",
-    "words", "log_words", "words_per_draft_word", "unsupported_share", "unsupported_count", "numbers_not_in_context",
-    "max_sentence_repeats", "distinct_trigrams", "repeated_4grams", "ends_cleanly", "label_start", "markup", "caller_overlap",
-    "caller_voice", "asks", "draft_asks", "draft_content_said", "sentences", "longest_sentence", "first_person_plural",
-    "min_cover", "mean_cover", "polarity_flips", "substituted_words", "draft_left_out", "done_claims", "done_but_draft_asks",
-    "symbols", "urls", "line_breaks", "field_lines", "long_ids", "short_codes", "dash_ranges",
+    *QUALITIES,
+    "voice_score",
+    *(f"finding:{k}" for k in _FINDINGS),
+    "min_entailment",
+    "words",
+    "log_words",
+    "words_per_draft_word",
+    "unsupported_share",
+    "unsupported_count",
+    "numbers_not_in_context",
+    "max_sentence_repeats",
+    "distinct_trigrams",
+    "repeated_4grams",
+    "ends_cleanly",
+    "label_start",
+    "markup",
+    "caller_overlap",
+    "caller_voice",
+    "asks",
+    "draft_asks",
+    "draft_content_said",
+    "sentences",
+    "longest_sentence",
+    "first_person_plural",
+    "min_cover",
+    "mean_cover",
+    "polarity_flips",
+    "substituted_words",
+    "draft_left_out",
+    "done_claims",
+    "done_but_draft_asks",
+    "symbols",
+    "urls",
+    "line_breaks",
+    "field_lines",
+    "long_ids",
+    "short_codes",
+    "dash_ranges",
 )
 #: Features the usable step does not read: length and the speaking-time budget decide style, never usability
 #: (a caller forgives a long answer).
-LENGTH_FEATURES: tuple[str, ...] = ("conciseness", "voice_score", "finding:over_budget", "words", "log_words", "words_per_draft_word",
-                                    "sentences", "longest_sentence")
+LENGTH_FEATURES: tuple[str, ...] = (
+    "conciseness",
+    "voice_score",
+    "finding:over_budget",
+    "words",
+    "log_words",
+    "words_per_draft_word",
+    "sentences",
+    "longest_sentence",
+)
 _USABLE_COLUMNS = [i for i, n in enumerate(FEATURE_NAMES) if n not in LENGTH_FEATURES]
 #: The features the style model compares (among usable responses).
 STYLE_FEATURES: tuple[str, ...] = (
-    *QUALITIES, "voice_score", "words", "log_words", "words_per_draft_word", "max_sentence_repeats", "sentences", "longest_sentence",
-    "finding:filler", "finding:robotic_phrase", "finding:stiff_phrase", "finding:uncontracted", "finding:apologies",
-    "finding:over_budget", "finding:digits", "asks", "draft_content_said",
+    *QUALITIES,
+    "voice_score",
+    "words",
+    "log_words",
+    "words_per_draft_word",
+    "max_sentence_repeats",
+    "sentences",
+    "longest_sentence",
+    "finding:filler",
+    "finding:robotic_phrase",
+    "finding:stiff_phrase",
+    "finding:uncontracted",
+    "finding:apologies",
+    "finding:over_budget",
+    "finding:digits",
+    "asks",
+    "draft_content_said",
 )
 
 
@@ -245,20 +320,43 @@ def features(turn: Context, response: str, scored: VoiceScore) -> list[float]:
     stripped = response.strip()
     aligned = alignment(turn, response)
     return [
-        *(scored.scores[q] for q in QUALITIES), scored.voice_score, *(counts[k] for k in _FINDINGS), entail,
-        float(n), math.log1p(n), n / draft_words, len(unsupported) / max(1, len(content)), float(len(unsupported)),
+        *(scored.scores[q] for q in QUALITIES),
+        scored.voice_score,
+        *(counts[k] for k in _FINDINGS),
+        entail,
+        float(n),
+        math.log1p(n),
+        n / draft_words,
+        len(unsupported) / max(1, len(content)),
+        float(len(unsupported)),
         float(sum(1 for x in numbers if x not in context_numbers)),
-        float(max((sents.count(s) for s in sents), default=0)), len(set(trigrams)) / max(1, len(trigrams)),
-        float(len(fourgrams) - len(set(fourgrams))), float(stripped[-1:] in ".!?\"'”)" if stripped else 0.0),
-        float(bool(_LABEL_START.search(response))), float(len(_MARKUP.findall(response))),
-        len(set(content) & last_user) / max(1, len(set(content))), float(len(_CALLER_VOICE.findall(response))),
-        float("?" in response), float("?" in (turn.draft or "")), len(set(content) & draft_content) / max(1, len(draft_content)),
-        float(len(sents)), float(max((len(words(s)) for s in sents), default=0)),
+        float(max((sents.count(s) for s in sents), default=0)),
+        len(set(trigrams)) / max(1, len(trigrams)),
+        float(len(fourgrams) - len(set(fourgrams))),
+        float(stripped[-1:] in ".!?\"'”)" if stripped else 0.0),
+        float(bool(_LABEL_START.search(response))),
+        float(len(_MARKUP.findall(response))),
+        len(set(content) & last_user) / max(1, len(set(content))),
+        float(len(_CALLER_VOICE.findall(response))),
+        float("?" in response),
+        float("?" in (turn.draft or "")),
+        len(set(content) & draft_content) / max(1, len(draft_content)),
+        float(len(sents)),
+        float(max((len(words(s)) for s in sents), default=0)),
         float(sum(1 for w in lower if w in ("we", "our", "us"))),
-        aligned["min_cover"], aligned["mean_cover"], aligned["polarity_flips"], float(len(aligned["substituted"])), aligned["draft_left_out"],
-        aligned["done_claims"], float(aligned["done_claims"] > 0 and "?" in (turn.draft or "") and "?" not in response),
-        float(_symbols(response)), float(len(_URL.findall(response))), float(response.strip().count("\n")),
-        float(len(_FIELD_LINE.findall(response))), float(len(_LONG_ID.findall(response))), float(len(_SHORT_CODE.findall(response))),
+        aligned["min_cover"],
+        aligned["mean_cover"],
+        aligned["polarity_flips"],
+        float(len(aligned["substituted"])),
+        aligned["draft_left_out"],
+        aligned["done_claims"],
+        float(aligned["done_claims"] > 0 and "?" in (turn.draft or "") and "?" not in response),
+        float(_symbols(response)),
+        float(len(_URL.findall(response))),
+        float(response.strip().count("\n")),
+        float(len(_FIELD_LINE.findall(response))),
+        float(len(_LONG_ID.findall(response))),
+        float(len(_SHORT_CODE.findall(response))),
         float(response.count("–") + response.count("+1")),
     ]
 
@@ -276,7 +374,7 @@ class Assessment:
     @property
     def score(self) -> float:
         """One number that keeps the order: below 0.5 when unusable (``usable_p`` scaled into [0, 0.5)), 0.5 + 0.5 ×
-    style when usable."""
+        style when usable."""
         return round(0.5 + 0.5 * self.style, 4) if self.usable else round(min(0.5 * self.usable_p, 0.4999), 4)
 
 
@@ -294,8 +392,9 @@ class LearnedJudge:
 
     # ------------------------------------------------------------------ pointwise
 
-    def _matrix(self, turns: Sequence[Context], responses: Sequence[str], progress: bool = False,
-                memo: dict | None = None) -> tuple[np.ndarray, list[VoiceScore]]:
+    def _matrix(
+        self, turns: Sequence[Context], responses: Sequence[str], progress: bool = False, memo: dict | None = None
+    ) -> tuple[np.ndarray, list[VoiceScore]]:
         """Features of each (turn, response); ``memo`` reuses rows already computed (training sees each response
         in its label and again in its preferences)."""
         memo = {} if memo is None else memo
@@ -320,7 +419,11 @@ class LearnedJudge:
         text_p = self.models["text"].predict_proba(self._texts(turns, responses))[:, 1]
         stacked = np.column_stack([dense[:, _USABLE_COLUMNS], text_p])
         usable_p = self.models["usable"].predict_proba(stacked)[:, 1]
-        failures = self.models["failure"].predict(stacked) if self.models.get("failure") is not None else [None] * len(responses)
+        failures = (
+            self.models["failure"].predict(stacked)
+            if self.models.get("failure") is not None
+            else [None] * len(responses)
+        )
         style = self._style(dense)
         out = []
         for i, response in enumerate(responses):
@@ -363,7 +466,9 @@ class LearnedJudge:
         for i in range(len(pairs)):
             a, b = assessed[2 * i], assessed[2 * i + 1]
             winner = self.compare(a, b)
-            criteria = {q: compare_scores(a.rubric.scores[q], b.rubric.scores[q], self.scorer.tie_margin) for q in QUALITIES}
+            criteria = {
+                q: compare_scores(a.rubric.scores[q], b.rubric.scores[q], self.scorer.tie_margin) for q in QUALITIES
+            }
             criteria["overall"] = winner
             results.append(Judgement(winner, criteria, f"A {describe(a)} B {describe(b)}"))
         return results
@@ -386,7 +491,11 @@ def feature_scorer(scorer: ScorerConfig | None) -> ScorerConfig:
 
 def describe(a: Assessment) -> str:
     """One line for a rationale: usable or the failure, with the rubric's findings as the explanation."""
-    head = f"usable (p {a.usable_p:.2f}, style {a.style:.2f})" if a.usable else f"unusable: {a.failure} (p {a.usable_p:.2f})"
+    head = (
+        f"usable (p {a.usable_p:.2f}, style {a.style:.2f})"
+        if a.usable
+        else f"unusable: {a.failure} (p {a.usable_p:.2f})"
+    )
     reasons = "; ".join(a.rubric.reasons[:3])
     return f"{head}{': ' + reasons if reasons else ''}."
 
@@ -400,8 +509,14 @@ def _text_view(turn: Context, response: str) -> str:
     """What the text model reads: the response's words, its unsupported words, the words it puts in place of
     the matched draft sentence's, and a polarity flip, each marked as such."""
     aligned = alignment(turn, response)
-    return " ".join([response, *("UNSUP_" + w for w in unsupported_words(turn, response)), *("SUB_" + w for w in aligned["substituted"]),
-                     *(["POLARITY_FLIP"] * int(aligned["polarity_flips"]))])
+    return " ".join(
+        [
+            response,
+            *("UNSUP_" + w for w in unsupported_words(turn, response)),
+            *("SUB_" + w for w in aligned["substituted"]),
+            *(["POLARITY_FLIP"] * int(aligned["polarity_flips"])),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -412,16 +527,25 @@ def _text_model():
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 (heavy: sklearn)
     from sklearn.pipeline import make_pipeline  # noqa: PLC0415 (heavy: sklearn)
 
-    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50000),
-                         LogisticRegression(C=2.0, max_iter=2000, class_weight="balanced"))
+    return make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50000),
+        LogisticRegression(C=2.0, max_iter=2000, class_weight="balanced"),
+    )
 
 
 def _tree_model(seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415 (heavy: sklearn)
 
-    # chosen on the dev half's grouped out-of-fold AUC (0.948, against 0.947 for 300 trees of 15 leaves, 0.945 for 200 of 7)
-    return HistGradientBoostingClassifier(max_iter=600, learning_rate=0.03, max_leaf_nodes=31, l2_regularization=1.0, min_samples_leaf=10,
-                                          random_state=seed)
+    # chosen on the dev half's grouped out-of-fold AUC (0.948, against 0.947 for 300 trees of 15 leaves, 0.945 for 200
+    # of 7)
+    return HistGradientBoostingClassifier(
+        max_iter=600,
+        learning_rate=0.03,
+        max_leaf_nodes=31,
+        l2_regularization=1.0,
+        min_samples_leaf=10,
+        random_state=seed,
+    )
 
 
 class _Calibrated:
@@ -439,7 +563,9 @@ def _groups(records) -> list[str]:
     return [str(r.meta.get("context_id") or r.meta.get("conversation_id") or r.id) for r in records]
 
 
-def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig, seed: int = 0, log=print) -> tuple[dict, dict]:
+def fit_models(
+    responses: Sequence, preferences: Sequence, scorer: ScorerConfig, seed: int = 0, log=print
+) -> tuple[dict, dict]:
     """Fit the usable, failure, text and style models; returns (models, out-of-fold figures for the meta)."""
     from sklearn.isotonic import IsotonicRegression  # noqa: PLC0415 (heavy: sklearn)
     from sklearn.model_selection import GroupKFold, cross_val_predict  # noqa: PLC0415 (heavy: sklearn)
@@ -472,9 +598,12 @@ def fit_models(responses: Sequence, preferences: Sequence, scorer: ScorerConfig,
     threshold = FALSE_ACCEPT_COST / (FALSE_ACCEPT_COST + 1.0)
     guard = max(threshold, guard_threshold(oof, y))
     return {"text": text_model, "usable": usable, "failure": failure_model, "style": style}, {
-        "threshold": threshold, "guard_threshold": guard, "oof_accuracy": float(np.mean((oof >= threshold) == y)),
+        "threshold": threshold,
+        "guard_threshold": guard,
+        "oof_accuracy": float(np.mean((oof >= threshold) == y)),
         "oof_false_accept": float(np.mean(oof[y == 0] >= threshold)),
-        "oof_ece": expected_calibration_error(oof, y)}
+        "oof_ece": expected_calibration_error(oof, y),
+    }
 
 
 def fit_style(preferences: Sequence, scorer: ScorerConfig, log=print, memo: dict | None = None) -> dict | None:
@@ -494,7 +623,9 @@ def fit_style(preferences: Sequence, scorer: ScorerConfig, log=print, memo: dict
     z = (x - mean) / scale
     diff = z[0::2] - z[1::2]
     target = np.array([1 if p.winner == "a" else 0 for p in decisive])
-    model = LogisticRegression(C=0.5, fit_intercept=False, max_iter=2000).fit(np.vstack([diff, -diff]), np.concatenate([target, 1 - target]))
+    model = LogisticRegression(C=0.5, fit_intercept=False, max_iter=2000).fit(
+        np.vstack([diff, -diff]), np.concatenate([target, 1 - target])
+    )
     return {"coef": model.coef_[0], "mean": mean, "scale": scale}
 
 
@@ -523,14 +654,24 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
 def labels_digest(responses: Sequence, preferences: Sequence) -> str:
     h = hashlib.sha256()
     for r in responses:
-        h.update(json.dumps([r.id, r.response, r.usable, r.failure, r.draft, [m.text for m in r.history]], sort_keys=True).encode())
+        h.update(
+            json.dumps(
+                [r.id, r.response, r.usable, r.failure, r.draft, [m.text for m in r.history]], sort_keys=True
+            ).encode()
+        )
     for p in preferences:
         h.update(json.dumps([p.id, p.response_a, p.response_b, p.winner, p.kind], sort_keys=True).encode())
     return h.hexdigest()
 
 
-def train_judge(responses: Sequence, preferences: Sequence = (), out: str | Path | None = None, scorer: ScorerConfig | None = None,
-                seed: int = 0, log=print) -> LearnedJudge:
+def train_judge(
+    responses: Sequence,
+    preferences: Sequence = (),
+    out: str | Path | None = None,
+    scorer: ScorerConfig | None = None,
+    seed: int = 0,
+    log=print,
+) -> LearnedJudge:
     """Fit a learned judge on labelled responses (and style preferences); saved to ``out`` when given.
 
     Rows whose ``split`` is ``test`` are left out: the test half is never used to fit or choose anything.
@@ -542,14 +683,25 @@ def train_judge(responses: Sequence, preferences: Sequence = (), out: str | Path
         raise VoicetuneError(f"a learned judge needs at least 20 labelled responses, got {len(responses)}")
     started = time.perf_counter()
     models, figures = fit_models(responses, preferences, scorer, seed, log)
-    meta = {"feature_version": FEATURE_VERSION, "labels": labels_digest(responses, preferences), "scorer": scorer.fingerprint(),
-            "responses": len(responses), "preferences": len(preferences), "usable_share": round(float(np.mean([r.usable for r in responses])), 4),
-            "train_seconds": round(time.perf_counter() - started, 1), "seed": seed, **figures}
+    meta = {
+        "feature_version": FEATURE_VERSION,
+        "labels": labels_digest(responses, preferences),
+        "scorer": scorer.fingerprint(),
+        "responses": len(responses),
+        "preferences": len(preferences),
+        "usable_share": round(float(np.mean([r.usable for r in responses])), 4),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "seed": seed,
+        **figures,
+    }
     judge = LearnedJudge(models, meta, scorer)
     if out is not None:
         judge.save(Path(out))
-    log(f"learned judge: {len(responses)} responses, {len(preferences)} preferences, {meta['train_seconds']} s; "
-        f"out-of-fold accuracy {figures['oof_accuracy']:.3f}, ECE {figures['oof_ece']:.3f}, guard threshold {figures['guard_threshold']:.2f}")
+    log(
+        f"learned judge: {len(responses)} responses, {len(preferences)} preferences, {meta['train_seconds']} s; "
+        f"out-of-fold accuracy {figures['oof_accuracy']:.3f}, ECE {figures['oof_ece']:.3f}, guard threshold "
+        f"{figures['guard_threshold']:.2f}"
+    )
     return judge
 
 
@@ -557,10 +709,15 @@ def load_judge(folder: str | Path, scorer: ScorerConfig | None = None) -> Learne
     """A judge saved by :func:`train_judge` (``judge.pkl`` and ``judge.json``)."""
     folder = Path(folder)
     if not (folder / "judge.pkl").is_file() or not (folder / "judge.json").is_file():
-        raise VoicetuneError(f"{folder}: not a learned judge (expected judge.pkl and judge.json from voicetune judge train)")
+        raise VoicetuneError(
+            f"{folder}: not a learned judge (expected judge.pkl and judge.json from voicetune judge train)"
+        )
     meta = json.loads((folder / "judge.json").read_text(encoding="utf-8"))
     if meta.get("feature_version") != FEATURE_VERSION:
-        raise VoicetuneError(f"{folder}: trained with feature version {meta.get('feature_version')}, this voicetune has {FEATURE_VERSION}: retrain it")
+        raise VoicetuneError(
+            f"{folder}: trained with feature version {meta.get('feature_version')}, this voicetune has "
+            f"{FEATURE_VERSION}: retrain it"
+        )
     with (folder / "judge.pkl").open("rb") as handle:
         models = pickle.load(handle)  # noqa: S301 - a file this project wrote
     return LearnedJudge(models, meta, scorer)
@@ -575,7 +732,9 @@ def default_judge(scorer: ScorerConfig | None = None, log=print) -> LearnedJudge
     scorer = scorer or DEFAULT_CONFIG
     responses = [r for r in labelled_responses() if r.split != "test"]
     preferences = [p for p in labelled_preferences() if p.split != "test"]
-    key = hashlib.sha256(f"{labels_digest(responses, preferences)}|{FEATURE_VERSION}|{feature_scorer(scorer).fingerprint()}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{labels_digest(responses, preferences)}|{FEATURE_VERSION}|{feature_scorer(scorer).fingerprint()}".encode()
+    ).hexdigest()[:16]
     if key in _DEFAULT:
         return _DEFAULT[key]
     folder = cache_dir() / "judges" / key
@@ -588,14 +747,18 @@ def default_judge(scorer: ScorerConfig | None = None, log=print) -> LearnedJudge
     return judge
 
 
-def assess_records(records: Iterable, judge: LearnedJudge | None = None, field_name: str = "response", progress: bool = False) -> list:
+def assess_records(
+    records: Iterable, judge: LearnedJudge | None = None, field_name: str = "response", progress: bool = False
+) -> list:
     """Each record with ``usable``, ``usable_p`` and, when unusable, ``failure`` (from its ``field_name`` text)."""
     records = list(records)
     judge = judge or default_judge()
     texts = [getattr(r, field_name) or "" for r in records]
     assessed = judge.assess(records, texts, progress)
-    return [r.model_copy(update={"usable": a.usable, "usable_p": a.usable_p, "failure": a.failure, "style": a.style})
-            for r, a in zip(records, assessed, strict=True)]
+    return [
+        r.model_copy(update={"usable": a.usable, "usable_p": a.usable_p, "failure": a.failure, "style": a.style})
+        for r, a in zip(records, assessed, strict=True)
+    ]
 
 
 def read_labels(path: str | Path) -> tuple[list[LabelledResponse], list[LabelledPreference]]:
@@ -612,7 +775,9 @@ def read_labels(path: str | Path) -> tuple[list[LabelledResponse], list[Labelled
         try:
             row = json.loads(line)
         except ValueError as error:
-            raise VoicetuneError(f"{path}:{number}: not JSON ({error.msg if isinstance(error, json.JSONDecodeError) else error})") from None
+            raise VoicetuneError(
+                f"{path}:{number}: not JSON ({error.msg if isinstance(error, json.JSONDecodeError) else error})"
+            ) from None
         if not isinstance(row, dict):
             raise VoicetuneError(f"{path}:{number}: expected a JSON object")
         model = LabelledPreference if "response_a" in row else LabelledResponse

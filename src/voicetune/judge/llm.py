@@ -1,12 +1,14 @@
 """Judges for evaluation: the rubric, an LLM over any OpenAI-compatible endpoint, and a panel of judges.
 
-Every judge (see :mod:`voicetune.judge.registry` for the protocol and the rubric) has ``name`` and ``judge_many(pairs) -> list[Judgement]``: a verdict per criterion and overall
+Every judge (see :mod:`voicetune.judge.registry` for the protocol and the rubric) has ``name`` and ``judge_many(pairs)
+-> list[Judgement]``: a verdict per criterion and overall
 for the responses *in the order shown* (``a`` is the first). Running both orders and reconciling them is the
 evaluation's job (:mod:`voicetune.evaluate.compare`), so that every judge gets the same position-bias check.
 
 An LLM answer is parsed as JSON first, then by a tolerant reading of "criterion: A/B/tie" lines; an answer
 that yields no overall verdict is a :class:`Judgement` with ``error`` set, which the statistics count and
-never turn into a tie. Raw answers are cached in SQLite (:class:`voicetune.models.chat.ChatCache`), so a re-run costs nothing and
+never turn into a tie. Raw answers are cached in SQLite (:class:`voicetune.models.chat.ChatCache`), so a re-run costs
+nothing and
 a killed run resumes from the answers it already has.
 """
 
@@ -61,7 +63,18 @@ def judge_messages(pair: Pair) -> list[dict[str, str]]:
     caller = " ".join(pair.last_user_text.split())[:400]
     lines = [f'The caller just said: "{caller}"' if caller else "The call is starting.", ""]
     lines += ["What the agent has to convey (its written draft):", '"""', compact_draft(pair.draft or ""), '"""', ""]
-    lines += ["Reply A:", '"""', pair.response_a.strip(), '"""', "", "Reply B:", '"""', pair.response_b.strip(), '"""', ""]
+    lines += [
+        "Reply A:",
+        '"""',
+        pair.response_a.strip(),
+        '"""',
+        "",
+        "Reply B:",
+        '"""',
+        pair.response_b.strip(),
+        '"""',
+        "",
+    ]
     lines.append('For each criterion, which reply is better for a caller listening: "A", "B" or "tie"?')
     lines += [f"- {name}: {text}" for name, text in _CRITERIA_TEXT.items()]
     template = ", ".join(f'"{name}": "A|B|tie"' for name in CRITERIA)
@@ -71,17 +84,39 @@ def judge_messages(pair: Pair) -> list[dict[str, str]]:
 
 def prompt_fingerprint() -> str:
     """A hash of the LLM judge's instructions (system prompt and criteria): what a run's manifest records."""
-    probe = Pair(id="probe", history=[{"role": "user", "text": "CALLER"}], draft="DRAFT", response_a="A", response_b="B")
+    probe = Pair(
+        id="probe", history=[{"role": "user", "text": "CALLER"}], draft="DRAFT", response_a="A", response_b="B"
+    )
     return digest(judge_messages(probe))
 
 
 _VERDICT_WORDS: dict[str, Verdict] = {
-    "a": "a", "reply a": "a", "response a": "a", "1": "a", "first": "a",
-    "b": "b", "reply b": "b", "response b": "b", "2": "b", "second": "b",
-    "tie": "tie", "equal": "tie", "both": "tie", "neither": "tie", "same": "tie", "draw": "tie", "none": "tie",
+    "a": "a",
+    "reply a": "a",
+    "response a": "a",
+    "1": "a",
+    "first": "a",
+    "b": "b",
+    "reply b": "b",
+    "response b": "b",
+    "2": "b",
+    "second": "b",
+    "tie": "tie",
+    "equal": "tie",
+    "both": "tie",
+    "neither": "tie",
+    "same": "tie",
+    "draw": "tie",
+    "none": "tie",
 }
 _JSON_OBJECT = re.compile(r"\{.*\}", re.S)
-_KEY_ALIASES = {"winner": "overall", "preferred": "overall", "better": "overall", "verdict": "overall", "answer": "overall"}
+_KEY_ALIASES = {
+    "winner": "overall",
+    "preferred": "overall",
+    "better": "overall",
+    "verdict": "overall",
+    "answer": "overall",
+}
 
 
 def _normalise_key(key: str) -> str:
@@ -96,7 +131,9 @@ def _verdict(value: object) -> Verdict | None:
 
 def _line_pattern(name: str) -> re.Pattern:
     words = name.replace("_", r"[\s_-]?")
-    return re.compile(rf"\b{words}\b(?:\s+is)?[\s\"'*:=\-]*(?:reply|response)?\s*\"?\b((?-i:A|B)|tie|equal|both|neither)\b", re.I)
+    return re.compile(
+        rf"\b{words}\b(?:\s+is)?[\s\"'*:=\-]*(?:reply|response)?\s*\"?\b((?-i:A|B)|tie|equal|both|neither)\b", re.I
+    )
 
 
 _LINE_PATTERNS = {name: _line_pattern(name) for name in (*CRITERIA, "winner", "answer")}
@@ -155,13 +192,29 @@ class LLMJudge:
     """
 
     def __init__(
-        self, endpoint: str, model: str, cache: ChatCache | None = None, concurrency: int = 4,
-        timeout: float = 120.0, retries: int = 3, max_tokens: int = 200, api_key_env: str = "OPENAI_API_KEY",
+        self,
+        endpoint: str,
+        model: str,
+        cache: ChatCache | None = None,
+        concurrency: int = 4,
+        timeout: float = 120.0,
+        retries: int = 3,
+        max_tokens: int = 200,
+        api_key_env: str = "OPENAI_API_KEY",
     ):
         self.model = model
         self.name = f"llm:{model}"
-        self.chat = CachedChat(endpoint, model, purpose=self.name, cache=cache, max_tokens=max_tokens, concurrency=concurrency,
-                               timeout=timeout, retries=retries, api_key_env=api_key_env)
+        self.chat = CachedChat(
+            endpoint,
+            model,
+            purpose=self.name,
+            cache=cache,
+            max_tokens=max_tokens,
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+            api_key_env=api_key_env,
+        )
 
     @property
     def requests(self) -> int:
@@ -172,7 +225,10 @@ class LLMJudge:
 
     def judge_many(self, pairs: Sequence[Pair], progress: bool = False) -> list[Judgement]:
         results: list[Judgement | None] = [None] * len(pairs)
-        with ThreadPoolExecutor(self.chat.concurrency) as pool, bar(len(pairs), f"judging ({self.model})", progress) as advance:
+        with (
+            ThreadPoolExecutor(self.chat.concurrency) as pool,
+            bar(len(pairs), f"judging ({self.model})", progress) as advance,
+        ):
             futures = {pool.submit(self.answer, pair): index for index, pair in enumerate(pairs)}
             try:
                 for future, index in futures.items():
@@ -206,6 +262,8 @@ class PanelJudge:
                 if counted:
                     (top, top_count), *rest = counted.most_common()
                     criteria[name] = top if top_count * 2 > sum(counted.values()) else "tie"
-            rationale = " | ".join(f"{j.name}: {v.rationale}" for j, v in zip(self.judges, votes, strict=True) if v.rationale)
+            rationale = " | ".join(
+                f"{j.name}: {v.rationale}" for j, v in zip(self.judges, votes, strict=True) if v.rationale
+            )
             results.append(Judgement(criteria.get("overall", "tie"), criteria, rationale or None))
         return results

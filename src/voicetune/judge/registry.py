@@ -62,13 +62,26 @@ class JudgeOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["learned", "rubric", "llm"] = Field(
-        "learned", description="learned (usable first, learned from blind listeners' labels; the rubric's findings explain each "
-        "verdict), rubric (the scorer alone, deterministic) or llm (an OpenAI-compatible judge model; several models form a panel)")
-    model: str | None = Field(None, description="the learned judge's folder (from voicetune judge train); default: the one trained on "
-                              "the packaged listener labels, cached")
-    endpoints: list[str] = Field(default_factory=list, description="the LLM judge's OpenAI-compatible URL: one, or one per model")
-    models: list[str] = Field(default_factory=list, description="the LLM judge's model names; more than one is a panel (majority vote per criterion)")
-    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable holding the endpoint's API key (never stored)")
+        "learned",
+        description="learned (usable first, learned from blind listeners' labels; the rubric's findings explain each "
+        "verdict), rubric (the scorer alone, deterministic) or llm (an OpenAI-compatible judge model; several models "
+        "form a panel)",
+    )
+    model: str | None = Field(
+        None,
+        description="the learned judge's folder (from voicetune judge train); default: the one trained on "
+        "the packaged listener labels, cached",
+    )
+    endpoints: list[str] = Field(
+        default_factory=list, description="the LLM judge's OpenAI-compatible URL: one, or one per model"
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="the LLM judge's model names; more than one is a panel (majority vote per criterion)",
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="the environment variable holding the endpoint's API key (never stored)"
+    )
     concurrency: int = Field(4, ge=1, description="parallel requests to the judge endpoint")
     timeout: float = Field(120.0, gt=0, description="seconds one judge request may take in all before it is retried")
     max_tokens: int = Field(200, gt=0, description="the longest judge answer, in tokens")
@@ -89,15 +102,26 @@ def _llm(options: JudgeOptions, cache: Path | None, scorer: ScorerConfig | None)
         raise VoicetuneError("give one --judge-endpoint, or one per --judge-model")
     shared = ChatCache(cache) if cache is not None else None
     judges = [
-        LLMJudge(options.endpoints[i if len(options.endpoints) > 1 else 0], name, shared, concurrency=options.concurrency,
-                 timeout=options.timeout, max_tokens=options.max_tokens, api_key_env=options.api_key_env)
+        LLMJudge(
+            options.endpoints[i if len(options.endpoints) > 1 else 0],
+            name,
+            shared,
+            concurrency=options.concurrency,
+            timeout=options.timeout,
+            max_tokens=options.max_tokens,
+            api_key_env=options.api_key_env,
+        )
         for i, name in enumerate(options.models)
     ]
     return judges[0] if len(judges) == 1 else PanelJudge(judges)
 
 
 #: Judges by name: a factory from (options, cache path or None, scorer config or None).
-JUDGES: dict[str, Callable[[JudgeOptions, Path | None, ScorerConfig | None], Judge]] = {"learned": _learned, "rubric": _rubric, "llm": _llm}
+JUDGES: dict[str, Callable[[JudgeOptions, Path | None, ScorerConfig | None], Judge]] = {
+    "learned": _learned,
+    "rubric": _rubric,
+    "llm": _llm,
+}
 
 
 def make_judge(options: JudgeOptions, cache: str | Path | None = None, scorer: ScorerConfig | None = None) -> Judge:
@@ -115,8 +139,11 @@ def judge_pairs(pairs: Sequence[Pair], judge: Judge | None = None, progress: boo
     pairs = list(pairs)
     judged = []
     for pair, verdict in zip(pairs, judge.judge_many(pairs, progress=progress), strict=True):
-        update: dict = {"winner": verdict.winner, "rationale": verdict.rationale,
-                        "criteria": {k: v for k, v in verdict.criteria.items() if k in QUALITIES} or None}
+        update: dict = {
+            "winner": verdict.winner,
+            "rationale": verdict.rationale,
+            "criteria": {k: v for k, v in verdict.criteria.items() if k in QUALITIES} or None,
+        }
         if verdict.error:
             update["meta"] = {**pair.meta, "error": verdict.error}
         judged.append(pair.model_copy(update=update))

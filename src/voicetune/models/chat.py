@@ -27,7 +27,9 @@ class ChatCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, judge TEXT, model TEXT, answer TEXT)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, judge TEXT, model TEXT, answer TEXT)"
+        )
         self._db.commit()
         self.hits = 0
 
@@ -75,16 +77,29 @@ class CachedChat:
     """
 
     def __init__(
-        self, endpoint: str, model: str, *, purpose: str, cache: ChatCache | None = None, max_tokens: int = 200,
-        temperature: float = 0.0, concurrency: int = 1, timeout: float = 60.0, retries: int = 3,
+        self,
+        endpoint: str,
+        model: str,
+        *,
+        purpose: str,
+        cache: ChatCache | None = None,
+        max_tokens: int = 200,
+        temperature: float = 0.0,
+        concurrency: int = 1,
+        timeout: float = 60.0,
+        retries: int = 3,
         api_key_env: str = "OPENAI_API_KEY",
     ):
-        self.client = HTTPBackend(endpoint, model, concurrency=concurrency, timeout=timeout, retries=retries, api_key_env=api_key_env)
+        self.client = HTTPBackend(
+            endpoint, model, concurrency=concurrency, timeout=timeout, retries=retries, api_key_env=api_key_env
+        )
         self.model = model
         self.purpose = purpose
         self.cache = cache
         self.temperature = float(temperature)
-        self.sampling = SamplingConfig(max_new_tokens=max_tokens, temperature=self.temperature, do_sample=self.temperature > 0, seed=0)
+        self.sampling = SamplingConfig(
+            max_new_tokens=max_tokens, temperature=self.temperature, do_sample=self.temperature > 0, seed=0
+        )
         self.requests = 0
         self._lock = threading.Lock()
 
@@ -94,7 +109,11 @@ class CachedChat:
 
     def key(self, messages: list[dict[str, str]], seed: int = 0) -> str:
         """The cache key of an answer to ``messages``."""
-        settings: dict[str, Any] = {"endpoint": self.client.url, "temperature": self.temperature, "max_tokens": self.sampling.max_new_tokens}
+        settings: dict[str, Any] = {
+            "endpoint": self.client.url,
+            "temperature": self.temperature,
+            "max_tokens": self.sampling.max_new_tokens,
+        }
         if self.temperature > 0:
             settings["seed"] = seed  # a sampled answer is one draw per seed; a greedy one is the same for all
         return ChatCache.key(self.purpose, self.model, messages, settings)

@@ -60,19 +60,20 @@ class SamplingConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise VoicetuneError(f"seed {self.seed!r}: must be a whole number from 0 to {MAX_SEED}")
 
-
     @classmethod
     def at(cls, temperature: float, **settings: Any) -> SamplingConfig:
         """Sampling at ``temperature``, greedy at 0: the one reading of a command's or config's temperature."""
         return cls(temperature=max(temperature, 1e-5), do_sample=temperature > 0, **settings)
 
 
-#: The largest sampling seed (torch's and numpy's range; the seeds of a batch count up from it, see :func:`request_seed`).
+# : The largest sampling seed (torch's and numpy's range; the seeds of a batch count up from it, see
+# :func:`request_seed`).
 MAX_SEED = 2**32 - 1
 
 
 #: The defaults, for config fields and command options that take them.
 DEFAULT_SAMPLING = SamplingConfig()
+
 
 def request_seed(seed: int, index: int = 0) -> int:
     """The seed of the ``index``-th request of a batch seeded with ``seed``, for a llama.cpp or OpenAI-compatible
@@ -83,7 +84,10 @@ def request_seed(seed: int, index: int = 0) -> int:
 def _unconstrained(sampling: SamplingConfig, backend: str) -> None:
     """Backends without the number constraint refuse it rather than ignore it."""
     if sampling.numbers_from_prompt:
-        raise VoicetuneError(f"+numbers (digits only from the prompt) needs a transformers model; the {backend} backend cannot constrain decoding")
+        raise VoicetuneError(
+            f"+numbers (digits only from the prompt) needs a transformers model; the {backend} backend cannot "
+            "constrain decoding"
+        )
 
 
 class TransformersBackend:
@@ -98,7 +102,10 @@ class TransformersBackend:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(
-        self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None
+        self,
+        prompts: Sequence[list[dict[str, str]]],
+        sampling: SamplingConfig,
+        on_batch: Callable[[list[int], list[str]], None] | None = None,
     ) -> list[str]:
         """Responses for ``prompts`` (chat messages), in order. Prompts are sorted by length so a batch
         wastes little on padding; ``on_batch(indexes, texts)`` is called as each batch finishes."""
@@ -111,10 +118,14 @@ class TransformersBackend:
         generator_device = self.model.device
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            encoded = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(generator_device)
+            encoded = self.tokenizer(
+                [texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(generator_device)
             torch.manual_seed(sampling.seed + start)
             with torch.inference_mode():
-                output = self.model.generate(**encoded, **self._sampling_args(sampling, [texts[i] for i in batch], encoded["input_ids"].shape[1]))
+                output = self.model.generate(
+                    **encoded, **self._sampling_args(sampling, [texts[i] for i in batch], encoded["input_ids"].shape[1])
+                )
             decoded = self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
             for index, text in zip(batch, decoded, strict=True):
                 results[index] = text.strip()
@@ -125,9 +136,13 @@ class TransformersBackend:
     def _sampling_args(self, sampling: SamplingConfig, prompts: Sequence[str] = (), prompt_length: int = 0) -> dict:
         """``model.generate``'s sampling arguments (the one place they are set, batched or streamed); with
         ``numbers_from_prompt``, the logits processor that keeps each row's digits to its prompt's."""
-        args = {"max_new_tokens": sampling.max_new_tokens, "do_sample": sampling.do_sample,
-                "temperature": sampling.temperature if sampling.do_sample else None,
-                "top_p": sampling.top_p if sampling.do_sample else None, "pad_token_id": self.tokenizer.pad_token_id}
+        args = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "do_sample": sampling.do_sample,
+            "temperature": sampling.temperature if sampling.do_sample else None,
+            "top_p": sampling.top_p if sampling.do_sample else None,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
         if sampling.numbers_from_prompt:
             from transformers import LogitsProcessorList  # noqa: PLC0415 (heavy: transformers)
 
@@ -150,7 +165,11 @@ class TransformersBackend:
             torch.manual_seed(sampling.seed)
             try:
                 with torch.inference_mode():
-                    self.model.generate(**encoded, streamer=streamer, **self._sampling_args(sampling, [prompt], encoded["input_ids"].shape[1]))
+                    self.model.generate(
+                        **encoded,
+                        streamer=streamer,
+                        **self._sampling_args(sampling, [prompt], encoded["input_ids"].shape[1]),
+                    )
             except BaseException as error:  # surfaced to the reader below, never lost in the thread
                 failure.append(error)
                 streamer.end()
@@ -171,7 +190,10 @@ class LlamaCppBackend:
         try:
             from llama_cpp import Llama  # noqa: PLC0415 (heavy: llama_cpp)
         except ImportError:
-            raise VoicetuneError("the llama.cpp backend needs llama-cpp-python: pip install 'voicetune[server]' (make install-test builds it)") from None
+            raise VoicetuneError(
+                "the llama.cpp backend needs llama-cpp-python: pip install 'voicetune[server]' (make install-test "
+                "builds it)"
+            ) from None
 
         path = Path(gguf)
         if not path.is_file():
@@ -185,8 +207,11 @@ class LlamaCppBackend:
 
             model, eos, bos = self.llm._model, self.llm.token_eos(), self.llm.token_bos()
             self._chat_formatter = Jinja2ChatFormatter(
-                template=self.llm.metadata["tokenizer.chat_template"], eos_token=model.token_get_text(eos) if eos != -1 else "",
-                bos_token=model.token_get_text(bos) if bos != -1 else "", stop_token_ids=[eos])
+                template=self.llm.metadata["tokenizer.chat_template"],
+                eos_token=model.token_get_text(eos) if eos != -1 else "",
+                bos_token=model.token_get_text(bos) if bos != -1 else "",
+                stop_token_ids=[eos],
+            )
         return self._chat_formatter
 
     def prefill(self, messages: list[dict[str, str]], marker: str, text: str = "") -> int:
@@ -200,7 +225,9 @@ class LlamaCppBackend:
         cut = formatted.prompt.find(marker)
         if cut < 0:
             return 0
-        tokens = self.llm.tokenize((formatted.prompt[:cut] + text).encode("utf-8"), add_bos=not formatted.added_special, special=True)
+        tokens = self.llm.tokenize(
+            (formatted.prompt[:cut] + text).encode("utf-8"), add_bos=not formatted.added_special, special=True
+        )
         tokens = tokens[:-1]  # the last token may merge with what follows: leave it to the request
         common = self.llm.longest_token_prefix(self.llm._input_ids, tokens)  # type: ignore[arg-type]  # an ndarray of token ids
         if common >= len(tokens):
@@ -212,7 +239,10 @@ class LlamaCppBackend:
     def _request(self, messages: list[dict[str, str]], sampling: SamplingConfig, seed: int, stream: bool):
         return self.llm.create_chat_completion(
             messages=messages,  # type: ignore[arg-type]  # role/content dicts, as llama.cpp's TypedDicts are max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
-            top_p=sampling.top_p, seed=request_seed(seed), stream=stream)
+            top_p=sampling.top_p,
+            seed=request_seed(seed),
+            stream=stream,
+        )
 
     def stream(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Iterator[str]:
         _unconstrained(sampling, "llama.cpp")
@@ -221,7 +251,12 @@ class LlamaCppBackend:
             if piece:
                 yield piece
 
-    def generate(self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[list[dict[str, str]]],
+        sampling: SamplingConfig,
+        on_batch: Callable[[list[int], list[str]], None] | None = None,
+    ) -> list[str]:
         _unconstrained(sampling, "llama.cpp")
         results = []
         for index, messages in enumerate(prompts):
@@ -244,15 +279,32 @@ class HTTPBackend:
             not a positive number of seconds, or a concurrency below 1.
     """
 
-    def __init__(self, endpoint: str, model: str, concurrency: int = 8, timeout: float = 60.0, retries: int = 4, api_key_env: str = "OPENAI_API_KEY"):
+    def __init__(
+        self,
+        endpoint: str,
+        model: str,
+        concurrency: int = 8,
+        timeout: float = 60.0,
+        retries: int = 4,
+        api_key_env: str = "OPENAI_API_KEY",
+    ):
         try:
             parts = urllib.parse.urlsplit(endpoint.strip())
-            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+            valid = (
+                parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+            )
         except ValueError:  # a port that is not a number, a malformed IPv6 address
             valid = False
         if not valid:
-            raise VoicetuneError(f"{printable(endpoint)!r}: not an endpoint URL; expected http://HOST[:PORT][/v1] or https://...")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+            raise VoicetuneError(
+                f"{printable(endpoint)!r}: not an endpoint URL; expected http://HOST[:PORT][/v1] or https://..."
+            )
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
             raise VoicetuneError(f"{endpoint}: the timeout must be a positive number of seconds, got {timeout!r}")
         if concurrency < 1:
             raise VoicetuneError(f"{endpoint}: the concurrency must be at least 1, got {concurrency!r}")
@@ -294,7 +346,9 @@ class HTTPBackend:
                     reason = getattr(error, "reason", error)
                     raise VoicetuneError(f"{self.url}: unreachable or too slow ({reason})") from None
             except ValueError as error:
-                raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply (not JSON: {error})") from None
+                raise VoicetuneError(
+                    f"{self.url}: not an OpenAI-compatible chat completion reply (not JSON: {error})"
+                ) from None
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
@@ -328,24 +382,39 @@ class HTTPBackend:
                 found = f"a JSON {type(data).__name__}"
             elif "choices" not in data:
                 found = "no 'choices'"
+            elif isinstance(choices, list) and choices:
+                found = f"'choices' is a list of {type(choices[0]).__name__}"
             else:
-                found = f"'choices' is {json.dumps(choices)[:40] if not isinstance(choices, list) or not choices else 'a list of ' + type(choices[0]).__name__}"
-            raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply ({found}, expected a list of choices)")
+                found = f"'choices' is {json.dumps(choices)[:40]}"
+            raise VoicetuneError(
+                f"{self.url}: not an OpenAI-compatible chat completion reply ({found}, expected a list of choices)"
+            )
         message = choices[0].get("message")
         if not isinstance(message, dict):
-            raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply (choices[0].message is {type(message).__name__})")
+            raise VoicetuneError(
+                f"{self.url}: not an OpenAI-compatible chat completion reply (choices[0].message is "
+                f"{type(message).__name__})"
+            )
         content = message.get("content")
         if content is not None and not isinstance(content, str):
-            raise VoicetuneError(f"{self.url}: not an OpenAI-compatible chat completion reply (choices[0].message.content is {type(content).__name__}, expected a string)")
+            raise VoicetuneError(
+                f"{self.url}: not an OpenAI-compatible chat completion reply (choices[0].message.content is "
+                f"{type(content).__name__}, expected a string)"
+            )
         content = (content or "").strip()
         try:
             content.encode("utf-8")
         except UnicodeEncodeError:
-            raise VoicetuneError(f"{self.url}: the reply's text is not valid Unicode (a lone surrogate escape such as \\ud800)") from None
+            raise VoicetuneError(
+                f"{self.url}: the reply's text is not valid Unicode (a lone surrogate escape such as \\ud800)"
+            ) from None
         return content
 
     def generate(
-        self, prompts: Sequence[list[dict[str, str]]], sampling: SamplingConfig, on_batch: Callable[[list[int], list[str]], None] | None = None
+        self,
+        prompts: Sequence[list[dict[str, str]]],
+        sampling: SamplingConfig,
+        on_batch: Callable[[list[int], list[str]], None] | None = None,
     ) -> list[str]:
         _unconstrained(sampling, "HTTP")
         results: list[str] = [""] * len(prompts)
@@ -375,15 +444,19 @@ class VLLMBackend:
         torch.cuda.empty_cache()
         share = float(os.environ.get("VOICETUNE_VLLM_GPU_MEMORY", "0.5"))
         resolved = resolve_model(model_spec)  # an adapter stack: its merged model, written once into the cache
-        self.llm = LLM(model=str(merged_folder(resolved)) if is_adapter_stack(resolved) else resolved, gpu_memory_utilization=share)
+        self.llm = LLM(
+            model=str(merged_folder(resolved)) if is_adapter_stack(resolved) else resolved, gpu_memory_utilization=share
+        )
 
     def generate(self, prompts, sampling: SamplingConfig, on_batch=None) -> list[str]:
         from vllm import SamplingParams  # noqa: PLC0415 (heavy: vllm)
 
         _unconstrained(sampling, "vLLM")
         params = SamplingParams(
-            max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
-            top_p=sampling.top_p, seed=request_seed(sampling.seed),
+            max_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature if sampling.do_sample else 0.0,
+            top_p=sampling.top_p,
+            seed=request_seed(sampling.seed),
         )
         outputs = self.llm.chat(list(prompts), params, use_tqdm=False)
         texts = [o.outputs[0].text.strip() for o in outputs]
@@ -400,7 +473,9 @@ def _vllm_usable() -> bool:
     return torch.cuda.is_available()
 
 
-def make_backend(model: str | None = None, endpoint: str | None = None, api_model: str | None = None, batch_size: int = 16):
+def make_backend(
+    model: str | None = None, endpoint: str | None = None, api_model: str | None = None, batch_size: int = 16
+):
     """The backend a user asked for: ``--endpoint URL --api-model NAME`` for HTTP, vLLM on a GPU when it is
     installed, else transformers."""
     if endpoint:
@@ -442,7 +517,14 @@ def _prompt_key(turn: Turn | dict, style_prompt: str | None) -> str | None:
     return digest(build_messages(turn, style_prompt))
 
 
-def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prompt: str | None, sampling: SamplingConfig, progress: bool = True) -> list[Turn]:
+def generate_turns(
+    backend,
+    turns: Sequence[Turn],
+    output_path: Path,
+    style_prompt: str | None,
+    sampling: SamplingConfig,
+    progress: bool = True,
+) -> list[Turn]:
     if str(output_path) in ("", ".") or output_path.is_dir():
         raise VoicetuneError(f"{output_path}: is a directory, expected a file to write")
     partial = output_path.with_name(output_path.name + ".partial")
@@ -456,7 +538,12 @@ def generate_turns(backend, turns: Sequence[Turn], output_path: Path, style_prom
                 row = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(row, dict) and row.get("id") in wanted and row.get("response") is not None and _prompt_key(row, style_prompt) == wanted[row["id"]]:
+            if (
+                isinstance(row, dict)
+                and row.get("id") in wanted
+                and row.get("response") is not None
+                and _prompt_key(row, style_prompt) == wanted[row["id"]]
+            ):
                 done[row["id"]] = row["response"]
     if partial.exists():
         for _, line in jsonl_lines(partial.read_text(encoding="utf-8")):

@@ -37,10 +37,23 @@ class LlamaServer:
     """``with LlamaServer(gguf) as url:`` serves the model at ``url`` (``http://127.0.0.1:PORT/v1``) under the
     name ``alias`` until the block ends. The server's log goes to a temporary file, quoted if it fails."""
 
-    def __init__(self, gguf: str | Path | None = None, alias: str = "smollm2-135m", n_ctx: int = 4096, threads: int | None = None, startup_timeout: float = 180.0):
+    def __init__(
+        self,
+        gguf: str | Path | None = None,
+        alias: str = "smollm2-135m",
+        n_ctx: int = 4096,
+        threads: int | None = None,
+        startup_timeout: float = 180.0,
+    ):
         if gguf is None:
             gguf = embedded_gguf()
-        self.gguf, self.alias, self.n_ctx, self.threads, self.startup_timeout = Path(gguf), alias, n_ctx, threads, startup_timeout
+        self.gguf, self.alias, self.n_ctx, self.threads, self.startup_timeout = (
+            Path(gguf),
+            alias,
+            n_ctx,
+            threads,
+            startup_timeout,
+        )
         self.process: subprocess.Popen | None = None
         self.url = ""
 
@@ -50,8 +63,19 @@ class LlamaServer:
         port = _free_port()
         self.log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log", delete=False)
         command = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", self.alias,
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.n_ctx),
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.gguf),
+            "--model_alias",
+            self.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(self.n_ctx),
         ]
         command += ["--n_threads", str(choose_threads(self.threads))]  # the free cores: busy ones slow every thread
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)

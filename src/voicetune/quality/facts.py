@@ -29,7 +29,10 @@ from voicetune.records import Context
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
 MONTHS["sept"] = 9
-_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?"
+    r"|Nov(?:ember)?|Dec(?:ember)?)"
+)
 _ORD = r"(?:st|nd|rd|th)?"
 _AMPM = r"(?:[AaPp]\.?\s?[Mm]\.?)"
 
@@ -46,12 +49,22 @@ DATE = re.compile(
 )
 CODE = re.compile(r"#\s?[A-Za-z0-9-]{3,}\b|\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+)*\b|\b\d{6,}\b")
 NUMBER = re.compile(r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?(?![\w])")
-NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+([A-Z][a-z]+)|\b(?:[Tt]hank you|[Tt]hanks|Hi|Hello|Dear),?\s+([A-Z][a-z]+)\b")
+NAME = re.compile(
+    r"\b(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+([A-Z][a-z]+)|\b(?:[Tt]hank you|[Tt]hanks|Hi|Hello|Dear),?\s+([A-Z][a-z]+)\b"
+)
 LIST_ITEM = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 LIST_MARKER = re.compile(r"^\s*\d+[.)]\s", re.M)  # "1." at a line start: numbering, never a fact
 
 #: The order in which spans are claimed: an email's digits are not also a number, and so on.
-_EXTRACTORS = (("email", EMAIL), ("phone", PHONE), ("money", MONEY), ("time", TIME), ("date", DATE), ("code", CODE), ("number", NUMBER))
+_EXTRACTORS = (
+    ("email", EMAIL),
+    ("phone", PHONE),
+    ("money", MONEY),
+    ("time", TIME),
+    ("date", DATE),
+    ("code", CODE),
+    ("number", NUMBER),
+)
 _NOT_NAMES = {"for", "you", "so", "again", "there", "everyone", "sir", "madam", "and", "the"}
 _STOPWORDS = frozenset(
     "a an the of to in on at for and or but is are was were be been it its this that these those your you i we "
@@ -118,9 +131,16 @@ _FACT_SCAN = re.compile(
     "|".join(
         f"(?P<{kind}>{pattern})"
         for kind, pattern in (
-            ("email", EMAIL.pattern), ("url", f"(?i:{URL.pattern})"), ("internal_id", INTERNAL_ID.pattern),
-            ("marker", LIST_MARKER.pattern), ("phone", PHONE.pattern), ("money", MONEY.pattern), ("time", TIME.pattern),
-            ("date", DATE.pattern), ("code", CODE.pattern), ("number", NUMBER.pattern),
+            ("email", EMAIL.pattern),
+            ("url", f"(?i:{URL.pattern})"),
+            ("internal_id", INTERNAL_ID.pattern),
+            ("marker", LIST_MARKER.pattern),
+            ("phone", PHONE.pattern),
+            ("money", MONEY.pattern),
+            ("time", TIME.pattern),
+            ("date", DATE.pattern),
+            ("code", CODE.pattern),
+            ("number", NUMBER.pattern),
         )
     ),
     re.M,
@@ -153,7 +173,9 @@ def _fact_windows(draft: str) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=16384)
-def extract_facts(draft: str, spoken_list_limit: int = SPOKEN_LIST_LIMIT, trivial_count: int = TRIVIAL_COUNT) -> tuple[Fact, ...]:
+def extract_facts(
+    draft: str, spoken_list_limit: int = SPOKEN_LIST_LIMIT, trivial_count: int = TRIVIAL_COUNT
+) -> tuple[Fact, ...]:
     """Find the must-convey facts in a draft: money, phone numbers, emails, times, dates, codes, numbers, names.
 
     List markers ("1.", "2.") are not facts; internal ids and URLs never are, nor single counts up to
@@ -399,10 +421,17 @@ def _is_trivial_number(text: str, limit: int = TRIVIAL_COUNT) -> bool:
 
 _NUMBER_TOKEN = re.compile(r"\d+(?:\.\d+)?")
 _PAIR_GAP = re.compile(r"(?:\s*(?:dollars?|bucks)?,?\s*(?:and\s+)?|:|\s*\.\s*)")
-_CLOCK_SUFFIX = re.compile(r"(?::00)?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the (?:morning|afternoon|evening)|at night|tonight|sharp|\s*(?:to|-|–|until|till|and)\s*(?:\d{1,2}(?::\d{2})?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the|at night)|noon|midnight))")
+_CLOCK_SUFFIX = re.compile(
+    r"(?::00)?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in the (?:morning|afternoon|evening)|at "
+    r"night|tonight|sharp|\s*(?:to|-|–|until|till|and)\s*(?:\d{1,2}(?::\d{2})?\s*(?:a\.?\s?m\b|p\.?\s?m\b|o'?clock|in "
+    r"the|at night)|noon|midnight))"
+)
 _CLOCK_PREFIX = re.compile(r"(?:\bat|\bby|\buntil|\bfrom|\bafter|\bbefore|\baround|\bto|\btill)\s+$")
 _NAMED_TIME = re.compile(r"\b(half|quarter) (past|to) (\d{1,2})\b")
-_MONTH_NAME = re.compile(rf"\b({_MONTH})\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\b", re.I)
+_MONTH_NAME = re.compile(
+    rf"\b({_MONTH})\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\b",
+    re.I,
+)
 _NUMERIC_DATE = re.compile(r"\b\d{4}-(\d{1,2})-(\d{1,2})\b|(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d])")
 _ORDINAL_DAY = re.compile(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b")
 # "T C, then seven seven two four, then Q as in queen" / "read more, all one word, then ten"
@@ -466,7 +495,11 @@ class SpokenView:
                 continue
             following = tokens[i + 1] if i + 1 < len(tokens) else None
             minute, end = None, match.end()
-            if following and digits[end : following.start()] in (":", " ", ".") and re.fullmatch(r"[0-5]\d", following.group(0)):
+            if (
+                following
+                and digits[end : following.start()] in (":", " ", ".")
+                and re.fullmatch(r"[0-5]\d", following.group(0))
+            ):
                 minute, end = int(following.group(0)), following.end()
             is_clock = (
                 minute is not None
@@ -528,7 +561,7 @@ _PM = re.compile(r"\s*(?:p\.?\s?m\b|in the (?:afternoon|evening)|at night|tonigh
 
 
 def _half_of_day(digits: str, end: int) -> str | None:
-    """"am" or "pm" when the words right after a time say which half of the day it is."""
+    """ "am" or "pm" when the words right after a time say which half of the day it is."""
     if _AM.match(digits, end):
         return "am"
     if _PM.match(digits, end):
@@ -585,7 +618,9 @@ def _in_joined(key: str, view: SpokenView) -> bool:
     start = view.joined.find(key)
     while start != -1:
         end = start + len(key)
-        if (start == 0 or not view.joined[start - 1].isdigit()) and (end == len(view.joined) or not view.joined[end].isdigit()):
+        if (start == 0 or not view.joined[start - 1].isdigit()) and (
+            end == len(view.joined) or not view.joined[end].isdigit()
+        ):
             return True
         start = view.joined.find(key, start + 1)
     return False
@@ -642,7 +677,13 @@ def _conveyed(fact: Fact, response: str) -> bool:
         digits = digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
         return digits in re.sub(r"\D", "", view.digits)
     if kind == "email":
-        spoken = fact.text.lower().replace(".", " dot ").replace("@", " at ").replace("_", " underscore ").replace("-", " dash ")
+        spoken = (
+            fact.text.lower()
+            .replace(".", " dot ")
+            .replace("@", " at ")
+            .replace("_", " underscore ")
+            .replace("-", " dash ")
+        )
         return compact(fact.text) in view.compact or compact(spoken_to_digits(spoken)) in view.compact
     if kind in ("code", "internal_id"):
         key = compact(spoken_to_digits(fact.text.lstrip("#")))
@@ -653,13 +694,19 @@ def _conveyed(fact: Fact, response: str) -> bool:
             value = _canonical(value.replace(",", ""))
         if (value in view.numbers and not value.startswith("0")) or (len(value) >= 2 and _in_joined(value, view)):
             return True
-        return value.isdigit() and _int(value) <= 20 and (
-            _number_word(_int(value)) in view.words or (_int(value) == 1 and bool({"a", "an"} & view.words))
+        return (
+            value.isdigit()
+            and _int(value) <= 20
+            and (_number_word(_int(value)) in view.words or (_int(value) == 1 and bool({"a", "an"} & view.words)))
         )
     if kind == "name":
         return fact.text.lower() in view.words
-    content = [w for w in words(spoken_to_digits(fact.text).lower()) if w not in _STOPWORDS and len(w) > 2] or words(fact.text)
-    present = sum(1 for w in content if w in view.words or any(w[:5] in said for said in view.words))  # "lock" ~ "unlocked"
+    content = [w for w in words(spoken_to_digits(fact.text).lower()) if w not in _STOPWORDS and len(w) > 2] or words(
+        fact.text
+    )
+    present = sum(
+        1 for w in content if w in view.words or any(w[:5] in said for said in view.words)
+    )  # "lock" ~ "unlocked"
     return present >= max(1, 0.5 * len(content))
 
 
@@ -704,10 +751,13 @@ def _canonical(token: str) -> str:
 _MONEY_CONTEXT = re.compile(r"(?:\$\s?|\b)(\d+(?:\.\d+)?)(?=\s*(?:dollars?|bucks|usd)\b)|\$\s?(\d+(?:\.\d+)?)", re.I)
 
 
-def invented_numbers(response: str, context_texts: tuple[str, ...], small_count_limit: int = SMALL_COUNT_LIMIT) -> list[str]:
+def invented_numbers(
+    response: str, context_texts: tuple[str, ...], small_count_limit: int = SMALL_COUNT_LIMIT
+) -> list[str]:
     """Numbers the response states that appear nowhere in its context (history, draft, tool results).
 
-    Small counts (``small_count_limit`` or less) are left alone unless they are money, and two adjacent numbers that together
+    Small counts (``small_count_limit`` or less) are left alone unless they are money, and two adjacent numbers that
+    together
     make a context number ("one twenty-one" for 121, "555 201" of a phone number) are accepted.
     """
     view = spoken_view(response)
@@ -799,12 +849,20 @@ def swapped_amounts(response: str, draft: str) -> list[tuple[str, str]]:
 def turn_facts(turn: Context, rules: FactRules = DEFAULT_CONFIG.facts) -> tuple[Fact, ...]:
     """The facts of a turn, each marked required or not (the one definition of what a turn needs said: the
     scorer, the policy's prompt, the simulated caller and the corrupter read it): its curated ``facts`` when
-    given (all required; ``facts: []`` needs nothing), else those extracted from its draft, required only when the caller needs them now (:func:`caller_needs`: not
+    given (all required; ``facts: []`` needs nothing), else those extracted from its draft, required only when the
+    caller needs them now (:func:`caller_needs`: not
     what the caller already has, not the details an answer may offer instead of reading)."""
     if turn.facts is not None:
         return tuple(classify_fact(text) for text in turn.facts if text.strip())
     draft = turn.draft or ""
     facts = extract_facts(draft, rules.spoken_list_limit, rules.trivial_count)
     earlier = tuple(m.text for m in turn.history) if rules.known_is_optional else ()
-    return caller_needs(facts, draft, earlier, rules.spoken_list_limit, rules.procedure_steps, rules.item_details_optional,
-                        rules.long_code_chars)
+    return caller_needs(
+        facts,
+        draft,
+        earlier,
+        rules.spoken_list_limit,
+        rules.procedure_steps,
+        rules.item_details_optional,
+        rules.long_code_chars,
+    )

@@ -50,8 +50,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "CONTRADICTED", "DROPPED", "Finding", "contradicts", "INVENTED", "SWAPPED", "UNSUPPORTED", "KINDS", "MARKDOWN", "PHRASES", "REPETITION", "TEMPLATES", "count_findings",
-    "has_finding", "render",
+    "CONTRADICTED",
+    "DROPPED",
+    "Finding",
+    "contradicts",
+    "INVENTED",
+    "SWAPPED",
+    "UNSUPPORTED",
+    "KINDS",
+    "MARKDOWN",
+    "PHRASES",
+    "REPETITION",
+    "TEMPLATES",
+    "count_findings",
+    "has_finding",
+    "render",
 ]
 
 
@@ -111,7 +124,7 @@ TEMPLATES: dict[str, str] = {
     "invented_number": "states {text} that the context does not contain",
     "question_dropped": "doesn't ask the caller what the draft asks",
     "off_draft": "says nothing the draft says",
-    "unsupported_claim": "says \"{text}\", which the draft does not support (it says \"{draft}\")",
+    "unsupported_claim": 'says "{text}", which the draft does not support (it says "{draft}")',
     # overall
     "says_nothing": "says nothing",
 }
@@ -130,18 +143,35 @@ CONTRADICTED: frozenset[str] = SWAPPED | frozenset({"done_early"})
 #: Required facts the response does not convey.
 DROPPED: frozenset[str] = frozenset({"dropped_fact"})
 #: Markdown read aloud.
-MARKDOWN: frozenset[str] = frozenset({"markdown_emphasis", "markdown_header", "code_formatting", "markdown_table", "list_bullets"})
+MARKDOWN: frozenset[str] = frozenset(
+    {"markdown_emphasis", "markdown_header", "code_formatting", "markdown_table", "list_bullets"}
+)
 #: Phrases from the lists in ``quality/phrases.py``.
 PHRASES: frozenset[str] = frozenset({"filler", "robotic_phrase", "stiff_phrase"})
 #: Repetition of what was already said (in the response or the conversation).
 REPETITION: frozenset[str] = frozenset(
-    {"repeated_sentence", "reworded_repeat", "announced_repeat", "repeated_runs", "repeats_last_turn", "echoes_caller", "repeated_fact"}
+    {
+        "repeated_sentence",
+        "reworded_repeat",
+        "announced_repeat",
+        "repeated_runs",
+        "repeats_last_turn",
+        "echoes_caller",
+        "repeated_fact",
+    }
 )
 
 #: How a fact's kind is named in a sentence ("drops the amount $45.00").
 KIND_NAMES: dict[str, str] = {
-    "money": "amount", "time": "time", "date": "date", "code": "code", "phone": "phone number",
-    "email": "email", "number": "number", "name": "name", "phrase": "point",
+    "money": "amount",
+    "time": "time",
+    "date": "date",
+    "code": "code",
+    "phone": "phone number",
+    "email": "email",
+    "number": "number",
+    "name": "name",
+    "phrase": "point",
 }
 
 

@@ -125,8 +125,10 @@ def support(claims_: Sequence[str], premises: Sequence[str], nli: EntailmentMode
     checks = _checks(claims_, premises, rules)
     if not checks:
         return []
-    return [Claim(claim, entailment, _nearest_sentence(claim, window))
-            for (window, claim), entailment in zip(checks, nli.entailment(checks), strict=True)]
+    return [
+        Claim(claim, entailment, _nearest_sentence(claim, window))
+        for (window, claim), entailment in zip(checks, nli.entailment(checks), strict=True)
+    ]
 
 
 def _nearest_sentence(claim: str, window: str) -> str:
@@ -134,12 +136,18 @@ def _nearest_sentence(claim: str, window: str) -> str:
     return max(sentences(window) or (window,), key=lambda s: len(words_ & _content(s)))
 
 
-def unsupported_claims(response: str, premises: Sequence[str], nli: EntailmentModel, rules: MeaningRules) -> list[Finding]:
+def unsupported_claims(
+    response: str, premises: Sequence[str], nli: EntailmentModel, rules: MeaningRules
+) -> list[Finding]:
     """A finding for each claim the draft does not fully support (support below ``entail_high``), costing
     ``rules.unsupported`` times how far its support falls below ``entail_high`` on a log scale (all of it at
     ``entail_low`` or less); every claim but the least supported one costs only ``rules.others`` of that: one
     contradiction is what a listener acts on, and charging every doubted sentence in full would favour saying less."""
-    found = [claim for claim in support(claims(response, rules.min_claim_words), premises, nli, rules) if claim.support < rules.entail_high]
+    found = [
+        claim
+        for claim in support(claims(response, rules.min_claim_words), premises, nli, rules)
+        if claim.support < rules.entail_high
+    ]
     if not found:
         return []
     low, high = math.log(rules.entail_low), math.log(rules.entail_high)
@@ -149,7 +157,12 @@ def unsupported_claims(response: str, premises: Sequence[str], nli: EntailmentMo
         share = min(1.0, (high - math.log(max(claim.support, 1e-6))) / (high - low))
         cost = round(rules.unsupported * share * (1.0 if claim is worst else rules.others), 4)
         findings.append(
-            Finding(kind="unsupported_claim", quality="faithfulness", text=claim.text,
-                    values={"draft": claim.nearest, "entailment": round(claim.support, 4)}, penalty=cost)
+            Finding(
+                kind="unsupported_claim",
+                quality="faithfulness",
+                text=claim.text,
+                values={"draft": claim.nearest, "entailment": round(claim.support, 4)},
+                penalty=cost,
+            )
         )
     return findings

@@ -97,9 +97,14 @@ def _segments(
         if len(content) >= min_clause_words:
             clause_sets.append(content)
     return sentence_sets, clause_sets, sentence_lengths
+
+
 _MIN_SENTENCE_WORDS = DEFAULT_NON_REPETITION.min_sentence_words
 _MIN_CLAUSE_WORDS = DEFAULT_NON_REPETITION.min_clause_words
-_ALREADY_SAID = re.compile(r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previously|already) (?:mentioned|stated|noted)\b|\bonce again\b", re.I)
+_ALREADY_SAID = re.compile(
+    r"\b(?:like|as) i (?:said|mentioned)\b|\bas (?:previously|already) (?:mentioned|stated|noted)\b|\bonce again\b",
+    re.I,
+)
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
@@ -168,9 +173,13 @@ def non_repetition(
         if _overlapping_clauses(clause_sets, p.clause_overlap):
             penalty += p.reworded_repeat
             findings.append(Finding(kind="reworded_repeat", quality="non_repetition", penalty=p.reworded_repeat))
-    if ("said" in response or "mentioned" in response or "again" in response) and (said := _ALREADY_SAID.search(response)):
+    if ("said" in response or "mentioned" in response or "again" in response) and (
+        said := _ALREADY_SAID.search(response)
+    ):
         penalty += p.announced_repeat
-        findings.append(Finding(kind="announced_repeat", quality="non_repetition", text=said.group(0), penalty=p.announced_repeat))
+        findings.append(
+            Finding(kind="announced_repeat", quality="non_repetition", text=said.group(0), penalty=p.announced_repeat)
+        )
     tokens = words(response)
     grams = _ngrams(tokens, 4)
     if grams:
@@ -178,28 +187,40 @@ def non_repetition(
         if repeated >= p.repeated_runs_min:
             cost = min(p.repeated_runs_cap, p.repeated_runs_rate * repeated / len(grams))
             penalty += cost
-            findings.append(Finding(kind="repeated_runs", quality="non_repetition", values={"count": repeated}, penalty=cost))
+            findings.append(
+                Finding(kind="repeated_runs", quality="non_repetition", values={"count": repeated}, penalty=cost)
+            )
     asked_again = _asks_for_repeat(last_user_text)
     if not asked_again and grams:
-        recent = earlier_agent_turns[max(0, len(earlier_agent_turns) - p.last_turns):] if p.last_turns else ()
+        recent = earlier_agent_turns[max(0, len(earlier_agent_turns) - p.last_turns) :] if p.last_turns else ()
         earlier = frozenset().union(*(_four_grams(text) for text in recent))
         if earlier:
             overlap = sum(map(earlier.__contains__, grams)) / len(grams)
             if overlap >= p.last_turn_overlap:
                 cost = min(p.last_turn_cap, overlap)
                 penalty += cost
-                findings.append(Finding(kind="repeats_last_turn", quality="non_repetition", values={"share": overlap}, penalty=cost))
+                findings.append(
+                    Finding(kind="repeats_last_turn", quality="non_repetition", values={"share": overlap}, penalty=cost)
+                )
         user_grams = _four_grams(last_user_text)
         if user_grams:
             echoed = sum(map(user_grams.__contains__, grams))
             if echoed >= p.echo_min_runs and echoed / max(1, len(user_grams)) >= p.echo_share:
                 penalty += p.echo
-                findings.append(Finding(kind="echoes_caller", quality="non_repetition", values={"runs": echoed}, penalty=p.echo))
+                findings.append(
+                    Finding(kind="echoes_caller", quality="non_repetition", values={"runs": echoed}, penalty=p.echo)
+                )
     if not asked_again:
         for fact in repeated_facts:
             penalty += p.repeated_fact
             findings.append(
-                Finding(kind="repeated_fact", quality="non_repetition", text=fact.text, values={"fact_kind": fact.kind}, penalty=p.repeated_fact)
+                Finding(
+                    kind="repeated_fact",
+                    quality="non_repetition",
+                    text=fact.text,
+                    values={"fact_kind": fact.kind},
+                    penalty=p.repeated_fact,
+                )
             )
     return _result(penalty, findings)
 
@@ -221,15 +242,26 @@ def conciseness(
         cost = 1.0 - (budget / seconds) ** p.overtime_exponent
         penalty += cost
         findings.append(
-            Finding(kind="over_budget", quality="conciseness", values={"seconds": seconds, "facts": facts_conveyed, "budget": budget}, penalty=cost)
+            Finding(
+                kind="over_budget",
+                quality="conciseness",
+                values={"seconds": seconds, "facts": facts_conveyed, "budget": budget},
+                penalty=cost,
+            )
         )
     for description, said in phrases.FILLER.matches(response):
         penalty += p.filler
-        findings.append(Finding(kind="filler", quality="conciseness", text=said, values={"description": description}, penalty=p.filler))
+        findings.append(
+            Finding(
+                kind="filler", quality="conciseness", text=said, values={"description": description}, penalty=p.filler
+            )
+        )
     return _result(penalty, findings)
 
 
-_MARKDOWN: tuple[tuple[re.Pattern[str], str, str], ...] = (  # (pattern, finding kind, characters one of which it needs: a cheap test before the regex)
+_MARKDOWN: tuple[
+    tuple[re.Pattern[str], str, str], ...
+] = (  # (pattern, finding kind, characters one of which it needs: a cheap test before the regex)
     (re.compile(r"\*\*|__|(?<!\w)\*(?=\w)"), "markdown_emphasis", "*_"),
     (re.compile(r"(?m)^\s*#{1,6}\s"), "markdown_header", "#"),
     (re.compile(r"`"), "code_formatting", "`"),
@@ -298,26 +330,46 @@ def clarity(response: str, penalties: ClarityPenalties = DEFAULT_CLARITY) -> Qua
         cost = min(p.spelled_symbol_cap, p.spelled_symbol * len(spelled))
         penalty += cost
         examples = ", ".join(dict.fromkeys(s.lower() for s in spelled[:_EXAMPLES]))
-        findings.append(Finding(kind="symbols_by_name", quality="clarity", text=examples, values={"count": len(spelled)}, penalty=cost))
+        findings.append(
+            Finding(
+                kind="symbols_by_name", quality="clarity", text=examples, values={"count": len(spelled)}, penalty=cost
+            )
+        )
     abbreviations = _ABBREVIATIONS.findall(response) if not tokens.isdisjoint(_ABBREVIATION_HINTS) else ()
     if abbreviations:
         cost = min(p.abbreviation_cap, p.abbreviation * len(abbreviations))
         penalty += cost
         examples = ", ".join(dict.fromkeys(a.strip(".") for a in abbreviations[:_EXAMPLES]))
-        findings.append(Finding(kind="abbreviation", quality="clarity", text=examples, values={"count": len(abbreviations)}, penalty=cost))
+        findings.append(
+            Finding(
+                kind="abbreviation",
+                quality="clarity",
+                text=examples,
+                values={"count": len(abbreviations)},
+                penalty=cost,
+            )
+        )
     if _HAS_DIGIT.search(response):
         screen = _SCREEN_NUMBER.findall(response)
         if screen:
             cost = min(p.screen_number_cap, p.screen_number * len(screen))
             penalty += cost
             findings.append(
-                Finding(kind="screen_number", quality="clarity", text=", ".join(screen[:_EXAMPLES]), values={"count": len(screen)}, penalty=cost)
+                Finding(
+                    kind="screen_number",
+                    quality="clarity",
+                    text=", ".join(screen[:_EXAMPLES]),
+                    values={"count": len(screen)},
+                    penalty=cost,
+                )
             )
         digits = _DIGITS.findall(response)
         cost = min(p.digits_cap, p.digits * len(digits))
         penalty += cost
         findings.append(Finding(kind="digits", quality="clarity", values={"count": len(digits)}, penalty=cost))
-    symbols = sum(response.count(symbol) for symbol in _SYMBOL_CHARACTERS) + sum(lower.count(latin) for latin in _WRITTEN_LATIN)
+    symbols = sum(response.count(symbol) for symbol in _SYMBOL_CHARACTERS) + sum(
+        lower.count(latin) for latin in _WRITTEN_LATIN
+    )
     if symbols:
         cost = min(p.symbol_cap, p.symbol * symbols)
         penalty += cost
@@ -354,20 +406,28 @@ def humanness(response: str, penalties: HumannessPenalties = DEFAULT_HUMANNESS) 
     for group, kind, cost in ((phrases.ROBOTIC, "robotic_phrase", p.robotic), (phrases.STIFF, "stiff_phrase", p.stiff)):
         for description, said in group.matches(response):
             penalty += cost
-            findings.append(Finding(kind=kind, quality="humanness", text=said, values={"description": description}, penalty=cost))
+            findings.append(
+                Finding(kind=kind, quality="humanness", text=said, values={"description": description}, penalty=cost)
+            )
     if len(words(response)) >= p.contraction_min_words:
         stiff = phrases.UNCONTRACTED.findall(response.lower())
         if stiff:
             cost = min(p.uncontracted_cap, p.uncontracted * len(stiff))
             penalty += cost
             examples = ", ".join(dict.fromkeys(s.lower() for s in stiff[:_EXAMPLES]))
-            findings.append(Finding(kind="uncontracted", quality="humanness", text=examples, values={"count": len(stiff)}, penalty=cost))
+            findings.append(
+                Finding(
+                    kind="uncontracted", quality="humanness", text=examples, values={"count": len(stiff)}, penalty=cost
+                )
+            )
     names = Counter(w for w in _CAPITALISED.findall(response) if w not in _NOT_NAMES)
     for name, count in names.items():
         if count > p.name_free_mentions:
             cost = p.name_repeat * (count - p.name_free_mentions)
             penalty += cost
-            findings.append(Finding(kind="repeated_name", quality="humanness", text=name, values={"count": count}, penalty=cost))
+            findings.append(
+                Finding(kind="repeated_name", quality="humanness", text=name, values={"count": count}, penalty=cost)
+            )
     tokens = words(response)
     apologies = sum(1 for t in tokens if t in _APOLOGIES)
     if apologies > p.free_apologies:
@@ -385,11 +445,17 @@ def humanness(response: str, penalties: HumannessPenalties = DEFAULT_HUMANNESS) 
 # Questions that ask the caller for something; offers ("Would you like...?", "Shall I...?") can fairly
 # become statements ("I can send it now if you like").
 _INFO_QUESTION = re.compile(
-    r"\b(?:which|what|when|where|who|whom|whose|how)\b|\b(?:could|can|would|will) you (?:please )?(?:provide|give|tell|confirm|share|send|verify|read|spell|let me know)\b|\bmay i (?:have|get|ask)\b",
+    r"\b(?:which|what|when|where|who|whom|whose|how)\b|\b(?:could|can|would|will) you (?:please "
+    r")?(?:provide|give|tell|confirm|share|send|verify|read|spell|let me know)\b|\bmay i (?:have|get|ask)\b",
     re.I,
 )
-_ASK_NOTE = re.compile(r"\bask (?:the )?(?:customer|caller|user|client|member|patient)\b|\byes/no\b|\bbefore \w+ing\b[^.?!\n]*\bi need\b", re.I)
-_BOILERPLATE_QUESTION = re.compile(r"anything else|further (?:assistance|questions)|help (?:you )?with today|any (?:other )?questions", re.I)
+_ASK_NOTE = re.compile(
+    r"\bask (?:the )?(?:customer|caller|user|client|member|patient)\b|\byes/no\b|\bbefore \w+ing\b[^.?!\n]*\bi need\b",
+    re.I,
+)
+_BOILERPLATE_QUESTION = re.compile(
+    r"anything else|further (?:assistance|questions)|help (?:you )?with today|any (?:other )?questions", re.I
+)
 
 
 @lru_cache(maxsize=16384)
@@ -408,7 +474,9 @@ def _draft_asks_caller(draft: str) -> bool:
 #: A draft sentence asking the caller's go-ahead before acting ("Shall I proceed? (yes/no)").
 _ASKS_GO_AHEAD = re.compile(
     r"\b(?:confirm|proceed|go ahead|shall i|should i|would you like (?:me|us) to|do you want (?:me|us) to|want me to|"
-    r"ok(?:ay)? to|yes/no|yes or no)\b", re.I)
+    r"ok(?:ay)? to|yes/no|yes or no)\b",
+    re.I,
+)
 #: Words that report an action as done ("has been cancelled", "I've updated", "successfully").
 _DONE = re.compile(
     r"\b(?:i've|i have|we've|we have)\s+(?:just\s+|now\s+|already\s+)?(?:gone ahead|cancel|book|chang|add|remov|"
@@ -417,7 +485,9 @@ _DONE = re.compile(
     r"\b(?:has|have) been (?:\w+ly )?(?:cancel|book|chang|add|remov|upgrad|downgrad|updat|switch|mov|process|"
     r"issu|refund|submitt|sent|plac|schedul|appl|waiv|transferr|reset|block|suspend|modif|rebook|charg|confirm)\w*|"
     r"\b(?:it's|that's|you're|you are|it is|that is|all) (?:all )?(?:done|set|booked|cancell?ed|confirmed|changed)\b|"
-    r"\bsuccessfully\b|^\s*done\b", re.I | re.M)
+    r"\bsuccessfully\b|^\s*done\b",
+    re.I | re.M,
+)
 
 
 def claims_done_early(response: str, draft: str) -> bool:
@@ -434,7 +504,9 @@ def _asks_go_ahead_only(draft: str) -> bool:
 
 
 #: A sentence that offers more instead of saying it ("I can text you the tracking number", "if you'd like").
-_OFFER = re.compile(r"\b(?:want|would you like|i can|i could|shall i|should i|happy to|if you(?:'d| would)? like|let me know)\b", re.I)
+_OFFER = re.compile(
+    r"\b(?:want|would you like|i can|i could|shall i|should i|happy to|if you(?:'d| would)? like|let me know)\b", re.I
+)
 
 
 @lru_cache(maxsize=16384)
@@ -477,22 +549,51 @@ def faithfulness(
             label = fact_label(fact, draft) if offers else frozenset()
             if label and any(label & {w.lower() for w in words(s)} for s in offers):
                 cost = share * p.dropped * p.offered
-                findings.append(Finding(kind="offered_fact", quality="faithfulness", text=fact.text, values={"fact_kind": fact.kind}, penalty=cost))
+                findings.append(
+                    Finding(
+                        kind="offered_fact",
+                        quality="faithfulness",
+                        text=fact.text,
+                        values={"fact_kind": fact.kind},
+                        penalty=cost,
+                    )
+                )
             else:
                 cost = share * p.dropped
-                findings.append(Finding(kind="dropped_fact", quality="faithfulness", text=fact.text, values={"fact_kind": fact.kind}, penalty=cost))
+                findings.append(
+                    Finding(
+                        kind="dropped_fact",
+                        quality="faithfulness",
+                        text=fact.text,
+                        values={"fact_kind": fact.kind},
+                        penalty=cost,
+                    )
+                )
             penalty += cost
     for number in invented_numbers(response, tuple(context_texts), p.small_count_limit):
         amount = number.startswith("$")
         cost = p.invented_amount if amount else p.invented_number
         penalty += cost
         findings.append(
-            Finding(kind="invented_amount" if amount else "invented_number", quality="faithfulness", text=number, penalty=cost)
+            Finding(
+                kind="invented_amount" if amount else "invented_number",
+                quality="faithfulness",
+                text=number,
+                penalty=cost,
+            )
         )
     if draft:
         for swapped, swapped_label in dict(swapped_amounts(response, draft)).items():
             penalty += p.swapped_amount
-            findings.append(Finding(kind="swapped_amount", quality="faithfulness", text=swapped, values={"label": swapped_label}, penalty=p.swapped_amount))
+            findings.append(
+                Finding(
+                    kind="swapped_amount",
+                    quality="faithfulness",
+                    text=swapped,
+                    values={"label": swapped_label},
+                    penalty=p.swapped_amount,
+                )
+            )
         if claims_done_early(response, draft):
             penalty += p.done_early
             findings.append(Finding(kind="done_early", quality="faithfulness", penalty=p.done_early))

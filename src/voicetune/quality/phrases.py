@@ -21,7 +21,9 @@ class PhraseList:
     """
 
     def __init__(self, entries: list[tuple[str, str, str]]):
-        self.entries = [(re.compile(pattern, re.M), finding, frozenset(triggers.split())) for pattern, finding, triggers in entries]
+        self.entries = [
+            (re.compile(pattern, re.M), finding, frozenset(triggers.split())) for pattern, finding, triggers in entries
+        ]
 
     def findings(self, text: str) -> list[str]:
         """The finding of every entry that occurs in ``text``, in the order of the list."""
@@ -46,47 +48,125 @@ def _compile(entries: list[tuple[str, str, str]]) -> PhraseList:
 
 
 #: Words that take time and carry nothing: preambles, boilerplate closings, hedges.
-FILLER = _compile([
-    (r"\b(?:i(?:'d| would)|i am|i'm|we(?:'d| would)) (?:be )?(?:more than )?(?:happy|glad|delighted) to (?:help|assist)", "opens with 'happy to help' filler", "happy glad delighted"),
-    (r"^\s*(?:certainly|absolutely|of course|sure thing|great question)[!.,]", "opens with an empty interjection", "certainly absolutely course sure great"),
-    (r"\bthank you (?:so much )?for (?:reaching out|contacting|calling|your patience|your understanding|bringing this)", "thanks the caller as boilerplate", "thank"),
-    (r"\bis there anything else (?:that )?i (?:can|may) (?:help|assist)|\banything else i can (?:help|do)|\bhow else (?:can|may) i (?:help|assist)", "ends with the boilerplate 'anything else' question", "else"),
-    (r"\b(?:please )?(?:don't|do not) hesitate to", "says 'don't hesitate to'", "hesitate"),
-    (r"\b(?:please )?feel free to", "says 'feel free to'", "free"),
-    (r"\blet me know if (?:you (?:have|need)|there(?:'s| is)) (?:any(?:thing)?|further)", "says 'let me know if you have any questions'", "know"),
-    (r"\bi hope (?:this|that) (?:helps|information helps|clarifies)", "says 'I hope this helps'", "hope"),
-    (r"\bplease note that\b|\bit(?:'s| is) (?:important|worth) (?:to note|noting)", "says 'please note that'", "note noting"),
-    (r"\bas (?:i )?(?:previously )?mentioned(?: earlier| before)?\b", "says 'as mentioned'", "mentioned"),
-    (r"\bi(?:'m| am) here to (?:help|assist)", "says 'I'm here to help'", "here"),
-    (r"\bat this (?:point in )?time\b", "says 'at this time'", "time"),
-    (r"\bin order to\b", "says 'in order to'", "order"),
-    (r"\bfor your (?:reference|convenience|information)\b", "says 'for your reference'", "reference convenience information"),
-])
+FILLER = _compile(
+    [
+        (
+            r"\b(?:i(?:'d| would)|i am|i'm|we(?:'d| would)) (?:be )?(?:more than )?(?:happy|glad|delighted) to "
+            r"(?:help|assist)",
+            "opens with 'happy to help' filler",
+            "happy glad delighted",
+        ),
+        (
+            r"^\s*(?:certainly|absolutely|of course|sure thing|great question)[!.,]",
+            "opens with an empty interjection",
+            "certainly absolutely course sure great",
+        ),
+        (
+            r"\bthank you (?:so much )?for (?:reaching out|contacting|calling|your patience|your "
+            r"understanding|bringing this)",
+            "thanks the caller as boilerplate",
+            "thank",
+        ),
+        (
+            r"\bis there anything else (?:that )?i (?:can|may) (?:help|assist)|\banything else i can (?:help|do)|\bhow "
+            r"else (?:can|may) i (?:help|assist)",
+            "ends with the boilerplate 'anything else' question",
+            "else",
+        ),
+        (r"\b(?:please )?(?:don't|do not) hesitate to", "says 'don't hesitate to'", "hesitate"),
+        (r"\b(?:please )?feel free to", "says 'feel free to'", "free"),
+        (
+            r"\blet me know if (?:you (?:have|need)|there(?:'s| is)) (?:any(?:thing)?|further)",
+            "says 'let me know if you have any questions'",
+            "know",
+        ),
+        (r"\bi hope (?:this|that) (?:helps|information helps|clarifies)", "says 'I hope this helps'", "hope"),
+        (
+            r"\bplease note that\b|\bit(?:'s| is) (?:important|worth) (?:to note|noting)",
+            "says 'please note that'",
+            "note noting",
+        ),
+        (r"\bas (?:i )?(?:previously )?mentioned(?: earlier| before)?\b", "says 'as mentioned'", "mentioned"),
+        (r"\bi(?:'m| am) here to (?:help|assist)", "says 'I'm here to help'", "here"),
+        (r"\bat this (?:point in )?time\b", "says 'at this time'", "time"),
+        (r"\bin order to\b", "says 'in order to'", "order"),
+        (
+            r"\bfor your (?:reference|convenience|information)\b",
+            "says 'for your reference'",
+            "reference convenience information",
+        ),
+    ]
+)
 
 #: Phrases that mark a speaker as a machine or a form letter.
-ROBOTIC = _compile([
-    (r"\bas an? (?:ai|artificial intelligence|language model|virtual assistant|digital assistant|automated)", "says 'as an AI'", "ai artificial language virtual digital automated"),
-    (r"\bi(?:'m| am) (?:just )?an? (?:ai|language model|bot|virtual assistant)", "calls itself an AI", "ai language bot virtual"),
-    (r"\b(?:i|we) (?:sincerely )?apologi[sz]e for (?:any|the) inconvenience", "says 'I apologize for any inconvenience'", "inconvenience"),
-    (r"\bi understand (?:your|how) frustrat", "says 'I understand your frustration'", "frustrated frustrating frustration"),
-    (r"\bvalued customer\b", "says 'valued customer'", "valued"),
-    (r"\bkindly\b", "says 'kindly'", "kindly"),
-    (r"\b(?:please )?be advised\b", "says 'please be advised'", "advised"),
-    (r"\bat your earliest convenience\b", "says 'at your earliest convenience'", "earliest"),
-    (r"\brest assured\b", "says 'rest assured'", "assured"),
-    (r"\bi hope this (?:message|email) finds you", "writes a letter opening", "finds"),
-    (r"\byour (?:satisfaction|request) is (?:our|my) (?:top )?priority", "says 'your satisfaction is our priority'", "priority"),
-    (r"\b(?:dear|regards|sincerely),?\s*$", "writes a letter salutation", "dear regards sincerely"),
-    (r"\bthe (?:user|customer|caller|account holder)\b(?!\s+(?:service|support|care|portal))", "talks about the caller in the third person", "user customer caller holder"),
-])
+ROBOTIC = _compile(
+    [
+        (
+            r"\bas an? (?:ai|artificial intelligence|language model|virtual assistant|digital assistant|automated)",
+            "says 'as an AI'",
+            "ai artificial language virtual digital automated",
+        ),
+        (
+            r"\bi(?:'m| am) (?:just )?an? (?:ai|language model|bot|virtual assistant)",
+            "calls itself an AI",
+            "ai language bot virtual",
+        ),
+        (
+            r"\b(?:i|we) (?:sincerely )?apologi[sz]e for (?:any|the) inconvenience",
+            "says 'I apologize for any inconvenience'",
+            "inconvenience",
+        ),
+        (
+            r"\bi understand (?:your|how) frustrat",
+            "says 'I understand your frustration'",
+            "frustrated frustrating frustration",
+        ),
+        (r"\bvalued customer\b", "says 'valued customer'", "valued"),
+        (r"\bkindly\b", "says 'kindly'", "kindly"),
+        (r"\b(?:please )?be advised\b", "says 'please be advised'", "advised"),
+        (r"\bat your earliest convenience\b", "says 'at your earliest convenience'", "earliest"),
+        (r"\brest assured\b", "says 'rest assured'", "assured"),
+        (r"\bi hope this (?:message|email) finds you", "writes a letter opening", "finds"),
+        (
+            r"\byour (?:satisfaction|request) is (?:our|my) (?:top )?priority",
+            "says 'your satisfaction is our priority'",
+            "priority",
+        ),
+        (r"\b(?:dear|regards|sincerely),?\s*$", "writes a letter salutation", "dear regards sincerely"),
+        (
+            r"\bthe (?:user|customer|caller|account holder)\b(?!\s+(?:service|support|care|portal))",
+            "talks about the caller in the third person",
+            "user customer caller holder",
+        ),
+    ]
+)
 
 #: Stiff written register that nobody uses on the phone.
-STIFF = _compile([
-    (r"\b(?:furthermore|moreover|additionally|henceforth|thereby|herein|aforementioned|pursuant)\b", "uses written connectives (furthermore, additionally)", "furthermore moreover additionally henceforth thereby herein aforementioned pursuant"),
-    (r"\b(?:utili[sz]e|commence|facilitate|endeavou?r|pertaining|regarding your inquiry|procure)\b", "uses stiff vocabulary (utilize, commence)", "utilize utilise utilizing commence facilitate endeavor endeavour pertaining inquiry procure"),
-    (r"\bit (?:is|would be) my (?:pleasure|privilege)\b|\bi would be delighted\b", "sounds like a form letter ('it is my pleasure')", "pleasure privilege delighted"),
-    (r"\b(?:has|have) been (?:noted|logged|received|documented|recorded|submitted)\b|\bper our\b|\bin accordance with\b", "sounds procedural ('has been logged', 'per our policy')", "been per accordance"),
-])
+STIFF = _compile(
+    [
+        (
+            r"\b(?:furthermore|moreover|additionally|henceforth|thereby|herein|aforementioned|pursuant)\b",
+            "uses written connectives (furthermore, additionally)",
+            "furthermore moreover additionally henceforth thereby herein aforementioned pursuant",
+        ),
+        (
+            r"\b(?:utili[sz]e|commence|facilitate|endeavou?r|pertaining|regarding your inquiry|procure)\b",
+            "uses stiff vocabulary (utilize, commence)",
+            "utilize utilise utilizing commence facilitate endeavor endeavour pertaining inquiry procure",
+        ),
+        (
+            r"\bit (?:is|would be) my (?:pleasure|privilege)\b|\bi would be delighted\b",
+            "sounds like a form letter ('it is my pleasure')",
+            "pleasure privilege delighted",
+        ),
+        (
+            r"\b(?:has|have) been (?:noted|logged|received|documented|recorded|submitted)\b|\bper our\b|\bin "
+            r"accordance with\b",
+            "sounds procedural ('has been logged', 'per our policy')",
+            "been per accordance",
+        ),
+    ]
+)
 
 #: Uncontracted forms a person would contract when speaking.
 UNCONTRACTED = re.compile(  # run on lower-cased text

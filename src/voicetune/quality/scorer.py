@@ -80,7 +80,11 @@ def score_response(turn: Context, response: str, config: ScorerConfig | None = N
     seconds = speaking_seconds(response, config.tts, config.words_per_minute, config.pause_seconds)
     results = {
         "non_repetition": metrics.non_repetition(
-            response, agent_turns, turn.last_user_text, _repeated_facts(facts, agent_turns, view, config), config.non_repetition
+            response,
+            agent_turns,
+            turn.last_user_text,
+            _repeated_facts(facts, agent_turns, view, config),
+            config.non_repetition,
         ),
         "conciseness": metrics.conciseness(response, seconds, conveyed, config.conciseness),
         "clarity": metrics.clarity(response, config.clarity),
@@ -89,7 +93,9 @@ def score_response(turn: Context, response: str, config: ScorerConfig | None = N
     }
     results["faithfulness"] = _with_meaning(results["faithfulness"], turn, response, config)
     scores = {name: results[name].score for name in QUALITIES}
-    scores["voice_score"] = combine(scores, config.style_weights, config.gate_power, config.gate_floor, config.style_sharpness)
+    scores["voice_score"] = combine(
+        scores, config.style_weights, config.gate_power, config.gate_floor, config.style_sharpness
+    )
     return VoiceScore(scores, [finding for name in QUALITIES for finding in results[name].findings])
 
 
@@ -99,7 +105,9 @@ def premises(turn: Context) -> list[str]:
     return [turn.draft] if turn.draft and turn.draft.strip() else []
 
 
-def _with_meaning(faithfulness: metrics.QualityResult, turn: Context, response: str, config: ScorerConfig) -> metrics.QualityResult:
+def _with_meaning(
+    faithfulness: metrics.QualityResult, turn: Context, response: str, config: ScorerConfig
+) -> metrics.QualityResult:
     """Faithfulness less what the claims the draft does not support cost (nothing without an NLI model)."""
     nli = load_nli(config.meaning.model, config.meaning.threads) if config.meaning.model != "none" else None
     if nli is None or not (turn.draft or "").strip():
@@ -111,15 +119,23 @@ def _with_meaning(faithfulness: metrics.QualityResult, turn: Context, response: 
     return metrics.QualityResult(round(max(0.0, faithfulness.score - cost), 4), faithfulness.findings + tuple(found))
 
 
-def prefetch_meaning(items: Iterable[tuple[Context, str]], config: ScorerConfig | None = None, progress: bool = False) -> None:
+def prefetch_meaning(
+    items: Iterable[tuple[Context, str]], config: ScorerConfig | None = None, progress: bool = False
+) -> None:
     """Ask the NLI model about every claim of many responses in large batches, before they are scored one by
     one (the answers are cached): several times faster than a small batch per response."""
     config = config or DEFAULT_CONFIG
     nli = load_nli(config.meaning.model, config.meaning.threads) if config.meaning.model != "none" else None
     if nli is None:
         return
-    pairs = list(dict.fromkeys(p for turn, text in items if (turn.draft or "").strip() and text
-                               for p in nli_pairs(text, premises(turn), config.meaning)))
+    pairs = list(
+        dict.fromkeys(
+            p
+            for turn, text in items
+            if (turn.draft or "").strip() and text
+            for p in nli_pairs(text, premises(turn), config.meaning)
+        )
+    )
     chunk = 256
     chunks = range(0, len(pairs), chunk)
 
@@ -127,7 +143,9 @@ def prefetch_meaning(items: Iterable[tuple[Context, str]], config: ScorerConfig 
         nli.entailment(pairs[start : start + chunk])
 
 
-def _repeated_facts(facts: tuple[Fact, ...], agent_turns: list[str], view, config: ScorerConfig = DEFAULT_CONFIG) -> list[Fact]:
+def _repeated_facts(
+    facts: tuple[Fact, ...], agent_turns: list[str], view, config: ScorerConfig = DEFAULT_CONFIG
+) -> list[Fact]:
     """Codes and amounts from the previous agent turn said again though this turn doesn't need them."""
     if not agent_turns:
         return []
@@ -162,6 +180,10 @@ def score_records(
         if text is None:
             raise VoicetuneError(f"record '{record.id}' has no '{field}' to score (choose another --field)")
         result = score_response(record, text, config)
-        update = {"scores": result.scores, "findings": [f.model_dump() for f in result.findings], "reasons": result.reasons}
+        update = {
+            "scores": result.scores,
+            "findings": [f.model_dump() for f in result.findings],
+            "reasons": result.reasons,
+        }
         scored.append(record.model_copy(update=update))
     return scored

@@ -26,7 +26,9 @@ def _number_length(token: str) -> float:
     return min(len(token), 4) * 0.9 + 0.5 if len(token) <= 4 else float(len(token))
 
 
-def estimate_seconds(text: str, words_per_minute: float = WORDS_PER_MINUTE, pause_seconds: float = PAUSE_SECONDS) -> float:
+def estimate_seconds(
+    text: str, words_per_minute: float = WORDS_PER_MINUTE, pause_seconds: float = PAUSE_SECONDS
+) -> float:
     """Estimated speaking time: spoken words at ``words_per_minute`` plus ``pause_seconds`` at each break.
 
     A word counts one; a number counts the words it is read as (a price like 1,095.55 takes about seven);
@@ -52,13 +54,18 @@ def espeak_seconds(text: str, words_per_minute: float = WORDS_PER_MINUTE) -> flo
         return 0.0
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "speech.wav"
-        subprocess.run([binary, "-s", str(int(words_per_minute)), "-w", str(out), "--", text], check=True, capture_output=True)
+        subprocess.run(
+            [binary, "-s", str(int(words_per_minute)), "-w", str(out), "--", text], check=True, capture_output=True
+        )
         with wave.open(str(out)) as audio:
             return audio.getnframes() / float(audio.getframerate())
 
 
 def speaking_seconds(
-    text: str, engine: str = "estimate", words_per_minute: float = WORDS_PER_MINUTE, pause_seconds: float = PAUSE_SECONDS
+    text: str,
+    engine: str = "estimate",
+    words_per_minute: float = WORDS_PER_MINUTE,
+    pause_seconds: float = PAUSE_SECONDS,
 ) -> float:
     """Speaking time of ``text`` by ``engine``: ``"estimate"`` (fast) or ``"espeak"`` (real audio, its own pauses)."""
     if engine == "espeak":

@@ -27,8 +27,12 @@ _DIGIT_WORDS = (
 _OH_AFTER_DIGIT = re.compile(rf"\b((?:{_DIGIT_WORDS})[\s,-]+)oh\b", re.I)
 _OH_BEFORE_DIGITS = re.compile(rf"\boh(?=[\s,-]+(?:{_DIGIT_WORDS})[\s,-]+(?:{_DIGIT_WORDS})\b)", re.I)
 # "two thousand, one hundred": a pause inside one number, not two numbers.
-_COMMA_IN_NUMBER = re.compile(r"\b(thousand|million|billion),(?=\s+(?:one|two|three|four|five|six|seven|eight|nine|a)\b)", re.I)
-_REPEATED_DIGIT = re.compile(r"\b(double|triple)[\s-]+(zero|one|two|three|four|five|six|seven|eight|nine|[0-9])\b", re.I)
+_COMMA_IN_NUMBER = re.compile(
+    r"\b(thousand|million|billion),(?=\s+(?:one|two|three|four|five|six|seven|eight|nine|a)\b)", re.I
+)
+_REPEATED_DIGIT = re.compile(
+    r"\b(double|triple)[\s-]+(zero|one|two|three|four|five|six|seven|eight|nine|[0-9])\b", re.I
+)
 _NUMBER_WORDS = frozenset(
     "zero oh one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million "
@@ -62,7 +66,9 @@ def sentence_spans(text: str) -> tuple[tuple[int, int], ...]:
     start = 0
     for match in _SENTENCE_BREAK.finditer(text):
         before = text[start : match.start()]
-        abbreviation = _NO_BREAK_BEFORE.search(before) and (not before.endswith(".m.") or _TIME_ZONE.match(text, match.end()))
+        abbreviation = _NO_BREAK_BEFORE.search(before) and (
+            not before.endswith(".m.") or _TIME_ZONE.match(text, match.end())
+        )
         if abbreviation and "\n" not in match.group():
             continue
         if before.strip():
@@ -90,7 +96,9 @@ def spoken_to_digits(text: str) -> str:
     if tokens.isdisjoint(_NUMBER_WORDS) and not any(t.endswith("th") and t in _ORDINAL_WORDS for t in tokens):
         return _THOUSANDS.sub("", text) if "," in text else text
     if not tokens.isdisjoint(("double", "triple")):
-        text = _REPEATED_DIGIT.sub(lambda m: " ".join([m.group(2)] * (2 if m.group(1).lower() == "double" else 3)), text)
+        text = _REPEATED_DIGIT.sub(
+            lambda m: " ".join([m.group(2)] * (2 if m.group(1).lower() == "double" else 3)), text
+        )
     if "oh" in tokens:
         text = _OH_AFTER_DIGIT.sub(r"\1zero", _OH_AFTER_DIGIT.sub(r"\1zero", _OH_BEFORE_DIGITS.sub("zero", text)))
     if not tokens.isdisjoint(("thousand", "million", "billion")):

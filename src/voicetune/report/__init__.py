@@ -32,8 +32,11 @@ def build_report(paths: RunPaths, facts: RunFacts) -> dict:
         "criteria": plots.criteria(judge),
         "speaking_time": plots.speaking_time(speaking_seconds(paths, names)),
         "training": plots.training(training_curves(paths)),
-        "calls": plots.calls((summary["simulation"] or {}).get("relative_change", []), facts.thresholds.repeat_requests_change,
-                             facts.thresholds.duration_change),
+        "calls": plots.calls(
+            (summary["simulation"] or {}).get("relative_change", []),
+            facts.thresholds.repeat_requests_change,
+            facts.thresholds.duration_change,
+        ),
     }
     figures = {name: png for name, png in drawn.items() if png}
     plot_files = {}

@@ -43,7 +43,11 @@ def win_rates(judge: Sequence[dict], humans: Sequence[dict], threshold: float) -
         return None
     baselines = list(dict.fromkeys([r["system_b"] for r in judge] + [r["system_b"] for r in humans]))
     figure, axes = _figure(6.4, 0.55 * len(baselines) * (2 + bool(humans)) + 0.9)
-    series = [("judge", judge, "win_rate"), ("length-controlled", judge, "length_controlled_win_rate"), ("humans", humans, "win_rate")]
+    series = [
+        ("judge", judge, "win_rate"),
+        ("length-controlled", judge, "length_controlled_win_rate"),
+        ("humans", humans, "win_rate"),
+    ]
     series = [s for s in series if s[1]]
     height = 0.8 / len(series)
     for index, (label, rows, key) in enumerate(series):
@@ -57,8 +61,16 @@ def win_rates(judge: Sequence[dict], humans: Sequence[dict], threshold: float) -
             xs.append(row[key])
             errs.append(_errors(row[key], (row.get("ci_low"), row.get("ci_high"))) if key == "win_rate" else (0.0, 0.0))
         with_ci = key == "win_rate" and errs
-        axes.barh(ys, xs, height=height * 0.9, color=_COLORS[label], label=label,
-                  xerr=list(zip(*errs, strict=True)) if with_ci else None, capsize=3, error_kw={"elinewidth": 1})
+        axes.barh(
+            ys,
+            xs,
+            height=height * 0.9,
+            color=_COLORS[label],
+            label=label,
+            xerr=list(zip(*errs, strict=True)) if with_ci else None,
+            capsize=3,
+            error_kw={"elinewidth": 1},
+        )
     axes.axvline(0.5, color="#888", linestyle=":", linewidth=1)
     axes.axvline(threshold, color="#c33", linestyle="--", linewidth=1, label=f"bar ({threshold:.0%})")
     axes.set_yticks(range(len(baselines)), [f"vs {name}" for name in baselines])
@@ -79,7 +91,13 @@ def criteria(judge: Sequence[dict]) -> bytes | None:
     for index, row in enumerate(judge):
         rates = [(row.get("per_criterion") or {}).get(q, {}).get("win_rate") for q in QUALITIES]
         ys = [position + (index - (len(judge) - 1) / 2) * height for position in range(len(QUALITIES))]
-        axes.barh(ys, [r or 0.0 for r in rates], height=height * 0.9, color=palette[index % len(palette)], label=f"vs {row['system_b']}")
+        axes.barh(
+            ys,
+            [r or 0.0 for r in rates],
+            height=height * 0.9,
+            color=palette[index % len(palette)],
+            label=f"vs {row['system_b']}",
+        )
     axes.axvline(0.5, color="#888", linestyle=":", linewidth=1)
     axes.set_yticks(range(len(QUALITIES)), [q.replace("_", " ") for q in QUALITIES])
     axes.invert_yaxis()
@@ -95,8 +113,14 @@ def speaking_time(seconds: dict[str, list[float]]) -> bytes | None:
     if not seconds:
         return None
     figure, axes = _figure(6.4, 0.45 * len(seconds) + 0.9)
-    axes.boxplot(list(seconds.values()), orientation="horizontal", tick_labels=list(seconds), widths=0.6, showfliers=True,
-                 flierprops={"markersize": 3, "alpha": 0.5})
+    axes.boxplot(
+        list(seconds.values()),
+        orientation="horizontal",
+        tick_labels=list(seconds),
+        widths=0.6,
+        showfliers=True,
+        flierprops={"markersize": 3, "alpha": 0.5},
+    )
     axes.invert_yaxis()
     axes.set_xlabel("seconds of speech per response (estimated at 150 words a minute)")
     return _png(figure)
@@ -123,7 +147,11 @@ def calls(comparisons: Sequence[dict], repeat_bar: float, duration_bar: float) -
     if not comparisons:
         return None
     figure, (left, right) = _figure(11.0, 1.1 * len(comparisons) + 1.6, ncols=2, gridspec_kw={"width_ratios": [2, 1]})
-    metrics = (("repeat_requests", "repeat requests", "#3b6ea8"), ("turns", "turns", "#8a8a8a"), ("duration_seconds", "duration", "#d0742c"))
+    metrics = (
+        ("repeat_requests", "repeat requests", "#3b6ea8"),
+        ("turns", "turns", "#8a8a8a"),
+        ("duration_seconds", "duration", "#d0742c"),
+    )
     height = 0.8 / len(metrics)
     for index, (key, label, color) in enumerate(metrics):
         ys, xs, errs = [], [], []
@@ -134,8 +162,16 @@ def calls(comparisons: Sequence[dict], repeat_bar: float, duration_bar: float) -
             ys.append(position + (index - 1) * height)
             xs.append(100 * change)
             errs.append(tuple(100 * e for e in _errors(change, row[key]["ci"])))
-        left.barh(ys, xs, height=height * 0.9, color=color, label=label, xerr=list(zip(*errs, strict=True)) if errs else None, capsize=3,
-                  error_kw={"elinewidth": 1})
+        left.barh(
+            ys,
+            xs,
+            height=height * 0.9,
+            color=color,
+            label=label,
+            xerr=list(zip(*errs, strict=True)) if errs else None,
+            capsize=3,
+            error_kw={"elinewidth": 1},
+        )
     left.axvline(0, color="#444", linewidth=0.8)
     left.axvline(100 * repeat_bar, color="#c33", linestyle="--", linewidth=1, label=f"repeat bar ({repeat_bar:+.0%})")
     left.set_yticks(range(len(comparisons)), [f"vs {row['b']}" for row in comparisons])

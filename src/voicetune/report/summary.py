@@ -30,7 +30,20 @@ from voicetune.review.agreement import review_agreement
 from voicetune.review.store import ReviewStore
 
 #: The packages whose versions the manifest records.
-PACKAGES = ("voicetune", "torch", "transformers", "trl", "peft", "accelerate", "onnxruntime", "piper-tts", "faster-whisper", "pipecat-ai", "numpy", "scipy")
+PACKAGES = (
+    "voicetune",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "onnxruntime",
+    "piper-tts",
+    "faster-whisper",
+    "pipecat-ai",
+    "numpy",
+    "scipy",
+)
 #: How many samples of each kind the report shows.
 SAMPLES = {"win": 3, "loss": 3, "random": 3}
 
@@ -40,10 +53,29 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    win_rate: float = Field(0.6, ge=0, le=1, description="the tuned model meets the bar against a baseline when it wins at least this share of pairs (ties count half), for the judge and for the reviewers")
-    repeat_requests_change: float = Field(-0.1, description="simulated calls: the relative change in repeat requests against each baseline must be at most this (-0.1: at least 10% fewer)")
-    duration_change: float = Field(0.0, description="simulated calls: the relative change in call duration must be at most this (0: calls no longer)")
-    resolution_margin: float = Field(0.02, ge=0, le=1, description="simulated calls: resolution must be non-inferior at this margin (the one-sided 95% lower bound of the difference above -margin)")
+    win_rate: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="the tuned model meets the bar against a baseline when it wins at least this share of pairs (ties "
+        "count half), for the judge and for the reviewers",
+    )
+    repeat_requests_change: float = Field(
+        -0.1,
+        description="simulated calls: the relative change in repeat requests against each baseline must be at most "
+        "this (-0.1: at least 10% fewer)",
+    )
+    duration_change: float = Field(
+        0.0,
+        description="simulated calls: the relative change in call duration must be at most this (0: calls no longer)",
+    )
+    resolution_margin: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="simulated calls: resolution must be non-inferior at this margin (the one-sided 95% lower bound of "
+        "the difference above -margin)",
+    )
 
 
 class Verdict(BaseModel):
@@ -87,7 +119,9 @@ class RunFacts(BaseModel):
     seeds: dict[str, object] = Field(default_factory=dict, description="every stage's seeds, for the manifest")
     scorer_fingerprint: str = Field(description="the reward's scorer config fingerprint")
     review_seed: int = 0
-    missing: list[MissingOutput] = Field(default_factory=list, description="stages recorded as done whose outputs are gone")
+    missing: list[MissingOutput] = Field(
+        default_factory=list, description="stages recorded as done whose outputs are gone"
+    )
 
 
 def _read_json(path: Path) -> dict | None:
@@ -111,11 +145,20 @@ def judge_verdicts(comparisons: list[dict], thresholds: Thresholds, proof: str =
         if row.get("system_a") != TUNED:
             continue
         rate, low, high = row.get("win_rate"), row.get("ci_low"), row.get("ci_high")
-        verdicts.append(Verdict(
-            proof=proof, metric="win_rate", kind="win_rate", baseline=row["system_b"], value=rate, ci=(low, high),
-            threshold=thresholds.win_rate, meets=None if rate is None else rate >= thresholds.win_rate,
-            includes_null=None if low is None or high is None else low <= 0.5 <= high, n=row.get("n", 0),
-        ))
+        verdicts.append(
+            Verdict(
+                proof=proof,
+                metric="win_rate",
+                kind="win_rate",
+                baseline=row["system_b"],
+                value=rate,
+                ci=(low, high),
+                threshold=thresholds.win_rate,
+                meets=None if rate is None else rate >= thresholds.win_rate,
+                includes_null=None if low is None or high is None else low <= 0.5 <= high,
+                n=row.get("n", 0),
+            )
+        )
     return verdicts
 
 
@@ -125,19 +168,40 @@ def call_verdicts(comparisons: list[dict], thresholds: Thresholds) -> list[Verdi
     for row in comparisons:
         if row.get("a") != TUNED:
             continue
-        for metric, threshold in (("repeat_requests", thresholds.repeat_requests_change), ("duration_seconds", thresholds.duration_change)):
+        for metric, threshold in (
+            ("repeat_requests", thresholds.repeat_requests_change),
+            ("duration_seconds", thresholds.duration_change),
+        ):
             change, (low, high) = row[metric]["change"], row[metric]["ci"]
-            verdicts.append(Verdict(
-                proof="calls", metric=metric, kind="change", baseline=row["b"], value=change, ci=(low, high), threshold=threshold,
-                meets=None if change is None else change <= threshold, includes_null=None if low is None or high is None else low <= 0 <= high,
-                n=row.get("calls", 0),
-            ))
+            verdicts.append(
+                Verdict(
+                    proof="calls",
+                    metric=metric,
+                    kind="change",
+                    baseline=row["b"],
+                    value=change,
+                    ci=(low, high),
+                    threshold=threshold,
+                    meets=None if change is None else change <= threshold,
+                    includes_null=None if low is None or high is None else low <= 0 <= high,
+                    n=row.get("calls", 0),
+                )
+            )
         resolution = row["resolution"]
-        verdicts.append(Verdict(
-            proof="calls", metric="resolution", kind="non_inferiority", baseline=row["b"], value=resolution["difference"],
-            ci=(resolution["lower_bound"], None), threshold=resolution["margin"], meets=resolution["non_inferior"],
-            includes_null=None if resolution["lower_bound"] is None else resolution["lower_bound"] < 0, n=row.get("calls", 0),
-        ))
+        verdicts.append(
+            Verdict(
+                proof="calls",
+                metric="resolution",
+                kind="non_inferiority",
+                baseline=row["b"],
+                value=resolution["difference"],
+                ci=(resolution["lower_bound"], None),
+                threshold=resolution["margin"],
+                meets=resolution["non_inferior"],
+                includes_null=None if resolution["lower_bound"] is None else resolution["lower_bound"] < 0,
+                n=row.get("calls", 0),
+            )
+        )
     return verdicts
 
 
@@ -167,17 +231,33 @@ def _train_section(paths: RunPaths, stages: dict) -> dict | None:
         return None
     final: dict[str, dict] = {}
     for row in _logged_steps(paths):
-        final[row["stage"]] = {k: row[k] for k in ("step", "loss", "rewards/accuracies", "rewards/margins", "mean_token_accuracy") if k in row}
-    return {"seconds": (stages.get("train") or {}).get("seconds"), "targets": summary.get("targets"), "rounds": summary.get("rounds"),
-            "timings": summary.get("timings"), "final": final, "model": str(paths.model), "base_model": summary.get("base_model")}
+        final[row["stage"]] = {
+            k: row[k]
+            for k in ("step", "loss", "rewards/accuracies", "rewards/margins", "mean_token_accuracy")
+            if k in row
+        }
+    return {
+        "seconds": (stages.get("train") or {}).get("seconds"),
+        "targets": summary.get("targets"),
+        "rounds": summary.get("rounds"),
+        "timings": summary.get("timings"),
+        "final": final,
+        "model": str(paths.model),
+        "base_model": summary.get("base_model"),
+    }
 
 
 def _eval_section(paths: RunPaths, folder: Path) -> dict | None:
     summary = _read_json(folder / "summary.json")
     if summary is None:
         return None
-    return {"judge": summary["judge"], "turns": summary["turns"], "seeds": summary["seeds"],
-            "comparisons": [c for c in summary["comparisons"] if c["system_a"] == TUNED], "systems": summary["systems"]}
+    return {
+        "judge": summary["judge"],
+        "turns": summary["turns"],
+        "seeds": summary["seeds"],
+        "comparisons": [c for c in summary["comparisons"] if c["system_a"] == TUNED],
+        "systems": summary["systems"],
+    }
 
 
 def _review_section(paths: RunPaths, seed: int) -> dict | None:
@@ -186,8 +266,14 @@ def _review_section(paths: RunPaths, seed: int) -> dict | None:
     store = ReviewStore(paths.review_db)
     meta = store.meta()
     votes = store.votes()
-    section = {"db": str(paths.review_db), "pairs": len(store.pairs()), "reviewers": sorted(store.reviewers()), "mode": meta.get("mode"),
-               "voice": meta.get("voice"), "votes": len(votes)}  # no links: their tokens are secrets, and a report is shared
+    section = {
+        "db": str(paths.review_db),
+        "pairs": len(store.pairs()),
+        "reviewers": sorted(store.reviewers()),
+        "mode": meta.get("mode"),
+        "voice": meta.get("voice"),
+        "votes": len(votes),
+    }  # no links: their tokens are secrets, and a report is shared
     if votes:
         section["agreement"] = review_agreement(votes, store.judge_verdicts(), seed=seed)
     return section
@@ -197,10 +283,17 @@ def _simulation_section(paths: RunPaths) -> dict | None:
     summary = _read_json(paths.simulate / "summary.json")
     if summary is None:
         return None
-    return {"calls": summary["calls"], "seeds": summary["seeds"], "channel": summary["channel"], "caller": summary["caller"],
-            "timing": summary.get("timing"), "margin": summary["margin"], "systems": summary["systems"],
-            "relative_change": [c for c in summary["comparisons"] if c["a"] == TUNED],
-            "sensitivity_ranges": summary.get("sensitivity_ranges")}
+    return {
+        "calls": summary["calls"],
+        "seeds": summary["seeds"],
+        "channel": summary["channel"],
+        "caller": summary["caller"],
+        "timing": summary.get("timing"),
+        "margin": summary["margin"],
+        "systems": summary["systems"],
+        "relative_change": [c for c in summary["comparisons"] if c["a"] == TUNED],
+        "sensitivity_ranges": summary.get("sensitivity_ranges"),
+    }
 
 
 def read_stages(paths: RunPaths) -> dict:
@@ -209,7 +302,11 @@ def read_stages(paths: RunPaths) -> dict:
     for record in sorted(paths.stages.glob("*.fingerprint.json")):
         data = _read_json(record) or {}
         stages[data.get("step", record.name.removesuffix(".fingerprint.json"))] = {
-            "status": data.get("status"), "seconds": data.get("seconds"), "finished_at": data.get("finished_at"), "digest": data.get("digest")}
+            "status": data.get("status"),
+            "seconds": data.get("seconds"),
+            "finished_at": data.get("finished_at"),
+            "digest": data.get("digest"),
+        }
     return stages
 
 
@@ -223,7 +320,9 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def manifest(facts: RunFacts, paths: RunPaths, eval_summary: dict | None, simulation: dict | None, review: dict | None) -> dict:
+def manifest(
+    facts: RunFacts, paths: RunPaths, eval_summary: dict | None, simulation: dict | None, review: dict | None
+) -> dict:
     """What the figures were made from: package versions, model and data hashes, seeds, the judge prompt and
     the scorer config (hashes), the TTS engine and voice, the machine."""
     models: dict = {}
@@ -236,12 +335,21 @@ def manifest(facts: RunFacts, paths: RunPaths, eval_summary: dict | None, simula
     sim = _read_json(paths.simulate / "summary.json") or {}
     return {
         "versions": _versions(),
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "threads": facts.threads or "auto"},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "threads": facts.threads or "auto",
+        },
         "models": models,
-        "data": {name: hash_file(paths.split(name)) for name in ("train", "dev", "test") if paths.split(name).is_file()},
+        "data": {
+            name: hash_file(paths.split(name)) for name in ("train", "dev", "test") if paths.split(name).is_file()
+        },
         "seeds": facts.seeds,
-        "judge": {"name": (eval_summary or {}).get("judge", {}).get("name"), "llm_prompt": prompt_fingerprint(),
-                  "scorer_config": facts.scorer_fingerprint},
+        "judge": {
+            "name": (eval_summary or {}).get("judge", {}).get("name"),
+            "llm_prompt": prompt_fingerprint(),
+            "scorer_config": facts.scorer_fingerprint,
+        },
         "responses": (eval_summary or {}).get("manifest", {}).get("responses") if eval_summary else None,
         "tts": {"review": (review or {}).get("voice"), "simulate": (sim.get("manifest") or {}).get("channel")},
         "config": (paths.root / "config.yaml").read_text(encoding="utf-8"),
@@ -289,14 +397,23 @@ def samples(paths: RunPaths, review: dict | None, seed: int = 0) -> list[dict]:
         ranked = Counter(v.winner for v in votes).most_common()
         majority = None if not ranked else ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else "split"
         row = in_review.get(pair.id) or {}
-        out.append({
-            "why": why, "pair_id": pair.id, "baseline": pair.system_b, "domain": pair.domain,
-            "history": [m.model_dump() for m in pair.history[-4:]], "draft": pair.draft,
-            "tuned": pair.response_a, "other": pair.response_b, "judge": {"winner": pair.winner, "criteria": pair.criteria or {}, "rationale": pair.rationale},
-            "votes": [{"reviewer": v.reviewer, "winner": v.winner, "mode": v.mode} for v in votes], "human_majority": majority,
-            "disagrees": majority not in (None, "split") and majority != pair.winner,
-            "audio": {"tuned": row.get("audio_a"), "other": row.get("audio_b")},
-        })
+        out.append(
+            {
+                "why": why,
+                "pair_id": pair.id,
+                "baseline": pair.system_b,
+                "domain": pair.domain,
+                "history": [m.model_dump() for m in pair.history[-4:]],
+                "draft": pair.draft,
+                "tuned": pair.response_a,
+                "other": pair.response_b,
+                "judge": {"winner": pair.winner, "criteria": pair.criteria or {}, "rationale": pair.rationale},
+                "votes": [{"reviewer": v.reviewer, "winner": v.winner, "mode": v.mode} for v in votes],
+                "human_majority": majority,
+                "disagrees": majority not in (None, "split") and majority != pair.winner,
+                "audio": {"tuned": row.get("audio_a"), "other": row.get("audio_b")},
+            }
+        )
     return out
 
 
@@ -325,7 +442,10 @@ def collect(paths: RunPaths, facts: RunFacts) -> dict:
     evaluation = _eval_section(paths, paths.eval)
     review = _review_section(paths, facts.review_seed)
     simulation = _simulation_section(paths)
-    thresholds = _read_json(paths.root / "thresholds.json") or {"thresholds": facts.thresholds.model_dump(), "set_at": None}
+    thresholds = _read_json(paths.root / "thresholds.json") or {
+        "thresholds": facts.thresholds.model_dump(),
+        "set_at": None,
+    }
     headline = judge_verdicts((evaluation or {}).get("comparisons", []), facts.thresholds)
     human_rows = ((review or {}).get("agreement") or {}).get("comparisons", [])
     headline += judge_verdicts(human_rows, facts.thresholds, proof="humans")
@@ -334,14 +454,27 @@ def collect(paths: RunPaths, facts: RunFacts) -> dict:
     for gap in missing:  # the record says done, but what it made is gone: the timings must not say done
         stages[gap.stage] = {**stages[gap.stage], "status": "missing"}
     results_at = max((s.get("finished_at") or 0 for s in stages.values()), default=0)
-    command = (paths.root / "command.txt").read_text(encoding="utf-8").strip() if (paths.root / "command.txt").is_file() else None
+    command = (
+        (paths.root / "command.txt").read_text(encoding="utf-8").strip()
+        if (paths.root / "command.txt").is_file()
+        else None
+    )
     return {
         "run": str(paths.root),
         "made_at": time.time(),
         "baselines": facts.baselines,
         "headline": [v.model_dump() for v in headline],
-        "thresholds": {**thresholds, "changed_after_results": bool(thresholds.get("set_at") and results_at and thresholds["set_at"] > results_at)},
-        "data": {name: sum(1 for _ in paths.split(name).open(encoding="utf-8")) for name in ("train", "dev", "test") if paths.split(name).is_file()},
+        "thresholds": {
+            **thresholds,
+            "changed_after_results": bool(
+                thresholds.get("set_at") and results_at and thresholds["set_at"] > results_at
+            ),
+        },
+        "data": {
+            name: sum(1 for _ in paths.split(name).open(encoding="utf-8"))
+            for name in ("train", "dev", "test")
+            if paths.split(name).is_file()
+        },
         "train": _train_section(paths, stages),
         "eval": evaluation,
         "eval_llm": _eval_section(paths, paths.eval_llm),

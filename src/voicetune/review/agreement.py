@@ -90,17 +90,24 @@ def human_vs_judge(votes: Sequence[Vote], judge: Mapping[str, dict]) -> dict:
     judged = [v for v in _first(votes) if (judge.get(v.pair_id) or {}).get("winner") in LABELS]
     per_criterion = {}
     for quality in QUALITIES:
-        both = [(v.criteria[quality], judge[v.pair_id]["criteria"][quality]) for v in _first(votes)
-                if (v.criteria or {}).get(quality) in LABELS
-                and ((judge.get(v.pair_id) or {}).get("criteria") or {}).get(quality) in LABELS]
+        both = [
+            (v.criteria[quality], judge[v.pair_id]["criteria"][quality])
+            for v in _first(votes)
+            if (v.criteria or {}).get(quality) in LABELS
+            and ((judge.get(v.pair_id) or {}).get("criteria") or {}).get(quality) in LABELS
+        ]
         per_criterion[quality] = agreement_row([h for h, _ in both], [j for _, j in both])
     reviewers = sorted({v.reviewer for v in judged})
     return {
         "overall": agreement_row([v.winner for v in judged], [judge[v.pair_id]["winner"] for v in judged]),
         "per_criterion": per_criterion,
-        "per_reviewer": {name: agreement_row([v.winner for v in judged if v.reviewer == name],
-                                             [judge[v.pair_id]["winner"] for v in judged if v.reviewer == name])
-                         for name in reviewers},
+        "per_reviewer": {
+            name: agreement_row(
+                [v.winner for v in judged if v.reviewer == name],
+                [judge[v.pair_id]["winner"] for v in judged if v.reviewer == name],
+            )
+            for name in reviewers
+        },
     }
 
 
@@ -128,8 +135,14 @@ def inter_reviewer(votes: Sequence[Vote]) -> dict:
     for vote in _first(votes):
         by_pair[vote.pair_id][vote.reviewer] = vote.winner
     shared = {pair: raters for pair, raters in sorted(by_pair.items()) if len(raters) >= 2}
-    result: dict[str, float | None] = {"n_pairs": len(shared), "krippendorff_alpha_nominal": None, "krippendorff_alpha_ordinal": None,
-              "fleiss_kappa": None, "fleiss_raters": None, "percent_agreement": None}
+    result: dict[str, float | None] = {
+        "n_pairs": len(shared),
+        "krippendorff_alpha_nominal": None,
+        "krippendorff_alpha_ordinal": None,
+        "fleiss_kappa": None,
+        "fleiss_raters": None,
+        "percent_agreement": None,
+    }
     if not shared:
         return result
     names = sorted({name for raters in shared.values() for name in raters})
@@ -147,11 +160,15 @@ def inter_reviewer(votes: Sequence[Vote]) -> dict:
             warnings.simplefilter("ignore")
             fleiss = _r(fleiss_kappa(table, method="fleiss"))
     agreeing = [np.mean([x == y for x, y in combinations(raters.values(), 2)]) for raters in shared.values()]
-    result.update({
-        "krippendorff_alpha_nominal": _krippendorff(data, "nominal"),
-        "krippendorff_alpha_ordinal": _krippendorff(data, "ordinal"),
-        "fleiss_kappa": fleiss, "fleiss_raters": size, "percent_agreement": _r(np.mean(agreeing)),
-    })
+    result.update(
+        {
+            "krippendorff_alpha_nominal": _krippendorff(data, "nominal"),
+            "krippendorff_alpha_ordinal": _krippendorff(data, "ordinal"),
+            "fleiss_kappa": fleiss,
+            "fleiss_raters": size,
+            "percent_agreement": _r(np.mean(agreeing)),
+        }
+    )
     return result
 
 
@@ -179,8 +196,13 @@ def self_consistency(votes: Sequence[Vote]) -> dict:
     return result
 
 
-def comparison_statistics(votes: Sequence[Vote], judge: Mapping[str, dict], *, seed: int = 0,
-                          systems: Mapping[str, tuple[str, str]] | None = None) -> list[dict]:
+def comparison_statistics(
+    votes: Sequence[Vote],
+    judge: Mapping[str, dict],
+    *,
+    seed: int = 0,
+    systems: Mapping[str, tuple[str, str]] | None = None,
+) -> list[dict]:
     """The human win rate of ``system_a`` over ``system_b`` per comparison, in ``voicetune eval``'s terms
     (:func:`voicetune.evaluate.stats.win_statistics`), with the judge's win rate on the same pairs beside it.
 
@@ -205,23 +227,46 @@ def comparison_statistics(votes: Sequence[Vote], judge: Mapping[str, dict], *, s
         for quality in QUALITIES:
             given = [v.criteria[quality] for v in group if (v.criteria or {}).get(quality) in LABELS]
             if given:
-                per_criterion[quality] = {"win_rate": _share(sum(_POINTS[g] for g in given), len(given)),
-                                          "wins": given.count("a"), "losses": given.count("b"), "ties": given.count("tie")}
+                per_criterion[quality] = {
+                    "win_rate": _share(sum(_POINTS[g] for g in given), len(given)),
+                    "wins": given.count("a"),
+                    "losses": given.count("b"),
+                    "ties": given.count("tie"),
+                }
         machine = [judge[p]["winner"] for p in by_pair if (judge.get(p) or {}).get("winner") in LABELS]
         system_a, system_b = _systems(comparison, systems)
-        rows.append({
-            "system_a": system_a, "system_b": system_b, "comparison": comparison, "judge": "human",
-            "n": n, "wins": wins, "losses": losses, "ties": ties,
-            "win_rate": _share(wins + 0.5 * ties, n), "win_rate_no_ties": _share(wins, wins + losses),
-            "ci_low": _r(low), "ci_high": _r(high), "bootstrap_ci": [_r(boot_low), _r(boot_high)],
-            "p_value": float(f"{sign_test(wins, losses):.3g}"), "per_criterion": per_criterion,
-            "judge_win_rate": _share(sum(_POINTS[m] for m in machine), len(machine)), "judge_n": len(machine),
-        })
+        rows.append(
+            {
+                "system_a": system_a,
+                "system_b": system_b,
+                "comparison": comparison,
+                "judge": "human",
+                "n": n,
+                "wins": wins,
+                "losses": losses,
+                "ties": ties,
+                "win_rate": _share(wins + 0.5 * ties, n),
+                "win_rate_no_ties": _share(wins, wins + losses),
+                "ci_low": _r(low),
+                "ci_high": _r(high),
+                "bootstrap_ci": [_r(boot_low), _r(boot_high)],
+                "p_value": float(f"{sign_test(wins, losses):.3g}"),
+                "per_criterion": per_criterion,
+                "judge_win_rate": _share(sum(_POINTS[m] for m in machine), len(machine)),
+                "judge_n": len(machine),
+            }
+        )
     return rows
 
 
-def bradley_terry(votes: Sequence[Vote], systems: Mapping[str, tuple[str, str]] | None = None, *, seed: int = 0,
-                  n_boot: int = 500, alpha: float = 0.01) -> dict | None:
+def bradley_terry(
+    votes: Sequence[Vote],
+    systems: Mapping[str, tuple[str, str]] | None = None,
+    *,
+    seed: int = 0,
+    n_boot: int = 500,
+    alpha: float = 0.01,
+) -> dict | None:
     """Bradley–Terry strengths of every system from the first-showing votes, so systems never compared head to
     head can still be ranked: ``P(i beats j) = expit(s_i - s_j)``.
 
@@ -270,12 +315,19 @@ def listen_vs_read(votes: Sequence[Vote]) -> dict | None:
     modes: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for vote in _first(votes):
         modes[vote.pair_id][vote.mode].append(vote.winner)
-    both = [(_majority(m["listen"]), _majority(m["read"])) for _, m in sorted(modes.items()) if m.get("listen") and m.get("read")]
+    both = [
+        (_majority(m["listen"]), _majority(m["read"]))
+        for _, m in sorted(modes.items())
+        if m.get("listen") and m.get("read")
+    ]
     if not both:
         return None
     listen, read = [x for x, _ in both], [y for _, y in both]
-    return {"n_pairs": len(both), "percent_agreement": _share(sum(x == y for x, y in both), len(both)),
-            "kappa": cohen_kappa(listen, read)}
+    return {
+        "n_pairs": len(both),
+        "percent_agreement": _share(sum(x == y for x, y in both), len(both)),
+        "kappa": cohen_kappa(listen, read),
+    }
 
 
 def _fast(vote: Vote) -> bool | None:
@@ -286,7 +338,9 @@ def _fast(vote: Vote) -> bool | None:
     return vote.seconds_on_item < 2.0
 
 
-def flag_reviewers(votes: Sequence[Vote], *, min_self_consistency: float = 0.7, fast_share: float = 0.2) -> dict[str, list[str]]:
+def flag_reviewers(
+    votes: Sequence[Vote], *, min_self_consistency: float = 0.7, fast_share: float = 0.2
+) -> dict[str, list[str]]:
     """Reviewers whose votes deserve a second look, with the reasons: a self-consistency rate under
     ``min_self_consistency`` (with at least two repeats), or more than ``fast_share`` of their timed votes
     implausibly fast (listen mode: less time on the item than 0.9 × both responses' audio, so they cannot have
@@ -302,8 +356,13 @@ def flag_reviewers(votes: Sequence[Vote], *, min_self_consistency: float = 0.7, 
     return dict(sorted(flags.items()))
 
 
-def review_agreement(votes: Sequence[Vote], judge: Mapping[str, dict], *, seed: int = 0,
-                     systems: Mapping[str, tuple[str, str]] | None = None) -> dict:
+def review_agreement(
+    votes: Sequence[Vote],
+    judge: Mapping[str, dict],
+    *,
+    seed: int = 0,
+    systems: Mapping[str, tuple[str, str]] | None = None,
+) -> dict:
     """Every statistic of a human review in one JSON-serialisable dict.
 
     Args:
@@ -339,15 +398,22 @@ def _f(value: object) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(_f(c) for c in row) + " |" for row in rows), ""]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(_f(c) for c in row) + " |" for row in rows),
+        "",
+    ]
 
 
 def render_agreement(report: dict) -> str:
     """The report of :func:`review_agreement` as markdown tables for the terminal (``-`` where a figure is None)."""
-    lines = [f"{report['n_votes']} votes on {report['n_pairs']} pairs by {len(report['reviewers'])} reviewers "
-             f"({', '.join(report['reviewers']) or '-'}); modes: {', '.join(report['modes']) or '-'}", "",
-             "## Human vs judge"]
+    lines = [
+        f"{report['n_votes']} votes on {report['n_pairs']} pairs by {len(report['reviewers'])} reviewers "
+        f"({', '.join(report['reviewers']) or '-'}); modes: {', '.join(report['modes']) or '-'}",
+        "",
+        "## Human vs judge",
+    ]
     hvj = report["human_vs_judge"]
     keys = ("n", "percent_agreement", "kappa", "n_no_ties", "percent_agreement_no_ties", "kappa_no_ties")
     rows = [["overall", *(hvj["overall"][k] for k in keys)]]
@@ -356,29 +422,72 @@ def render_agreement(report: dict) -> str:
     lines += _table(["", "n", "agree", "kappa", "n (no ties)", "agree (no ties)", "kappa (no ties)"], rows)
     inter = report["inter_reviewer"]
     lines += ["## Between reviewers"]
-    lines += _table(["pairs", "alpha nominal", "alpha ordinal", "Fleiss kappa", "Fleiss raters", "agree"],
-                    [[inter["n_pairs"], inter["krippendorff_alpha_nominal"], inter["krippendorff_alpha_ordinal"],
-                      inter["fleiss_kappa"], inter["fleiss_raters"], inter["percent_agreement"]]])
+    lines += _table(
+        ["pairs", "alpha nominal", "alpha ordinal", "Fleiss kappa", "Fleiss raters", "agree"],
+        [
+            [
+                inter["n_pairs"],
+                inter["krippendorff_alpha_nominal"],
+                inter["krippendorff_alpha_ordinal"],
+                inter["fleiss_kappa"],
+                inter["fleiss_raters"],
+                inter["percent_agreement"],
+            ]
+        ],
+    )
     lines += ["## Self-consistency (repeat in the other order)"]
-    lines += _table(["reviewer", "repeats", "consistent", "rate"],
-                    [[name, c["n"], c["consistent"], c["rate"]] for name, c in report["self_consistency"].items()])
+    lines += _table(
+        ["reviewer", "repeats", "consistent", "rate"],
+        [[name, c["n"], c["consistent"], c["rate"]] for name, c in report["self_consistency"].items()],
+    )
     lines += ["## Human win rates"]
     with_eval = any("eval_win_rate" in c for c in report["comparisons"])  # the whole eval's, beside these pairs'
-    lines += _table(["comparison", "n", "W/L/T", "win rate", "95% CI", "bootstrap", "judge win rate"] + ["judge, whole eval"] * with_eval,
-                    [[c["comparison"], c["n"], f"{c['wins']}/{c['losses']}/{c['ties']}", c["win_rate"],
-                      f"{_f(c['ci_low'])}–{_f(c['ci_high'])}", f"{_f(c['bootstrap_ci'][0])}–{_f(c['bootstrap_ci'][1])}",
-                      c["judge_win_rate"]] + [c.get("eval_win_rate")] * with_eval for c in report["comparisons"]])
+    lines += _table(
+        ["comparison", "n", "W/L/T", "win rate", "95% CI", "bootstrap", "judge win rate"]
+        + ["judge, whole eval"] * with_eval,
+        [
+            [
+                c["comparison"],
+                c["n"],
+                f"{c['wins']}/{c['losses']}/{c['ties']}",
+                c["win_rate"],
+                f"{_f(c['ci_low'])}–{_f(c['ci_high'])}",
+                f"{_f(c['bootstrap_ci'][0])}–{_f(c['bootstrap_ci'][1])}",
+                c["judge_win_rate"],
+            ]
+            + [c.get("eval_win_rate")] * with_eval
+            for c in report["comparisons"]
+        ],
+    )
     if report["bradley_terry"]:
         lines += ["## Bradley–Terry strengths (log scale, mean 0)"]
         ranked = sorted(report["bradley_terry"].items(), key=lambda item: -(item[1]["strength"] or 0.0))
-        lines += _table(["system", "strength", "95% CI"],
-                        [[name, s["strength"], f"{_f(s['ci'][0])}–{_f(s['ci'][1])}"] for name, s in ranked])
+        lines += _table(
+            ["system", "strength", "95% CI"],
+            [[name, s["strength"], f"{_f(s['ci'][0])}–{_f(s['ci'][1])}"] for name, s in ranked],
+        )
     if report["listen_vs_read"]:
         lvr = report["listen_vs_read"]
-        lines += ["## Listen vs read"] + _table(["pairs", "agree", "kappa"], [[lvr["n_pairs"], lvr["percent_agreement"], lvr["kappa"]]])
-    lines += ["## Flags"] + ([f"- {name}: {'; '.join(reasons)}" for name, reasons in report["flags"].items()] or ["none"])
+        lines += ["## Listen vs read"] + _table(
+            ["pairs", "agree", "kappa"], [[lvr["n_pairs"], lvr["percent_agreement"], lvr["kappa"]]]
+        )
+    lines += ["## Flags"] + (
+        [f"- {name}: {'; '.join(reasons)}" for name, reasons in report["flags"].items()] or ["none"]
+    )
     return "\n".join(lines)
 
 
-__all__ = ["LABELS", "agreement_row", "bradley_terry", "cohen_kappa", "comparison_statistics", "flag_reviewers",
-           "human_vs_judge", "inter_reviewer", "listen_vs_read", "render_agreement", "review_agreement", "self_consistency"]
+__all__ = [
+    "LABELS",
+    "agreement_row",
+    "bradley_terry",
+    "cohen_kappa",
+    "comparison_statistics",
+    "flag_reviewers",
+    "human_vs_judge",
+    "inter_reviewer",
+    "listen_vs_read",
+    "render_agreement",
+    "review_agreement",
+    "self_consistency",
+]

@@ -51,9 +51,12 @@ from voicetune.review.export import votes_csv, votes_jsonl
 from voicetune.review.store import ReplayConflict, ReviewStore, new_event_id
 
 _HERE = Path(__file__).parent
-KEYS_HELP = "1 or ← picks response 1, 2 or → picks response 2, 0 or ↓ is a tie; space plays or pauses; u undoes the last vote."
+KEYS_HELP = (
+    "1 or ← picks response 1, 2 or → picks response 2, 0 or ↓ is a tie; space plays or pauses; u undoes the last vote."
+)
 _HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; media-src 'self'; img-src 'self'; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; media-src 'self'; img-src "
+    "'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -107,7 +110,9 @@ def create_app(db_path: str | Path):
     settings = store.meta()
     secret = settings["secret"]
     admin_token = settings["admin_token"]
-    templates = Environment(loader=FileSystemLoader(str(_HERE / "templates")), autoescape=select_autoescape(default=True))
+    templates = Environment(
+        loader=FileSystemLoader(str(_HERE / "templates")), autoescape=select_autoescape(default=True)
+    )
     templates.globals.update(pct=_pct, num=_num)
     app = FastAPI(title="voicetune review", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(web.BodyLimit, limit=MAX_BODY)
@@ -190,7 +195,9 @@ def create_app(db_path: str | Path):
     def done(token: str):
         name = reviewer_of(token)
         total = len(store.items(name))
-        return page("done.html", token=token, name=name, total=total, csrf=csrf_token(secret, token), undo_id=new_event_id())
+        return page(
+            "done.html", token=token, name=name, total=total, csrf=csrf_token(secret, token), undo_id=new_event_id()
+        )
 
     @app.get("/r/{token}/item/{item_id}")
     def show_item(token: str, item_id: ItemId):
@@ -204,10 +211,23 @@ def create_app(db_path: str | Path):
             texts.reverse()
         mode = store.meta().get("mode", "listen")
         return page(
-            "item.html", token=token, name=name, item=item, history=pair["history"][-6:], texts=texts, mode=mode,
-            has_audio=pair["audio_a"] is not None, qualities=[(q, q.replace("_", "-")) for q in QUALITIES],
-            done=len(voted), total=len(items), position=items.index(item) + 1, already=item.id in voted,
-            csrf=csrf_token(secret, token), event_id=new_event_id(), undo_id=new_event_id(), keys_help=KEYS_HELP,
+            "item.html",
+            token=token,
+            name=name,
+            item=item,
+            history=pair["history"][-6:],
+            texts=texts,
+            mode=mode,
+            has_audio=pair["audio_a"] is not None,
+            qualities=[(q, q.replace("_", "-")) for q in QUALITIES],
+            done=len(voted),
+            total=len(items),
+            position=items.index(item) + 1,
+            already=item.id in voted,
+            csrf=csrf_token(secret, token),
+            event_id=new_event_id(),
+            undo_id=new_event_id(),
+            keys_help=KEYS_HELP,
             can_undo=bool(voted),
         )
 
@@ -250,8 +270,15 @@ def create_app(db_path: str | Path):
         criteria = {q: "tie" if v == "0" else v for q, v in criteria_in.items() if v}
         try:
             store.record_vote(
-                reviewer=name, item_id=item_id, shown=shown, mode=mode, event_id=event_id, criteria=criteria,
-                comment=comment.strip(), plays={"1": plays_1, "2": plays_2}, seconds_on_item=seconds,
+                reviewer=name,
+                item_id=item_id,
+                shown=shown,
+                mode=mode,
+                event_id=event_id,
+                criteria=criteria,
+                comment=comment.strip(),
+                plays={"1": plays_1, "2": plays_2},
+                seconds_on_item=seconds,
             )
         except ReplayConflict as error:
             raise HTTPException(409, str(error)) from None
@@ -280,10 +307,20 @@ def create_app(db_path: str | Path):
         for name in store.reviewers():
             mine = [i for i in items if i.reviewer == name]
             done_count = sum(v.reviewer == name for v in votes)
-            progress.append({"name": name, "done": done_count, "total": len(mine), "share": done_count / len(mine) if mine else 0.0})
+            progress.append(
+                {"name": name, "done": done_count, "total": len(mine), "share": done_count / len(mine) if mine else 0.0}
+            )
         report = review_agreement(votes, store.judge_verdicts()) if votes else None
-        return page("admin.html", token=token, progress=progress, report=report, flags=flag_reviewers(votes),
-                    mode=store.meta().get("mode", "listen"), csrf=csrf_token(secret, token), now=time.strftime("%H:%M:%S"))
+        return page(
+            "admin.html",
+            token=token,
+            progress=progress,
+            report=report,
+            flags=flag_reviewers(votes),
+            mode=store.meta().get("mode", "listen"),
+            csrf=csrf_token(secret, token),
+            now=time.strftime("%H:%M:%S"),
+        )
 
     @app.post("/admin/{token}/mode")
     def toggle_mode(request: Request, token: str, csrf: Csrf, mode: Annotated[Mode, Form()]):
@@ -319,7 +356,13 @@ def _phrase(status: int) -> str:
         return ""
 
 
-def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning",
-          sock: socket.socket | None = None) -> None:
-    """Run the app with uvicorn until interrupted, on ``sock`` (bound by :func:`voicetune.web.bind`) or a socket bound now."""
+def serve(
+    db_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "warning",
+    sock: socket.socket | None = None,
+) -> None:
+    """Run the app with uvicorn until interrupted, on ``sock`` (bound by :func:`voicetune.web.bind`) or a socket
+    bound now."""
     web.run(create_app(db_path), sock or web.bind(host, port), log_level)

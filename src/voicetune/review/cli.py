@@ -17,7 +17,9 @@ from voicetune.review.export import votes_csv, votes_jsonl, votes_labels
 from voicetune.review.labelstudio import export_label_studio, import_label_studio
 from voicetune.review.store import ReviewStore, symlink_loop
 
-review_app = typer.Typer(help="Human review: blind, listen-first pairwise votes, and their agreement with the judge.", no_args_is_help=True)
+review_app = typer.Typer(
+    help="Human review: blind, listen-first pairwise votes, and their agreement with the judge.", no_args_is_help=True
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -44,9 +46,22 @@ def create(
     source: Path = typer.Option(..., "--from", help="A `voicetune eval` output folder (its pairs.jsonl)."),
     db: Path = typer.Option(..., "--db", help="The review database to create (SQLite; never overwritten)."),
     reviewers: str = typer.Option(..., "--reviewers", help="Reviewer names, comma-separated."),
-    sample: int | None = typer.Option(None, "--sample", min=1, help="Review N pairs, stratified by domain and comparison (default: all)."),
-    overlap: int | None = typer.Option(None, "--overlap", min=1, help="Reviewers per pair, for inter-reviewer agreement (default 2, or 1 with one reviewer)."),
-    repeat_share: float = typer.Option(0.1, "--repeat-share", min=0.0, max=1.0, help="Share of each reviewer's pairs shown again in the other order (self-consistency)."),
+    sample: int | None = typer.Option(
+        None, "--sample", min=1, help="Review N pairs, stratified by domain and comparison (default: all)."
+    ),
+    overlap: int | None = typer.Option(
+        None,
+        "--overlap",
+        min=1,
+        help="Reviewers per pair, for inter-reviewer agreement (default 2, or 1 with one reviewer).",
+    ),
+    repeat_share: float = typer.Option(
+        0.1,
+        "--repeat-share",
+        min=0.0,
+        max=1.0,
+        help="Share of each reviewer's pairs shown again in the other order (self-consistency).",
+    ),
     mode: str = typer.Option("listen", "--mode", help="listen (text hidden until both responses were heard) or read."),
     engine: str = typer.Option("auto", "--tts", help="auto, piper, espeak or browser (see voicetune.tts)."),
     seed: int = typer.Option(0, help="Sampling, assignment and order seed."),
@@ -57,18 +72,35 @@ def create(
 
     Example: voicetune review create --from runs/eval --db review.sqlite --reviewers alice,bob,carol --sample 60
     """
-    made = create_review_set(source, db, reviewers.split(","), sample=sample, overlap=overlap, repeat_share=repeat_share,
-                             mode=mode, engine=engine, seed=seed, progress=True, log=_say)
+    made = create_review_set(
+        source,
+        db,
+        reviewers.split(","),
+        sample=sample,
+        overlap=overlap,
+        repeat_share=repeat_share,
+        mode=mode,
+        engine=engine,
+        seed=seed,
+        progress=True,
+        log=_say,
+    )
     out.print(f"review set {db}: {made.pairs} pairs, {made.items} items, audio: {made.engine}")
     for name, link in made.links(host, port).items():
         out.print(f"  {name:>10}  {link}", markup=False, highlight=False, soft_wrap=True)
-    _say(f"serve it with: voicetune review serve --db {db}" + (f" --host {host}" if host != "127.0.0.1" else "") + (f" --port {port}" if port != 8000 else ""))
+    _say(
+        f"serve it with: voicetune review serve --db {db}"
+        + (f" --host {host}" if host != "127.0.0.1" else "")
+        + (f" --port {port}" if port != 8000 else "")
+    )
 
 
 @review_app.command("serve")
 def serve_command(
     db: Path = typer.Option(..., "--db", help="The review database."),
-    host: str = typer.Option("127.0.0.1", help="Bind address (127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Bind address (127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)."
+    ),
     port: int = typer.Option(8000, min=1, max=65535, help="Port (1 to 65535)."),
 ) -> None:
     """Serve the review app until Ctrl-C; votes are committed as they are cast.
@@ -84,9 +116,11 @@ def serve_command(
     for name, link in links.items():
         out.print(f"  {name:>10}  {link}", markup=False, highlight=False, soft_wrap=True)
     if not is_loopback(host):
-        _say(f"warning: serving on {host} over plain HTTP (no TLS): the secret links are the only protection, so "
-             "anyone who sees a link or the traffic can vote as that reviewer, and the admin link reads and exports "
-             "every vote")
+        _say(
+            f"warning: serving on {host} over plain HTTP (no TLS): the secret links are the only protection, so "
+            "anyone who sees a link or the traffic can vote as that reviewer, and the admin link reads and exports "
+            "every vote"
+        )
     _say(f"serving {db} on {base_url(host, port)} (Ctrl-C stops; every vote is already saved)")
     serve(db, host, port, sock=listener)
 
@@ -94,8 +128,12 @@ def serve_command(
 @review_app.command("agreement")
 def agreement(
     db: Path = typer.Option(..., "--db", help="The review database."),
-    eval_dir: Path | None = typer.Option(None, "--eval", help="The eval folder, to put the judge's summary beside the humans' (summary.json)."),
-    output: Path | None = typer.Option(None, "--out", "-o", help="Write the figures as JSON here (default DB.agreement.json)."),
+    eval_dir: Path | None = typer.Option(
+        None, "--eval", help="The eval folder, to put the judge's summary beside the humans' (summary.json)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--out", "-o", help="Write the figures as JSON here (default DB.agreement.json)."
+    ),
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
     """Human vs judge (Cohen's κ), reviewers vs each other (Krippendorff's α, Fleiss' κ), self-consistency,
@@ -125,10 +163,23 @@ def agreement(
 @review_app.command("export")
 def export(
     db: Path = typer.Option(..., "--db", help="The review database."),
-    format: str = typer.Option("csv", "--format", "-f", help="csv, jsonl (the votes), labels (the votes as listener preferences for 'voicetune judge train'; needs --contexts) or label-studio (a project to review in Label Studio)."),
-    contexts: Path | None = typer.Option(None, "--contexts", help="labels: the turn records the set was made from (e.g. RUN/data/test.jsonl), for each pair's draft and history."),
+    format: str = typer.Option(
+        "csv",
+        "--format",
+        "-f",
+        help="csv, jsonl (the votes), labels (the votes as listener preferences for 'voicetune judge train'; needs "
+        "--contexts) or label-studio (a project to review in Label Studio).",
+    ),
+    contexts: Path | None = typer.Option(
+        None,
+        "--contexts",
+        help="labels: the turn records the set was made from (e.g. RUN/data/test.jsonl), for each pair's draft and "
+        "history.",
+    ),
     output: Path = typer.Option(..., "--out", "-o", help="The file (csv, jsonl) or folder (label-studio) to write."),
-    audio_url_prefix: str = typer.Option("/data/local-files/?d=", help="label-studio: the URL prefix Label Studio serves local files under."),
+    audio_url_prefix: str = typer.Option(
+        "/data/local-files/?d=", help="label-studio: the URL prefix Label Studio serves local files under."
+    ),
 ) -> None:
     """Export the votes, or the set as a Label Studio project.
 
@@ -144,13 +195,22 @@ def export(
         _say(f"wrote {len(store.votes())} votes to {output}")
     elif format == "labels":
         if contexts is None:
-            raise VoicetuneError("--format labels needs --contexts FILE: the turn records the review set was made from (e.g. RUN/data/test.jsonl)")
+            raise VoicetuneError(
+                "--format labels needs --contexts FILE: the turn records the review set was made from (e.g. "
+                "RUN/data/test.jsonl)"
+            )
         rows = votes_labels(store, {t.id: t for t in load_records(contexts, Turn)})
         atomic_write_text(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), private=True)
-        _say(f"wrote {len(rows)} listener preferences to {output} (voicetune judge train --labels {output} --with-builtin)")
+        _say(
+            f"wrote {len(rows)} listener preferences to {output} (voicetune judge train --labels {output} "
+            "--with-builtin)"
+        )
     elif format == "label-studio":
         result = export_label_studio(store, output, audio_url_prefix=audio_url_prefix)
-        _say(f"wrote {result['tasks']} tasks and {result['audio_files']} audio files to {output} (see {output}/README.txt)")
+        _say(
+            f"wrote {result['tasks']} tasks and {result['audio_files']} audio files to {output} (see "
+            f"{output}/README.txt)"
+        )
     else:
         raise VoicetuneError(f"--format '{format}': expected csv, jsonl, labels or label-studio")
 
@@ -158,8 +218,12 @@ def export(
 @review_app.command("import")
 def import_command(
     db: Path = typer.Option(..., "--db", help="The review database the votes go into."),
-    source: Path = typer.Argument(..., help="A Label Studio JSON export of the project `export --format label-studio` made."),
-    reviewer_from: str = typer.Option("email", help="Name reviewers by their Label Studio email (its local part) or id."),
+    source: Path = typer.Argument(
+        ..., help="A Label Studio JSON export of the project `export --format label-studio` made."
+    ),
+    reviewer_from: str = typer.Option(
+        "email", help="Name reviewers by their Label Studio email (its local part) or id."
+    ),
 ) -> None:
     """Import votes collected in Label Studio; re-importing the same export adds nothing.
 
@@ -168,4 +232,7 @@ def import_command(
     if reviewer_from not in ("email", "id"):
         raise VoicetuneError(f"--reviewer-from '{reviewer_from}': expected email or id")
     result = import_label_studio(ReviewStore(db), source, reviewer_from=reviewer_from)
-    _say(f"{result['imported']} votes imported, {result['already']} already there, {result['skipped']} skipped, from {result['annotations']} annotations by {len(result['reviewers'])} reviewers")
+    _say(
+        f"{result['imported']} votes imported, {result['already']} already there, {result['skipped']} skipped, from "
+        f"{result['annotations']} annotations by {len(result['reviewers'])} reviewers"
+    )

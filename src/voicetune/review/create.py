@@ -57,7 +57,9 @@ def base_url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
     return f"http://[{host.strip('[]')}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def review_links(tokens: dict[str, str], admin_token: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> dict[str, str]:
+def review_links(
+    tokens: dict[str, str], admin_token: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+) -> dict[str, str]:
     """Each reviewer's secret link and the admin link (key ``admin``)."""
     base = base_url(host, port)
     links = {name: f"{base}/r/{token}" for name, token in tokens.items()}
@@ -80,7 +82,9 @@ def stratified_sample(pairs: Sequence[Pair], n: int | None, seed: int = 0) -> li
         strata[(pair.domain, comparison_name(pair))].append(pair)
     keys = sorted(strata)
     exact = {k: n * len(strata[k]) / len(pairs) for k in keys}
-    quota = {k: min(len(strata[k]), max(1, math.floor(exact[k])) if n >= len(keys) else math.floor(exact[k])) for k in keys}
+    quota = {
+        k: min(len(strata[k]), max(1, math.floor(exact[k])) if n >= len(keys) else math.floor(exact[k])) for k in keys
+    }
     while sum(quota.values()) > n:  # every stratum got one but n is small: take back from the largest
         largest = max((k for k in keys if quota[k] > 1), key=lambda k: quota[k] - exact[k])
         quota[largest] -= 1
@@ -95,7 +99,9 @@ def stratified_sample(pairs: Sequence[Pair], n: int | None, seed: int = 0) -> li
     return chosen
 
 
-def assign(pair_ids: Sequence[str], reviewers: Sequence[str], overlap: int, repeat_share: float, seed: int = 0) -> list[tuple[str, int, str, bool, int]]:
+def assign(
+    pair_ids: Sequence[str], reviewers: Sequence[str], overlap: int, repeat_share: float, seed: int = 0
+) -> list[tuple[str, int, str, bool, int]]:
     """The queues: rows ``(reviewer, position, pair_id, swapped, showing)``.
 
     Each pair goes to ``overlap`` distinct reviewers (the least loaded, ties at random); each reviewer's queue
@@ -118,7 +124,9 @@ def assign(pair_ids: Sequence[str], reviewers: Sequence[str], overlap: int, repe
             # later in the queue, at least two items on (or at the end), so the first showing is not fresh
             at = rng.randint(min(index + 3, len(queue)), len(queue))
             queue.insert(at, (pair_id, not swapped, 2))
-        rows += [(name, position, pair_id, swapped, showing) for position, (pair_id, swapped, showing) in enumerate(queue)]
+        rows += [
+            (name, position, pair_id, swapped, showing) for position, (pair_id, swapped, showing) in enumerate(queue)
+        ]
     return rows
 
 
@@ -163,22 +171,33 @@ def create_review_set(
     if mode not in ("listen", "read"):
         raise VoicetuneError(f"--mode: {mode!r} is neither listen nor read")
     if db_path.exists() or db_path.is_symlink():  # a symlink too, even a broken one or a loop: it may name a set
-        raise VoicetuneError(f"{db_path}: already exists; a review set holds votes, so it is never overwritten (choose another --db)")
+        raise VoicetuneError(
+            f"{db_path}: already exists; a review set holds votes, so it is never overwritten (choose another --db)"
+        )
     pairs = [p for p in load_records(source, Pair) if p.response_a.strip() and p.response_b.strip()]
     if not pairs:
         raise VoicetuneError(f"{source}: no pairs with two responses")
     chosen = stratified_sample(pairs, sample, seed)
     synthesizer = Synthesizer(engine)
     voice = synthesizer.describe()
-    made_from = {"pairs": hash_file(source), "reviewers": names, "sample": sample, "overlap": overlap,
-                 "repeat_share": repeat_share, "seed": seed, "voice": voice}
+    made_from = {
+        "pairs": hash_file(source),
+        "reviewers": names,
+        "sample": sample,
+        "overlap": overlap,
+        "repeat_share": repeat_share,
+        "seed": seed,
+        "voice": voice,
+    }
 
     ensure_dir(db_path.parent, for_file=db_path)  # a new folder for the set is made, as for any output
     partial = db_path.with_name(db_path.name + ".partial")
     if partial.exists():
         try:
             db = connect(partial)
-            same = json.loads(db.execute("SELECT value FROM meta WHERE key='made_from'").fetchone()["value"]) == made_from
+            same = (
+                json.loads(db.execute("SELECT value FROM meta WHERE key='made_from'").fetchone()["value"]) == made_from
+            )
             db.close()
         except Exception:
             same = False
@@ -200,7 +219,10 @@ def create_review_set(
                 speech = synthesizer.speak(text)
                 assert speech is not None  # None only from the browser engine
                 with transaction(db):  # one commit per clip: a killed create keeps what it made
-                    db.execute("INSERT OR REPLACE INTO audio VALUES (?, ?, ?, ?, ?)", (audio_key[text], speech.engine, speech.mime, speech.seconds, speech.wav))
+                    db.execute(
+                        "INSERT OR REPLACE INTO audio VALUES (?, ?, ?, ?, ?)",
+                        (audio_key[text], speech.engine, speech.mime, speech.seconds, speech.wav),
+                    )
         with_audio = synthesizer.engine != "browser"
         tokens = {name: secrets.token_urlsafe(18) for name in names}
         admin_token = secrets.token_urlsafe(24)
@@ -213,16 +235,36 @@ def create_review_set(
                 judge = {"winner": pair.winner, "criteria": pair.criteria or {}} if pair.winner else None
                 db.execute(
                     "INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (pair.id, pair.domain, comparison_name(pair), pair.system_a, pair.system_b,
-                     json.dumps([m.model_dump() for m in pair.history]), pair.response_a, pair.response_b,
-                     audio_key[pair.response_a] if with_audio else None, audio_key[pair.response_b] if with_audio else None,
-                     json.dumps(judge) if judge else None, pair.meta.get("context_id", pair.id)),
+                    (
+                        pair.id,
+                        pair.domain,
+                        comparison_name(pair),
+                        pair.system_a,
+                        pair.system_b,
+                        json.dumps([m.model_dump() for m in pair.history]),
+                        pair.response_a,
+                        pair.response_b,
+                        audio_key[pair.response_a] if with_audio else None,
+                        audio_key[pair.response_b] if with_audio else None,
+                        json.dumps(judge) if judge else None,
+                        pair.meta.get("context_id", pair.id),
+                    ),
                 )
             db.executemany("INSERT INTO reviewers VALUES (?, ?)", list(tokens.items()))
-            db.executemany("INSERT INTO items (reviewer, position, pair_id, swapped, showing) VALUES (?, ?, ?, ?, ?)",
-                           [(r, pos, pid, int(sw), sh) for r, pos, pid, sw, sh in rows])
-            settings = {"admin_token": admin_token, "secret": secrets.token_hex(32), "mode": mode, "voice": voice,
-                        "source": str(source), "overlap": overlap, "repeat_share": repeat_share, "seed": seed}
+            db.executemany(
+                "INSERT INTO items (reviewer, position, pair_id, swapped, showing) VALUES (?, ?, ?, ?, ?)",
+                [(r, pos, pid, int(sw), sh) for r, pos, pid, sw, sh in rows],
+            )
+            settings = {
+                "admin_token": admin_token,
+                "secret": secrets.token_hex(32),
+                "mode": mode,
+                "voice": voice,
+                "source": str(source),
+                "overlap": overlap,
+                "repeat_share": repeat_share,
+                "seed": seed,
+            }
             for key, value in settings.items():
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -231,4 +273,11 @@ def create_review_set(
     for suffix in ("-wal", "-shm"):
         Path(str(partial) + suffix).unlink(missing_ok=True)
     commit_file(partial, db_path, private=True)
-    return ReviewSet(db=db_path, tokens=tokens, admin_token=admin_token, pairs=len(chosen), items=len(rows), engine=synthesizer.engine)
+    return ReviewSet(
+        db=db_path,
+        tokens=tokens,
+        admin_token=admin_token,
+        pairs=len(chosen),
+        items=len(rows),
+        engine=synthesizer.engine,
+    )

@@ -14,9 +14,28 @@ from voicetune.records import QUALITIES
 from voicetune.review.store import ReviewStore
 
 COLUMNS = (
-    "reviewer", "pair_id", "comparison", "system_a", "system_b", "domain", "showing", "order", "shown", "winner",
-    "winner_system", *(f"criterion_{q}" for q in QUALITIES), "mode", "comment", "plays_1", "plays_2",
-    "seconds_on_item", "audio_seconds", "judge_winner", "source", "created_at", "event_id",
+    "reviewer",
+    "pair_id",
+    "comparison",
+    "system_a",
+    "system_b",
+    "domain",
+    "showing",
+    "order",
+    "shown",
+    "winner",
+    "winner_system",
+    *(f"criterion_{q}" for q in QUALITIES),
+    "mode",
+    "comment",
+    "plays_1",
+    "plays_2",
+    "seconds_on_item",
+    "audio_seconds",
+    "judge_winner",
+    "source",
+    "created_at",
+    "event_id",
 )
 
 
@@ -27,17 +46,32 @@ def votes_table(store: ReviewStore) -> list[dict]:
     for vote in store.votes():
         pair = pairs[vote.pair_id]
         system = {"a": pair["system_a"], "b": pair["system_b"], "tie": "tie"}[vote.winner]
-        rows.append({
-            "reviewer": vote.reviewer, "pair_id": vote.pair_id, "comparison": vote.comparison,
-            "system_a": pair["system_a"], "system_b": pair["system_b"], "domain": vote.domain, "showing": vote.showing,
-            "order": "ba" if vote.swapped else "ab", "shown": vote.shown, "winner": vote.winner, "winner_system": system,
-            **{f"criterion_{q}": vote.criteria.get(q, "") for q in QUALITIES},
-            "mode": vote.mode, "comment": vote.comment, "plays_1": vote.plays.get("1", 0), "plays_2": vote.plays.get("2", 0),
-            "seconds_on_item": vote.seconds_on_item, "audio_seconds": vote.audio_seconds,
-            "judge_winner": (pair["judge"] or {}).get("winner", ""), "source": vote.source,
-            "created_at": datetime.fromtimestamp(vote.created_at, timezone.utc).isoformat(timespec="seconds"),
-            "event_id": vote.event_id,
-        })
+        rows.append(
+            {
+                "reviewer": vote.reviewer,
+                "pair_id": vote.pair_id,
+                "comparison": vote.comparison,
+                "system_a": pair["system_a"],
+                "system_b": pair["system_b"],
+                "domain": vote.domain,
+                "showing": vote.showing,
+                "order": "ba" if vote.swapped else "ab",
+                "shown": vote.shown,
+                "winner": vote.winner,
+                "winner_system": system,
+                **{f"criterion_{q}": vote.criteria.get(q, "") for q in QUALITIES},
+                "mode": vote.mode,
+                "comment": vote.comment,
+                "plays_1": vote.plays.get("1", 0),
+                "plays_2": vote.plays.get("2", 0),
+                "seconds_on_item": vote.seconds_on_item,
+                "audio_seconds": vote.audio_seconds,
+                "judge_winner": (pair["judge"] or {}).get("winner", ""),
+                "source": vote.source,
+                "created_at": datetime.fromtimestamp(vote.created_at, timezone.utc).isoformat(timespec="seconds"),
+                "event_id": vote.event_id,
+            }
+        )
     return rows
 
 
@@ -78,9 +112,23 @@ def votes_labels(store: ReviewStore, contexts: dict) -> list[dict]:
         pair = pairs[vote.pair_id]
         context = contexts.get(pair.get("context_id") or "")
         if context is None:
-            raise VoicetuneError(f"pair '{vote.pair_id}': its context '{pair.get('context_id')}' is not in --contexts (give the turns the set was made from)")
+            raise VoicetuneError(
+                f"pair '{vote.pair_id}': its context '{pair.get('context_id')}' is not in --contexts (give the turns "
+                "the set was made from)"
+            )
         base = context.model_dump(mode="json", exclude={"response", "scores", "findings", "reasons"})
-        rows.append({**base, "id": f"{vote.pair_id}:{vote.reviewer}", "response_a": pair["response_a"], "response_b": pair["response_b"],
-                     "system_a": pair["system_a"], "system_b": pair["system_b"], "winner": vote.winner, "reader": vote.reviewer,
-                     "kind": "vote", "rationale": vote.comment or None})
+        rows.append(
+            {
+                **base,
+                "id": f"{vote.pair_id}:{vote.reviewer}",
+                "response_a": pair["response_a"],
+                "response_b": pair["response_b"],
+                "system_a": pair["system_a"],
+                "system_b": pair["system_b"],
+                "winner": vote.winner,
+                "reader": vote.reviewer,
+                "kind": "vote",
+                "rationale": vote.comment or None,
+            }
+        )
     return rows

@@ -60,7 +60,10 @@ SPEAKERS = {"user": "Caller", "agent": "Agent"}
 
 def conversation_text(history: list[dict]) -> str:
     """The conversation so far as one string, a line per message: ``Caller: ...`` / ``Agent: ...``."""
-    lines = [f"{SPEAKERS.get(str(m.get('role')), str(m.get('role')).title())}: {' '.join(str(m.get('text', '')).split())}" for m in history]
+    lines = [
+        f"{SPEAKERS.get(str(m.get('role')), str(m.get('role')).title())}: {' '.join(str(m.get('text', '')).split())}"
+        for m in history
+    ]
     return "\n".join(lines) if lines else "(no earlier conversation: this is the agent's first turn)"
 
 
@@ -73,10 +76,14 @@ def labeling_config(with_audio: bool) -> str:
     quality of :data:`voicetune.records.QUALITIES` with the same three choices, and an optional
     ``<TextArea name="comment">``.
     """
+
     def choices(name: str, required: bool, indent: str) -> str:
         extra = ' required="true" requiredMessage="Choose 1, 2 or tie"' if required else ""
         options = "".join(f'<Choice value="{value}"/>' for value in VERDICTS)
-        return f'{indent}<Choices name="{name}" toName="conversation" choice="single-radio" showInline="true"{extra}>{options}</Choices>'
+        return (
+            f'{indent}<Choices name="{name}" toName="conversation" choice="single-radio" '
+            f'showInline="true"{extra}>{options}</Choices>'
+        )
 
     if with_audio:
         responses = [
@@ -95,23 +102,26 @@ def labeling_config(with_audio: bool) -> str:
     criteria = []
     for quality in QUALITIES:
         criteria += [f'    <Header value="{quality.replace("_", " ")}" size="6"/>', choices(quality, False, "    ")]
-    return "\n".join([
-        "<View>",
-        "  <Style>.htx-text { white-space: pre-wrap; }</Style>",
-        '  <Header value="The call so far" size="5"/>',
-        '  <Text name="conversation" value="$conversation"/>',
-        *responses,
-        '  <Header value="Which response is better? (required)" size="5"/>',
-        choices("verdict", True, "  "),
-        "  <View>",
-        '    <Header value="Per quality, which is better? (optional)" size="6"/>',
-        *criteria,
-        "  </View>",
-        '  <Header value="Comment (optional)" size="6"/>',
-        '  <TextArea name="comment" toName="conversation" rows="2" editable="true" maxSubmissions="1" placeholder="Why? (optional)"/>',
-        "</View>",
-        "",
-    ])
+    return "\n".join(
+        [
+            "<View>",
+            "  <Style>.htx-text { white-space: pre-wrap; }</Style>",
+            '  <Header value="The call so far" size="5"/>',
+            '  <Text name="conversation" value="$conversation"/>',
+            *responses,
+            '  <Header value="Which response is better? (required)" size="5"/>',
+            choices("verdict", True, "  "),
+            "  <View>",
+            '    <Header value="Per quality, which is better? (optional)" size="6"/>',
+            *criteria,
+            "  </View>",
+            '  <Header value="Comment (optional)" size="6"/>',
+            '  <TextArea name="comment" toName="conversation" rows="2" editable="true" maxSubmissions="1" '
+            'placeholder="Why? (optional)"/>',
+            "</View>",
+            "",
+        ]
+    )
 
 
 def _readme(out_dir: Path, with_audio: bool, tasks: int, audio_url_prefix: str) -> str:
@@ -146,7 +156,8 @@ def _readme(out_dir: Path, with_audio: bool, tasks: int, audio_url_prefix: str) 
             "       label-studio start",
             "",
             f"   The tasks' audio URLs are {audio_url_prefix}{out_dir.name}/audio/<sha>.wav: the path after the",
-            f"   prefix is relative to the document root, which must therefore be the folder that holds {out_dir.name}/",
+            "   prefix is relative to the document root, which must therefore be the folder that holds "
+            f"{out_dir.name}/",
             "   (move the two together, or export again with the folder where it will be served).",
             "",
         ]
@@ -201,7 +212,9 @@ def _extension(mime: str) -> str:
     return mimetypes.guess_extension(mime) or ".wav"
 
 
-def export_label_studio(store: ReviewStore, out_dir: str | Path, *, audio_url_prefix: str = LOCAL_FILES_PREFIX, seed: int = 0) -> dict:
+def export_label_studio(
+    store: ReviewStore, out_dir: str | Path, *, audio_url_prefix: str = LOCAL_FILES_PREFIX, seed: int = 0
+) -> dict:
     """Write a Label Studio project for the review set into ``out_dir``.
 
     Why: teams that already run Label Studio can review there (their users, their queue, their QA) and bring
@@ -292,9 +305,13 @@ def _reviewer(completed_by: Any, reviewer_from: str, where: str) -> tuple[str, s
         local = email.split("@", 1)[0].strip() if isinstance(email, str) else ""
         if reviewer_from == "email" and local:
             return local, f"email {email}"
-        if (isinstance(user_id, int) and not isinstance(user_id, bool)) or (isinstance(user_id, str) and user_id.isdigit()):
+        if (isinstance(user_id, int) and not isinstance(user_id, bool)) or (
+            isinstance(user_id, str) and user_id.isdigit()
+        ):
             return f"ls-user-{user_id}", f"id {user_id}"
-    raise VoicetuneError(f"{where}: completed_by {completed_by!r} names no user (expected a user id, or an object with id and email)")
+    raise VoicetuneError(
+        f"{where}: completed_by {completed_by!r} names no user (expected a user id, or an object with id and email)"
+    )
 
 
 def _choice(region: dict, where: str) -> str | None:
@@ -302,7 +319,10 @@ def _choice(region: dict, where: str) -> str | None:
     if not chosen:
         return None
     if not isinstance(chosen, list) or len(chosen) != 1 or chosen[0] not in VERDICTS:
-        raise VoicetuneError(f"{where}: '{region.get('from_name')}' is {chosen!r}, expected one of 1, 2, tie (was the labeling config changed?)")
+        raise VoicetuneError(
+            f"{where}: '{region.get('from_name')}' is {chosen!r}, expected one of 1, 2, tie (was the labeling config "
+            "changed?)"
+        )
     return chosen[0]
 
 
@@ -365,11 +385,15 @@ def import_label_studio(store: ReviewStore, export_path: str | Path, *, reviewer
     for index, task in enumerate(tasks):
         where_task = f"{path}: task {task.get('id', f'#{index + 1}') if isinstance(task, dict) else f'#{index + 1}'}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict) or "annotations" not in task:
-            raise VoicetuneError(f"{where_task}: no 'data' and 'annotations', expected {expected} (not JSON-MIN or CSV)")
+            raise VoicetuneError(
+                f"{where_task}: no 'data' and 'annotations', expected {expected} (not JSON-MIN or CSV)"
+            )
         data = task["data"]
         pair_id, order = data.get("pair_id"), data.get("order")
         if not isinstance(pair_id, str) or order is None:
-            raise VoicetuneError(f"{where_task}: data has no pair_id and order: not a task of a voicetune export (export_label_studio)")
+            raise VoicetuneError(
+                f"{where_task}: data has no pair_id and order: not a task of a voicetune export (export_label_studio)"
+            )
         if pair_id not in pairs:
             raise VoicetuneError(f"{where_task}: pair_id {pair_id!r} is not in the review set {store.path}")
         if order not in ORDERS:
@@ -408,20 +432,34 @@ def import_label_studio(store: ReviewStore, export_path: str | Path, *, reviewer
                 continue
             reviewer, user = _reviewer(annotation.get("completed_by"), reviewer_from, where)
             if users.setdefault(reviewer, user) != user:
-                raise VoicetuneError(f"{where}: Label Studio users {users[reviewer]} and {user} both give reviewer name {reviewer!r}; import with reviewer_from='id'")
+                raise VoicetuneError(
+                    f"{where}: Label Studio users {users[reviewer]} and {user} both give reviewer name {reviewer!r}; "
+                    "import with reviewer_from='id'"
+                )
             seconds = annotation.get("lead_time")
-            planned.append({
-                "where": where, "annotation": str(annotation["id"]), "reviewer": reviewer, "pair_id": pair_id,
-                "swapped": order == "ba", "mode": mode, "verdict": verdict, "criteria": criteria, "comment": "\n".join(comments),
-                "seconds": float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None,
-                "created_at": _parse_time(annotation.get("created_at"), where, "created_at"),
-                "updated_at": _parse_time(annotation.get("updated_at"), where, "updated_at"),
-            })
+            planned.append(
+                {
+                    "where": where,
+                    "annotation": str(annotation["id"]),
+                    "reviewer": reviewer,
+                    "pair_id": pair_id,
+                    "swapped": order == "ba",
+                    "mode": mode,
+                    "verdict": verdict,
+                    "criteria": criteria,
+                    "comment": "\n".join(comments),
+                    "seconds": float(seconds)
+                    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+                    else None,
+                    "created_at": _parse_time(annotation.get("created_at"), where, "created_at"),
+                    "updated_at": _parse_time(annotation.get("updated_at"), where, "updated_at"),
+                }
+            )
 
     stored: dict[str, list[dict]] = {}  # annotation id -> its votes, oldest first
     for event in store.events():
         if event["kind"] == "vote" and event["event_id"].startswith(f"{SOURCE}:"):
-            stored.setdefault(event["event_id"][len(SOURCE) + 1:].split(":v", 1)[0], []).append(event)
+            stored.setdefault(event["event_id"][len(SOURCE) + 1 :].split(":v", 1)[0], []).append(event)
     known = set(store.reviewers())
     queues: dict[str, dict[str, Any]] = {}
     imported = updated = already = 0
@@ -434,7 +472,11 @@ def import_label_studio(store: ReviewStore, export_path: str | Path, *, reviewer
         versions = stored.get(vote["annotation"], [])
         if versions:
             last = versions[-1]
-            if (last["winner"], last.get("criteria") or {}, last["comment"] or "") == (winner, criteria, vote["comment"]):
+            if (last["winner"], last.get("criteria") or {}, last["comment"] or "") == (
+                winner,
+                criteria,
+                vote["comment"],
+            ):
                 already += 1
                 continue
         if reviewer not in known:
@@ -451,9 +493,15 @@ def import_label_studio(store: ReviewStore, export_path: str | Path, *, reviewer
         swapped = item.swapped  # the item's order: the same as the task's unless the item was there before
         event_id = f"{SOURCE}:{vote['annotation']}" + (f":v{len(versions)}" if versions else "")
         new = store.record_vote(
-            reviewer=reviewer, item_id=item.id, shown=_as_shown(winner, swapped), mode=vote["mode"],
-            criteria={q: _as_shown(w, swapped) for q, w in criteria.items()}, comment=vote["comment"],
-            seconds_on_item=vote["seconds"], source=SOURCE, event_id=event_id,
+            reviewer=reviewer,
+            item_id=item.id,
+            shown=_as_shown(winner, swapped),
+            mode=vote["mode"],
+            criteria={q: _as_shown(w, swapped) for q, w in criteria.items()},
+            comment=vote["comment"],
+            seconds_on_item=vote["seconds"],
+            source=SOURCE,
+            event_id=event_id,
             created_at=(vote["updated_at"] or vote["created_at"]) if versions else vote["created_at"],
         )
         if not new:
@@ -465,8 +513,22 @@ def import_label_studio(store: ReviewStore, export_path: str | Path, *, reviewer
             updated += 1
         else:
             imported += 1
-    return {"annotations": annotations, "imported": imported, "updated": updated, "already": already,
-            "skipped": skipped, "cancelled": cancelled, "reviewers": sorted(reviewers)}
+    return {
+        "annotations": annotations,
+        "imported": imported,
+        "updated": updated,
+        "already": already,
+        "skipped": skipped,
+        "cancelled": cancelled,
+        "reviewers": sorted(reviewers),
+    }
 
 
-__all__ = ["LOCAL_FILES_PREFIX", "SOURCE", "conversation_text", "export_label_studio", "import_label_studio", "labeling_config"]
+__all__ = [
+    "LOCAL_FILES_PREFIX",
+    "SOURCE",
+    "conversation_text",
+    "export_label_studio",
+    "import_label_studio",
+    "labeling_config",
+]

@@ -140,7 +140,10 @@ def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
     except sqlite3.DatabaseError as error:
         raise VoicetuneError(f"{path}: not a review database ({error})") from None
     if row is None or int(row["value"]) != SCHEMA_VERSION:
-        raise VoicetuneError(f"{path}: review database schema {row['value'] if row else 'unknown'}, this voicetune reads {SCHEMA_VERSION}")
+        raise VoicetuneError(
+            f"{path}: review database schema {row['value'] if row else 'unknown'}, this voicetune reads "
+            f"{SCHEMA_VERSION}"
+        )
     return db
 
 
@@ -192,7 +195,9 @@ class ReplayConflict(ValueError):
 def _check_replay(db: sqlite3.Connection, event_id: str, kind: str, reviewer: str, item_id: int | None = None) -> None:
     """Raise :class:`ReplayConflict` when ``event_id`` is stored and is not this same post retried."""
     row = db.execute("SELECT kind, reviewer, item_id FROM events WHERE event_id=?", (event_id,)).fetchone()
-    if row is not None and (row["kind"] != kind or row["reviewer"] != reviewer or (item_id is not None and row["item_id"] != item_id)):
+    if row is not None and (
+        row["kind"] != kind or row["reviewer"] != reviewer or (item_id is not None and row["item_id"] != item_id)
+    ):
         raise ReplayConflict(f"the form's event id {event_id} was already used by another post; reload the page")
 
 
@@ -219,7 +224,10 @@ class ReviewStore:
     # the set -----------------------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
         with self._db() as db:
-            return {row["key"]: json.loads(row["value"]) if row["key"] != "schema_version" else int(row["value"]) for row in db.execute("SELECT key, value FROM meta")}
+            return {
+                row["key"]: json.loads(row["value"]) if row["key"] != "schema_version" else int(row["value"])
+                for row in db.execute("SELECT key, value FROM meta")
+            }
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._db() as db, transaction(db):
@@ -275,10 +283,14 @@ class ReviewStore:
         """Append an item to the end of a reviewer's queue (or return the existing one for that pair and
         showing); returns its id."""
         with self._db() as db, transaction(db):
-            row = db.execute("SELECT id FROM items WHERE reviewer=? AND pair_id=? AND showing=?", (reviewer, pair_id, showing)).fetchone()
+            row = db.execute(
+                "SELECT id FROM items WHERE reviewer=? AND pair_id=? AND showing=?", (reviewer, pair_id, showing)
+            ).fetchone()
             if row:
                 return row["id"]
-            position = db.execute("SELECT COALESCE(MAX(position), -1) + 1 AS p FROM items WHERE reviewer=?", (reviewer,)).fetchone()["p"]
+            position = db.execute(
+                "SELECT COALESCE(MAX(position), -1) + 1 AS p FROM items WHERE reviewer=?", (reviewer,)
+            ).fetchone()["p"]
             inserted = db.execute(
                 "INSERT INTO items (reviewer, position, pair_id, swapped, showing) VALUES (?, ?, ?, ?, ?)",
                 (reviewer, position, pair_id, int(swapped), showing),
@@ -319,12 +331,24 @@ class ReviewStore:
             if event_id is not None:
                 _check_replay(db, event_id, "vote", reviewer, item_id)
             cursor = db.execute(
-                "INSERT OR IGNORE INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, criteria,"
-                " comment, plays, seconds_on_item, source, created_at) VALUES (?, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO events (event_id, kind, reviewer, item_id, shown, winner, swapped, mode, "
+                "criteria,"
+                " comment, plays, seconds_on_item, source, created_at) VALUES (?, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?)",
                 (
-                    event_id or uuid.uuid4().hex, reviewer, item_id, shown, canonical(shown, swapped), int(swapped), mode,
-                    json.dumps({k: canonical(v, swapped) for k, v in criteria.items()}), comment, json.dumps(plays or {}),
-                    seconds_on_item, source, created_at if created_at is not None else time.time(),
+                    event_id or uuid.uuid4().hex,
+                    reviewer,
+                    item_id,
+                    shown,
+                    canonical(shown, swapped),
+                    int(swapped),
+                    mode,
+                    json.dumps({k: canonical(v, swapped) for k, v in criteria.items()}),
+                    comment,
+                    json.dumps(plays or {}),
+                    seconds_on_item,
+                    source,
+                    created_at if created_at is not None else time.time(),
                 ),
             )
             return cursor.rowcount == 1
@@ -345,7 +369,8 @@ class ReviewStore:
             if last is None:
                 return None
             db.execute(
-                "INSERT INTO events (event_id, kind, reviewer, item_id, undoes, created_at) VALUES (?, 'undo', ?, ?, ?, ?)",
+                "INSERT INTO events (event_id, kind, reviewer, item_id, undoes, created_at) VALUES (?, 'undo', ?, ?, "
+                "?, ?)",
                 (event_id or uuid.uuid4().hex, reviewer, last["item_id"], last["event_id"], time.time()),
             )
             return last["item_id"]
@@ -361,14 +386,16 @@ class ReviewStore:
         with self._db() as db:
             rows = db.execute(
                 "SELECT DISTINCT item_id FROM events v WHERE kind='vote' AND reviewer=? AND NOT EXISTS "
-                "(SELECT 1 FROM events u WHERE u.kind='undo' AND u.undoes=v.event_id)", (reviewer,),
+                "(SELECT 1 FROM events u WHERE u.kind='undo' AND u.undoes=v.event_id)",
+                (reviewer,),
             ).fetchall()
         return {row["item_id"] for row in rows}
 
     def votes(self, reviewer: str | None = None) -> list[Vote]:
         """The live votes: per reviewer and item, the latest vote no undo cancels."""
         query = (
-            "SELECT v.*, i.pair_id, i.showing, p.comparison, p.domain, p.audio_a, p.audio_b, p.response_a, p.response_b FROM events v"
+            "SELECT v.*, i.pair_id, i.showing, p.comparison, p.domain, p.audio_a, p.audio_b, p.response_a, "
+            "p.response_b FROM events v"
             " JOIN items i ON i.id = v.item_id JOIN pairs p ON p.id = i.pair_id"
             " WHERE v.kind='vote' AND NOT EXISTS (SELECT 1 FROM events u WHERE u.kind='undo' AND u.undoes=v.event_id)"
             + (" AND v.reviewer=?" if reviewer else "")
@@ -382,12 +409,24 @@ class ReviewStore:
             # the stored clips' length; without stored audio (the browser speaks) the estimated speaking time
             audio = [seconds.get(row[f"audio_{side}"]) or estimate_seconds(row[f"response_{side}"]) for side in "ab"]
             latest[(row["reviewer"], row["item_id"])] = Vote(
-                reviewer=row["reviewer"], item_id=row["item_id"], pair_id=row["pair_id"], comparison=row["comparison"],
-                domain=row["domain"], showing=row["showing"], swapped=bool(row["swapped"]), shown=row["shown"],
-                winner=row["winner"], mode=row["mode"] or "listen", criteria=json.loads(row["criteria"] or "{}"),
-                comment=row["comment"] or "", plays=json.loads(row["plays"] or "{}"), seconds_on_item=row["seconds_on_item"],
-                audio_seconds=round(sum(audio), 2), source=row["source"],
-                event_id=row["event_id"], created_at=row["created_at"],
+                reviewer=row["reviewer"],
+                item_id=row["item_id"],
+                pair_id=row["pair_id"],
+                comparison=row["comparison"],
+                domain=row["domain"],
+                showing=row["showing"],
+                swapped=bool(row["swapped"]),
+                shown=row["shown"],
+                winner=row["winner"],
+                mode=row["mode"] or "listen",
+                criteria=json.loads(row["criteria"] or "{}"),
+                comment=row["comment"] or "",
+                plays=json.loads(row["plays"] or "{}"),
+                seconds_on_item=row["seconds_on_item"],
+                audio_seconds=round(sum(audio), 2),
+                source=row["source"],
+                event_id=row["event_id"],
+                created_at=row["created_at"],
             )
         return sorted(latest.values(), key=lambda v: (v.reviewer, v.item_id))
 
@@ -408,7 +447,14 @@ def _pair_dict(row: sqlite3.Row) -> dict:
 
 
 def _item(row: sqlite3.Row) -> Item:
-    return Item(id=row["id"], reviewer=row["reviewer"], position=row["position"], pair_id=row["pair_id"], swapped=bool(row["swapped"]), showing=row["showing"])
+    return Item(
+        id=row["id"],
+        reviewer=row["reviewer"],
+        position=row["position"],
+        pair_id=row["pair_id"],
+        swapped=bool(row["swapped"]),
+        showing=row["showing"],
+    )
 
 
 def _event_dict(row: sqlite3.Row) -> dict:

@@ -66,8 +66,9 @@ def _unicode(value: object) -> object:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as error:
-            raise ValueError(f"character {error.start} is a lone surrogate ({value[error.start]!a}): not valid Unicode text") \
-                from None
+            raise ValueError(
+                f"character {error.start} is a lone surrogate ({value[error.start]!a}): not valid Unicode text"
+            ) from None
     return value
 
 
@@ -131,7 +132,9 @@ class ChatRequest(BaseModel):
     seed: Seed | None = None
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error", headers: Mapping[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, kind: str = "invalid_request_error", headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """The one error shape: one line (a user's text quoted in it is clipped, and a lone surrogate escaped)."""
     line = " ".join(str(message).split()).encode("utf-8", "backslashreplace").decode("utf-8")
     line = line if len(line) <= 500 else line[:499] + "\u2026"
@@ -153,10 +156,15 @@ def _validation_message(error: RequestValidationError) -> str:
 def _http_message(request: Request, error: HTTPException) -> str:
     """Starlette's and FastAPI's own errors (an unknown path, a wrong method, a body that cannot be read) in words."""
     if error.status_code == 404:
-        return (f"no such endpoint: {request.method} {request.url.path} "
-                "(the endpoints: POST /v1/speak, /v1/prepare, /v1/chat/completions; GET /health)")
+        return (
+            f"no such endpoint: {request.method} {request.url.path} "
+            "(the endpoints: POST /v1/speak, /v1/prepare, /v1/chat/completions; GET /health)"
+        )
     if error.status_code == 405:
-        return f"{request.url.path} does not take {request.method} (it takes {(error.headers or {}).get('Allow', 'another')})"
+        return (
+            f"{request.url.path} does not take {request.method} (it takes "
+            f"{(error.headers or {}).get('Allow', 'another')})"
+        )
     if isinstance(error.__cause__, UnicodeDecodeError):
         return f"the body is not UTF-8 text ({error.__cause__.reason} at byte {error.__cause__.start})"
     if error.status_code == 400:
@@ -196,7 +204,10 @@ class Queue:
     def full(self) -> JSONResponse:
         """The 503 of a full queue, with when to try again (the turns ahead at the recent pace)."""
         retry = max(1, math.ceil(self.seconds * self.admitted))
-        message = f"the voice is busy: {self.admitted} requests are in line, at most {self.depth} may wait; retry in {retry} s"
+        message = (
+            f"the voice is busy: {self.admitted} requests are in line, at most {self.depth} may wait; retry in "
+            f"{retry} s"
+        )
         return _error(503, message, "overloaded_error", headers={"Retry-After": str(retry)})
 
 
@@ -268,7 +279,13 @@ def create_app(voice: Voice, backend_name: str = "", queue: int = QUEUE) -> Fast
 
     @app.get("/health")
     async def health() -> dict:  # on the event loop: it answers at once however many requests wait for the voice
-        return {"status": "ok", "model": voice.name, "backend": backend_name, "best_of": voice.best_of, "guard": voice.guard}
+        return {
+            "status": "ok",
+            "model": voice.name,
+            "backend": backend_name,
+            "best_of": voice.best_of,
+            "guard": voice.guard,
+        }
 
     @app.post("/v1/speak")
     async def speak(body: SpeakRequest):
@@ -287,13 +304,17 @@ def create_app(voice: Voice, backend_name: str = "", queue: int = QUEUE) -> Fast
             try:
                 for item in items:
                     if isinstance(item, Spoken):
-                        yield _sse("done", {"response": item.text, "model": voice.name, "scores": item.scores, **item.meta()})
+                        yield _sse(
+                            "done", {"response": item.text, "model": voice.name, "scores": item.scores, **item.meta()}
+                        )
                     else:
                         yield _sse("chunk", {"text": item})
             except Exception as error:  # the stream has begun: the failure is an event, not a status
                 yield _sse("error", {"message": " ".join(f"the voice failed: {type(error).__name__}: {error}".split())})
 
-        return StreamingResponse(_body(events(), leave), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            _body(events(), leave), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     @app.post("/v1/prepare")
     async def prepare(body: PrepareRequest) -> dict:
@@ -316,14 +337,27 @@ def create_app(voice: Voice, backend_name: str = "", queue: int = QUEUE) -> Fast
                 spoken = await run_in_threadpool(voice.speak, turn, seed=body.seed)
             finally:
                 leave()
-            return {"id": ident, "object": "chat.completion", "created": created, "model": voice.name,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": spoken.text}, "finish_reason": "stop"}],
-                    "voicetune": spoken.meta()}
+            return {
+                "id": ident,
+                "object": "chat.completion",
+                "created": created,
+                "model": voice.name,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": spoken.text}, "finish_reason": "stop"}
+                ],
+                "voicetune": spoken.meta(),
+            }
         items = await _primed(voice.stream(turn, seed=body.seed), leave)
 
         def chunk(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
-            body = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": voice.name,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
+            body = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": voice.name,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **(extra or {}),
+            }
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         def events() -> Iterator[str]:
@@ -337,15 +371,24 @@ def create_app(voice: Voice, backend_name: str = "", queue: int = QUEUE) -> Fast
                         yield chunk({"content": (" " if said else "") + item})
                         said += 1
             except Exception as error:
-                yield f"data: {json.dumps({'error': {'message': f'the voice failed: {type(error).__name__}: {error}', 'type': 'server_error'}})}\n\n"
+                failure = {"message": f"the voice failed: {type(error).__name__}: {error}", "type": "server_error"}
+                yield f"data: {json.dumps({'error': failure})}\n\n"
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(_body(events(), leave), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            _body(events(), leave), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     return app
 
 
-def serve(voice: Voice, host: str = "127.0.0.1", port: int = 8010, backend_name: str = "", queue: int = QUEUE,
-          sock: socket.socket | None = None) -> None:
+def serve(
+    voice: Voice,
+    host: str = "127.0.0.1",
+    port: int = 8010,
+    backend_name: str = "",
+    queue: int = QUEUE,
+    sock: socket.socket | None = None,
+) -> None:
     """Serve ``voice`` until interrupted, on ``sock`` (:func:`voicetune.web.bind`; by default bound here)."""
     web.run(create_app(voice, backend_name, queue), sock or web.bind(host, port))

@@ -153,8 +153,10 @@ def _model_dir(model: str) -> Path:
         raise VoicetuneError(f"{path}: not a model directory or a .gguf file")
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
         return _cached_hub_model(model)
-    raise VoicetuneError(f"{model}: no such model directory (expected '{DEFAULT_MODEL}', a model directory such as "
-                         "runs/NAME/train/model, or a .gguf file)")
+    raise VoicetuneError(
+        f"{model}: no such model directory (expected '{DEFAULT_MODEL}', a model directory such as "
+        "runs/NAME/train/model, or a .gguf file)"
+    )
 
 
 @contextmanager
@@ -190,9 +192,11 @@ def _last_line(output: str) -> str:
     (``ERROR:hf-to-gguf:``) is dropped."""
     lines = [line.strip() for line in re.split(r"[\r\n]+", output)]
     lines = [line for line in lines if line and not _PROGRESS.search(line)]
-    errors = [line for line in lines
-              if line.lower().startswith("error") or "failed to" in line
-              or re.match(r"^[\w.]*(Error|Exception)\b", line)]
+    errors = [
+        line
+        for line in lines
+        if line.lower().startswith("error") or "failed to" in line or re.match(r"^[\w.]*(Error|Exception)\b", line)
+    ]
     chosen = _LOG_PREFIX.sub("", (errors or lines or ["(no output)"])[-1]).strip() or "(no message)"
     return chosen if len(chosen) <= 400 else chosen[:400] + "..."
 
@@ -200,8 +204,15 @@ def _last_line(output: str) -> str:
 def _run(command: list[str], env: dict[str, str], what: str, hint: str = "") -> str:
     """Run a tool with its output captured; a failure is a :class:`VoicetuneError` with its last line."""
     try:
-        done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, errors="replace")
+        done = subprocess.run(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
     except OSError as error:
         raise VoicetuneError(f"{what} failed: cannot start {command[0]} ({error.strerror or error})") from None
     if done.returncode != 0:
@@ -220,8 +231,9 @@ def _fallbacks(output: str) -> int:
     return len(_FALLBACK_LINE.findall(output))
 
 
-def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: int | None = None,
-                log: Callable[[str], None] = print) -> dict:
+def export_gguf(
+    model: str, out: str | Path, quant: str = "q8_0", *, threads: int | None = None, log: Callable[[str], None] = print
+) -> dict:
     """Export ``model`` as one GGUF file at ``out``, quantised as ``quant`` (one of :data:`QUANTS`).
 
     ``model``: a trained model (``runs/NAME/train/model``) or another Hugging Face model directory, a packaged model
@@ -265,8 +277,13 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
     threads = choose_threads(threads)
     ensure_dir(out.parent, for_file=out)
 
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads),
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS=str(threads),
+        PYTHONUNBUFFERED="1",
+    )
     # Only the converter sees its folder (and so its own gguf package) on the path.
     converter_path = os.pathsep.join(p for p in (str(script.parent), env.get("PYTHONPATH", "")) if p)
     converter_env = dict(env, PYTHONPATH=converter_path)
@@ -289,22 +306,48 @@ def export_gguf(model: str, out: str | Path, quant: str = "q8_0", *, threads: in
         name = out.name.removesuffix(".gguf") or "voicetune"
         with _plain_folder(source, log) as folder:
             log(f"converting {model} to {outtype} (llama.cpp's convert_hf_to_gguf)")
-            _run([sys.executable, str(script), "--outtype", outtype, "--outfile", str(outfile.absolute()),
-                  "--model-name", name, str(folder.absolute())], converter_env, f"converting {model} to GGUF", hint)
+            _run(
+                [
+                    sys.executable,
+                    str(script),
+                    "--outtype",
+                    outtype,
+                    "--outfile",
+                    str(outfile.absolute()),
+                    "--model-name",
+                    name,
+                    str(folder.absolute()),
+                ],
+                converter_env,
+                f"converting {model} to GGUF",
+                hint,
+            )
         if not converted.is_file() or converted.stat().st_size == 0:
             raise VoicetuneError(f"converting {model} to GGUF failed: the converter wrote nothing to {converted}")
 
         fallback = 0
         if wanted == "q4_k_m":
             log(f"quantizing to q4_k_m (llama.cpp, {threads} thread{'s' * (threads != 1)})")
-            output = _run([sys.executable, "-c", _QUANTIZE, str(converted.absolute()), str(target.absolute()),
-                           "LLAMA_FTYPE_MOSTLY_Q4_K_M", str(threads)],
-                          env, "quantizing to q4_k_m")
+            output = _run(
+                [
+                    sys.executable,
+                    "-c",
+                    _QUANTIZE,
+                    str(converted.absolute()),
+                    str(target.absolute()),
+                    "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+                    str(threads),
+                ],
+                env,
+                "quantizing to q4_k_m",
+            )
             fallback = _fallbacks(output)
             if fallback:
                 kinds = sorted(set(_FALLBACK_LINE.findall(output)))
-                log(f"  {fallback} tensors use a fallback type ({'/'.join(kinds) or 'q5_0/q8_0'}): "
-                    "their rows are not a multiple of 256, as Q4_K needs")
+                log(
+                    f"  {fallback} tensors use a fallback type ({'/'.join(kinds) or 'q5_0/q8_0'}): "
+                    "their rows are not a multiple of 256, as Q4_K needs"
+                )
 
         try:
             commit_file(target, out)

@@ -62,8 +62,12 @@ class Spoken:
 
     def meta(self) -> dict:
         """The response's metadata as a server returns it."""
-        return {"fallback": self.fallback, "candidates": self.candidates, "refused": {str(k): v for k, v in self.refused.items()},
-                "seconds": round(self.seconds, 3)}
+        return {
+            "fallback": self.fallback,
+            "candidates": self.candidates,
+            "refused": {str(k): v for k, v in self.refused.items()},
+            "seconds": round(self.seconds, 3),
+        }
 
 
 #: Where the first chunk may end before its sentence does: a comma, semicolon, colon or dash, then a space.
@@ -87,13 +91,13 @@ def sentence_chunks(pieces: Iterable[str], first_clause_words: int | None = 4) -
             spans = sentence_spans(buffer)
             if clause is not None and (len(spans) < 2 or clause.start() < spans[0][1]):
                 yield buffer[: clause.start()].strip()
-                buffer, first = buffer[clause.end():], False
+                buffer, first = buffer[clause.end() :], False
         spans = sentence_spans(buffer)
         if len(spans) > 1:
             for start, end in spans[:-1]:
                 yield buffer[start:end].strip()
                 first = False
-            buffer = buffer[spans[-1][0]:]
+            buffer = buffer[spans[-1][0] :]
     if buffer.strip():
         yield buffer.strip()
 
@@ -123,8 +127,9 @@ _TOO_LONG = re.compile(r"exceed context window|llama_decode returned 1|maximum m
 def _fitting(error: BaseException) -> BaseException:
     """``error``, or a :class:`PromptTooLong` when it says that the prompt does not fit the model's context."""
     if isinstance(error, (ValueError, RuntimeError)) and _TOO_LONG.search(str(error)):
-        return PromptTooLong(f"the request does not fit the model's context ({error}): "
-                             "send fewer or shorter facts or a shorter draft")
+        return PromptTooLong(
+            f"the request does not fit the model's context ({error}): send fewer or shorter facts or a shorter draft"
+        )
     return error
 
 
@@ -138,10 +143,17 @@ def _speakable(turn: Turn) -> None:
         raise VoicetuneError(BLANK_DRAFT)
 
 
-def make_turn(history: Sequence[Message | dict], draft: str, facts: Sequence[str] | None = None, domain: str = "general") -> Turn:
+def make_turn(
+    history: Sequence[Message | dict], draft: str, facts: Sequence[str] | None = None, domain: str = "general"
+) -> Turn:
     """The turn record of a request (the same record every stage reads)."""
-    return Turn(id="request", domain=domain, history=[m if isinstance(m, Message) else Message.model_validate(m) for m in history],
-                draft=draft, facts=list(facts) if facts is not None else None)
+    return Turn(
+        id="request",
+        domain=domain,
+        history=[m if isinstance(m, Message) else Message.model_validate(m) for m in history],
+        draft=draft,
+        facts=list(facts) if facts is not None else None,
+    )
 
 
 class Voice:
@@ -151,19 +163,32 @@ class Voice:
     :class:`PromptTooLong`: both are :class:`~voicetune.errors.VoicetuneError`, the caller's to fix.
 
     Args:
-        backend: anything with ``generate(prompts, sampling)`` (and, to stream as it writes, ``stream(messages, sampling)``).
+        backend: anything with ``generate(prompts, sampling)`` (and, to stream as it writes, ``stream(messages,
+        sampling)``).
         name: the model's name in replies.
         style_prompt: a system prompt (None: the one the model was trained with, none).
         sampling: temperature, top-p, the longest response and the seed.
         best_of: candidates to sample; the one the judge rates highest is kept (usable first, then style).
-        guard: fall back to the draft said faithfully (:func:`voicetune.verbalize.speak_draft`) when the learned judge calls no candidate usable at its guard
+        guard: fall back to the draft said faithfully (:func:`voicetune.verbalize.speak_draft`) when the learned judge
+        calls no candidate usable at its guard
             threshold (with ``selector="rubric"``: when every candidate drops a required fact or contradicts the draft).
         scorer: the scorer config of the judge's rubric features and of ``scores`` (default: the default scorer).
-        selector: ``learned`` (the listeners' judge, the default) or ``rubric`` (the rules alone) for best-of-N and the guard.
+        selector: ``learned`` (the listeners' judge, the default) or ``rubric`` (the rules alone) for best-of-N and the
+        guard.
     """
 
-    def __init__(self, backend, *, name: str = "voicetune", style_prompt: str | None = None, sampling: SamplingConfig | None = None,
-                 best_of: int = 1, guard: bool = False, scorer=None, selector: str = "learned"):
+    def __init__(
+        self,
+        backend,
+        *,
+        name: str = "voicetune",
+        style_prompt: str | None = None,
+        sampling: SamplingConfig | None = None,
+        best_of: int = 1,
+        guard: bool = False,
+        scorer=None,
+        selector: str = "learned",
+    ):
         if best_of < 1:
             raise VoicetuneError(f"--best-of must be at least 1, got {best_of}")
         self.backend, self.name, self.style_prompt = backend, name, style_prompt
@@ -205,8 +230,13 @@ class Voice:
             return Spoken(text=candidates[0])
 
         decoded = pick(turn, candidates, self.scorer, guard=self.guard, selector=self.selector)
-        return Spoken(text=decoded.text, fallback=decoded.fallback, candidates=len(candidates), refused=decoded.refused,
-                      scores=_scores(turn, decoded.text, self.scorer))
+        return Spoken(
+            text=decoded.text,
+            fallback=decoded.fallback,
+            candidates=len(candidates),
+            refused=decoded.refused,
+            scores=_scores(turn, decoded.text, self.scorer),
+        )
 
     def prepare(self, turn: Turn, draft_so_far: str | None = None) -> int:
         """Evaluate the coming request's prompt as far as it is known (``turn``'s persona and conversation, and
@@ -291,18 +321,23 @@ def _gguf_file(path: Path) -> Path:
         except OSError as error:
             raise VoicetuneError(f"{path}: {error.strerror or error}") from None
         if magic != b"GGUF":
-            raise VoicetuneError(f"{path}: not a GGUF file (it does not begin with 'GGUF'); "
-                                 f"make one with: voicetune export MODEL --gguf {path.name}")
+            raise VoicetuneError(
+                f"{path}: not a GGUF file (it does not begin with 'GGUF'); "
+                f"make one with: voicetune export MODEL --gguf {path.name}"
+            )
     return path
 
 
 def check_backend(backend: str) -> None:
-    """Refuse a ``--backend`` that is none of :data:`BACKENDS` or ``endpoint:URL`` (before anything is loaded or bound)."""
+    """Refuse a ``--backend`` that is none of :data:`BACKENDS` or ``endpoint:URL`` (before anything is loaded or
+    bound)."""
     if backend not in BACKENDS and not backend.startswith("endpoint:"):
         raise VoicetuneError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)} or endpoint:URL")
 
 
-def load_backend(model: str, backend: str = "auto", *, threads: int | None = None, batch_size: int = 8, api_model: str | None = None):
+def load_backend(
+    model: str, backend: str = "auto", *, threads: int | None = None, batch_size: int = 8, api_model: str | None = None
+):
     """The generation backend ``voicetune serve`` names: ``transformers`` (a model directory, hub id or the
     embedded model), ``llama.cpp`` (a ``.gguf`` file, or the embedded model's GGUF), ``vllm``,
     ``endpoint:URL`` (an OpenAI-compatible server; ``model`` is the name it expects), or ``auto``: llama.cpp
@@ -315,26 +350,48 @@ def load_backend(model: str, backend: str = "auto", *, threads: int | None = Non
         backend = "llama.cpp" if is_gguf and importlib.util.find_spec("llama_cpp") is not None else "transformers"
     if backend == "llama.cpp":
         if not is_gguf:
-            raise VoicetuneError(f"--backend llama.cpp needs a GGUF file; export {model} first: voicetune export {model} --gguf MODEL.gguf")
+            raise VoicetuneError(
+                f"--backend llama.cpp needs a GGUF file; export {model} first: voicetune export {model} --gguf "
+                "MODEL.gguf"
+            )
         if model in EMBEDDED:
             return LlamaCppBackend(embedded_gguf(model), threads=threads)
         path = _gguf_file(Path(model))
         try:
             return LlamaCppBackend(path, threads=threads)
         except (ValueError, RuntimeError) as error:  # llama-cpp-python's "Failed to load model from file"
-            raise VoicetuneError(f"{path}: llama.cpp cannot load this GGUF file ({error}); is it truncated? export it again") \
-                from None
+            raise VoicetuneError(
+                f"{path}: llama.cpp cannot load this GGUF file ({error}); is it truncated? export it again"
+            ) from None
     if backend == "vllm":
         return VLLMBackend(model)
     return TransformersBackend(model, batch_size=batch_size)
 
 
-def load_voice(model: str, backend: str = "auto", *, best_of: int = 1, guard: bool = False, style: str | None = None,
-               temperature: float = DEFAULT_SAMPLING.temperature, max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens, seed: int = 0, threads: int | None = None, scorer=None,
-               api_model: str | None = None) -> Voice:
+def load_voice(
+    model: str,
+    backend: str = "auto",
+    *,
+    best_of: int = 1,
+    guard: bool = False,
+    style: str | None = None,
+    temperature: float = DEFAULT_SAMPLING.temperature,
+    max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens,
+    seed: int = 0,
+    threads: int | None = None,
+    scorer=None,
+    api_model: str | None = None,
+) -> Voice:
     """A :class:`Voice` for a model spec and backend (see :func:`load_backend`); ``style``: a system prompt
     file or ``default`` (the voice style prompt), for a model not trained on spoken targets."""
     apply_threads(threads)
     sampling = SamplingConfig.at(temperature, max_new_tokens=max_new_tokens, seed=seed)
-    return Voice(load_backend(model, backend, threads=threads, api_model=api_model), name=Path(model).name if "/" in model else model,
-                 style_prompt=load_style_prompt(style), sampling=sampling, best_of=best_of, guard=guard, scorer=scorer)
+    return Voice(
+        load_backend(model, backend, threads=threads, api_model=api_model),
+        name=Path(model).name if "/" in model else model,
+        style_prompt=load_style_prompt(style),
+        sampling=sampling,
+        best_of=best_of,
+        guard=guard,
+        scorer=scorer,
+    )

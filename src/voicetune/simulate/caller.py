@@ -28,7 +28,9 @@ _UNSPEAKABLE_WRITTEN = re.compile(
     r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{8,}\b"
 )
 #: The same, as they come back through speech recognition.
-_UNSPEAKABLE_SPOKEN = re.compile(r"\b(?:asterisks?|hash(?:tag)?|pound sign|slash|backslash|underscores?|pipe|bullet point|dot com|www)\b", re.I)
+_UNSPEAKABLE_SPOKEN = re.compile(
+    r"\b(?:asterisks?|hash(?:tag)?|pound sign|slash|backslash|underscores?|pipe|bullet point|dot com|www)\b", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,17 @@ class Caller(Protocol):
 
     def describe(self) -> dict: ...
 
-    def wants_repeat(self, *, heard: str, seconds: float, attempt: int, u: float, conversation_id: str, seed: int,
-                     heard_so_far: Sequence[tuple[str, str]]) -> bool: ...
+    def wants_repeat(
+        self,
+        *,
+        heard: str,
+        seconds: float,
+        attempt: int,
+        u: float,
+        conversation_id: str,
+        seed: int,
+        heard_so_far: Sequence[tuple[str, str]],
+    ) -> bool: ...
 
 
 class RuleCaller:
@@ -156,6 +167,15 @@ class RuleCaller:
     def probability(self, heard: str, seconds: float, attempt: int) -> float:
         return repeat_probability(seconds, listening_load(heard), self.model, attempt)
 
-    def wants_repeat(self, *, heard: str, seconds: float, attempt: int, u: float, conversation_id: str = "", seed: int = 0,
-                     heard_so_far: Sequence[tuple[str, str]] = ()) -> bool:
+    def wants_repeat(
+        self,
+        *,
+        heard: str,
+        seconds: float,
+        attempt: int,
+        u: float,
+        conversation_id: str = "",
+        seed: int = 0,
+        heard_so_far: Sequence[tuple[str, str]] = (),
+    ) -> bool:
         return u < self.probability(heard, seconds, attempt)

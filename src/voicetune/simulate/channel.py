@@ -79,7 +79,8 @@ class _Cache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path)
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS heard (key TEXT PRIMARY KEY, channel TEXT, seconds REAL, timing TEXT, transcript TEXT)"
+                "CREATE TABLE IF NOT EXISTS heard (key TEXT PRIMARY KEY, channel TEXT, seconds REAL, timing TEXT, "
+                "transcript TEXT)"
             )
             self._db.commit()
         except (OSError, sqlite3.Error) as error:
@@ -90,7 +91,9 @@ class _Cache:
         return None if row is None else (float(row[0]), str(row[1]), row[2])
 
     def put(self, key: str, channel: str, seconds: float, timing: str, transcript: str | None) -> None:
-        self._db.execute("INSERT OR REPLACE INTO heard VALUES (?, ?, ?, ?, ?)", (key, channel, seconds, timing, transcript))
+        self._db.execute(
+            "INSERT OR REPLACE INTO heard VALUES (?, ?, ?, ?, ?)", (key, channel, seconds, timing, transcript)
+        )
         self._db.commit()
 
     def close(self) -> None:
@@ -132,7 +135,9 @@ class _CachedChannel:
 
     def _from_row(self, text: str, row: tuple[float, str, str | None]) -> Heard:
         seconds, timing, transcript = row
-        return Heard(text=text if transcript is None else transcript, seconds=seconds, timing=timing, transcript=transcript)
+        return Heard(
+            text=text if transcript is None else transcript, seconds=seconds, timing=timing, transcript=transcript
+        )
 
     def hear(self, text: str) -> Heard:
         """``text`` as the caller receives it (see the channel's class)."""
@@ -202,7 +207,11 @@ class TextChannel(_CachedChannel):
         super().__init__(cache)
 
     def describe(self) -> dict:
-        return {"channel": self.name, "timing": self.timing, "tts": None if self.synthesizer is None else self.synthesizer.describe()}
+        return {
+            "channel": self.name,
+            "timing": self.timing,
+            "tts": None if self.synthesizer is None else self.synthesizer.describe(),
+        }
 
     def _key_parts(self) -> list | None:
         return None if self.synthesizer is None else [self.synthesizer.describe(), None]
@@ -230,10 +239,16 @@ class SpeechChannel(_CachedChannel):
     name = "speech"
     _label = "speaking + transcribing"
 
-    def __init__(self, tts: str = "auto", cache: str | Path | None = None, asr_model: str = "tiny.en", threads: int | None = None):
+    def __init__(
+        self, tts: str = "auto", cache: str | Path | None = None, asr_model: str = "tiny.en", threads: int | None = None
+    ):
         synthesizer = Synthesizer(tts, threads=threads)
         if synthesizer.engine == "browser":
-            why = "tts 'browser' speaks in the reviewer's browser" if str(tts).strip().lower() == "browser" else "no TTS engine is installed"
+            why = (
+                "tts 'browser' speaks in the reviewer's browser"
+                if str(tts).strip().lower() == "browser"
+                else "no TTS engine is installed"
+            )
             raise VoicetuneError(f"the speech channel needs a TTS engine on this machine and {why} ({TTS_INSTALL})")
         self.synthesizer = synthesizer
         self.transcriber = Transcriber(asr_model, threads=threads)
@@ -241,7 +256,12 @@ class SpeechChannel(_CachedChannel):
         super().__init__(cache)
 
     def describe(self) -> dict:
-        return {"channel": self.name, "timing": self.timing, "tts": self.synthesizer.describe(), "asr": self.transcriber.describe()}
+        return {
+            "channel": self.name,
+            "timing": self.timing,
+            "tts": self.synthesizer.describe(),
+            "asr": self.transcriber.describe(),
+        }
 
     def _key_parts(self) -> list | None:
         return [self.synthesizer.describe(), self.transcriber.describe()]
@@ -267,7 +287,9 @@ def make_channel(kind: str, *, tts: str = "auto", cache: str | Path | None = Non
         return TextChannel(tts=tts, cache=cache, timing=timing)
     if name == "speech":
         if timing == "estimate":
-            raise VoicetuneError("the speech channel times the synthesised audio: timing 'estimate' is for the text channel")
+            raise VoicetuneError(
+                "the speech channel times the synthesised audio: timing 'estimate' is for the text channel"
+            )
         return SpeechChannel(tts=tts, cache=cache)
     raise VoicetuneError(f"unknown channel '{kind}': use {' or '.join(CHANNELS)}")
 

@@ -87,7 +87,11 @@ def persona_text(scenario: dict) -> str:
     instructions = scenario.get("instructions") or {}
     if isinstance(instructions, str):  # some τ²-bench versions give the instructions as one text
         instructions = {"reason_for_call": instructions}
-    parts = [f"Why you are calling: {_flat(instructions.get('reason_for_call'))}"] if instructions.get("reason_for_call") else []
+    parts = (
+        [f"Why you are calling: {_flat(instructions.get('reason_for_call'))}"]
+        if instructions.get("reason_for_call")
+        else []
+    )
     labelled = (
         ("known_info", "What you know: "),
         ("unknown_info", "What you do not know: "),
@@ -123,9 +127,13 @@ def _load_file(path: Path, domain: str | None = None) -> list[Persona]:
         reason = instructions.get("reason_for_call") if isinstance(instructions, dict) else instructions
         if not isinstance(reason, str) or not reason.strip():
             raise VoicetuneError(f"{path}: task {index}: no 'user_scenario.instructions.reason_for_call'")
-        task_domain = (instructions.get("domain") if isinstance(instructions, dict) else None) or domain or path.parent.name
+        task_domain = (
+            (instructions.get("domain") if isinstance(instructions, dict) else None) or domain or path.parent.name
+        )
         task_id = task.get("id", index)
-        personas.append(Persona(id=f"tau2:{task_domain}:{task_id}", domain=str(task_domain), text=persona_text(scenario)))
+        personas.append(
+            Persona(id=f"tau2:{task_domain}:{task_id}", domain=str(task_domain), text=persona_text(scenario))
+        )
     if not personas:
         raise VoicetuneError(f"{path}: holds no tasks")
     return personas
@@ -143,7 +151,9 @@ def load_personas(path: str | Path) -> list[Persona]:
     if path.is_dir():
         files = sorted(path.glob("*/tasks.json")) or ([path / "tasks.json"] if (path / "tasks.json").is_file() else [])
         if not files:
-            raise VoicetuneError(f"{path}: no */tasks.json in this folder (expected τ²-bench data, one folder per domain)")
+            raise VoicetuneError(
+                f"{path}: no */tasks.json in this folder (expected τ²-bench data, one folder per domain)"
+            )
         return [persona for file in files for persona in _load_file(file)]
     return _load_file(path)
 
@@ -235,11 +245,23 @@ class LLMCaller:
         max_tokens: int = 16,
     ):
         if not personas:
-            raise VoicetuneError("the LLM caller needs at least one persona (no τ²-bench tasks were found: pass a tasks.json or its folder)")
+            raise VoicetuneError(
+                "the LLM caller needs at least one persona (no τ²-bench tasks were found: pass a tasks.json or its "
+                "folder)"
+            )
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
             raise VoicetuneError(f"{endpoint}: the caller's temperature must be a number >= 0, got {temperature!r}")
-        self.chat = CachedChat(endpoint, model, purpose=f"caller:{self.name}", cache=ChatCache(cache) if cache is not None else None,
-                               max_tokens=max_tokens, temperature=temperature, timeout=timeout, retries=retries, api_key_env=api_key_env)
+        self.chat = CachedChat(
+            endpoint,
+            model,
+            purpose=f"caller:{self.name}",
+            cache=ChatCache(cache) if cache is not None else None,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            timeout=timeout,
+            retries=retries,
+            api_key_env=api_key_env,
+        )
         self.endpoint = endpoint.strip()
         self.model = model
         self.personas = tuple(personas)
@@ -249,7 +271,9 @@ class LLMCaller:
 
     def describe(self) -> dict:
         """What decides this caller's answers: part of the simulation's fingerprint."""
-        sample = caller_messages("PERSONA", [("user", "USER"), ("agent", "AGENT")], "TURN", 1)  # the template, not just the constant
+        sample = caller_messages(
+            "PERSONA", [("user", "USER"), ("agent", "AGENT")], "TURN", 1
+        )  # the template, not just the constant
         return {
             "caller": self.name,
             "endpoint": self.endpoint,
@@ -267,7 +291,9 @@ class LLMCaller:
         digest = hashlib.sha256(f"voicetune-caller\0{seed}\0{conversation_id}".encode()).digest()
         return self.personas[int.from_bytes(digest[:8], "big") % len(self.personas)]
 
-    def react(self, *, conversation_id: str, seed: int, heard_so_far: Sequence[tuple[str, str]], agent_turn: str, attempt: int) -> Reaction:
+    def react(
+        self, *, conversation_id: str, seed: int, heard_so_far: Sequence[tuple[str, str]], agent_turn: str, attempt: int
+    ) -> Reaction:
         """How the conversation's caller reacts on hearing ``agent_turn`` (``attempt`` 0 the first time, 1+
         after asking for a repeat), given the call so far as heard (``(role, text)``, role ``user`` or
         ``agent``): ``"understood"``, ``"repeat"`` or ``"rest"``. An unreadable answer is ``"understood"``

@@ -65,7 +65,14 @@ Log = Callable[[str], None]
 #: The per-call figures, in the order tables show them.
 METRICS = ("repeat_requests", "turns", "duration_seconds", "resolved")
 #: The caller-model parameters ``--sensitivity`` moves by ±50%.
-SENSITIVE = ("repair_interval_seconds", "info_weight", "sentence_weight", "list_weight", "unspeakable_weight", "abandon_per_redundant")
+SENSITIVE = (
+    "repair_interval_seconds",
+    "info_weight",
+    "sentence_weight",
+    "list_weight",
+    "unspeakable_weight",
+    "abandon_per_redundant",
+)
 
 
 def uniform(seed: int, call: str, turn: int, decision: str) -> float:
@@ -105,8 +112,10 @@ def check_call_turns(turns: Iterable[tuple[int | None, Turn]], source: str | Pat
         if problem is not None:
             raise VoicetuneError(f"{where}: {problem}")
         if not (turn.draft or "").strip():
-            raise VoicetuneError(f"{where}: field 'draft': the turn has no draft; a simulated call is judged against each turn's draft "
-                                 "(its facts, what the caller asks to hear again), so every turn needs one")
+            raise VoicetuneError(
+                f"{where}: field 'draft': the turn has no draft; a simulated call is judged against each turn's draft "
+                "(its facts, what the caller asks to hear again), so every turn needs one"
+            )
 
 
 def group_calls(turns: Sequence[Turn]) -> dict[str, list[Turn]]:
@@ -195,7 +204,9 @@ class _Simulator:
         """Ask the learned judge about every (turn, response) at once (cached): :meth:`usable` reads the answers."""
         if not self.config.usable_check:
             return
-        todo = list({(t.id, text): (t, text) for t, text in items if (t.id, text) not in self._usable and text.strip()}.values())
+        todo = list(
+            {(t.id, text): (t, text) for t, text in items if (t.id, text) not in self._usable and text.strip()}.values()
+        )
         if not todo:
             return
         judge = default_judge(self.config.scorer, log=self.log)
@@ -233,21 +244,37 @@ class _Simulator:
             self._contradiction[key] = contradicts(findings, self.config.scorer.meaning.entail_low)
         return self._contradiction[key]
 
-    def _agent_says(self, result: CallResult, text: str, kind: str, k: int, heard_so_far: list, caller_model: CallerModel) -> Heard:
+    def _agent_says(
+        self, result: CallResult, text: str, kind: str, k: int, heard_so_far: list, caller_model: CallerModel
+    ) -> Heard:
         """The agent says ``text`` (a turn, or the rest), and the caller asks to hear it again as often as the
         caller decides: each request a caller turn and the agent's repeat."""
         heard = self.hear(text)
         result.turns += 1
         result.duration_seconds += self.timing.agent_latency_seconds + heard.seconds
         result.agent_seconds += heard.seconds
-        result.events.append({"who": "agent", "kind": kind, "text": text, "heard": heard.text, "seconds": round(heard.seconds, 2)})
+        result.events.append(
+            {"who": "agent", "kind": kind, "text": text, "heard": heard.text, "seconds": round(heard.seconds, 2)}
+        )
         attempt = 0
-        while self.caller.wants_repeat(heard=heard.text, seconds=heard.seconds, attempt=attempt, u=uniform(result.seed, result.call, k, f"{kind}-repeat-{attempt}"),
-                                       conversation_id=result.call, seed=result.seed, heard_so_far=heard_so_far):
+        while self.caller.wants_repeat(
+            heard=heard.text,
+            seconds=heard.seconds,
+            attempt=attempt,
+            u=uniform(result.seed, result.call, k, f"{kind}-repeat-{attempt}"),
+            conversation_id=result.call,
+            seed=result.seed,
+            heard_so_far=heard_so_far,
+        ):
             request = self.timing.repeat_request
             result.repeat_requests += 1
             result.turns += 2
-            repeat_seconds = self.timing.caller_gap_seconds + self.caller_seconds(request) + self.timing.agent_latency_seconds + heard.seconds
+            repeat_seconds = (
+                self.timing.caller_gap_seconds
+                + self.caller_seconds(request)
+                + self.timing.agent_latency_seconds
+                + heard.seconds
+            )
             result.duration_seconds += repeat_seconds
             result.agent_seconds += heard.seconds
             result.events.append({"who": "caller", "kind": "repeat_request", "text": request})
@@ -256,8 +283,16 @@ class _Simulator:
         heard_so_far.append(("agent", heard.text))
         return heard
 
-    def call(self, system: str, call_id: str, turns: Sequence[Turn], responses: dict[str, str], seed: int, response_seed: int,
-             caller_model: CallerModel) -> CallResult:
+    def call(
+        self,
+        system: str,
+        call_id: str,
+        turns: Sequence[Turn],
+        responses: dict[str, str],
+        seed: int,
+        response_seed: int,
+        caller_model: CallerModel,
+    ) -> CallResult:
         similarity = caller_model.heard_similarity if self.config.channel == "speech" else None
         heard_it = lambda fact, text: heard_fact(fact, text, similarity)  # noqa: E731
 
@@ -270,7 +305,9 @@ class _Simulator:
             for message in turn.history[seen_history:]:
                 if message.role == "user":  # the caller's own words, as in the real call
                     result.turns += 1
-                    result.duration_seconds += (self.timing.caller_gap_seconds if result.events else 0.0) + self.caller_seconds(message.text)
+                    result.duration_seconds += (
+                        self.timing.caller_gap_seconds if result.events else 0.0
+                    ) + self.caller_seconds(message.text)
                     result.events.append({"who": "caller", "kind": "says", "text": message.text})
                     heard_so_far.append(("caller", message.text))
             seen_history = len(turn.history) + 1  # the next turn's history holds this agent turn, then the caller
@@ -282,14 +319,25 @@ class _Simulator:
                 result.unusable_turns += 1
                 result.repeat_requests += 1
                 result.turns += 2
-                result.duration_seconds += (self.timing.caller_gap_seconds + self.caller_seconds(request) + self.timing.agent_latency_seconds
-                                            + heard.seconds)
+                result.duration_seconds += (
+                    self.timing.caller_gap_seconds
+                    + self.caller_seconds(request)
+                    + self.timing.agent_latency_seconds
+                    + heard.seconds
+                )
                 result.agent_seconds += heard.seconds
                 result.events.append({"who": "caller", "kind": "unusable_request", "text": request, "failure": failure})
-                result.events.append({"who": "agent", "kind": "repeat", "text": response, "seconds": round(heard.seconds, 2)})
-            repeated = redundant_claims(heard.text, agent_heard, caller_model.redundancy_overlap, self.nli, self.config.scorer.meaning)
+                result.events.append(
+                    {"who": "agent", "kind": "repeat", "text": response, "seconds": round(heard.seconds, 2)}
+                )
+            repeated = redundant_claims(
+                heard.text, agent_heard, caller_model.redundancy_overlap, self.nli, self.config.scorer.meaning
+            )
             result.redundant += len(repeated)
-            if any(uniform(seed, call_id, k, f"abandon-{j}") < caller_model.abandon_per_redundant for j in range(len(repeated))):
+            if any(
+                uniform(seed, call_id, k, f"abandon-{j}") < caller_model.abandon_per_redundant
+                for j in range(len(repeated))
+            ):
                 result.abandoned = True
                 result.events.append({"who": "caller", "kind": "gives_up", "text": "(hangs up)"})
                 missing += [f.text for t in turns[k:] for f in self.required(t)]
@@ -305,7 +353,9 @@ class _Simulator:
                 result.turns += 1
                 result.duration_seconds += self.timing.caller_gap_seconds + self.caller_seconds(request)
                 result.events.append({"who": "caller", "kind": "rest_request", "text": request})
-                rest = self._agent_says(result, rest_text(turn.draft or "", pending), "rest", k, heard_so_far, caller_model)
+                rest = self._agent_says(
+                    result, rest_text(turn.draft or "", pending), "rest", k, heard_so_far, caller_model
+                )
                 agent_heard.append(rest.text)
                 pending = [f for f in pending if not heard_it(f, rest.text)]
             missing += [f.text for f in pending]
@@ -330,11 +380,20 @@ def system_figures(results: Sequence[CallResult], seed: int = 0) -> dict:
     """Each metric's mean over calls and seeds with a 95% bootstrap interval over calls (seeds of one call
     stay together), and the timing sources used."""
     figures: dict = {"calls": len({r.call for r in results}), "simulated": len(results)}
-    for metric in METRICS + ("facts_heard", "rest_requests", "abandoned", "contradicted", "redundant", "unusable_turns"):
+    for metric in METRICS + (
+        "facts_heard",
+        "rest_requests",
+        "abandoned",
+        "contradicted",
+        "redundant",
+        "unusable_turns",
+    ):
         per_call = list(_per_call(results, metric).values())
         low, high = bootstrap_interval(per_call, seed=seed) if per_call else (None, None)
-        figures[metric] = {"mean": round(statistics.mean(per_call), 4) if per_call else None,
-                           "ci": [None if low is None else round(low, 4), None if high is None else round(high, 4)]}
+        figures[metric] = {
+            "mean": round(statistics.mean(per_call), 4) if per_call else None,
+            "ci": [None if low is None else round(low, 4), None if high is None else round(high, 4)],
+        }
     return figures
 
 
@@ -350,9 +409,13 @@ def compare(a: Sequence[CallResult], b: Sequence[CallResult], margin: float, see
     shared = sorted(set(ra) & set(rb))
     out["resolution"] = non_inferiority([ra[c] for c in shared], [rb[c] for c in shared], margin, seed=seed)
     fa, fb = _per_call(a, "facts_heard"), _per_call(b, "facts_heard")
-    found = paired_bootstrap([fa[c] for c in shared], [fb[c] for c in shared], lambda x, y: np.mean(x) - np.mean(y), seed=seed)
-    out["facts_heard"] = {"difference": None if found is None else round(found[0], 4),
-                          "ci": [None, None] if found is None else [round(found[1], 4), round(found[2], 4)]}
+    found = paired_bootstrap(
+        [fa[c] for c in shared], [fb[c] for c in shared], lambda x, y: np.mean(x) - np.mean(y), seed=seed
+    )
+    out["facts_heard"] = {
+        "difference": None if found is None else round(found[0], 4),
+        "ci": [None, None] if found is None else [round(found[1], 4), round(found[2], 4)],
+    }
     out["calls"] = len(shared)
     return out
 
@@ -365,13 +428,24 @@ def sentence(a: str, b: str, comparison: dict) -> str:
         if item["change"] is None:
             return "n/a (none in B)"
         low, high = item["ci"]
-        return f"{100 * item['change']:+.0f}% [{100 * low:+.0f}%, {100 * high:+.0f}%]" if low is not None and high is not None else f"{100 * item['change']:+.0f}%"
+        return (
+            f"{100 * item['change']:+.0f}% [{100 * low:+.0f}%, {100 * high:+.0f}%]"
+            if low is not None and high is not None
+            else f"{100 * item['change']:+.0f}%"
+        )
 
     resolution = comparison["resolution"]
     verdict = {True: "yes", False: "no", None: "n/a"}[resolution["non_inferior"]]
-    delta = "n/a" if resolution["difference"] is None else f"{100 * resolution['difference']:+.1f} points (lower bound {100 * resolution['lower_bound']:+.1f})"
-    return (f"{a} vs {b}: repeat requests {change('repeat_requests')}, turns {change('turns')}, duration {change('duration_seconds')}, "
-            f"resolution {delta}, non-inferior (margin {100 * resolution['margin']:.0f} points): {verdict}")
+    delta = (
+        "n/a"
+        if resolution["difference"] is None
+        else f"{100 * resolution['difference']:+.1f} points (lower bound {100 * resolution['lower_bound']:+.1f})"
+    )
+    return (
+        f"{a} vs {b}: repeat requests {change('repeat_requests')}, turns {change('turns')}, duration "
+        f"{change('duration_seconds')}, "
+        f"resolution {delta}, non-inferior (margin {100 * resolution['margin']:.0f} points): {verdict}"
+    )
 
 
 def markdown(summary: dict) -> str:
@@ -385,38 +459,70 @@ def markdown(summary: dict) -> str:
             return f"{100 * mean:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
         return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
-    lines = [f"# Simulated calls: {summary['conversations']} ({summary['calls']} calls × {summary['seeds']} seeds, channel {summary['channel']}, caller {summary['caller']})", ""]
+    lines = [
+        f"# Simulated calls: {summary['conversations']} ({summary['calls']} calls × {summary['seeds']} seeds, channel "
+        f"{summary['channel']}, caller {summary['caller']})",
+        "",
+    ]
     estimated, total = summary["timing"].get("estimate", 0), sum(summary["timing"].values())
     if estimated:
-        lines += [f"**Agent speaking time is a words-per-minute estimate for {estimated} of {total} texts** (timing: estimate, "
-                  "or no TTS engine installed); the rest from synthesised audio.", ""]
+        lines += [
+            f"**Agent speaking time is a words-per-minute estimate for {estimated} of {total} texts** (timing: "
+            "estimate, "
+            "or no TTS engine installed); the rest from synthesised audio.",
+            "",
+        ]
     else:
         lines += [f"Agent speaking time from synthesised audio ({', '.join(sorted(summary['timing']))}).", ""]
-    lines += ["| system | repeat requests / call | turns / call | duration / call (s) | resolved | facts heard | rest requests | abandoned |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| system | repeat requests / call | turns / call | duration / call (s) | resolved | facts heard | rest "
+        "requests | abandoned |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, fig in summary["systems"].items():
         heard = cell(fig["facts_heard"], True) if "facts_heard" in fig else "–"
-        lines.append(f"| {name} | {cell(fig['repeat_requests'])} | {cell(fig['turns'])} | {cell(fig['duration_seconds'])} | "
-                     f"{cell(fig['resolved'], True)} | {heard} | {cell(fig['rest_requests'])} | {cell(fig['abandoned'], True)} |")
+        lines.append(
+            f"| {name} | {cell(fig['repeat_requests'])} | {cell(fig['turns'])} | {cell(fig['duration_seconds'])} | "
+            f"{cell(fig['resolved'], True)} | {heard} | {cell(fig['rest_requests'])} | {cell(fig['abandoned'], True)} |"
+        )
     lines += ["", "## Comparisons (paired over the same calls and seeds; 95% bootstrap CIs over calls)", ""]
     lines += [f"- {c['sentence']}" for c in summary["comparisons"]]
     if summary.get("sensitivity"):
-        lines += ["", "## Sensitivity: the range over every caller-model parameter at 0.5× and 1.5×", "",
-                  "| comparison | repeat requests | turns | duration | resolution Δ (points) | non-inferior |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Sensitivity: the range over every caller-model parameter at 0.5× and 1.5×",
+            "",
+            "| comparison | repeat requests | turns | duration | resolution Δ (points) | non-inferior |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in sensitivity_ranges(summary):
             span = lambda pair: "–" if pair is None else f"{_signed(pair[0])} to {_signed(pair[1])}"  # noqa: E731
-            resolution = "–" if row["resolution"] is None else f"{100 * row['resolution'][0]:+.1f} to {100 * row['resolution'][1]:+.1f}"
-            lines.append(f"| {row['a']} vs {row['b']} | {span(row['repeat_requests'])} | {span(row['turns'])} | {span(row['duration_seconds'])} | "
-                         f"{resolution} | {row['non_inferior']} of {row['settings']} |")
-        lines += ["", "## Sensitivity: each caller-model parameter at 0.5× and 1.5×", "",
-                  "| parameter | × | comparison | repeat requests | duration | resolution Δ | non-inferior |", "|---|---|---|---|---|---|---|"]
+            resolution = (
+                "–"
+                if row["resolution"] is None
+                else f"{100 * row['resolution'][0]:+.1f} to {100 * row['resolution'][1]:+.1f}"
+            )
+            lines.append(
+                f"| {row['a']} vs {row['b']} | {span(row['repeat_requests'])} | {span(row['turns'])} | "
+                f"{span(row['duration_seconds'])} | "
+                f"{resolution} | {row['non_inferior']} of {row['settings']} |"
+            )
+        lines += [
+            "",
+            "## Sensitivity: each caller-model parameter at 0.5× and 1.5×",
+            "",
+            "| parameter | × | comparison | repeat requests | duration | resolution Δ | non-inferior |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row in summary["sensitivity"]:
             for c in row["comparisons"]:
                 rep, dur, res = c["repeat_requests"], c["duration_seconds"], c["resolution"]
                 delta = "–" if res["difference"] is None else f"{100 * res['difference']:+.1f}"
                 verdict = {True: "yes", False: "no", None: "–"}[res["non_inferior"]]
-                lines.append(f"| {row['parameter']} | {row['factor']} | {c['a']} vs {c['b']} | {_signed(rep['change'])} | "
-                             f"{_signed(dur['change'])} | {delta} | {verdict} |")
+                lines.append(
+                    f"| {row['parameter']} | {row['factor']} | {c['a']} vs {c['b']} | {_signed(rep['change'])} | "
+                    f"{_signed(dur['change'])} | {delta} | {verdict} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -456,11 +562,25 @@ class _LLMRepeats:
     def describe(self) -> dict:
         return {"caller": "llm", **self.llm.describe()}
 
-    def wants_repeat(self, *, heard: str, seconds: float, attempt: int, u: float, conversation_id: str, seed: int,
-                     heard_so_far: Sequence[tuple[str, str]]) -> bool:
+    def wants_repeat(
+        self,
+        *,
+        heard: str,
+        seconds: float,
+        attempt: int,
+        u: float,
+        conversation_id: str,
+        seed: int,
+        heard_so_far: Sequence[tuple[str, str]],
+    ) -> bool:
         if attempt >= self.max_repeats:
             return False
-        return self.llm.react(conversation_id=conversation_id, seed=seed, heard_so_far=heard_so_far, agent_turn=heard, attempt=attempt) == "repeat"
+        return (
+            self.llm.react(
+                conversation_id=conversation_id, seed=seed, heard_so_far=heard_so_far, agent_turn=heard, attempt=attempt
+            )
+            == "repeat"
+        )
 
 
 def _make_caller(config: SimConfig, cache: Path):
@@ -471,13 +591,23 @@ def _make_caller(config: SimConfig, cache: Path):
         raise VoicetuneError("caller: llm needs llm.endpoint and llm.model (an OpenAI-compatible endpoint)")
     personas = load_personas(options.personas) if options.personas else default_personas()
     if not personas:
-        raise VoicetuneError("caller: llm needs τ²-bench personas: set llm.personas to a tasks.json (../shared/data/tau2 is absent)")
-    llm = LLMCaller(options.endpoint, options.model, personas, api_key_env=options.api_key_env, timeout=options.timeout, cache=cache)
+        raise VoicetuneError(
+            "caller: llm needs τ²-bench personas: set llm.personas to a tasks.json (../shared/data/tau2 is absent)"
+        )
+    llm = LLMCaller(
+        options.endpoint, options.model, personas, api_key_env=options.api_key_env, timeout=options.timeout, cache=cache
+    )
     return _LLMRepeats(llm, config.caller_model.max_repeats)
 
 
-def run_calls(simulator: _Simulator, systems: Sequence[str], calls: dict[str, list[Turn]], responses: dict, config: SimConfig,
-              caller_model: CallerModel) -> dict[str, list[CallResult]]:
+def run_calls(
+    simulator: _Simulator,
+    systems: Sequence[str],
+    calls: dict[str, list[Turn]],
+    responses: dict,
+    config: SimConfig,
+    caller_model: CallerModel,
+) -> dict[str, list[CallResult]]:
     """Every system through every call under every seed."""
     results: dict[str, list[CallResult]] = {name: [] for name in systems}
     for name in systems:
@@ -500,7 +630,15 @@ def _comparisons(results: dict[str, list[CallResult]], pairs: Sequence[tuple[str
 
 
 #: What a simulation writes in its output folder (files, and the responses folder).
-WRITES = ("simulate.yaml", "responses", "channel.sqlite", "caller_cache.sqlite", "calls.jsonl", "summary.json", "summary.md")
+WRITES = (
+    "simulate.yaml",
+    "responses",
+    "channel.sqlite",
+    "caller_cache.sqlite",
+    "calls.jsonl",
+    "summary.json",
+    "summary.md",
+)
 
 
 def simulation_inputs(config: SimConfig, systems: Sequence) -> list[Path]:
@@ -512,8 +650,15 @@ def simulation_inputs(config: SimConfig, systems: Sequence) -> list[Path]:
     return found
 
 
-def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, progress: bool = True, log: Log = print,
-             responses_dir: str | Path | None = None) -> dict:
+def simulate(
+    config: SimConfig,
+    out: str | Path,
+    *,
+    sensitivity: bool = False,
+    progress: bool = True,
+    log: Log = print,
+    responses_dir: str | Path | None = None,
+) -> dict:
     """Run the simulation of ``config`` into ``out`` (see the module docstring) and return its summary.
 
     Responses are cached in ``out/responses`` unless ``responses_dir`` names another folder (an evaluation's
@@ -546,36 +691,72 @@ def simulate(config: SimConfig, out: str | Path, *, sensitivity: bool = False, p
     caller = _make_caller(config, out / "caller_cache.sqlite")  # a bad caller setting fails now, not after generation
     atomic_write_text(out / "simulate.yaml", dump_yaml(config))
 
-    responses = all_responses(systems, turns, Path(responses_dir) if responses_dir is not None else out / "responses", config.response_seeds, temperature=config.temperature,
-                              max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, progress=progress, log=log,
-                              scorer=config.scorer)
+    responses = all_responses(
+        systems,
+        turns,
+        Path(responses_dir) if responses_dir is not None else out / "responses",
+        config.response_seeds,
+        temperature=config.temperature,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.batch_size,
+        progress=progress,
+        log=log,
+        scorer=config.scorer,
+    )
     channel = make_channel(config.channel, tts=config.tts, cache=out / "channel.sqlite", timing=config.timing)
-    texts = sorted({text for by_seed in responses.values() for answers in by_seed.values() for text in answers.values()})
+    texts = sorted(
+        {text for by_seed in responses.values() for answers in by_seed.values() for text in answers.values()}
+    )
     log(f"hearing {len(texts)} distinct agent turns through the {config.channel} channel")
     heard = dict(zip(texts, channel.hear_many(texts, progress=progress), strict=True))
     by_id = {t.id: t for t in turns}
-    prefetch_meaning(((by_id[i], heard[text].text) for by_seed in responses.values() for answers in by_seed.values()
-                      for i, text in answers.items() if i in by_id), config.scorer, progress=progress)
+    prefetch_meaning(
+        (
+            (by_id[i], heard[text].text)
+            for by_seed in responses.values()
+            for answers in by_seed.values()
+            for i, text in answers.items()
+            if i in by_id
+        ),
+        config.scorer,
+        progress=progress,
+    )
     simulator = _Simulator(config, channel, caller, heard, log)
     log(f"simulating {len(calls)} calls × {config.seeds} seeds × {len(systems)} systems ({caller.name} caller)")
     results = run_calls(simulator, names, calls, responses, config, config.caller_model)
     write_records(out / "calls.jsonl", [asdict(r) for name in names for r in results[name]])
     timing = Counter(h.timing for h in simulator.heard.values())
     summary: dict = {
-        "conversations": config.conversations, "calls": len(calls), "seeds": config.seeds, "channel": config.channel,
-        "caller": caller.name, "timing": dict(timing), "margin": config.margin,
-        "systems": {name: {"spec": s.spec, **system_figures(results[name])} for name, s in zip(names, systems, strict=True)},
+        "conversations": config.conversations,
+        "calls": len(calls),
+        "seeds": config.seeds,
+        "channel": config.channel,
+        "caller": caller.name,
+        "timing": dict(timing),
+        "margin": config.margin,
+        "systems": {
+            name: {"spec": s.spec, **system_figures(results[name])} for name, s in zip(names, systems, strict=True)
+        },
         "comparisons": _comparisons(results, pairs, config.margin),
-        "manifest": {"version": package_version(), "data": hash_records(turns), "caller": caller.describe(), "channel": channel.describe()},
+        "manifest": {
+            "version": package_version(),
+            "data": hash_records(turns),
+            "caller": caller.describe(),
+            "channel": channel.describe(),
+        },
     }
     if sensitivity:
         rows = []
         for parameter in SENSITIVE:
             for factor in (0.5, 1.5):
-                model = config.caller_model.model_copy(update={parameter: getattr(config.caller_model, parameter) * factor})
+                model = config.caller_model.model_copy(
+                    update={parameter: getattr(config.caller_model, parameter) * factor}
+                )
                 simulator.caller = RuleCaller(model)
                 moved = run_calls(simulator, names, calls, responses, config, model)
-                rows.append({"parameter": parameter, "factor": factor, "comparisons": _comparisons(moved, pairs, config.margin)})
+                rows.append(
+                    {"parameter": parameter, "factor": factor, "comparisons": _comparisons(moved, pairs, config.margin)}
+                )
         summary["sensitivity"] = rows
         summary["sensitivity_ranges"] = sensitivity_ranges(summary)
     atomic_write_text(out / "summary.json", dumps(summary, indent=2) + "\n")

@@ -19,7 +19,8 @@ sampling, scoring, pairs and DPO; a new ``reward`` rescoring, pairs and DPO, not
     DIR/train/sft/                      checkpoints/ (while training), model/ (the SFT policy)
     DIR/train/round1/candidates.raw.jsonl   N sampled candidates per context
     DIR/train/round1/candidates.jsonl   the same, scored by the reward (typed ``Candidate`` records)
-    DIR/train/round1/dpo_pairs.jsonl    (chosen, rejected) pairs with their scores, margin and source (``PreferencePair``)
+    DIR/train/round1/dpo_pairs.jsonl    (chosen, rejected) pairs with their scores, margin and source
+    (``PreferencePair``)
     DIR/train/round1/dpo/               checkpoints/ (while training), model/ (the policy after this round)
     DIR/train/metrics.jsonl             every logged training step (loss, learning rate, rewards)
     DIR/model/                          the final model (``--model DIR/model``)
@@ -98,33 +99,91 @@ def train(config: TrainConfig, out: str | Path, log: Log = print) -> dict:
     targets = timed("targets", make_targets, config, turns, data_id, targets_path, log)
     log(f"{len(targets)} training targets")
 
-    policy = timed("sft", run_sft, config, config.model, targets_path, out / "train" / "sft", out / "train" / "metrics.jsonl", log)
+    policy = timed(
+        "sft", run_sft, config, config.model, targets_path, out / "train" / "sft", out / "train" / "metrics.jsonl", log
+    )
 
     extra, extra_id = _extra_contexts(config)
     if extra:
-        log(f"{len(extra)} more contexts to sample on from {config.sample.data} (pairs from the policy's own candidates)")
+        log(
+            f"{len(extra)} more contexts to sample on from {config.sample.data} (pairs from the policy's own "
+            "candidates)"
+        )
     rounds = []
     for round_number in range(1, config.rounds + 1 if config.dpo.enabled else 1):
         folder = out / "train" / f"round{round_number}"
         contexts = sampling_contexts(config, targets, extra, round_number)
-        raw = timed(f"round{round_number}_sample", sample_candidates, config, policy, contexts, folder / "candidates.raw.jsonl", log)
-        candidates = timed(f"round{round_number}_score", score_candidates, config.reward, raw, folder / "candidates.raw.jsonl", folder / "candidates.jsonl", log, config.reward_judge)
+        raw = timed(
+            f"round{round_number}_sample",
+            sample_candidates,
+            config,
+            policy,
+            contexts,
+            folder / "candidates.raw.jsonl",
+            log,
+        )
+        candidates = timed(
+            f"round{round_number}_score",
+            score_candidates,
+            config.reward,
+            raw,
+            folder / "candidates.raw.jsonl",
+            folder / "candidates.jsonl",
+            log,
+            config.reward_judge,
+        )
         negatives = targets if round_number == 1 else []  # hard negatives once: they are not the policy's own samples
-        pairs = timed(f"round{round_number}_pairs", make_preference_pairs, config, contexts, negatives, folder / "candidates.jsonl", candidates, folder / "dpo_pairs.jsonl", log)
+        pairs = timed(
+            f"round{round_number}_pairs",
+            make_preference_pairs,
+            config,
+            contexts,
+            negatives,
+            folder / "candidates.jsonl",
+            candidates,
+            folder / "dpo_pairs.jsonl",
+            log,
+        )
         kinds = Counter(p.rejected_source for p in pairs)
-        log(f"round {round_number}: {len(pairs)} DPO pairs ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) "
-            f"from {len(candidates)} candidates on {len(contexts)} contexts (margin > {config.dpo.margin})")
-        rounds.append({"round": round_number, "contexts": len(contexts), "candidates": len(candidates), "pairs": len(pairs), "rejected": dict(kinds)})
+        log(
+            f"round {round_number}: {len(pairs)} DPO pairs ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) "
+            f"from {len(candidates)} candidates on {len(contexts)} contexts (margin > {config.dpo.margin})"
+        )
+        rounds.append(
+            {
+                "round": round_number,
+                "contexts": len(contexts),
+                "candidates": len(candidates),
+                "pairs": len(pairs),
+                "rejected": dict(kinds),
+            }
+        )
         if not pairs:
             log("no pair clears the margin: skipping DPO this round")
             continue
-        policy = timed(f"round{round_number}_dpo", run_dpo, config, policy, folder / "dpo_pairs.jsonl", folder / "dpo", out / "train" / "metrics.jsonl", log)
+        policy = timed(
+            f"round{round_number}_dpo",
+            run_dpo,
+            config,
+            policy,
+            folder / "dpo_pairs.jsonl",
+            folder / "dpo",
+            out / "train" / "metrics.jsonl",
+            log,
+        )
 
     final = timed("model", save_final_model, policy, out / "model", log)
     timings["total_s"] = round(time.perf_counter() - started, 1)
     summary = {
-        "model": str(final), "base_model": config.model, "targets": len(targets), "rounds": rounds, "steps_run": ran,
-        "timings": timings, "reward": config.reward.model_dump(), "version": package_version(), "threads": threads,
+        "model": str(final),
+        "base_model": config.model,
+        "targets": len(targets),
+        "rounds": rounds,
+        "steps_run": ran,
+        "timings": timings,
+        "reward": config.reward.model_dump(),
+        "version": package_version(),
+        "threads": threads,
     }
     atomic_write_text(out / "summary.json", dumps(summary, indent=2) + "\n")
     log(f"model saved to {final} in {timings['total_s']:.0f} s" + ("" if ran else " (every step was up to date)"))
@@ -183,6 +242,7 @@ def sampling_contexts(config: TrainConfig, targets: list[Turn], extra: list[Turn
     """The contexts a round samples on: ``sample.contexts`` of the targets and ``sample.data_contexts`` of the
     extra turns, seeded samples that differ from round to round (a later round sees new contexts where there
     are more than it needs). Extra turns keep no reference: their pairs come from the candidates alone."""
+
     def draw(turns: list[Turn], count: int | None, salt: int) -> list[Turn]:
         if count and len(turns) > count:
             return random.Random(config.seed * 1000 + round_number * 10 + salt).sample(turns, count)
@@ -190,7 +250,11 @@ def sampling_contexts(config: TrainConfig, targets: list[Turn], extra: list[Turn
 
     own = draw(targets, config.sample.contexts, 1)
     known = {t.id for t in own}
-    more = [t.model_copy(update={"reference": None}) for t in draw(extra, config.sample.data_contexts, 2) if t.id not in known]
+    more = [
+        t.model_copy(update={"reference": None})
+        for t in draw(extra, config.sample.data_contexts, 2)
+        if t.id not in known
+    ]
     return own + more
 
 
@@ -198,8 +262,13 @@ def make_targets(config: TrainConfig, turns: list[Turn], data_id: str, path: Pat
     """Turns whose ``reference`` is the spoken target: the records' own, or a teacher model's."""
     teacher_raw = path.with_name("teacher.jsonl")
     settings = {k: getattr(config, k) for k in ("targets", "teacher_endpoint", "teacher_model", "seed")}
-    step = _step(path, [path, teacher_raw, teacher_raw.with_name(teacher_raw.name + ".partial")],
-                 {"data": data_id, "config": {**settings, "max_examples": config.sft.max_examples}}, log, name="targets")
+    step = _step(
+        path,
+        [path, teacher_raw, teacher_raw.with_name(teacher_raw.name + ".partial")],
+        {"data": data_id, "config": {**settings, "max_examples": config.sft.max_examples}},
+        log,
+        name="targets",
+    )
     if step.done and path.is_file():
         return load_records(path), False
     step.begin()
@@ -207,7 +276,9 @@ def make_targets(config: TrainConfig, turns: list[Turn], data_id: str, path: Pat
         assert config.teacher_endpoint and config.teacher_model  # TrainConfig requires both with targets: teacher
         teacher = HTTPBackend(config.teacher_endpoint, config.teacher_model)
         log(f"asking the teacher {config.teacher_model} for {len(turns)} spoken targets")
-        spoken = generate_turns(teacher, turns, teacher_raw, load_style_prompt("default"), SamplingConfig(temperature=0.3))
+        spoken = generate_turns(
+            teacher, turns, teacher_raw, load_style_prompt("default"), SamplingConfig(temperature=0.3)
+        )
         turns = [t.model_copy(update={"reference": t.response, "response": None}) for t in spoken]
     else:
         turns = [t for t in turns if t.reference]
@@ -270,8 +341,11 @@ def _peft_config(config: TrainConfig):
     from peft import LoraConfig  # noqa: PLC0415 (heavy: peft)
 
     return LoraConfig(
-        r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules, task_type="CAUSAL_LM",
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
     )
 
 
@@ -352,7 +426,8 @@ def _load_for_training(model_path: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415 (heavy: transformers)
     from transformers.utils import logging as transformers_logging  # noqa: PLC0415 (heavy: transformers)
 
-    transformers_logging.disable_progress_bar()  # loading, saving and dataset bars: the steps have their own (voicetune.progress)
+    # loading, saving and dataset bars: the steps have their own (voicetune.progress)
+    transformers_logging.disable_progress_bar()
     try:
         import datasets  # noqa: PLC0415 (heavy: datasets)
 
@@ -360,7 +435,9 @@ def _load_for_training(model_path: str):
     except ImportError:
         pass
 
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # inside TRL, not ours
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )  # inside TRL, not ours
 
     if is_adapter_stack(model_path):
         model = load_merged(model_path)
@@ -375,15 +452,32 @@ def _load_for_training(model_path: str):
 def _training_settings(config: TrainConfig, stage) -> dict:
     """The config a trainer's output depends on: its stage (less what other steps consume: the DPO margin
     shapes the pairs, whose hash is an input), LoRA, lengths, precision and the seed."""
-    return {"stage": stage.model_dump(exclude={"enabled", "margin", "hard_negatives"}), "lora": config.lora.model_dump(), "max_length": config.max_length,
-            "precision": config.precision, "gradient_checkpointing": config.gradient_checkpointing, "seed": config.seed}
+    return {
+        "stage": stage.model_dump(exclude={"enabled", "margin", "hard_negatives"}),
+        "lora": config.lora.model_dump(),
+        "max_length": config.max_length,
+        "precision": config.precision,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "seed": config.seed,
+    }
 
 
-def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Path, metrics: Path, log: Log) -> tuple[str, bool]:
+def run_sft(
+    config: TrainConfig, model_spec: str, targets_path: Path, folder: Path, metrics: Path, log: Log
+) -> tuple[str, bool]:
     """Supervised fine-tuning on (prompt, spoken target); returns the policy's directory (``folder/model``)."""
-    step = _step(folder, [folder], {"model": model_identity(model_spec), "targets": hash_file(targets_path),
-                                    "config": _training_settings(config, config.sft), "output": "model/"},
-                 log, name="sft")
+    step = _step(
+        folder,
+        [folder],
+        {
+            "model": model_identity(model_spec),
+            "targets": hash_file(targets_path),
+            "config": _training_settings(config, config.sft),
+            "output": "model/",
+        },
+        log,
+        name="sft",
+    )
     if step.done and (policy := _finished_policy(folder, config.save_merged)):
         log("SFT: done already")
         return policy, False
@@ -396,25 +490,51 @@ def run_sft(config: TrainConfig, model_spec: str, targets_path: Path, folder: Pa
     dataset = Dataset.from_list(
         [{"prompt": build_messages(t), "completion": [{"role": "assistant", "content": t.reference}]} for t in targets]
     )
-    packing = {"packing": True, "padding_free": True} if config.sft.packing else {"train_sampling_strategy": "group_by_length"}
-    args = SFTConfig(**_common_args(config, config.sft, folder / "checkpoints"), gradient_accumulation_steps=config.sft.gradient_accumulation,
-                     completion_only_loss=True, **packing)
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "sft")],
+    packing = (
+        {"packing": True, "padding_free": True}
+        if config.sft.packing
+        else {"train_sampling_strategy": "group_by_length"}
     )
-    log(f"SFT: {len(dataset)} examples, {config.sft.epochs:g} epochs, bf16={args.bf16}, LoRA={config.lora.enabled}, packing={config.sft.packing}")
+    args = SFTConfig(
+        **_common_args(config, config.sft, folder / "checkpoints"),
+        gradient_accumulation_steps=config.sft.gradient_accumulation,
+        completion_only_loss=True,
+        **packing,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=_peft_config(config),
+        callbacks=[_metrics_callback(metrics, "sft")],
+    )
+    log(
+        f"SFT: {len(dataset)} examples, {config.sft.epochs:g} epochs, bf16={args.bf16}, LoRA={config.lora.enabled}, "
+        f"packing={config.sft.packing}"
+    )
     policy = _fit_and_save(trainer, folder, tokenizer, "SFT steps", model_spec, config.save_merged)
     step.finish(examples=len(dataset))
     return policy, True
 
 
-def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path, metrics: Path, log: Log) -> tuple[str, bool]:
+def run_dpo(
+    config: TrainConfig, model_path: str, pairs_path: Path, folder: Path, metrics: Path, log: Log
+) -> tuple[str, bool]:
     """DPO from the current policy on (chosen, rejected) pairs; the reference model's log-probabilities are
     computed once before training. Returns the policy's directory (``folder/model``)."""
-    step = _step(folder, [folder], {"policy": hash_tree(model_path), "pairs": hash_file(pairs_path),
-                                    "config": _training_settings(config, config.dpo), "output": "model/"},
-                 log, name=f"{folder.parent.name}/dpo")
+    step = _step(
+        folder,
+        [folder],
+        {
+            "policy": hash_tree(model_path),
+            "pairs": hash_file(pairs_path),
+            "config": _training_settings(config, config.dpo),
+            "output": "model/",
+        },
+        log,
+        name=f"{folder.parent.name}/dpo",
+    )
     if step.done and (policy := _finished_policy(folder, config.save_merged)):
         log("DPO: done already")
         return policy, False
@@ -425,12 +545,25 @@ def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path
     pairs = load_records(pairs_path, PreferencePair)
     model, tokenizer = _load_for_training(model_path)
     dataset = Dataset.from_list(
-        [{"prompt": p.prompt, "chosen": [{"role": "assistant", "content": p.chosen}], "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+        [
+            {
+                "prompt": p.prompt,
+                "chosen": [{"role": "assistant", "content": p.chosen}],
+                "rejected": [{"role": "assistant", "content": p.rejected}],
+            }
+            for p in pairs
+        ]
     )
-    args = DPOConfig(**_common_args(config, config.dpo, folder / "checkpoints"), beta=config.dpo.beta, precompute_ref_log_probs=True)
+    args = DPOConfig(
+        **_common_args(config, config.dpo, folder / "checkpoints"), beta=config.dpo.beta, precompute_ref_log_probs=True
+    )
     trainer = DPOTrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=_peft_config(config), callbacks=[_metrics_callback(metrics, "dpo")],
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=_peft_config(config),
+        callbacks=[_metrics_callback(metrics, "dpo")],
     )
     log(f"DPO: {len(dataset)} pairs, beta {config.dpo.beta}, bf16={args.bf16}")
     policy = _fit_and_save(trainer, folder, tokenizer, "DPO steps", model_path, config.save_merged)
@@ -442,34 +575,52 @@ def run_dpo(config: TrainConfig, model_path: str, pairs_path: Path, folder: Path
 # Sampling, scoring and preference pairs
 
 
-def sample_candidates(config: TrainConfig, policy: str, contexts: list[Turn], path: Path, log: Log) -> tuple[list[Candidate], bool]:
+def sample_candidates(
+    config: TrainConfig, policy: str, contexts: list[Turn], path: Path, log: Log
+) -> tuple[list[Candidate], bool]:
     """``candidates`` sampled responses per context from ``policy`` (resumable, unscored)."""
     partial = path.with_name(path.name + ".partial")
     sampling_settings = config.sample.model_dump(exclude={"data", "data_contexts", "contexts"})
-    step = _step(path, [path, partial], {"policy": hash_tree(policy), "contexts": hash_records(contexts),
-                                         "config": {"sample": sampling_settings, "seed": config.seed}}, log,
-                 name=f"{path.parent.name}/sample")
+    step = _step(
+        path,
+        [path, partial],
+        {
+            "policy": hash_tree(policy),
+            "contexts": hash_records(contexts),
+            "config": {"sample": sampling_settings, "seed": config.seed},
+        },
+        log,
+        name=f"{path.parent.name}/sample",
+    )
     if step.done and path.is_file():
         return load_records(path, Candidate), False
     step.begin()
     copies = [
-        Candidate.model_validate({**t.model_dump(exclude={"id"}), "id": f"{t.id}#c{k}", "turn_id": t.id, "candidate_index": k})
-        for t in contexts for k in range(config.sample.candidates)
+        Candidate.model_validate(
+            {**t.model_dump(exclude={"id"}), "id": f"{t.id}#c{k}", "turn_id": t.id, "candidate_index": k}
+        )
+        for t in contexts
+        for k in range(config.sample.candidates)
     ]
     log(f"sampling {len(copies)} candidates ({config.sample.candidates} for each of {len(contexts)} contexts)")
     backend = make_backend(policy, batch_size=config.sample.batch_size)
     sampling = SamplingConfig(
-        max_new_tokens=config.sample.max_new_tokens, temperature=config.sample.temperature, top_p=config.sample.top_p, seed=config.seed
+        max_new_tokens=config.sample.max_new_tokens,
+        temperature=config.sample.temperature,
+        top_p=config.sample.top_p,
+        seed=config.seed,
     )
     sampled = generate_turns(backend, copies, path, load_style_prompt(config.sample.style_prompt), sampling)
     step.finish(candidates=len(sampled))
     return [Candidate.model_validate(t.model_dump()) for t in sampled], True
 
 
-def score_candidates(reward: ScorerConfig, raw: list[Candidate], raw_path: Path, path: Path, log: Log,
-                     judge: str = "learned") -> tuple[list[Candidate], bool]:
+def score_candidates(
+    reward: ScorerConfig, raw: list[Candidate], raw_path: Path, path: Path, log: Log, judge: str = "learned"
+) -> tuple[list[Candidate], bool]:
     """Each candidate scored by the reward (``scores``, typed ``findings``, rendered ``reasons``); with the learned
-    judge, ``scores["reward"]`` is its score (usable first, then style) and ``usable``/``usable_p``/``failure`` are set."""
+    judge, ``scores["reward"]`` is its score (usable first, then style) and ``usable``/``usable_p``/``failure`` are
+    set."""
     made_from = {"candidates": hash_file(raw_path), "reward": reward.model_dump()}
     learned = None
     if judge == "learned":
@@ -483,8 +634,17 @@ def score_candidates(reward: ScorerConfig, raw: list[Candidate], raw_path: Path,
     scored = [_with_score(c, score_response(c, c.response or "", reward)) for c in raw]
     if learned is not None:
         assessed = learned.assess(scored, [c.response or "" for c in scored])
-        scored = [c.model_copy(update={"scores": {**(c.scores or {}), "reward": a.score}, "usable": a.usable, "usable_p": a.usable_p,
-                                       "failure": a.failure}) for c, a in zip(scored, assessed, strict=True)]
+        scored = [
+            c.model_copy(
+                update={
+                    "scores": {**(c.scores or {}), "reward": a.score},
+                    "usable": a.usable,
+                    "usable_p": a.usable_p,
+                    "failure": a.failure,
+                }
+            )
+            for c, a in zip(scored, assessed, strict=True)
+        ]
     write_records(path, scored)
     step.finish(candidates=len(scored))
     return scored, True
@@ -498,26 +658,48 @@ def _with_score(record, result):
 
 
 def make_preference_pairs(
-    config: TrainConfig, contexts: list[Turn], negatives_from: list[Turn], candidates_path: Path, candidates: list[Candidate], path: Path, log: Log
+    config: TrainConfig,
+    contexts: list[Turn],
+    negatives_from: list[Turn],
+    candidates_path: Path,
+    candidates: list[Candidate],
+    path: Path,
+    log: Log,
 ) -> tuple[list[PreferencePair], bool]:
     """The DPO pairs of a round: the on-policy pairs (see :func:`preference_pairs`) and, from the targets in
     ``negatives_from``, the hard negatives (see :func:`hard_negative_pairs`); recorded with what they were made from."""
     negatives = config.dpo.hard_negatives
-    step = _step(path, [path], {"candidates": hash_file(candidates_path), "contexts": hash_records(contexts),
-                                "negatives_from": hash_records(negatives_from), "hard_negatives": negatives.model_dump(),
-                                "margin": config.dpo.margin, "reward": config.reward.model_dump(), "reward_judge": config.reward_judge, "seed": config.seed}, log,
-                 name=f"{path.parent.name}/pairs")
+    step = _step(
+        path,
+        [path],
+        {
+            "candidates": hash_file(candidates_path),
+            "contexts": hash_records(contexts),
+            "negatives_from": hash_records(negatives_from),
+            "hard_negatives": negatives.model_dump(),
+            "margin": config.dpo.margin,
+            "reward": config.reward.model_dump(),
+            "reward_judge": config.reward_judge,
+            "seed": config.seed,
+        },
+        log,
+        name=f"{path.parent.name}/pairs",
+    )
     if step.done and path.is_file():
         return load_records(path, PreferencePair), False
     step.begin()
     pairs = preference_pairs(contexts, candidates, config.dpo.margin, config.reward)
-    pairs += hard_negative_pairs(negatives_from, negatives.kinds, negatives.contexts, negatives.per_context, config.reward, config.seed)
+    pairs += hard_negative_pairs(
+        negatives_from, negatives.kinds, negatives.contexts, negatives.per_context, config.reward, config.seed
+    )
     write_records(path, pairs)
     step.finish(pairs=len(pairs))
     return pairs, True
 
 
-def preference_pairs(contexts: list[Turn], candidates: list[Candidate], margin: float, reward: ScorerConfig | None = None) -> list[PreferencePair]:
+def preference_pairs(
+    contexts: list[Turn], candidates: list[Candidate], margin: float, reward: ScorerConfig | None = None
+) -> list[PreferencePair]:
     """One (chosen, rejected) pair per context: chosen = the best-scoring of the context's target (its
     ``reference``, when it has one) and the candidates, rejected = the worst candidate; kept only when the
     voice_score margin exceeds ``margin``."""
@@ -530,7 +712,8 @@ def preference_pairs(contexts: list[Turn], candidates: list[Candidate], margin: 
         context = context_of[turn_id]
         learned = any("reward" in (c.scores or {}) for c in group)
         options: list[tuple[float, str, str, int | None]] = [
-            (_reward(c.scores), c.response or "", "candidate", c.candidate_index) for c in group]
+            (_reward(c.scores), c.response or "", "candidate", c.candidate_index) for c in group
+        ]
         if context.reference:
             if learned:
                 target_score = default_judge(reward).score(context, context.reference).score
@@ -541,11 +724,20 @@ def preference_pairs(contexts: list[Turn], candidates: list[Candidate], margin: 
         worst = min(group, key=lambda c: _reward(c.scores))
         worst_score = _reward(worst.scores)
         if best[0] - worst_score > margin and best[1] != worst.response:
-            pairs.append(PreferencePair(
-                turn_id=turn_id, prompt=build_messages(context), chosen=best[1], rejected=worst.response or "",
-                chosen_source=best[2], chosen_index=best[3], rejected_index=worst.candidate_index,
-                chosen_score=best[0], rejected_score=worst_score, margin=round(best[0] - worst_score, 4),
-            ))
+            pairs.append(
+                PreferencePair(
+                    turn_id=turn_id,
+                    prompt=build_messages(context),
+                    chosen=best[1],
+                    rejected=worst.response or "",
+                    chosen_source=best[2],
+                    chosen_index=best[3],
+                    rejected_index=worst.candidate_index,
+                    chosen_score=best[0],
+                    rejected_score=worst_score,
+                    margin=round(best[0] - worst_score, 4),
+                )
+            )
     return pairs
 
 
@@ -556,7 +748,12 @@ def _reward(scores: dict | None) -> float:
 
 
 def hard_negative_pairs(
-    targets: list[Turn], kinds: list[str], contexts: int | None, per_context: int, reward: ScorerConfig | None = None, seed: int = 0
+    targets: list[Turn],
+    kinds: list[str],
+    contexts: int | None,
+    per_context: int,
+    reward: ScorerConfig | None = None,
+    seed: int = 0,
 ) -> list[PreferencePair]:
     """(target, corrupted target) pairs: for a seeded sample of ``contexts`` targets, ``per_context``
     corruptions each (:func:`voicetune.data.corrupt.synthetic_pairs`, which spreads the kinds evenly).
@@ -571,18 +768,30 @@ def hard_negative_pairs(
     if contexts and len(targets) > contexts:
         targets = random.Random(f"{seed}:hard-negatives").sample(targets, contexts)
     target_of = {t.id: t for t in targets}
-    made = [(target_of[p.meta["from_turn"]], p.response_b if p.meta["label"] == "a" else p.response_a, p.meta["corruption"])
-            for p in synthetic_pairs(targets, seed=seed, per_turn=per_context, kinds=kinds)]
-    prefetch_meaning([(t, t.reference or "") for t, _, _ in made] + [(t, text) for t, text, _ in made], reward or ScorerConfig())
+    made = [
+        (target_of[p.meta["from_turn"]], p.response_b if p.meta["label"] == "a" else p.response_a, p.meta["corruption"])
+        for p in synthetic_pairs(targets, seed=seed, per_turn=per_context, kinds=kinds)
+    ]
+    prefetch_meaning(
+        [(t, t.reference or "") for t, _, _ in made] + [(t, text) for t, text, _ in made], reward or ScorerConfig()
+    )
     pairs = []
     for turn, corrupted, kind in made:
         chosen_score = score_response(turn, turn.reference or "", reward).voice_score
         rejected_score = score_response(turn, corrupted, reward).voice_score
-        pairs.append(PreferencePair(
-            turn_id=turn.id, prompt=build_messages(turn), chosen=turn.reference or "", rejected=corrupted,
-            chosen_source="target", rejected_source=f"corruption:{kind}",
-            chosen_score=chosen_score, rejected_score=rejected_score, margin=round(chosen_score - rejected_score, 4),
-        ))
+        pairs.append(
+            PreferencePair(
+                turn_id=turn.id,
+                prompt=build_messages(turn),
+                chosen=turn.reference or "",
+                rejected=corrupted,
+                chosen_source="target",
+                rejected_source=f"corruption:{kind}",
+                chosen_score=chosen_score,
+                rejected_score=rejected_score,
+                margin=round(chosen_score - rejected_score, 4),
+            )
+        )
     return pairs
 
 

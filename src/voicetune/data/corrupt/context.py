@@ -33,7 +33,9 @@ def _hour_minute(text: str) -> tuple[int, int]:
 @lru_cache(maxsize=4096)
 def draft_money(draft: str) -> frozenset[int]:
     """Money amounts (in cents) a written draft states."""
-    return frozenset(100 * dollars + cents for dollars, cents in (money_value(match.group(0)) for match in MONEY.finditer(draft)))
+    return frozenset(
+        100 * dollars + cents for dollars, cents in (money_value(match.group(0)) for match in MONEY.finditer(draft))
+    )
 
 
 @lru_cache(maxsize=4096)

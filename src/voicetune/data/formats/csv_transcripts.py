@@ -22,7 +22,15 @@ from voicetune.data.conversation import Event, EventRole, domain_from_name, turn
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn
 
-ROLES: dict[str, EventRole] = {"user": "user", "caller": "user", "customer": "user", "agent": "agent", "assistant": "agent", "tool": "tool", "system": "system"}
+ROLES: dict[str, EventRole] = {
+    "user": "user",
+    "caller": "user",
+    "customer": "user",
+    "agent": "agent",
+    "assistant": "agent",
+    "tool": "tool",
+    "system": "system",
+}
 REQUIRED = ("conversation_id", "role", "text")
 
 
@@ -87,7 +95,10 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
     fieldnames = [name.strip().lower() for name in header[2]]
     missing = [name for name in REQUIRED if name not in fieldnames]
     if missing:
-        raise VoicetuneError(f"{path}:1: missing column{'s' * (len(missing) > 1)} {', '.join(repr(m) for m in missing)} (have {', '.join(fieldnames)})")
+        raise VoicetuneError(
+            f"{path}:1: missing column{'s' * (len(missing) > 1)} {', '.join(repr(m) for m in missing)} (have "
+            f"{', '.join(fieldnames)})"
+        )
     column = {name: fieldnames.index(name) for name in fieldnames[::-1]}  # the first column of a name wins
     role_column = column["role"]
     conversations: dict[str, list[tuple[float, int, Event, str | None]]] = {}
@@ -96,7 +107,7 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # a blank line
         if len(fields) != len(fieldnames):
-            hint = "; quote the text (\"...\") when it holds a comma" if len(fields) > len(fieldnames) else ""
+            hint = '; quote the text ("...") when it holds a comma' if len(fields) > len(fieldnames) else ""
             raise VoicetuneError(f"{where}: {len(fields)} fields, the header has {len(fieldnames)}{hint}")
         row = {name: fields[index] for name, index in column.items()}
         if end > start:
@@ -117,7 +128,9 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
             if not math.isfinite(order):
                 raise VoicetuneError(f"{where}: field 'turn' should be a finite number, got '{row['turn'].strip()}'")
         event = Event(role=ROLES[role], text=row["text"], reference=(row.get("reference") or "").strip() or None)
-        conversations.setdefault(conversation_id, []).append((order, row_number, event, (row.get("domain") or "").strip() or None))
+        conversations.setdefault(conversation_id, []).append(
+            (order, row_number, event, (row.get("domain") or "").strip() or None)
+        )
     turns: list[Turn] = []
     for conversation_id, rows_of_conversation in conversations.items():
         rows_of_conversation.sort(key=lambda r: (r[0], r[1]))

@@ -16,7 +16,14 @@ from voicetune.data.formats._json import json_lines, require
 from voicetune.errors import VoicetuneError
 from voicetune.records import Turn
 
-ROLES: dict[str, EventRole] = {"system": "system", "developer": "system", "user": "user", "assistant": "agent", "tool": "tool", "function": "tool"}
+ROLES: dict[str, EventRole] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "agent",
+    "tool": "tool",
+    "function": "tool",
+}
 
 
 def message_text(content, where: str) -> str:
@@ -30,10 +37,14 @@ def message_text(content, where: str) -> str:
         for index, part in enumerate(content):
             text = part.get("text", "") if isinstance(part, dict) else part
             if not isinstance(text, str):
-                raise VoicetuneError(f"{where}: field 'content[{index}].text' should be a string, got {type(text).__name__}")
+                raise VoicetuneError(
+                    f"{where}: field 'content[{index}].text' should be a string, got {type(text).__name__}"
+                )
             parts.append(text)
         return "\n".join(p for p in parts if p)
-    raise VoicetuneError(f"{where}: field 'content' should be a string or a list of parts, got {type(content).__name__}")
+    raise VoicetuneError(
+        f"{where}: field 'content' should be a string or a list of parts, got {type(content).__name__}"
+    )
 
 
 def chat_events(messages: list, where: str) -> list[Event]:

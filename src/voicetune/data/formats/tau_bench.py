@@ -25,7 +25,9 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
     if isinstance(data, dict) and "traj" in data:
         data = [data]
     if not isinstance(data, list):
-        raise VoicetuneError(f"{path}: expected a JSON list of trajectories ({{task_id, traj}}), got {type(data).__name__}")
+        raise VoicetuneError(
+            f"{path}: expected a JSON list of trajectories ({{task_id, traj}}), got {type(data).__name__}"
+        )
     turns: list[Turn] = []
     seen: set[str] = set()
     for index, item in enumerate(data):

@@ -43,5 +43,7 @@ def load(path: Path, text: str, domain: str | None) -> list[Turn]:
         where = f"{path}:{number}"
         display = require(data, "messages_display", str, where)
         conversation_id = unique_conversation_id(f"{path.stem}-{number:04d}", seen)
-        turns += turns_from_events(conversation_id, parse_display(display, where), domain=domain, meta={"source": "tau-bench-fewshot"})
+        turns += turns_from_events(
+            conversation_id, parse_display(display, where), domain=domain, meta={"source": "tau-bench-fewshot"}
+        )
     return turns

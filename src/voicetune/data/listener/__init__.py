@@ -42,9 +42,11 @@ DOMAINS_DIR = HERE / "domains"
 FAILURES: dict[str, str] = {
     "invented": "says something the draft and the conversation do not support (a fact, number, promise, policy)",
     "contradiction": "contradicts the draft or the conversation (a wrong amount, time, status, action or item)",
-    "dropped_need": "leaves out what the caller needs now: the answer, the draft's question or confirmation, a code, amount, date or step to act on",
+    "dropped_need": "leaves out what the caller needs now: the answer, the draft's question or confirmation, a code, "
+    "amount, date or step to act on",
     "incoherent": "garbled, self-contradictory or nonsensical; a wrong referent; a clause that does not parse",
-    "off_role": "not the agent speaking to the caller: speaks as the caller, labels ('Draft reply:'), talks about the task",
+    "off_role": "not the agent speaking to the caller: speaks as the caller, labels ('Draft reply:'), talks about the "
+    "task",
     "loop": "says the same sentence or phrase over and over",
     "unspeakable": "cannot be understood heard once: symbols, markdown, tables, URLs or ids a TTS reads as characters",
 }
@@ -82,8 +84,12 @@ def _split_of_conversation(conversation_id: str) -> str:
 
 def domain_conversations() -> list[dict]:
     """The helper-written conversations of ``domains/*.jsonl`` (other domains than the built-in five)."""
-    return [json.loads(line) for path in sorted(DOMAINS_DIR.glob("*.jsonl"))
-            for _, line in jsonl_lines(path.read_text(encoding="utf-8")) if line.strip()]
+    return [
+        json.loads(line)
+        for path in sorted(DOMAINS_DIR.glob("*.jsonl"))
+        for _, line in jsonl_lines(path.read_text(encoding="utf-8"))
+        if line.strip()
+    ]
 
 
 def domain_turns() -> list[Turn]:
@@ -104,12 +110,16 @@ def _contexts(shared_data: str | None) -> dict[str, Turn]:
         if (tau / TAU_TRANSCRIPTS).is_file():
             found.update({t.id: t for t in import_transcripts(tau / TAU_TRANSCRIPTS, "tau-bench")})
         else:
-            warnings.warn(f"{tau / TAU_TRANSCRIPTS} is absent: the listener labels on τ-bench turns are left out", stacklevel=3)
+            warnings.warn(
+                f"{tau / TAU_TRANSCRIPTS} is absent: the listener labels on τ-bench turns are left out", stacklevel=3
+            )
     contexts = {}
     for row in rows:
         turn = found.get(row["id"])
         if turn is not None:
-            contexts[row["id"]] = turn.model_copy(update={"meta": {**turn.meta, "pool_split": row["split"], "pool_source": row["source"]}})
+            contexts[row["id"]] = turn.model_copy(
+                update={"meta": {**turn.meta, "pool_split": row["split"], "pool_source": row["source"]}}
+            )
     return contexts
 
 
@@ -123,7 +133,13 @@ def _item_texts(ctx: dict[str, Turn]) -> dict[str, tuple[dict, str]]:
     rebuild = [i for i in items if i["response"] is None and i["context"] in ctx]
     if rebuild:
         pipecat = [i for i in rebuild if i["system"] == "draft+pipecat"]
-        formatted = dict(zip((i["id"] for i in pipecat), formatted_draft([ctx[i["context"]].draft or "" for i in pipecat]), strict=True))
+        formatted = dict(
+            zip(
+                (i["id"] for i in pipecat),
+                formatted_draft([ctx[i["context"]].draft or "" for i in pipecat]),
+                strict=True,
+            )
+        )
     texts = {}
     for item in items:
         if item["context"] not in ctx:
@@ -152,10 +168,26 @@ def labelled_responses(shared_data: str | Path | None = None) -> list[LabelledRe
             continue
         item, text = texts[row["item"]]
         turn = ctx[item["context"]]
-        out.append(LabelledResponse(**_context_fields(turn) | {
-            "id": row["item"], "response": text, "usable": row["usable"], "failure": row.get("failure"), "reason": row.get("reason", ""),
-            "reader": row["reader"], "split": turn.meta["pool_split"],
-            "meta": {**turn.meta, "context_id": turn.id, "system": item["system"], "synthetic": item["synthetic"]}}))
+        out.append(
+            LabelledResponse(
+                **_context_fields(turn)
+                | {
+                    "id": row["item"],
+                    "response": text,
+                    "usable": row["usable"],
+                    "failure": row.get("failure"),
+                    "reason": row.get("reason", ""),
+                    "reader": row["reader"],
+                    "split": turn.meta["pool_split"],
+                    "meta": {
+                        **turn.meta,
+                        "context_id": turn.id,
+                        "system": item["system"],
+                        "synthetic": item["synthetic"],
+                    },
+                }
+            )
+        )
     return out
 
 
@@ -169,13 +201,38 @@ def labelled_preferences(shared_data: str | Path | None = None) -> list[Labelled
             continue
         (item_a, text_a), (item_b, text_b) = texts[row["a"]], texts[row["b"]]
         turn = ctx[item_a["context"]]
-        out.append(LabelledPreference(**_context_fields(turn) | {
-            "id": f"{row['a']}:{row['b']}", "response_a": text_a, "response_b": text_b, "system_a": item_a["system"],
-            "system_b": item_b["system"], "winner": row["winner"], "reader": row["reader"], "kind": row["kind"],
-            "split": turn.meta["pool_split"],
-            "meta": {**turn.meta, "context_id": turn.id, "synthetic": item_a["synthetic"] or item_b["synthetic"]}}))
+        out.append(
+            LabelledPreference(
+                **_context_fields(turn)
+                | {
+                    "id": f"{row['a']}:{row['b']}",
+                    "response_a": text_a,
+                    "response_b": text_b,
+                    "system_a": item_a["system"],
+                    "system_b": item_b["system"],
+                    "winner": row["winner"],
+                    "reader": row["reader"],
+                    "kind": row["kind"],
+                    "split": turn.meta["pool_split"],
+                    "meta": {
+                        **turn.meta,
+                        "context_id": turn.id,
+                        "synthetic": item_a["synthetic"] or item_b["synthetic"],
+                    },
+                }
+            )
+        )
     return out
 
 
-__all__ = ["FAILURES", "Failure", "LabelledPreference", "LabelledResponse", "contexts", "domain_conversations", "domain_turns",
-           "labelled_preferences", "labelled_responses"]
+__all__ = [
+    "FAILURES",
+    "Failure",
+    "LabelledPreference",
+    "LabelledResponse",
+    "contexts",
+    "domain_conversations",
+    "domain_turns",
+    "labelled_preferences",
+    "labelled_responses",
+]

@@ -83,11 +83,17 @@ def _all(shared_data: str | None) -> tuple[Turn, ...]:
     return tuple(t for t in turns if t.reference and t.draft)
 
 
-def reference_turns(split: str | None = None, source: str | None = None, shared_data: str | Path | None = None) -> list[Turn]:
+def reference_turns(
+    split: str | None = None, source: str | None = None, shared_data: str | Path | None = None
+) -> list[Turn]:
     """Every turn with a spoken reference, or those of one ``split`` (train, dev, test) and/or ``source``."""
     if split is not None and split not in SPLITS:
         raise VoicetuneError(f"unknown split '{split}': choose from {', '.join(SPLITS)}")
     if source is not None and source not in SOURCES:
         raise VoicetuneError(f"unknown reference source '{source}': choose from {', '.join(SOURCES)}")
-    return [t.model_copy(deep=True) for t in _all(str(shared_data) if shared_data else None)
-            if (split is None or t.meta["reference_split"] == split) and (source is None or t.meta["reference_source"] == source)]
+    return [
+        t.model_copy(deep=True)
+        for t in _all(str(shared_data) if shared_data else None)
+        if (split is None or t.meta["reference_split"] == split)
+        and (source is None or t.meta["reference_source"] == source)
+    ]
