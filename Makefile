@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 APT_DEMO := espeak-ng
 APT_TEST := $(APT_DEMO) chromium
 
-.PHONY: install install-test apt demo test test-fast bench clean qwen
+.PHONY: install install-test apt demo check test test-fast bench clean qwen
 
 # What `make demo` needs: the package and its wheels, nothing compiled.
 install: $(STAMP)
@@ -65,7 +65,15 @@ demo: install
 
 # VOICETUNE_REQUIRE_LLAMA_SERVER / _ASR: the tests against the real llama.cpp endpoint and the speech channel
 # (installed above) must run here, not skip.
-test: install-test
+# The code gate, zero findings: ruff (lint and format), mypy (with pydantic's plugin) and the import-linter contract
+# of the layers (all configured in pyproject.toml). `make test` runs it first.
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	cd src && ../$(BIN)/lint-imports --config ../pyproject.toml --no-cache
+
+test: install-test check
 	VOICETUNE_REQUIRE_LLAMA_SERVER=1 VOICETUNE_REQUIRE_ASR=1 $(BIN)/python -m pytest -q
 
 # The inner loop: the tests that need no model, server, browser or speech engine and take under a second each
