@@ -187,7 +187,7 @@ def test_best_of_and_the_guard_follow_the_learned_order():
 
 
 def test_the_simulated_caller_asks_again_after_an_unusable_turn(monkeypatch, tmp_path):
-    import voicetune.judge.learned as learned
+    import voicetune.simulate.run as simulate_run
     from voicetune.simulate.config import SimConfig
     from voicetune.simulate.run import _Simulator
 
@@ -200,7 +200,7 @@ def test_the_simulated_caller_asks_again_after_an_unusable_turn(monkeypatch, tmp
         turns[1].id: good[turns[1].id],
     }
     monkeypatch.setattr(
-        learned,
+        simulate_run,
         "default_judge",
         lambda *a, **k: _Stub({**{v: (0.9, 0.5) for v in good.values()}, bad[turns[0].id]: (0.1, 0.9)}),
     )
