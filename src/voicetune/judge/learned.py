@@ -71,8 +71,9 @@ from voicetune.records import (
     read_text_file,
 )
 
-#: Bump when the features or the model change: cached judges are keyed by it.
-FEATURE_VERSION = 8
+#: Bump when the features or the model change: cached judges are keyed by it. 9: the one sentence splitter and
+#: the markdown-it list parser (issue 25) change the sentences and list items some features count.
+FEATURE_VERSION = 9
 #: What judging an unusable response usable costs, against judging a usable one unusable: a caller forgives a
 #: long answer, never a wrong or garbled one. With calibrated probabilities the cheapest decision calls a response
 #: usable when ``usable_p`` exceeds ``cost / (cost + 1)`` (2/3 here).
