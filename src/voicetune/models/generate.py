@@ -238,7 +238,9 @@ class LlamaCppBackend:
 
     def _request(self, messages: list[dict[str, str]], sampling: SamplingConfig, seed: int, stream: bool):
         return self.llm.create_chat_completion(
-            messages=messages,  # type: ignore[arg-type]  # role/content dicts, as llama.cpp's TypedDicts are max_tokens=sampling.max_new_tokens, temperature=sampling.temperature if sampling.do_sample else 0.0,
+            messages=messages,  # type: ignore[arg-type]  # role/content dicts, as llama.cpp's TypedDicts are
+            max_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature if sampling.do_sample else 0.0,
             top_p=sampling.top_p,
             seed=request_seed(seed),
             stream=stream,
